@@ -1,0 +1,239 @@
+//! Table descriptions: what `CreateTable` accepts, what is stored in the catalog, and the
+//! `TableDescription` DynamoDB returns.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::input::{Input, Violations, as_object};
+use crate::storage::{StorageError, Storage};
+
+/// A key attribute of a table: its name and scalar type ("S", "N" or "B").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyAttribute {
+    pub name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Throughput {
+    pub read_capacity_units: i64,
+    pub write_capacity_units: i64,
+}
+
+/// The catalog's record of a table. Stored as JSON in the catalog so an operator can read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Table {
+    pub table_name: String,
+    pub table_arn: String,
+    pub table_id: String,
+    /// Seconds since the epoch.
+    pub creation_date_time: f64,
+    pub hash_key: KeyAttribute,
+    pub range_key: Option<KeyAttribute>,
+    /// `None` for on-demand (PAY_PER_REQUEST) tables.
+    pub provisioned: Option<Throughput>,
+}
+
+impl Table {
+    /// Loads a table's record; a missing table is DynamoDB's `ResourceNotFoundException`.
+    pub fn load(storage: &mut impl Storage, name: &str) -> ApiResult<Table> {
+        let stored = storage.describe_table(name).map_err(storage_error)?;
+        let stored = stored.ok_or_else(|| ApiError::resource_not_found("Requested resource not found"))?;
+        serde_json::from_slice(&stored).map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))
+    }
+
+    pub fn key_attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
+        std::iter::once(&self.hash_key).chain(&self.range_key)
+    }
+
+    /// DynamoDB's `TableDescription` for this table in the given state.
+    pub fn description(&self, status: &str, item_count: u64, size_bytes: u64) -> Value {
+        let key_schema: Vec<Value> = std::iter::once(json!({"AttributeName": self.hash_key.name, "KeyType": "HASH"}))
+            .chain(self.range_key.iter().map(|k| json!({"AttributeName": k.name, "KeyType": "RANGE"})))
+            .collect();
+        let definitions: Vec<Value> = self
+            .key_attributes()
+            .map(|k| json!({"AttributeName": k.name, "AttributeType": k.attribute_type}))
+            .collect();
+        let (billing_mode, throughput) = match &self.provisioned {
+            Some(t) => ("PROVISIONED", (t.read_capacity_units, t.write_capacity_units)),
+            None => ("PAY_PER_REQUEST", (0, 0)),
+        };
+        let mut billing_summary = json!({"BillingMode": billing_mode});
+        if self.provisioned.is_none() {
+            billing_summary["LastUpdateToPayPerRequestDateTime"] = json!(self.creation_date_time);
+        }
+        json!({
+            "TableName": self.table_name,
+            "TableArn": self.table_arn,
+            "TableId": self.table_id,
+            "TableStatus": status,
+            "CreationDateTime": self.creation_date_time,
+            "KeySchema": key_schema,
+            "AttributeDefinitions": definitions,
+            "BillingModeSummary": billing_summary,
+            "ProvisionedThroughput": {
+                "NumberOfDecreasesToday": 0,
+                "ReadCapacityUnits": throughput.0,
+                "WriteCapacityUnits": throughput.1,
+            },
+            "ItemCount": item_count,
+            "TableSizeBytes": size_bytes,
+            "DeletionProtectionEnabled": false,
+        })
+    }
+}
+
+/// Maps a storage failure to the error a client sees.
+pub fn storage_error(error: StorageError) -> ApiError {
+    match error {
+        StorageError::NoSuchKeyspace => ApiError::resource_not_found("Requested resource not found"),
+        StorageError::Internal(detail) => ApiError::internal(format!("Internal server error ({detail})")),
+    }
+}
+
+/// Where a new table is: its ARN is built from these.
+pub struct Placement<'a> {
+    pub region: &'a str,
+    pub account_id: &'a str,
+    pub table_id: String,
+    pub now: f64,
+}
+
+/// Validates a `CreateTable` request the way DynamoDB does (constraint checks on every member
+/// first, then the rules between members) and returns the new table's record.
+pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> ApiResult<Table> {
+    for unsupported in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"] {
+        if input.has(unsupported) {
+            return Err(ApiError::validation(format!("dynabox does not support {unsupported} yet")));
+        }
+    }
+    let name = input.string("TableName")?;
+    let key_schema = read_pairs(input, "KeySchema", "KeyType")?;
+    let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
+    let billing_mode = input.string("BillingMode")?;
+    let throughput = match input.structure("ProvisionedThroughput")? {
+        Some(t) => Some((t.integer("ReadCapacityUnits")?, t.integer("WriteCapacityUnits")?)),
+        None => None,
+    };
+
+    let mut violations = Violations::default();
+    violations.table_name(name, "tableName");
+    check_pairs(&mut violations, key_schema.as_deref(), "keySchema", "keyType", &["HASH", "RANGE"], 2);
+    check_pairs(&mut violations, definitions.as_deref(), "attributeDefinitions", "attributeType", &["B", "N", "S"], usize::MAX);
+    violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
+    if let Some((read, write)) = throughput {
+        for (units, path) in [(read, "provisionedThroughput.readCapacityUnits"), (write, "provisionedThroughput.writeCapacityUnits")] {
+            match violations.not_null(units, path) {
+                Some(units) => violations.range(units, path, 1, i64::MAX),
+                None => {}
+            }
+        }
+    }
+    violations.finish()?;
+    let (Some(name), Some(key_schema), Some(definitions)) = (name, key_schema, definitions) else {
+        unreachable!("null members were reported as violations")
+    };
+
+    let (hash, range) = key_names(&key_schema)?;
+    let definition_names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
+    let undefined: Vec<&str> = [Some(hash), range].into_iter().flatten().filter(|k| !definition_names.contains(k)).collect();
+    if !undefined.is_empty() {
+        return Err(ApiError::invalid_parameter(format!(
+            "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+            undefined.join(", "),
+            definition_names.join(", ")
+        )));
+    }
+    if definitions.len() != key_schema.len() {
+        return Err(ApiError::invalid_parameter(
+            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+        ));
+    }
+    let provisioned = match (billing_mode.unwrap_or(if throughput.is_some() { "PROVISIONED" } else { "PAY_PER_REQUEST" }), throughput) {
+        ("PAY_PER_REQUEST", None) => None,
+        ("PAY_PER_REQUEST", Some(_)) => {
+            return Err(ApiError::invalid_parameter(
+                "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+            ));
+        }
+        (_, Some((Some(read), Some(write)))) => Some(Throughput { read_capacity_units: read, write_capacity_units: write }),
+        _ => {
+            return Err(ApiError::invalid_parameter(
+                "ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED",
+            ));
+        }
+    };
+    let attribute = |key: &str| {
+        let (_, attribute_type) = definitions.iter().find(|(n, _)| n == key).expect("checked above");
+        KeyAttribute { name: key.to_string(), attribute_type: attribute_type.clone() }
+    };
+    Ok(Table {
+        table_name: name.to_string(),
+        table_arn: format!("arn:aws:dynamodb:{}:{}:table/{name}", placement.region, placement.account_id),
+        table_id: placement.table_id,
+        creation_date_time: placement.now,
+        hash_key: attribute(hash),
+        range_key: range.map(attribute),
+        provisioned,
+    })
+}
+
+/// `KeySchema` and `AttributeDefinitions` are both lists of (AttributeName, <kind>) pairs.
+type Pairs = Vec<(String, String)>;
+
+fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pairs>> {
+    let Some(list) = input.list(member)? else { return Ok(None) };
+    let mut pairs = Vec::with_capacity(list.len());
+    for element in list {
+        let element = Input::new(as_object(element)?);
+        let name = element.string("AttributeName")?;
+        let kind = element.string(kind)?;
+        // Nulls inside elements are reported by `check_pairs` with their positions.
+        pairs.push((name.map(str::to_string).unwrap_or_default(), kind.map(str::to_string).unwrap_or_default()));
+    }
+    Ok(Some(pairs))
+}
+
+fn check_pairs(v: &mut Violations, pairs: Option<&[(String, String)]>, path: &str, kind_path: &str, kinds: &[&str], max: usize) {
+    let Some(pairs) = v.not_null(pairs, path) else { return };
+    if pairs.is_empty() {
+        v.add(Some("[]"), path, "have length greater than or equal to 1");
+    } else if pairs.len() > max {
+        v.add(Some(&format!("{pairs:?}")), path, &format!("have length less than or equal to {max}"));
+    }
+    for (i, (name, kind)) in pairs.iter().enumerate() {
+        let element = format!("{path}.{}.member", i + 1);
+        if name.is_empty() {
+            v.add(None, &format!("{element}.attributeName"), "not be null");
+        } else {
+            v.length(name, &format!("{element}.attributeName"), 1, 255);
+        }
+        if kind.is_empty() {
+            v.add(None, &format!("{element}.{kind_path}"), "not be null");
+        }
+        v.one_of(Some(kind).filter(|k| !k.is_empty()).map(String::as_str), &format!("{element}.{kind_path}"), kinds);
+    }
+}
+
+/// The hash and optional range key names of a validated key schema.
+fn key_names(key_schema: &[(String, String)]) -> ApiResult<(&str, Option<&str>)> {
+    let (hash, hash_type) = &key_schema[0];
+    if hash_type != "HASH" {
+        return Err(ApiError::validation("Invalid KeySchema: The first KeySchemaElement is not a HASH key type"));
+    }
+    let Some((range, range_type)) = key_schema.get(1) else { return Ok((hash, None)) };
+    if range_type != "RANGE" {
+        return Err(ApiError::validation("Invalid KeySchema: The second KeySchemaElement is not a RANGE key type"));
+    }
+    if range == hash {
+        return Err(ApiError::validation(
+            "Invalid KeySchema: The second KeySchemaElement has the same name as the first KeySchemaElement",
+        ));
+    }
+    Ok((hash, Some(range)))
+}

@@ -1,0 +1,104 @@
+//! DynamoDB's errors: the type a client sees in `__type`, its HTTP status, and the message.
+
+use std::fmt;
+
+/// The error types dynabox answers with. `type_name` is what clients read after the `#` of
+/// `__type`, so each variant is spelled exactly as DynamoDB spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Validation,
+    Serialization,
+    UnknownOperation,
+    MissingAuthenticationToken,
+    IncompleteSignature,
+    UnrecognizedClient,
+    ResourceNotFound,
+    ResourceInUse,
+    ConditionalCheckFailed,
+    RequestEntityTooLarge,
+    InternalServerError,
+}
+
+impl ErrorKind {
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "ValidationException",
+            ErrorKind::Serialization => "SerializationException",
+            ErrorKind::UnknownOperation => "UnknownOperationException",
+            ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            ErrorKind::IncompleteSignature => "IncompleteSignatureException",
+            ErrorKind::UnrecognizedClient => "UnrecognizedClientException",
+            ErrorKind::ResourceNotFound => "ResourceNotFoundException",
+            ErrorKind::ResourceInUse => "ResourceInUseException",
+            ErrorKind::ConditionalCheckFailed => "ConditionalCheckFailedException",
+            ErrorKind::RequestEntityTooLarge => "RequestEntityTooLarge",
+            ErrorKind::InternalServerError => "InternalServerError",
+        }
+    }
+
+    /// The namespace DynamoDB puts before `#` in `__type`: protocol-level errors come from the
+    /// Coral framework, the rest from the DynamoDB service model.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "com.amazon.coral.validate",
+            ErrorKind::Serialization
+            | ErrorKind::UnknownOperation
+            | ErrorKind::MissingAuthenticationToken
+            | ErrorKind::IncompleteSignature
+            | ErrorKind::UnrecognizedClient
+            | ErrorKind::RequestEntityTooLarge => "com.amazon.coral.service",
+            _ => "com.amazonaws.dynamodb.v20120810",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::InternalServerError => 500,
+            ErrorKind::RequestEntityTooLarge => 413,
+            _ => 400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into() }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Validation, message)
+    }
+
+    /// DynamoDB's "One or more parameter values were invalid: ..." family.
+    pub fn invalid_parameter(detail: impl fmt::Display) -> Self {
+        Self::validation(format!("One or more parameter values were invalid: {detail}"))
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Serialization, message)
+    }
+
+    pub fn resource_not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::ResourceNotFound, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InternalServerError, message)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.type_name(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,20 @@
+//! All DynamoDB semantics of dynabox. Ordinary Rust behind the [`storage::Storage`] and
+//! [`auth::Auth`] traits, so it runs natively in tests and benchmarks; `component` binds those
+//! traits to the WIT imports when built for `wasm32-wasip2`.
+
+pub mod auth;
+pub mod catalog;
+pub mod error;
+pub mod http;
+mod input;
+pub mod model;
+mod ops;
+pub mod protocol;
+pub mod random;
+mod sigv4;
+pub mod storage;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use protocol::handle;

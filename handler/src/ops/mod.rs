@@ -1,0 +1,55 @@
+//! DynamoDB operations, one module per family. Each takes the parsed request body and answers
+//! the JSON response body.
+
+mod items;
+mod keys;
+mod scan;
+mod tables;
+
+use serde_json::{Map, Value};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::input::{Input, Violations};
+use crate::storage::Storage;
+
+/// What an operation may use besides its input: the store and who is asking.
+pub struct Context<'a, S: Storage> {
+    pub storage: &'a mut S,
+    pub principal: &'a Principal,
+    /// The region the request was signed for; goes into ARNs.
+    pub region: &'a str,
+}
+
+/// Runs operation `name`; `None` when there is no such operation.
+pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Context<'_, S>) -> Option<ApiResult<Value>> {
+    let input = Input::new(body);
+    Some(match name {
+        "CreateTable" => tables::create_table(input, cx),
+        "DescribeTable" => tables::describe_table(input, cx),
+        "ListTables" => tables::list_tables(input, cx),
+        "DeleteTable" => tables::delete_table(input, cx),
+        "PutItem" => items::put_item(input, cx),
+        "GetItem" => items::get_item(input, cx),
+        "DeleteItem" => items::delete_item(input, cx),
+        "Scan" => scan::scan(input, cx),
+        _ => return None,
+    })
+}
+
+/// Refuses members this version does not implement yet, rather than silently ignoring them.
+fn reject_unsupported(input: Input<'_>, members: &[&str]) -> ApiResult<()> {
+    match members.iter().find(|m| input.has(m)) {
+        Some(member) => Err(ApiError::validation(format!("dynabox does not support {member} yet"))),
+        None => Ok(()),
+    }
+}
+
+/// The request's `TableName`, checked against DynamoDB's naming rules.
+fn table_name(input: Input<'_>) -> ApiResult<&str> {
+    let name = input.string("TableName")?;
+    let mut violations = Violations::default();
+    violations.table_name(name, "tableName");
+    violations.finish()?;
+    Ok(name.expect("a null name is a violation"))
+}

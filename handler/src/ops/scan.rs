@@ -1,0 +1,74 @@
+//! Scan in its plain form: the whole table in key order, paged by Limit and 1 MB.
+
+use serde_json::{Value, json};
+
+use super::{Context, items::document, keys, reject_unsupported, table_name};
+use crate::catalog::{Table, storage_error};
+use crate::error::ApiResult;
+use crate::input::{Input, Violations};
+use crate::model::{item_from_json, size::item_size};
+use crate::storage::{ScanRequest, Storage};
+
+/// DynamoDB stops a page once it has read 1 MB of items.
+const PAGE_BYTES: usize = 1024 * 1024;
+/// Items per storage call without a Limit: about 1 MB of typical (100+ byte) items, so one call
+/// never pulls a huge table into memory.
+const MAX_ITEMS_PER_CALL: u32 = 10_000;
+
+pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    reject_unsupported(
+        input,
+        &[
+            "ScanFilter", "FilterExpression", "ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames",
+            "ExpressionAttributeValues", "Segment", "TotalSegments", "Select", "IndexName", "ConditionalOperator",
+        ],
+    )?;
+    let name = table_name(input)?;
+    let limit = input.integer("Limit")?;
+    let start = input.object("ExclusiveStartKey")?;
+    input.boolean("ConsistentRead")?;
+    let mut violations = Violations::default();
+    if let Some(limit) = limit {
+        violations.range(limit, "limit", 1, i64::from(i32::MAX));
+    }
+    violations.finish()?;
+
+    let table = Table::load(cx.storage, name)?;
+    let after = match start {
+        Some(start) => Some(keys::of_request(
+            &table,
+            &item_from_json(&Value::Object(start.clone()))?,
+            "The provided starting key is invalid: The provided key element does not match the schema",
+        )?),
+        None => None,
+    };
+    let limit = limit.map(|l| l as u32);
+    let request = ScanRequest {
+        keyspace: name.to_string(),
+        after,
+        limit: limit.unwrap_or(MAX_ITEMS_PER_CALL).min(MAX_ITEMS_PER_CALL),
+        // Documents are larger than DynamoDB's item size; the exact 1 MB cut is made below.
+        byte_budget: (2 * PAGE_BYTES) as u32,
+    };
+    let page = cx.storage.scan(&request).map_err(storage_error)?;
+
+    let mut items = Vec::with_capacity(page.items.len());
+    let mut bytes = 0;
+    let mut cut_short = page.more;
+    for stored in &page.items {
+        let doc = document(stored)?;
+        bytes += item_size(&item_from_json(&Value::Object(doc.clone()))?);
+        items.push(doc);
+        if bytes >= PAGE_BYTES {
+            cut_short = items.len() < page.items.len() || page.more;
+            break;
+        }
+    }
+    let reached_limit = limit.is_some_and(|l| items.len() as u32 >= l);
+    let mut response = json!({"Count": items.len(), "ScannedCount": items.len()});
+    if (reached_limit || cut_short) && let Some(last) = items.last() {
+        response["LastEvaluatedKey"] = keys::key_attributes_of(&table, last);
+    }
+    response["Items"] = json!(items);
+    Ok(response)
+}

@@ -1,0 +1,74 @@
+//! CreateTable, DescribeTable, ListTables, DeleteTable.
+
+use serde_json::{Value, json};
+
+use super::{Context, table_name};
+use crate::catalog::{Placement, Table, storage_error, table_from_create_request};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::input::{Input, Violations};
+use crate::storage::Storage;
+
+pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let placement = Placement {
+        region: cx.region,
+        account_id: &cx.principal.account_id,
+        table_id: crate::random::uuid(),
+        now: crate::random::now_seconds(),
+    };
+    let table = table_from_create_request(input, placement)?;
+    let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
+    if !cx.storage.create_table(&table.table_name, &record).map_err(storage_error)? {
+        return Err(ApiError::new(ErrorKind::ResourceInUse, format!("Table already exists: {}", table.table_name)));
+    }
+    // Tables are ACTIVE at once: there is nothing to provision.
+    Ok(json!({"TableDescription": table.description("ACTIVE", 0, 0)}))
+}
+
+pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let name = table_name(input)?;
+    let table = Table::load(cx.storage, name)
+        .map_err(|e| not_found_named(e, name))?;
+    let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error).map_err(|e| not_found_named(e, name))?;
+    Ok(json!({"Table": table.description("ACTIVE", count, bytes)}))
+}
+
+pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let name = table_name(input)?;
+    let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
+    let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error)?;
+    if !cx.storage.delete_table(name).map_err(storage_error)? {
+        return Err(not_found_named(ApiError::resource_not_found(""), name));
+    }
+    Ok(json!({"TableDescription": table.description("DELETING", count, bytes)}))
+}
+
+pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let start = input.string("ExclusiveStartTableName")?;
+    let limit = input.integer("Limit")?;
+    let mut violations = Violations::default();
+    if let Some(start) = start {
+        violations.table_name(Some(start), "exclusiveStartTableName");
+    }
+    if let Some(limit) = limit {
+        violations.range(limit, "limit", 1, 100);
+    }
+    violations.finish()?;
+    let limit = limit.unwrap_or(100) as u32;
+    // One name more than asked for tells whether another page follows.
+    let mut names = cx.storage.list_tables(start, limit + 1).map_err(storage_error)?;
+    let more = names.len() > limit as usize;
+    names.truncate(limit as usize);
+    let mut response = json!({"TableNames": names});
+    if more {
+        response["LastEvaluatedTableName"] = json!(names.last());
+    }
+    Ok(response)
+}
+
+/// DescribeTable and DeleteTable name the missing table in their message.
+fn not_found_named(error: ApiError, name: &str) -> ApiError {
+    match error.kind {
+        ErrorKind::ResourceNotFound => ApiError::resource_not_found(format!("Requested resource not found: Table: {name} not found")),
+        _ => error,
+    }
+}

@@ -1,0 +1,84 @@
+//! DynamoDB's awsJson1.0 protocol: routing on `X-Amz-Target`, authentication, the error
+//! envelope and the response headers clients check (`x-amzn-RequestId`, `x-amz-crc32`).
+
+use serde_json::{Value, json};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::http::{Request, Response};
+use crate::input::Input;
+use crate::ops::{self, Context};
+use crate::random;
+pub use crate::random::request_id;
+use crate::sigv4;
+use crate::storage::Storage;
+
+const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// DynamoDB refuses request bodies over 16 MB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Answers one HTTP request: the whole life of a request inside the sandbox.
+pub fn handle(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -> Response {
+    let request_id = random::request_id();
+    if request.method == "GET" && request.path == "/" {
+        return Response {
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into()), ("x-amzn-requestid".into(), request_id)],
+            body: b"healthy: dynabox".to_vec(),
+        };
+    }
+    match answer(request, storage, auth) {
+        Ok(body) => json_response(200, &body, request_id),
+        Err(error) => error_response(&error, request_id),
+    }
+}
+
+fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -> ApiResult<Value> {
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(request_too_large());
+    }
+    let signed = sigv4::signed_request(request)?;
+    let principal = auth
+        .authenticate(&signed.access_key_id, &signed.credential_scope, &signed.string_to_sign, &signed.signature)
+        .map_err(|reason| ApiError::new(ErrorKind::UnrecognizedClient, reason))?;
+    let operation = request
+        .header("x-amz-target")
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .filter(|_| request.method == "POST")
+        .ok_or_else(unknown_operation)?;
+    let body = Input::parse_body(&request.body)?;
+    let mut cx = Context { storage, principal: &principal, region: signed.region() };
+    ops::dispatch(operation, &body, &mut cx).unwrap_or_else(|| Err(unknown_operation()))
+}
+
+fn unknown_operation() -> ApiError {
+    ApiError::new(ErrorKind::UnknownOperation, "")
+}
+
+pub fn request_too_large() -> ApiError {
+    ApiError::new(ErrorKind::RequestEntityTooLarge, format!("Request size exceeded {MAX_BODY_BYTES} bytes"))
+}
+
+/// DynamoDB's error envelope. Also used by the host for the failures it answers itself (a trap,
+/// an oversized body), so every error a client sees has one shape.
+pub fn error_response(error: &ApiError, request_id: String) -> Response {
+    let mut envelope = json!({"__type": format!("{}#{}", error.kind.namespace(), error.kind.type_name())});
+    if !error.message.is_empty() {
+        envelope["message"] = json!(error.message);
+    }
+    json_response(error.kind.status(), &envelope, request_id)
+}
+
+fn json_response(status: u16, body: &Value, request_id: String) -> Response {
+    let body = serde_json::to_vec(body).expect("a JSON value serialises");
+    Response {
+        status,
+        headers: vec![
+            ("content-type".into(), CONTENT_TYPE.into()),
+            ("x-amzn-requestid".into(), request_id),
+            ("x-amz-crc32".into(), crc32fast::hash(&body).to_string()),
+        ],
+        body,
+    }
+}

@@ -1,0 +1,177 @@
+//! Shared by the end-to-end tests: start the real `dynabox` binary on a free port against a
+//! chosen backend, and talk to it with the AWS SDK for Rust or with raw HTTP.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+/// The storage a server under test uses.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Embedded(PathBuf),
+    InMemory,
+    Postgres(String),
+}
+
+/// Every backend these tests must pass on. PostgreSQL comes from DATABASE_URL; without it the
+/// PostgreSQL runs are skipped, unless DYNABOX_REQUIRE_POSTGRES=1 (scripts/test.sh, CI) makes
+/// that a failure.
+pub fn stores() -> Vec<Store> {
+    let mut stores = vec![Store::Embedded(temp_dir("e2e"))];
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => stores.push(Store::Postgres(url)),
+        _ if std::env::var("DYNABOX_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("DYNABOX_REQUIRE_POSTGRES=1 but DATABASE_URL is not set")
+        }
+        _ => eprintln!("DATABASE_URL is not set: skipping the PostgreSQL backend"),
+    }
+    stores
+}
+
+/// A fresh directory under the system temp dir, unique to this process and call.
+pub fn temp_dir(label: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!("dynabox-{label}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A running `dynabox` process; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub address: String,
+}
+
+impl Server {
+    pub fn start(store: &Store) -> Server {
+        Self::start_with(store, &[])
+    }
+
+    pub fn start_with(store: &Store, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dynabox"));
+        command.args(["--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL");
+        match store {
+            Store::Embedded(dir) => command.arg("--data-dir").arg(dir),
+            Store::InMemory => command.arg("--in-memory"),
+            Store::Postgres(url) => command.args(["--database-url", url]),
+        };
+        let mut child = command.args(extra).stderr(Stdio::piped()).spawn().expect("dynabox starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let mut line = String::new();
+        let address = loop {
+            line.clear();
+            if stderr.read_line(&mut line).expect("read stderr") == 0 {
+                panic!("dynabox exited before listening");
+            }
+            if let Some(rest) = line.strip_prefix("dynabox listening on http://") {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
+                eprint!("[server] {sink}");
+                sink.clear();
+            }
+        });
+        Server { child, address }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test-key", "test-secret", None, None, "tests"))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Sends SIGTERM and waits; returns whether the process exited successfully.
+    pub fn terminate(mut self) -> bool {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let status = self.child.wait().expect("wait");
+        std::mem::forget(self);
+        status.success()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+/// A raw HTTP/1.1 exchange (one request per connection), for protocol tests no SDK would send.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn raw_request(address: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let mut head = format!("{method} / HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write head");
+    // The server may answer (413) before the whole body is sent; a broken pipe is fine then.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status line");
+    let headers = lines.filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    RawResponse { status, headers, body: body.to_string() }
+}
+
+/// Headers of a signed DynamoDB call (the signature itself is not checked by the open policy).
+pub fn signed_headers(target: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-amz-target", format!("DynamoDB_20120810.{target}")),
+        ("content-type", "application/x-amz-json-1.0".to_string()),
+        ("x-amz-date", "20240101T000000Z".to_string()),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test-key/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+                .to_string(),
+        ),
+    ]
+}
+
+pub fn unique(name: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{name}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
