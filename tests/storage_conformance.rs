@@ -1,0 +1,601 @@
+//! One conformance suite, run against every storage backend: the embedded store on disk and in
+//! memory, and PostgreSQL at `DATABASE_URL`. Without `DATABASE_URL` the PostgreSQL tests print a
+//! notice and pass, unless `DYNABOX_REQUIRE_POSTGRES=1` (CI), which makes them fail.
+//!
+//! Tests run in parallel, also against one shared database, so every table gets a unique name.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dynabox::storage::Backend;
+use dynabox_handler::storage::{Expect, ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
+use serde_json::{Value, json};
+
+macro_rules! suite {
+    ($($scenario:ident),* $(,)?) => {
+        suite!(@backend embedded_on_disk, OnDisk, $($scenario),*);
+        suite!(@backend embedded_in_memory, InMemory, $($scenario),*);
+        suite!(@backend postgres, Postgres, $($scenario),*);
+    };
+    (@backend $module:ident, $kind:ident, $($scenario:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    super::run(super::Kind::$kind, super::$scenario).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    describes_itself,
+    table_lifecycle,
+    list_tables_in_byte_order_with_paging,
+    put_get_overwrite_delete,
+    guards,
+    groups_are_atomic,
+    scan_order_after_limit_and_budget,
+    keyspace_stats,
+    deleted_table_is_gone,
+    table_deleted_by_another_process,
+    concurrent_optimistic_increments,
+);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    OnDisk,
+    InMemory,
+    Postgres,
+}
+
+/// A backend under test, plus what it takes to open a second handle on the same data.
+struct Store {
+    backend: Arc<Backend>,
+    kind: Kind,
+    dir: Option<TempDir>,
+    url: Option<String>,
+    /// Tables to delete at the end, so the shared database does not fill up.
+    created: Mutex<Vec<String>>,
+}
+
+impl Store {
+    /// `None` when PostgreSQL is not configured (and not required).
+    async fn open(kind: Kind) -> Option<Store> {
+        let (backend, dir, url) = match kind {
+            Kind::OnDisk => {
+                // Two levels that do not exist yet: open_embedded creates them.
+                let dir = TempDir::new();
+                (Backend::open_embedded(Some(&dir.path().join("store"))).unwrap(), Some(dir), None)
+            }
+            Kind::InMemory => (Backend::open_embedded(None).unwrap(), None, None),
+            Kind::Postgres => {
+                let url = postgres_url()?;
+                (connect_postgres(&url).await, None, Some(url))
+            }
+        };
+        Some(Store { backend: Arc::new(backend), kind, dir, url, created: Mutex::default() })
+    }
+
+    /// A second handle on the same data with its own caches, as another server process would
+    /// have; `None` in memory, where there is no such thing.
+    async fn another_handle(&self) -> Option<Backend> {
+        match self.kind {
+            Kind::OnDisk => Some(Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store"))).unwrap()),
+            Kind::InMemory => None,
+            Kind::Postgres => Some(connect_postgres(self.url.as_ref()?).await),
+        }
+    }
+
+    /// Creates a table with a unique name.
+    async fn table(&self) -> String {
+        let name = unique("t");
+        assert_eq!(self.backend.create_table(&name, &description(&name)).await, Ok(true));
+        self.created.lock().unwrap().push(name.clone());
+        name
+    }
+}
+
+async fn run(kind: Kind, scenario: impl AsyncFnOnce(&Store)) {
+    let Some(store) = Store::open(kind).await else { return };
+    scenario(&store).await;
+    let created = std::mem::take(&mut *store.created.lock().unwrap());
+    for name in created {
+        store.backend.delete_table(&name).await.unwrap();
+    }
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("DYNABOX_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("DYNABOX_REQUIRE_POSTGRES=1 but DATABASE_URL is not set: cannot run the PostgreSQL conformance tests")
+        }
+        Err(_) => {
+            eprintln!("skipping: set DATABASE_URL to run the PostgreSQL conformance tests");
+            None
+        }
+    }
+}
+
+async fn connect_postgres(url: &str) -> Backend {
+    // Small pools: many tests run at once against one server.
+    Backend::connect_postgres(url, 4).await.unwrap()
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        TempDir(std::env::temp_dir().join(unique("dynabox-conformance")))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A name no other test, nor another run in parallel, uses.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn description(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"TableName": name, "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]})).unwrap()
+}
+
+fn key(partition: &[u8], sort: &[u8]) -> ItemKey {
+    ItemKey { partition: partition.to_vec(), sort: sort.to_vec() }
+}
+
+fn doc(label: &str, n: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!({"id": {"S": label}, "n": {"N": n.to_string()}})).unwrap()
+}
+
+/// Documents compare as JSON: PostgreSQL returns jsonb's normal form, not the bytes written.
+fn json(document: &[u8]) -> Value {
+    serde_json::from_slice(document).unwrap()
+}
+
+fn counter(document: &[u8]) -> i64 {
+    json(document)["n"]["N"].as_str().unwrap().parse().unwrap()
+}
+
+fn put(keyspace: &str, key: &ItemKey, document: Vec<u8>, expect: Expect) -> Write {
+    Write { keyspace: keyspace.to_string(), key: key.clone(), document: Some(document), expect }
+}
+
+fn delete(keyspace: &str, key: &ItemKey, expect: Expect) -> Write {
+    Write { keyspace: keyspace.to_string(), key: key.clone(), document: None, expect }
+}
+
+/// The document (as JSON) and version stored at `key`, if any.
+async fn stored(backend: &Backend, keyspace: &str, key: &ItemKey) -> Option<(Value, u64)> {
+    let item = backend.get(keyspace, key).await.unwrap()?;
+    assert_eq!(&item.key, key);
+    Some((json(&item.document), item.version))
+}
+
+async fn scan(backend: &Backend, keyspace: &str, after: Option<&ItemKey>, limit: u32, byte_budget: u32) -> Page {
+    let request = ScanRequest { keyspace: keyspace.to_string(), after: after.cloned(), limit, byte_budget };
+    backend.scan(&request).await.unwrap()
+}
+
+fn keys(items: &[StoredItem]) -> Vec<ItemKey> {
+    items.iter().map(|i| i.key.clone()).collect()
+}
+
+async fn describes_itself(store: &Store) {
+    let described = store.backend.describe();
+    match store.kind {
+        Kind::OnDisk => {
+            assert_eq!(described, format!("embedded store at {}", store.dir.as_ref().unwrap().path().join("store").display()))
+        }
+        Kind::InMemory => assert_eq!(described, "in-memory store"),
+        Kind::Postgres => {
+            let config: tokio_postgres::Config = store.url.as_ref().unwrap().parse().unwrap();
+            assert!(described.starts_with("PostgreSQL at "), "{described}");
+            assert!(described.ends_with(&format!("/{}", config.get_dbname().unwrap_or("postgres"))), "{described}");
+            if let Some(password) = config.get_password() {
+                assert!(!described.contains(&*String::from_utf8_lossy(password)), "password in {described:?}");
+            }
+        }
+    }
+}
+
+async fn table_lifecycle(store: &Store) {
+    let backend = &store.backend;
+    let name = unique("life");
+    let first = description(&name);
+    assert_eq!(backend.describe_table(&name).await, Ok(None));
+    assert_eq!(backend.create_table(&name, &first).await, Ok(true));
+    store.created.lock().unwrap().push(name.clone());
+    assert_eq!(json(&backend.describe_table(&name).await.unwrap().unwrap()), json(&first));
+
+    // A second create changes nothing.
+    let second = serde_json::to_vec(&json!({"TableName": name, "Other": true})).unwrap();
+    assert_eq!(backend.create_table(&name, &second).await, Ok(false));
+    assert_eq!(json(&backend.describe_table(&name).await.unwrap().unwrap()), json(&first));
+    // Also as the catalog has it, not only this handle's cache.
+    if let Some(other) = store.another_handle().await {
+        assert_eq!(json(&other.describe_table(&name).await.unwrap().unwrap()), json(&first));
+    }
+
+    assert_eq!(backend.delete_table(&name).await, Ok(true));
+    assert_eq!(backend.describe_table(&name).await, Ok(None));
+    assert_eq!(backend.delete_table(&name).await, Ok(false));
+    assert_eq!(backend.delete_table(&unique("never")).await, Ok(false));
+    assert!(!backend.list_tables(None, u32::MAX).await.unwrap().contains(&name));
+}
+
+async fn list_tables_in_byte_order_with_paging(store: &Store) {
+    let backend = &store.backend;
+    // Every name starting with `prefix` is ours, and all of them sort right after `prefix`
+    // itself, whatever other tests create meanwhile. The suffixes are in byte order; a
+    // locale-aware collation would put "a" before "B" and ignore punctuation.
+    let prefix = unique("ls");
+    let suffixes = ["-z", ".y", "0x", "B", "_b", "a"];
+    for suffix in suffixes.iter().rev() {
+        let name = format!("{prefix}{suffix}");
+        assert_eq!(backend.create_table(&name, &description(&name)).await, Ok(true));
+        store.created.lock().unwrap().push(name);
+    }
+    let expected: Vec<String> = suffixes.iter().map(|s| format!("{prefix}{s}")).collect();
+
+    let listed = backend.list_tables(Some(&prefix), 100).await.unwrap();
+    assert_eq!(listed.into_iter().take(expected.len()).collect::<Vec<_>>(), expected);
+
+    // Paging by `limit` and `start_after` (later pages may hold other tests' tables).
+    assert_eq!(backend.list_tables(Some(&prefix), 4).await.unwrap(), expected[..4]);
+    let page = backend.list_tables(Some(&expected[3]), 4).await.unwrap();
+    assert!(page.len() <= 4);
+    assert_eq!(page.into_iter().filter(|n| n.starts_with(&prefix)).collect::<Vec<_>>(), expected[4..]);
+
+    // Strictly after: the name given is not repeated.
+    assert_eq!(backend.list_tables(Some(&expected[2]), 1).await.unwrap(), [expected[3].clone()]);
+    assert_eq!(backend.list_tables(Some(&prefix), 0).await.unwrap(), Vec::<String>::new());
+
+    let all = backend.list_tables(None, u32::MAX).await.unwrap();
+    assert!(all.is_sorted_by(|a, b| a.as_bytes() < b.as_bytes()), "not in byte order: {all:?}");
+    assert!(expected.iter().all(|name| all.contains(name)));
+}
+
+async fn put_get_overwrite_delete(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"p", b"");
+    let sorted = key(b"p", b"s");
+    assert_eq!(stored(backend, &t, &k).await, None);
+
+    for n in 1..=3 {
+        backend.write(&[put(&t, &k, doc("k", n), Expect::Anything)]).await.unwrap();
+        assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", n)), n as u64)));
+    }
+    backend.write(&[put(&t, &sorted, doc("sorted", 7), Expect::Anything)]).await.unwrap();
+    assert_eq!(stored(backend, &t, &sorted).await, Some((json(&doc("sorted", 7)), 1)));
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 3)), 3)));
+
+    // The embedded store keeps documents byte for byte.
+    if store.kind != Kind::Postgres {
+        assert_eq!(backend.get(&t, &k).await.unwrap().unwrap().document, doc("k", 3));
+    }
+
+    backend.write(&[delete(&t, &k, Expect::Anything)]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await, None);
+    assert_eq!(stored(backend, &t, &sorted).await, Some((json(&doc("sorted", 7)), 1)));
+    // Deleting what is not there is fine.
+    backend.write(&[delete(&t, &k, Expect::Anything)]).await.unwrap();
+    // A key written again after a delete is new: version 1.
+    backend.write(&[put(&t, &k, doc("k", 4), Expect::Anything)]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 4)), 1)));
+}
+
+async fn guards(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"k", b"");
+    let missing = key(b"missing", b"");
+    let failed = Err(WriteError::GuardFailed(0));
+
+    backend.write(&[put(&t, &k, doc("a", 1), Expect::Absent)]).await.unwrap();
+    assert_eq!(backend.write(&[put(&t, &k, doc("b", 2), Expect::Absent)]).await, failed);
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("a", 1)), 1)));
+
+    backend.write(&[put(&t, &k, doc("b", 2), Expect::Version(1))]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), 2)));
+    assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(1))]).await, failed);
+    assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(3))]).await, failed);
+    assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(u64::MAX))]).await, failed);
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), 2)));
+
+    assert_eq!(backend.write(&[put(&t, &missing, doc("m", 1), Expect::Version(1))]).await, failed);
+    assert_eq!(stored(backend, &t, &missing).await, None);
+
+    assert_eq!(backend.write(&[delete(&t, &k, Expect::Version(1))]).await, failed);
+    assert_eq!(backend.write(&[delete(&t, &k, Expect::Absent)]).await, failed);
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), 2)));
+    backend.write(&[delete(&t, &k, Expect::Version(2))]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await, None);
+
+    backend.write(&[delete(&t, &k, Expect::Absent)]).await.unwrap();
+    assert_eq!(backend.write(&[delete(&t, &k, Expect::Version(1))]).await, failed);
+}
+
+async fn groups_are_atomic(store: &Store) {
+    let backend = &store.backend;
+    let (t1, t2) = (store.table().await, store.table().await);
+    let [a, b, c, x, y] = [b"a", b"b", b"c", b"x", b"y"].map(|p| key(p, b""));
+    backend.write(&[put(&t1, &a, doc("a", 1), Expect::Anything)]).await.unwrap();
+
+    // Across two tables, all guards holding.
+    backend
+        .write(&[
+            put(&t1, &b, doc("b", 1), Expect::Absent),
+            put(&t2, &c, doc("c", 1), Expect::Anything),
+            put(&t1, &a, doc("a", 2), Expect::Version(1)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored(backend, &t1, &a).await, Some((json(&doc("a", 2)), 2)));
+    assert_eq!(stored(backend, &t1, &b).await, Some((json(&doc("b", 1)), 1)));
+    assert_eq!(stored(backend, &t2, &c).await, Some((json(&doc("c", 1)), 1)));
+
+    // Writes 2 and 3 fail their guards: the error names 2, and nothing is written.
+    let group = [
+        put(&t1, &x, doc("x", 1), Expect::Anything),
+        put(&t2, &y, doc("y", 1), Expect::Absent),
+        put(&t1, &a, doc("a", 3), Expect::Version(1)),
+        put(&t1, &b, doc("b", 2), Expect::Absent),
+    ];
+    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(2)));
+    assert_eq!(stored(backend, &t1, &x).await, None);
+    assert_eq!(stored(backend, &t2, &y).await, None);
+    assert_eq!(stored(backend, &t1, &a).await, Some((json(&doc("a", 2)), 2)));
+
+    // A failing delete guard undoes an earlier delete and put of the group.
+    let group = [
+        delete(&t1, &b, Expect::Anything),
+        put(&t2, &c, doc("c", 2), Expect::Version(1)),
+        delete(&t2, &c, Expect::Version(7)),
+    ];
+    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(2)));
+    assert_eq!(stored(backend, &t1, &b).await, Some((json(&doc("b", 1)), 1)));
+    assert_eq!(stored(backend, &t2, &c).await, Some((json(&doc("c", 1)), 1)));
+
+    // The first write failing.
+    let group = [put(&t1, &a, doc("a", 3), Expect::Absent), put(&t1, &x, doc("x", 1), Expect::Anything)];
+    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(stored(backend, &t1, &x).await, None);
+
+    // A missing keyspace anywhere in the group: nothing is written either.
+    let group = [put(&t1, &x, doc("x", 1), Expect::Anything), put(&unique("missing"), &y, doc("y", 1), Expect::Anything)];
+    assert_eq!(backend.write(&group).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
+    assert_eq!(stored(backend, &t1, &x).await, None);
+
+    // Writes apply in order: a guard sees the earlier writes of its group.
+    let group = [put(&t1, &x, doc("x", 1), Expect::Absent), put(&t1, &x, doc("x", 2), Expect::Version(1))];
+    backend.write(&group).await.unwrap();
+    assert_eq!(stored(backend, &t1, &x).await, Some((json(&doc("x", 2)), 2)));
+
+    backend.write(&[]).await.unwrap();
+}
+
+async fn scan_order_after_limit_and_budget(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    // Bytes ≥ 0x80 must sort after 0x7f (unsigned), a shorter key before its extensions, and the
+    // partition before the sort key.
+    let partitions: [&[u8]; 7] = [&[0x00], &[0x01], &[0x01, 0x00], &[0x7f], &[0x80], &[0xff], &[0xff, 0xff]];
+    let sorts: [&[u8]; 3] = [&[], &[0x7f, 0xff], &[0x80]];
+    let mut expected: Vec<ItemKey> = partitions.iter().flat_map(|p| sorts.iter().map(|s| key(p, s))).collect();
+    // Written out of order; the label is the key's position in the order.
+    expected.sort();
+    for (i, k) in expected.iter().enumerate().rev() {
+        backend.write(&[put(&t, k, doc(&format!("item {i}"), i as i64), Expect::Anything)]).await.unwrap();
+    }
+    let total = expected.len() as u32;
+
+    let all = scan(backend, &t, None, 1000, u32::MAX).await;
+    assert_eq!(keys(&all.items), expected);
+    assert!(!all.more);
+    for (i, item) in all.items.iter().enumerate() {
+        assert_eq!((counter(&item.document), item.version), (i as i64, 1));
+    }
+
+    // Pages of 4: full pages say `more`, the last, short one does not.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = scan(backend, &t, after.as_ref(), 4, u32::MAX).await;
+        paged.extend(keys(&page.items));
+        after = paged.last().cloned();
+        if !page.more {
+            assert!(page.items.len() < 4);
+            break;
+        }
+        assert_eq!(page.items.len(), 4);
+    }
+    assert_eq!(paged, expected);
+
+    // Stopped by the limit at the very last item: `more`, then an empty page without.
+    let page = scan(backend, &t, None, total, u32::MAX).await;
+    assert_eq!((page.items.len(), page.more), (expected.len(), true));
+    let page = scan(backend, &t, expected.last(), total, u32::MAX).await;
+    assert_eq!(page, Page { items: vec![], more: false });
+    let page = scan(backend, &t, None, 0, u32::MAX).await;
+    assert_eq!(page, Page { items: vec![], more: true });
+
+    // Strictly after a stored key, and after a key between two stored ones.
+    let page = scan(backend, &t, Some(&expected[5]), 2, u32::MAX).await;
+    assert_eq!(keys(&page.items), expected[6..8]);
+    let between = key(&[0x7f], &[0x7f]);
+    let next = expected.iter().position(|k| *k > between).unwrap();
+    assert_eq!(expected[next], key(&[0x7f], &[0x7f, 0xff]));
+    let page = scan(backend, &t, Some(&between), 1, u32::MAX).await;
+    assert_eq!(keys(&page.items), expected[next..=next]);
+
+    // The byte budget: a page ends with the item that makes the total reach it.
+    let size: Vec<u32> = all.items.iter().map(|i| i.document.len() as u32).collect();
+    let all_bytes: u32 = size.iter().sum();
+    for (budget, items, more) in [
+        (0, 1, true),
+        (size[0], 1, true),
+        (size[0] + 1, 2, true),
+        (size[0] + size[1], 2, true),
+        (size[0] + size[1] + 1, 3, true),
+        (all_bytes, expected.len(), true),
+        (all_bytes + 1, expected.len(), false),
+    ] {
+        let page = scan(backend, &t, None, 1000, budget).await;
+        assert_eq!((page.items.len(), page.more), (items, more), "budget {budget}");
+        assert_eq!(keys(&page.items), expected[..items]);
+    }
+    let page = scan(backend, &t, Some(&expected[3]), 1000, size[4] + 1).await;
+    assert_eq!((keys(&page.items), page.more), (expected[4..6].to_vec(), true));
+}
+
+async fn keyspace_stats(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    assert_eq!(backend.keyspace_stats(&t).await, Ok((0, 0)));
+
+    // Multi-byte characters: sizes are bytes, not characters.
+    let wide = serde_json::to_vec(&json!({"id": {"S": "é€😀"}})).unwrap();
+    assert!(String::from_utf8(wide.clone()).unwrap().chars().count() < wide.len());
+    let [a, b, c] = [b"a", b"b", b"c"].map(|p| key(p, b""));
+    backend.write(&[put(&t, &a, wide, Expect::Anything)]).await.unwrap();
+    backend.write(&[put(&t, &b, doc("b", 1), Expect::Anything)]).await.unwrap();
+    backend.write(&[put(&t, &c, doc("c", 1), Expect::Anything)]).await.unwrap();
+    backend.write(&[put(&t, &c, doc("c, now longer", 12345), Expect::Anything)]).await.unwrap();
+
+    let bytes = async |keys: &[&ItemKey]| {
+        let mut sum = 0;
+        for k in keys {
+            sum += backend.get(&t, k).await.unwrap().unwrap().document.len() as u64;
+        }
+        sum
+    };
+    assert_eq!(backend.keyspace_stats(&t).await, Ok((3, bytes(&[&a, &b, &c]).await)));
+    backend.write(&[delete(&t, &b, Expect::Anything)]).await.unwrap();
+    assert_eq!(backend.keyspace_stats(&t).await, Ok((2, bytes(&[&a, &c]).await)));
+}
+
+async fn deleted_table_is_gone(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"k", b"");
+    backend.write(&[put(&t, &k, doc("k", 1), Expect::Anything)]).await.unwrap();
+    assert_eq!(backend.delete_table(&t).await, Ok(true));
+
+    let gone = StorageError::NoSuchKeyspace;
+    assert_eq!(backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await, Err(WriteError::Storage(gone.clone())));
+    assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
+    let request = ScanRequest { keyspace: t.clone(), after: None, limit: 10, byte_budget: 1000 };
+    assert_eq!(backend.scan(&request).await, Err(gone.clone()));
+    assert_eq!(backend.keyspace_stats(&t).await, Err(gone.clone()));
+    let never = unique("never");
+    assert_eq!(backend.write(&[delete(&never, &k, Expect::Anything)]).await, Err(WriteError::Storage(gone.clone())));
+
+    // Created again under the same name, the table starts empty.
+    assert_eq!(backend.create_table(&t, &description(&t)).await, Ok(true));
+    assert_eq!(stored(backend, &t, &k).await, None);
+    assert_eq!(scan(backend, &t, None, 10, 1000).await, Page::default());
+    assert_eq!(backend.keyspace_stats(&t).await, Ok((0, 0)));
+    backend.write(&[put(&t, &k, doc("k", 3), Expect::Absent)]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 3)), 1)));
+}
+
+async fn table_deleted_by_another_process(store: &Store) {
+    let Some(other) = store.another_handle().await else {
+        return eprintln!("an in-memory store has no other process");
+    };
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"k", b"");
+    // This handle caches the table; the other one deletes it.
+    backend.write(&[put(&t, &k, doc("k", 1), Expect::Anything)]).await.unwrap();
+    assert_eq!(other.delete_table(&t).await, Ok(true));
+
+    let gone = StorageError::NoSuchKeyspace;
+    assert_eq!(backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await, Err(WriteError::Storage(gone.clone())));
+    assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
+    assert_eq!(backend.describe_table(&t).await, Ok(None));
+
+    // Re-created by the other process: seen here, empty.
+    assert_eq!(other.create_table(&t, &description(&t)).await, Ok(true));
+    assert_eq!(stored(backend, &t, &k).await, None);
+    backend.write(&[put(&t, &k, doc("k", 3), Expect::Anything)]).await.unwrap();
+    assert_eq!(stored(&other, &t, &k).await, Some((json(&doc("k", 3)), 1)));
+}
+
+async fn concurrent_optimistic_increments(store: &Store) {
+    const TASKS: i64 = 16;
+    const INCREMENTS: i64 = 50;
+    let t = store.table().await;
+    let k = key(b"counter", b"");
+    store.backend.write(&[put(&t, &k, doc("counter", 0), Expect::Absent)]).await.unwrap();
+
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (backend, t, k) = (store.backend.clone(), t.clone(), k.clone());
+            tokio::spawn(async move {
+                for _ in 0..INCREMENTS {
+                    loop {
+                        let item = backend.get(&t, &k).await.unwrap().unwrap();
+                        let next = doc("counter", counter(&item.document) + 1);
+                        match backend.write(&[put(&t, &k, next, Expect::Version(item.version))]).await {
+                            Ok(()) => break,
+                            Err(WriteError::GuardFailed(0)) => continue,
+                            Err(e) => panic!("increment failed: {e:?}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let item = store.backend.get(&t, &k).await.unwrap().unwrap();
+    assert_eq!(counter(&item.document), TASKS * INCREMENTS);
+    assert_eq!(item.version, (TASKS * INCREMENTS + 1) as u64);
+}
+
+#[tokio::test]
+async fn embedded_data_survives_reopen() {
+    let dir = TempDir::new();
+    let (t, k) = ("survivor", key(b"k", b"s"));
+    {
+        let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+        assert_eq!(backend.create_table(t, &description(t)).await, Ok(true));
+        backend.write(&[put(t, &k, doc("k", 1), Expect::Anything)]).await.unwrap();
+        backend.write(&[put(t, &k, doc("k", 2), Expect::Anything)]).await.unwrap();
+    }
+    let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+    assert_eq!(backend.list_tables(None, 10).await.unwrap(), [t]);
+    assert_eq!(json(&backend.describe_table(t).await.unwrap().unwrap()), json(&description(t)));
+    assert_eq!(stored(&backend, t, &k).await, Some((json(&doc("k", 2)), 2)));
+    backend.write(&[put(t, &k, doc("k", 3), Expect::Version(2))]).await.unwrap();
+    assert_eq!(stored(&backend, t, &k).await, Some((json(&doc("k", 3)), 3)));
+}
+
+#[tokio::test]
+async fn in_memory_stores_are_separate() {
+    let first = Backend::open_embedded(None).unwrap();
+    assert_eq!(first.create_table("only-here", b"{}").await, Ok(true));
+    let second = Backend::open_embedded(None).unwrap();
+    assert_eq!(second.describe_table("only-here").await, Ok(None));
+    assert_eq!(second.list_tables(None, 10).await, Ok(vec![]));
+}

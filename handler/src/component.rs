@@ -3,7 +3,6 @@
 //! and the crate's own.
 
 use crate::auth::{Auth, Principal};
-use crate::http::{Request, Response};
 use crate::storage::{Expect, ItemKey, Page, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
 
 wit_bindgen::generate!({
@@ -11,16 +10,21 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
-use dynabox::service::{auth as wit_auth, http as wit_http, storage as wit};
+use dynabox::service::{auth as wit_auth, storage as wit};
 
 struct Component;
 
 impl Guest for Component {
-    fn handle(request: wit_http::Request) -> wit_http::Response {
-        let request =
-            Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
-        let Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut HostAuth);
-        wit_http::Response { status, headers, body }
+    fn handle(request: Request) -> Response {
+        let request = crate::http::Request {
+            method: request.method,
+            path: request.path,
+            headers: request.headers,
+            body: request.body,
+        };
+        let crate::http::Response { status, headers, body } =
+            crate::handle(&request, &mut HostStorage, &mut HostAuth);
+        Response { status, headers, body }
     }
 }
 
@@ -66,9 +70,9 @@ impl Storage for HostStorage {
     }
 
     fn write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
-        let writes: Vec<wit::Write> = writes
+        let writes: Vec<wit::WriteOp> = writes
             .iter()
-            .map(|w| wit::Write {
+            .map(|w| wit::WriteOp {
                 keyspace: w.keyspace.clone(),
                 key: w.key.clone().into(),
                 document: w.document.clone(),

@@ -181,12 +181,12 @@ mod tests {
     #[test]
     fn violations_are_reported_together() {
         let mut v = Violations::default();
-        v.table_name(Some("a b"), "tableName");
+        v.table_name(Some("a!"), "tableName");
         let err = v.finish().unwrap_err();
         assert_eq!(
             err.message,
-            "2 validation errors detected: Value 'a b' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; \
-             Value 'a b' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3"
+            "2 validation errors detected: Value 'a!' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; \
+             Value 'a!' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3"
         );
     }
 

@@ -46,7 +46,9 @@ impl Number {
         };
         let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
             // `i32` like Java's: a longer exponent is a format error there, not an overflow.
-            Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().map_err(|_| invalid())?),
+            Some((mantissa, exponent)) => {
+                (mantissa, exponent.parse::<i32>().map_err(|_| invalid())?)
+            }
             None => (unsigned, 0),
         };
         let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -108,14 +110,20 @@ impl fmt::Display for Number {
 
 impl Ord for Number {
     fn cmp(&self, other: &Self) -> Ordering {
-        let class = |n: &Number| if n.is_zero() { 0 } else if n.negative { -1 } else { 1 };
+        let class = |n: &Number| {
+            if n.is_zero() {
+                0
+            } else if n.negative {
+                -1
+            } else {
+                1
+            }
+        };
         class(self).cmp(&class(other)).then_with(|| {
             // Same sign: the larger exponent is the larger magnitude, then digit by digit (a
             // shorter digit list that is a prefix is smaller: it has no trailing zeros).
-            let magnitude = self
-                .exponent
-                .cmp(&other.exponent)
-                .then_with(|| self.digits.cmp(&other.digits));
+            let magnitude =
+                self.exponent.cmp(&other.exponent).then_with(|| self.digits.cmp(&other.digits));
             if self.negative { magnitude.reverse() } else { magnitude }
         })
     }
@@ -179,9 +187,26 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_number() {
         assert_eq!(err(""), NOT_NUMERIC);
-        for bad in ["abc", " 1", "1 ", ".", "-", "+", "e5", "1e", "1e+", "1.2.3", "--1", "1e5e5",
-            "0x10", "NaN", "Infinity", "1,5", "١", "1e99999999999"]
-        {
+        for bad in [
+            "abc",
+            " 1",
+            "1 ",
+            ".",
+            "-",
+            "+",
+            "e5",
+            "1e",
+            "1e+",
+            "1.2.3",
+            "--1",
+            "1e5e5",
+            "0x10",
+            "NaN",
+            "Infinity",
+            "1,5",
+            "١",
+            "1e99999999999",
+        ] {
             assert_eq!(err(bad), format!("{NOT_NUMERIC}: {bad}"), "{bad}");
         }
         assert_eq!(Number::parse("abc").unwrap_err().kind, crate::error::ErrorKind::Validation);
@@ -211,7 +236,13 @@ mod tests {
 
     /// A random number as text, in any of the shapes DynamoDB accepts.
     fn number_text() -> impl Strategy<Value = String> {
-        (prop_oneof![Just(""), Just("-"), Just("+")], "[0-9]{1,38}", 0usize..=38, -100i32..100, any::<bool>())
+        (
+            prop_oneof![Just(""), Just("-"), Just("+")],
+            "[0-9]{1,38}",
+            0usize..=38,
+            -100i32..100,
+            any::<bool>(),
+        )
             .prop_map(|(sign, digits, point, exp, upper)| {
                 let point = point.min(digits.len());
                 let e = if upper { 'E' } else { 'e' };

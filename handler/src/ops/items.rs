@@ -47,7 +47,7 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let table = Table::load(cx.storage, name)?;
     let key = keys::of_request(&table, &item_from_json(&key)?, KEY_MISMATCH)?;
     match cx.storage.get(name, &key).map_err(storage_error)? {
-        Some(stored) => Ok(json!({"Item": document(&stored)?})),
+        Some(stored) => Ok(json!({"Item": stored_document(&stored)?})),
         None => Ok(json!({})),
     }
 }
@@ -105,7 +105,7 @@ fn write_item(
         match storage.write(std::slice::from_ref(&write)) {
             Ok(()) => {
                 return Ok(match old {
-                    Some(old) => json!({"Attributes": document(&old)?}),
+                    Some(old) => json!({"Attributes": stored_document(&old)?}),
                     None => json!({}),
                 });
             }
@@ -124,7 +124,7 @@ fn write_error(error: WriteError) -> ApiError {
 
 /// A stored document as response JSON. Parsing it again puts attributes in name order, whatever
 /// order the store kept (PostgreSQL's jsonb reorders keys).
-pub fn document(stored: &StoredItem) -> ApiResult<Map<String, Value>> {
+pub fn stored_document(stored: &StoredItem) -> ApiResult<Map<String, Value>> {
     match serde_json::from_slice(&stored.document) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ApiError::internal("stored document is not a JSON object")),

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, items::document, keys, reject_unsupported, table_name};
+use super::{Context, items::stored_document, keys, reject_unsupported, table_name};
 use crate::catalog::{Table, storage_error};
 use crate::error::ApiResult;
 use crate::input::{Input, Violations};
@@ -56,7 +56,7 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     let mut bytes = 0;
     let mut cut_short = page.more;
     for stored in &page.items {
-        let doc = document(stored)?;
+        let doc = stored_document(stored)?;
         bytes += item_size(&item_from_json(&Value::Object(doc.clone()))?);
         items.push(doc);
         if bytes >= PAGE_BYTES {

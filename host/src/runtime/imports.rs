@@ -49,7 +49,7 @@ impl storage::Host for RequestState {
             .map_err(Into::into))
     }
 
-    async fn write(&mut self, writes: Vec<storage::Write>) -> Fallible<(), storage::WriteError> {
+    async fn write(&mut self, writes: Vec<storage::WriteOp>) -> Fallible<(), storage::WriteError> {
         let writes: Vec<native::Write> = writes
             .into_iter()
             .map(|w| native::Write {

@@ -275,15 +275,10 @@ impl PageBuilder {
     fn push(&mut self, item: StoredItem) {
         self.bytes += item.document.len() as u64;
         self.page.items.push(item);
-        self.page.more = self.page.items.len() >= self.limit || self.bytes >= self.byte_budget;
+        self.page.more = self.page.items.len() > self.limit || self.bytes >= self.byte_budget;
     }
 
     fn finish(self) -> Page {
         self.page
     }
-}
-
-fn version_from_db(version: i64) -> u64 {
-    // Versions start at 1 and only grow.
-    version as u64
 }
