@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dynabox_handler::error::{ApiError, ErrorKind};
-use dynabox_handler::http::{Request, Response};
+use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -89,7 +89,7 @@ impl Runtime {
     }
 
     /// Runs one request in a fresh instance.
-    pub async fn handle(&self, request: Request) -> Response {
+    pub async fn handle(&self, request: native::Request) -> native::Response {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         match self.run(request).await {
             Ok(response) => response,
@@ -101,7 +101,7 @@ impl Runtime {
         }
     }
 
-    async fn run(&self, request: Request) -> anyhow::Result<Response> {
+    async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
         let state = RequestState {
             backend: self.backend.clone(),
             auth: self.auth.clone(),
@@ -111,14 +111,14 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.set_epoch_deadline(ticks(self.limits.cpu_time));
         let handler = self.pre.instantiate_async(&mut store).await?;
-        let request = dynabox::service::http::Request {
+        let request = Request {
             method: request.method,
             path: request.path,
             headers: request.headers,
             body: request.body,
         };
         let response = handler.call_handle(&mut store, &request).await?;
-        Ok(Response { status: response.status, headers: response.headers, body: response.body })
+        Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
     }
 }
 

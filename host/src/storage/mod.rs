@@ -275,7 +275,7 @@ impl PageBuilder {
     fn push(&mut self, item: StoredItem) {
         self.bytes += item.document.len() as u64;
         self.page.items.push(item);
-        self.page.more = self.page.items.len() > self.limit || self.bytes >= self.byte_budget;
+        self.page.more = self.page.items.len() >= self.limit || self.bytes >= self.byte_budget;
     }
 
     fn finish(self) -> Page {
