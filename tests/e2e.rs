@@ -340,7 +340,7 @@ async fn embedded_data_survives_a_restart_and_sigterm_exits_cleanly() {
     assert_eq!(got.item().and_then(|i| i.get("v")), Some(&s("still here")));
 }
 
-fn as_pairs(headers: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn as_pairs<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     headers.iter().map(|(n, v)| (*n, v.as_str())).collect()
 }
 

@@ -100,7 +100,7 @@ impl SqliteStore {
     pub(super) fn list_tables(&self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT name FROM tables WHERE name >= coalesce(?1, '') ORDER BY name LIMIT ?2")
+            .prepare_cached("SELECT name FROM tables WHERE name > coalesce(?1, '') ORDER BY name LIMIT ?2")
             .map_err(internal)?;
         stmt.query_map((start_after, limit), |r| r.get(0)).and_then(|rows| rows.collect()).map_err(internal)
     }
