@@ -112,7 +112,9 @@ fn postgres_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {
         Ok(url) => Some(url),
         Err(_) if std::env::var("DYNABOX_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("DYNABOX_REQUIRE_POSTGRES=1 but DATABASE_URL is not set: cannot run the PostgreSQL conformance tests")
+            panic!(
+                "DYNABOX_REQUIRE_POSTGRES=1 but DATABASE_URL is not set: cannot run the PostgreSQL conformance tests"
+            )
         }
         Err(_) => {
             eprintln!("skipping: set DATABASE_URL to run the PostgreSQL conformance tests");
@@ -201,7 +203,10 @@ async fn describes_itself(store: &Store) {
     let described = store.backend.describe();
     match store.kind {
         Kind::OnDisk => {
-            assert_eq!(described, format!("embedded store at {}", store.dir.as_ref().unwrap().path().join("store").display()))
+            assert_eq!(
+                described,
+                format!("embedded store at {}", store.dir.as_ref().unwrap().path().join("store").display())
+            )
         }
         Kind::InMemory => assert_eq!(described, "in-memory store"),
         Kind::Postgres => {
@@ -380,7 +385,8 @@ async fn groups_are_atomic(store: &Store) {
     assert_eq!(stored(backend, &t1, &x).await, None);
 
     // A missing keyspace anywhere in the group: nothing is written either.
-    let group = [put(&t1, &x, doc("x", 1), Expect::Anything), put(&unique("missing"), &y, doc("y", 1), Expect::Anything)];
+    let group =
+        [put(&t1, &x, doc("x", 1), Expect::Anything), put(&unique("missing"), &y, doc("y", 1), Expect::Anything)];
     assert_eq!(backend.write(&group).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
     assert_eq!(stored(backend, &t1, &x).await, None);
 
@@ -500,7 +506,10 @@ async fn deleted_table_is_gone(store: &Store) {
     assert_eq!(backend.delete_table(&t).await, Ok(true));
 
     let gone = StorageError::NoSuchKeyspace;
-    assert_eq!(backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await, Err(WriteError::Storage(gone.clone())));
+    assert_eq!(
+        backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await,
+        Err(WriteError::Storage(gone.clone()))
+    );
     assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
     let request = ScanRequest { keyspace: t.clone(), after: None, limit: 10, byte_budget: 1000 };
     assert_eq!(backend.scan(&request).await, Err(gone.clone()));
@@ -529,7 +538,10 @@ async fn table_deleted_by_another_process(store: &Store) {
     assert_eq!(other.delete_table(&t).await, Ok(true));
 
     let gone = StorageError::NoSuchKeyspace;
-    assert_eq!(backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await, Err(WriteError::Storage(gone.clone())));
+    assert_eq!(
+        backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await,
+        Err(WriteError::Storage(gone.clone()))
+    );
     assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
     assert_eq!(backend.describe_table(&t).await, Ok(None));
 

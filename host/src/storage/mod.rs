@@ -160,8 +160,16 @@ impl TableSql<&'static str> {
 impl TableSql<String> {
     fn all(&self) -> [&str; 10] {
         [
-            &self.get, &self.scan, &self.scan_after, &self.upsert, &self.insert_new, &self.update_at, &self.delete,
-            &self.exists, &self.delete_at, &self.stats,
+            &self.get,
+            &self.scan,
+            &self.scan_after,
+            &self.upsert,
+            &self.insert_new,
+            &self.update_at,
+            &self.delete,
+            &self.exists,
+            &self.delete_at,
+            &self.stats,
         ]
     }
 }

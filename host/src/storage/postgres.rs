@@ -24,9 +24,8 @@ const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("mi
 /// Serialises migrations of processes starting together; the value is "dynabox" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0064_796e_6162_6f78;
 
-const CREATE_TABLE: &str =
-    "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc jsonb NOT NULL, version bigint NOT NULL, \
-     PRIMARY KEY (pk, sk))";
+const CREATE_TABLE: &str = "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc jsonb NOT NULL, \
+                            version bigint NOT NULL, PRIMARY KEY (pk, sk))";
 
 /// A scan, parameters $1 limit, $2 byte budget, then (scan_after) $3 pk, $4 sk. It walks the
 /// index one key at a time, adding up document sizes, and stops at the limit or the budget, so
@@ -81,8 +80,7 @@ impl PostgresStore {
         let location = location(&config);
         // Fast recycling: no test query when a connection is taken from the pool, so an item
         // operation is one round trip.
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(pool_size).build()?;
         let mut client = pool.get().await.with_context(|| format!("connecting to PostgreSQL at {location}"))?;
         migrate(&mut client).await.with_context(|| format!("migrating the schema at {location}"))?;
@@ -116,6 +114,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn describe_table(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        // The handler describes the table on every request: a cache hit takes no connection.
         if let Some(entry) = self.tables.get(name) {
             return Ok(Some(entry.description.clone()));
         }
@@ -178,7 +177,9 @@ impl PostgresStore {
         let (limit, budget) = (i64::from(request.limit), i64::from(request.byte_budget));
         let rows = match &request.after {
             None => query(&client, &table.sql.scan, &[&limit, &budget]).await,
-            Some(after) => query(&client, &table.sql.scan_after, &[&limit, &budget, &after.partition, &after.sort]).await,
+            Some(after) => {
+                query(&client, &table.sql.scan_after, &[&limit, &budget, &after.partition, &after.sort]).await
+            }
         }
         .map_err(|e| self.failed(&request.keyspace, e))?;
         let mut page = PageBuilder::new(request);
@@ -220,7 +221,12 @@ impl PostgresStore {
     }
 
     /// Runs the statement of one write; whether its guard held.
-    async fn apply(&self, client: &impl GenericClient, write: &Write, table: &TableEntry) -> Result<bool, StorageError> {
+    async fn apply(
+        &self,
+        client: &impl GenericClient,
+        write: &Write,
+        table: &TableEntry,
+    ) -> Result<bool, StorageError> {
         let plan = plan(write, &table.sql);
         let document = plan.document.map(Jsonb);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&write.key.partition, &write.key.sort];
@@ -303,7 +309,8 @@ async fn migrate(client: &mut Object) -> anyhow::Result<()> {
          );",
     )
     .await?;
-    let applied: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM dynabox.schema_migrations", &[]).await?.get(0);
+    let applied: i64 =
+        tx.query_one("SELECT coalesce(max(version), 0) FROM dynabox.schema_migrations", &[]).await?.get(0);
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         tx.batch_execute(migration.sql).await.with_context(|| format!("applying migration {}", migration.version))?;
         tx.execute("INSERT INTO dynabox.schema_migrations (version) VALUES ($1)", &[&migration.version]).await?;
@@ -348,12 +355,20 @@ async fn query_opt(
     client.query_opt(&client.prepare_cached(sql).await?, params).await
 }
 
-async fn query_one(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, tokio_postgres::Error> {
+async fn query_one(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, tokio_postgres::Error> {
     client.query_one(&client.prepare_cached(sql).await?, params).await
 }
 
 /// Rows affected, or returned by a SELECT.
-async fn execute(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error> {
+async fn execute(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
     client.execute(&client.prepare_cached(sql).await?, params).await
 }
 

@@ -87,9 +87,10 @@ impl SqliteStore {
             .and_then(|mut s| s.query_row((name, Text(description)), |r| r.get(0)).optional())
             .map_err(internal)?;
         let Some(storage_table) = storage_table else { return Ok(false) };
+        let entry = entry(&storage_table, description.to_vec())?;
         tx.execute(&CREATE_TABLE.replace("{t}", &storage_table), []).map_err(internal)?;
         tx.commit().map_err(internal)?;
-        self.tables.insert(name, entry(&storage_table, description.to_vec())?);
+        self.tables.insert(name, entry);
         Ok(true)
     }
 
@@ -122,7 +123,8 @@ impl SqliteStore {
 
     pub(super) fn keyspace_stats(&self, keyspace: &str) -> Result<(u64, u64), StorageError> {
         self.on_table(&self.lock(), keyspace, |conn, sql| {
-            conn.prepare_cached(&sql.stats)?.query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            conn.prepare_cached(&sql.stats)?
+                .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
         })
     }
 
@@ -130,7 +132,11 @@ impl SqliteStore {
         self.on_table(&self.lock(), keyspace, |conn, sql| {
             conn.prepare_cached(&sql.get)?
                 .query_row((&key.partition, &key.sort), |r| {
-                    Ok(StoredItem { key: key.clone(), document: r.get_ref(0)?.as_bytes()?.to_vec(), version: r.get(1)? })
+                    Ok(StoredItem {
+                        key: key.clone(),
+                        document: r.get_ref(0)?.as_bytes()?.to_vec(),
+                        version: r.get(1)?,
+                    })
                 })
                 .optional()
         })
@@ -166,6 +172,7 @@ impl SqliteStore {
     pub(super) fn write(&self, writes: &[Write]) -> Result<(), WriteError> {
         let mut conn = self.lock();
         let tables = writes.iter().map(|w| self.existing_table(&conn, &w.keyspace)).collect::<Result<Vec<_>, _>>()?;
+        // A transaction even for a single write: one code path, and it costs nothing measurable.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
         for (index, (write, table)) in writes.iter().zip(&tables).enumerate() {
             let held = apply(&tx, write, table).map_err(|e| self.failed(&write.keyspace, e))?;
@@ -194,7 +201,9 @@ impl SqliteStore {
             .and_then(|mut s| s.query_row([name], |r| Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec()))).optional())
             .map_err(internal)?;
         match row {
-            Some((storage_table, description)) => Ok(Some(self.tables.insert(name, entry(&storage_table, description)?))),
+            Some((storage_table, description)) => {
+                Ok(Some(self.tables.insert(name, entry(&storage_table, description)?)))
+            }
             None => Ok(None),
         }
     }
