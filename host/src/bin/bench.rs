@@ -5,7 +5,7 @@
 //! sandbox tax per request. Part 2 starts the server on each backend in this process and drives
 //! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99.
 //!
-//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL]
+//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,16 +25,21 @@ const TABLE: &str = "bench";
 
 fn main() -> anyhow::Result<()> {
     let mut seconds = 5u64;
+    let mut sandbox_only = false;
     let mut database_url = std::env::var("DATABASE_URL").ok();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
             "--database-url" => database_url = args.next(),
+            "--sandbox-only" => sandbox_only = true,
             other => anyhow::bail!("unknown argument {other}; see the doc comment of host/src/bin/bench.rs"),
         }
     }
     sandbox_tax()?;
+    if sandbox_only {
+        return Ok(());
+    }
     let duration = Duration::from_secs(seconds);
     load("embedded (in memory)", || Ok(Backend::open_embedded(None)?), duration)?;
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
@@ -127,7 +132,8 @@ fn sandbox_tax() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let backend = Arc::new(Backend::open_embedded(None)?);
     let auth = Authenticator;
-    let runtime = Runtime::new(backend.clone(), Arc::new(Authenticator), Limits::default(), None)?;
+    let cache = std::env::temp_dir().join("dynabox-bench-cache");
+    let runtime = Runtime::new(backend.clone(), Arc::new(Authenticator), Limits::default(), Some(&cache))?;
     rt.block_on(runtime.handle(create_table_request()));
     rt.block_on(runtime.handle(put_request(1)));
     let get = get_request(1);
