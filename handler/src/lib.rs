@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod error;
+pub mod expr;
 pub mod http;
 mod input;
 pub mod model;
