@@ -64,11 +64,13 @@ impl ErrorKind {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The old item a failed condition returns (ReturnValuesOnConditionCheckFailure=ALL_OLD).
+    pub item: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into() }
+        ApiError { kind, message: message.into(), item: None }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {

@@ -38,18 +38,19 @@ fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -
     if request.body.len() > MAX_BODY_BYTES {
         return Err(request_too_large());
     }
+    // DynamoDB names an unknown operation before it looks at the signature.
+    let operation = request
+        .header("x-amz-target")
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .filter(|op| request.method == "POST" && ops::exists(op))
+        .ok_or_else(unknown_operation)?;
     let signed = sigv4::signed_request(request)?;
     let principal = auth
         .authenticate(&signed.access_key_id, &signed.credential_scope, &signed.string_to_sign, &signed.signature)
         .map_err(|reason| ApiError::new(ErrorKind::UnrecognizedClient, reason))?;
-    let operation = request
-        .header("x-amz-target")
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .filter(|_| request.method == "POST")
-        .ok_or_else(unknown_operation)?;
     let body = Input::parse_body(&request.body)?;
     let mut cx = Context { storage, principal: &principal, region: signed.region() };
-    ops::dispatch(operation, &body, &mut cx).unwrap_or_else(|| Err(unknown_operation()))
+    ops::dispatch(operation, &body, &mut cx)
 }
 
 fn unknown_operation() -> ApiError {
@@ -66,6 +67,9 @@ pub fn error_response(error: &ApiError, request_id: String) -> Response {
     let mut envelope = json!({"__type": format!("{}#{}", error.kind.namespace(), error.kind.type_name())});
     if !error.message.is_empty() {
         envelope["message"] = json!(error.message);
+    }
+    if let Some(item) = &error.item {
+        envelope["Item"] = json!(item);
     }
     json_response(error.kind.status(), &envelope, request_id)
 }

@@ -21,10 +21,18 @@ pub struct Context<'a, S: Storage> {
     pub region: &'a str,
 }
 
-/// Runs operation `name`; `None` when there is no such operation.
-pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Context<'_, S>) -> Option<ApiResult<Value>> {
+/// Every operation this version answers.
+const OPERATIONS: &[&str] =
+    &["CreateTable", "DescribeTable", "ListTables", "DeleteTable", "PutItem", "GetItem", "DeleteItem", "Scan"];
+
+pub fn exists(name: &str) -> bool {
+    OPERATIONS.contains(&name)
+}
+
+/// Runs operation `name`, one of [`OPERATIONS`].
+pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let input = Input::new(body);
-    Some(match name {
+    match name {
         "CreateTable" => tables::create_table(input, cx),
         "DescribeTable" => tables::describe_table(input, cx),
         "ListTables" => tables::list_tables(input, cx),
@@ -33,8 +41,8 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "GetItem" => items::get_item(input, cx),
         "DeleteItem" => items::delete_item(input, cx),
         "Scan" => scan::scan(input, cx),
-        _ => return None,
-    })
+        _ => unreachable!("dispatch is only called for names in OPERATIONS"),
+    }
 }
 
 /// Refuses members this version does not implement yet, rather than silently ignoring them.

@@ -1,0 +1,343 @@
+//! PutItem, UpdateItem, DeleteItem and GetItem: every expression, its legacy form, ReturnValues,
+//! ReturnValuesOnConditionCheckFailure and ReturnConsumedCapacity.
+//!
+//! Writes are read-modify-write under optimistic concurrency: the old item is read with its
+//! version, the condition is decided and the new item computed from exactly that version, and the
+//! write is guarded by it; if another writer got there first the whole decision is made again.
+//! So a condition is never evaluated against a stale item and no update is lost.
+
+use serde_json::{Map, Value, json};
+
+use super::{Context, keys, table_name};
+use crate::capacity::ReturnConsumedCapacity;
+use crate::catalog::{Table, storage_error};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
+use crate::input::{Input, Violations};
+use crate::model::{Item, item_from_json, item_to_json, size::item_size};
+use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
+
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+const KEY_MISMATCH: &str = "The provided key element does not match the schema";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReturnValues {
+    None,
+    AllOld,
+    UpdatedOld,
+    AllNew,
+    UpdatedNew,
+}
+
+impl ReturnValues {
+    const NAMES: [&str; 5] = ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"];
+
+    /// Reads `ReturnValues`; `allowed` is the subset the operation supports.
+    fn read(input: Input<'_>, violations: &mut Violations, allowed: &[&str]) -> ApiResult<ReturnValues> {
+        let value = input.string("ReturnValues")?;
+        violations.one_of(value, "returnValues", &Self::NAMES);
+        Ok(match value {
+            None | Some("NONE") => ReturnValues::None,
+            Some(v) if !allowed.contains(&v) => ReturnValues::None, // reported by `check_allowed`
+            Some("ALL_OLD") => ReturnValues::AllOld,
+            Some("UPDATED_OLD") => ReturnValues::UpdatedOld,
+            Some("ALL_NEW") => ReturnValues::AllNew,
+            Some(_) => ReturnValues::UpdatedNew,
+        })
+    }
+
+    /// After the constraint checks: a known value the operation does not support.
+    fn check_allowed(input: Input<'_>, allowed: &[&str]) -> ApiResult<()> {
+        match input.string("ReturnValues")? {
+            Some(v) if Self::NAMES.contains(&v) && !allowed.contains(&v) => {
+                Err(ApiError::validation("Return values set to invalid value"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a write does to the item.
+enum Change {
+    Put(Item),
+    /// The update, and the key attributes an absent item starts from.
+    Update(Update, Item),
+    Delete,
+}
+
+/// Everything a write needs once the request is validated.
+struct WritePlan {
+    table: Table,
+    key: ItemKey,
+    condition: Option<Condition>,
+    change: Change,
+    return_values: ReturnValues,
+    old_item_on_failure: bool,
+    capacity: ReturnConsumedCapacity,
+}
+
+pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let allowed = ["NONE", "ALL_OLD"];
+    let name = table_name(input)?;
+    let item = input.object("Item")?;
+    let mut violations = Violations::default();
+    let return_values = ReturnValues::read(input, &mut violations, &allowed)?;
+    let old_item_on_failure = return_old_on_failure(input, &mut violations)?;
+    let capacity = ReturnConsumedCapacity::from_input(input)?;
+    let item = violations.not_null(item, "item");
+    violations.finish()?;
+    let condition = write_expressions(input, None)?.0;
+    ReturnValues::check_allowed(input, &allowed)?;
+    let item = item_from_json(&Value::Object(item.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_item(&table, &item)?;
+    if item_size(&item) > MAX_ITEM_BYTES {
+        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+    }
+    let plan = WritePlan {
+        table,
+        key,
+        condition,
+        change: Change::Put(item),
+        return_values,
+        old_item_on_failure,
+        capacity,
+    };
+    execute(cx.storage, plan)
+}
+
+pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let allowed = ReturnValues::NAMES;
+    let name = table_name(input)?;
+    let key = input.object("Key")?;
+    let mut violations = Violations::default();
+    let return_values = ReturnValues::read(input, &mut violations, &allowed)?;
+    let old_item_on_failure = return_old_on_failure(input, &mut violations)?;
+    let capacity = ReturnConsumedCapacity::from_input(input)?;
+    let key = violations.not_null(key, "key");
+    violations.finish()?;
+    let (condition, update) = write_expressions(input, Some(()))?;
+    let update = update.unwrap_or_default();
+    let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
+    for path in expr::updated_paths(&update) {
+        if let Some(expr::PathElement::Name(first)) = path.0.first()
+            && table.key_attributes().any(|k| &k.name == first)
+        {
+            return Err(ApiError::invalid_parameter(format!(
+                "Cannot update attribute {first}. This attribute is part of the key"
+            )));
+        }
+    }
+    let plan = WritePlan {
+        table,
+        key,
+        condition,
+        change: Change::Update(update, key_item),
+        return_values,
+        old_item_on_failure,
+        capacity,
+    };
+    execute(cx.storage, plan)
+}
+
+pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let allowed = ["NONE", "ALL_OLD"];
+    let name = table_name(input)?;
+    let key = input.object("Key")?;
+    let mut violations = Violations::default();
+    let return_values = ReturnValues::read(input, &mut violations, &allowed)?;
+    let old_item_on_failure = return_old_on_failure(input, &mut violations)?;
+    let capacity = ReturnConsumedCapacity::from_input(input)?;
+    let key = violations.not_null(key, "key");
+    violations.finish()?;
+    let condition = write_expressions(input, None)?.0;
+    ReturnValues::check_allowed(input, &allowed)?;
+    let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
+    let plan = WritePlan {
+        table,
+        key,
+        condition,
+        change: Change::Delete,
+        return_values,
+        old_item_on_failure,
+        capacity,
+    };
+    execute(cx.storage, plan)
+}
+
+pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let name = table_name(input)?;
+    let key = input.object("Key")?;
+    let consistent = input.boolean("ConsistentRead")?.unwrap_or(false);
+    let capacity = ReturnConsumedCapacity::from_input(input)?;
+    let mut violations = Violations::default();
+    let key = violations.not_null(key, "key");
+    violations.finish()?;
+    let projection = projection(input)?;
+    let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
+    let stored = cx.storage.get(name, &key).map_err(storage_error)?;
+    let size = stored.as_ref().map(|s| s.document.len());
+    let mut response = match (stored, projection) {
+        (None, _) => json!({}),
+        (Some(stored), None) => json!({"Item": stored_document(&stored)?}),
+        (Some(stored), Some(paths)) => {
+            let item = expr::project(&stored_item(&stored)?, &paths);
+            json!({"Item": item_to_json(&item)})
+        }
+    };
+    // Capacity is charged on the whole item, whatever the projection keeps.
+    if let Some(consumed) = capacity.consumed(name, crate::capacity::read_units(size, consistent), true) {
+        response["ConsumedCapacity"] = consumed;
+    }
+    Ok(response)
+}
+
+/// `ReturnValuesOnConditionCheckFailure`: whether a failed condition returns the old item.
+fn return_old_on_failure(input: Input<'_>, violations: &mut Violations) -> ApiResult<bool> {
+    let value = input.string("ReturnValuesOnConditionCheckFailure")?;
+    violations.one_of(value, "returnValuesOnConditionCheckFailure", &["ALL_OLD", "NONE"]);
+    Ok(value == Some("ALL_OLD"))
+}
+
+/// The condition of a write (ConditionExpression, or the legacy Expected/ConditionalOperator),
+/// and for UpdateItem (`update` is `Some`) the update (UpdateExpression, or AttributeUpdates).
+/// All expressions of the request share one set of substitutions, so unused names and values
+/// are found across them.
+fn write_expressions(input: Input<'_>, update: Option<()>) -> ApiResult<(Option<Condition>, Option<Update>)> {
+    let legacy_members: &[&str] =
+        if update.is_some() { &["AttributeUpdates", "Expected", "ConditionalOperator"] } else { &["Expected", "ConditionalOperator"] };
+    let expression_members: &[&str] =
+        if update.is_some() { &["UpdateExpression", "ConditionExpression"] } else { &["ConditionExpression"] };
+    let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
+    legacy::check_not_mixed(&present(legacy_members), &present(expression_members))?;
+
+    let mut subs = substitutions(input)?;
+    let condition = match input.string("ConditionExpression")? {
+        Some(text) => Some(expr::parse_condition(text, ExpressionKind::Condition, &mut subs)?),
+        None => match input.object("Expected")? {
+            Some(expected) => Some(legacy::expected_condition(expected, input.string("ConditionalOperator")?)?),
+            None => None,
+        },
+    };
+    let parsed_update = match (update, input.string("UpdateExpression")?) {
+        (None, _) => None,
+        (Some(()), Some(text)) => Some(expr::parse_update(text, &mut subs)?),
+        (Some(()), None) => input.object("AttributeUpdates")?.map(legacy::attribute_updates).transpose()?,
+    };
+    subs.finish()?;
+    Ok((condition, parsed_update))
+}
+
+/// GetItem's ProjectionExpression or legacy AttributesToGet.
+fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
+    let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
+    legacy::check_not_mixed(&present(&["AttributesToGet"]), &present(&["ProjectionExpression"]))?;
+    let mut subs = substitutions(input)?;
+    let paths = match input.string("ProjectionExpression")? {
+        Some(text) => Some(expr::parse_projection(text, &mut subs)?),
+        None => input.list("AttributesToGet")?.map(legacy::attributes_to_get).transpose()?,
+    };
+    subs.finish()?;
+    Ok(paths)
+}
+
+fn substitutions(input: Input<'_>) -> ApiResult<Substitutions> {
+    Substitutions::new(input.object("ExpressionAttributeNames")?, input.object("ExpressionAttributeValues")?)
+}
+
+/// Decides and applies one write (see the module comment).
+fn execute(storage: &mut impl Storage, plan: WritePlan) -> ApiResult<Value> {
+    let keyspace = plan.table.table_name.as_str();
+    // An unconditional put or delete that returns nothing needs no read: one round trip.
+    let needs_old = plan.condition.is_some()
+        || matches!(plan.change, Change::Update(..))
+        || plan.return_values != ReturnValues::None
+        || plan.capacity != ReturnConsumedCapacity::None;
+    let (old, new) = loop {
+        let stored = if needs_old { storage.get(keyspace, &plan.key).map_err(storage_error)? } else { None };
+        let old = stored.as_ref().map(stored_item).transpose()?;
+        if let Some(condition) = &plan.condition
+            && !expr::evaluate(condition, old.as_ref())?
+        {
+            return Err(condition_failed(plan.old_item_on_failure.then_some(old).flatten()));
+        }
+        let new = new_item(&plan.change, old.as_ref())?;
+        let expect = match (&stored, needs_old) {
+            (_, false) => Expect::Anything,
+            (Some(stored), true) => Expect::Version(stored.version),
+            (None, true) => Expect::Absent,
+        };
+        let document = new.as_ref().map(|item| serde_json::to_vec(&item_to_json(item))).transpose();
+        let document = document.map_err(|e| ApiError::internal(e.to_string()))?;
+        let write = Write { keyspace: keyspace.to_string(), key: plan.key.clone(), document, expect };
+        match storage.write(std::slice::from_ref(&write)) {
+            Ok(()) => break (old, new),
+            Err(WriteError::GuardFailed(_)) => continue,
+            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+        }
+    };
+
+    let attributes = match plan.return_values {
+        ReturnValues::None => None,
+        ReturnValues::AllOld => old.clone(),
+        ReturnValues::AllNew => new.clone(),
+        ReturnValues::UpdatedOld | ReturnValues::UpdatedNew => {
+            let Change::Update(update, _) = &plan.change else { unreachable!("only UpdateItem allows UPDATED_*") };
+            let image = if plan.return_values == ReturnValues::UpdatedOld { &old } else { &new };
+            image.as_ref().map(|item| expr::project(item, &expr::updated_paths(update)))
+        }
+    };
+    let mut response = json!({});
+    if let Some(attributes) = attributes.filter(|a| !a.is_empty()) {
+        response["Attributes"] = item_to_json(&attributes);
+    }
+    let units = crate::capacity::write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
+    if let Some(consumed) = plan.capacity.consumed(keyspace, units, false) {
+        response["ConsumedCapacity"] = consumed;
+    }
+    Ok(response)
+}
+
+/// The item a change produces from the current one.
+fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
+    match change {
+        Change::Put(item) => Ok(Some(item.clone())),
+        Change::Delete => Ok(None),
+        Change::Update(update, key_item) => {
+            let mut item = old.cloned().unwrap_or_else(|| key_item.clone());
+            expr::apply_update(update, &mut item)?;
+            if item_size(&item) > MAX_ITEM_BYTES {
+                return Err(ApiError::validation("Item size to update has exceeded the maximum allowed size"));
+            }
+            Ok(Some(item))
+        }
+    }
+}
+
+fn condition_failed(old: Option<Item>) -> ApiError {
+    let mut error = ApiError::new(ErrorKind::ConditionalCheckFailed, "The conditional request failed");
+    error.item = old.map(|item| match item_to_json(&item) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    });
+    error
+}
+
+fn stored_item(stored: &StoredItem) -> ApiResult<Item> {
+    item_from_json(&Value::Object(stored_document(stored)?))
+}
+
+/// A stored document as response JSON. Parsing it again puts attributes in name order, whatever
+/// order the store kept (PostgreSQL's jsonb reorders keys).
+pub fn stored_document(stored: &StoredItem) -> ApiResult<Map<String, Value>> {
+    match serde_json::from_slice(&stored.document) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::internal("stored document is not a JSON object")),
+    }
+}
