@@ -10,6 +10,10 @@ const MAX_DIGITS: usize = 38;
 const MAX_EXPONENT: i64 = 125;
 const MIN_EXPONENT: i64 = -130;
 const NOT_NUMERIC: &str = "The parameter cannot be converted to a numeric value";
+const OVERFLOW: &str =
+    "Number overflow. Attempting to store a number with magnitude larger than supported range";
+const UNDERFLOW: &str =
+    "Number underflow. Attempting to store a number with magnitude smaller than supported range";
 
 /// An exact decimal in canonical form: `0.d₁d₂…dₙ × 10^(exponent+1)`, written the scientific way as
 /// `d₁.d₂…dₙ × 10^exponent`. The digits carry no leading or trailing zeros, so every value has
@@ -65,14 +69,10 @@ impl Number {
         // The first significant digit sits `int.len() - 1 - first` places left of the point.
         let scientific = int.len() as i64 - 1 - first as i64 + i64::from(exponent);
         if scientific > MAX_EXPONENT {
-            return Err(ApiError::validation(
-                "Number overflow. Attempting to store a number with magnitude larger than supported range",
-            ));
+            return Err(ApiError::validation(OVERFLOW));
         }
         if scientific < MIN_EXPONENT {
-            return Err(ApiError::validation(
-                "Number underflow. Attempting to store a number with magnitude smaller than supported range",
-            ));
+            return Err(ApiError::validation(UNDERFLOW));
         }
         if last - first + 1 > MAX_DIGITS {
             return Err(ApiError::validation(
@@ -84,6 +84,111 @@ impl Number {
 
     pub(super) fn is_zero(&self) -> bool {
         self.digits.is_empty()
+    }
+
+    /// `self + other`, exact, as DynamoDB's `+` and `ADD` compute it.
+    pub fn add(&self, other: &Number) -> ApiResult<Number> {
+        self.plus(other, other.negative)
+    }
+
+    /// `self - other`, exact, as DynamoDB's `-` computes it.
+    pub fn sub(&self, other: &Number) -> ApiResult<Number> {
+        self.plus(other, !other.negative)
+    }
+
+    /// `self + |other|` with `other_negative` as the sign of the second term. The sum is computed
+    /// exactly and never rounded: DynamoDB refuses a result outside the range, and also one that
+    /// needs more than 38 digits (1E50 + 1), the latter with its overflow message.
+    fn plus(&self, other: &Number, other_negative: bool) -> ApiResult<Number> {
+        if other.is_zero() {
+            return Ok(self.clone());
+        }
+        if self.is_zero() {
+            return Ok(Number { negative: other_negative, ..other.clone() });
+        }
+        // Both terms as little-endian digit columns from the lower of their last digits' powers
+        // of ten up to one above the higher first digit (room for a carry). Valid numbers span
+        // at most 10^-167..10^126, so this is a few hundred columns at worst.
+        let last = |n: &Number| i64::from(n.exponent) + 1 - n.digits.len() as i64;
+        let low = last(self).min(last(other));
+        let width = (i64::from(self.exponent.max(other.exponent)) + 2 - low) as usize;
+        let columns = |n: &Number| {
+            let mut column = vec![0u8; width];
+            for (k, &digit) in n.digits.iter().enumerate() {
+                column[(i64::from(n.exponent) - k as i64 - low) as usize] = digit;
+            }
+            column
+        };
+        let (a, b) = (columns(self), columns(other));
+        let (negative, sum) = if self.negative == other_negative {
+            (self.negative, add_columns(&a, &b))
+        } else {
+            // Different signs: the larger magnitude minus the smaller, with the larger's sign.
+            match (self.exponent, &self.digits).cmp(&(other.exponent, &other.digits)) {
+                Ordering::Equal => return Ok(Number::ZERO),
+                Ordering::Greater => (self.negative, subtract_columns(&a, &b)),
+                Ordering::Less => (other_negative, subtract_columns(&b, &a)),
+            }
+        };
+        let (Some(top), Some(bottom)) =
+            (sum.iter().rposition(|&d| d != 0), sum.iter().position(|&d| d != 0))
+        else {
+            return Ok(Number::ZERO);
+        };
+        let exponent = low + top as i64;
+        if exponent > MAX_EXPONENT {
+            return Err(ApiError::validation(OVERFLOW));
+        }
+        if exponent < MIN_EXPONENT {
+            return Err(ApiError::validation(UNDERFLOW));
+        }
+        if top - bottom + 1 > MAX_DIGITS {
+            return Err(ApiError::validation(OVERFLOW));
+        }
+        let digits = sum[bottom..=top].iter().rev().copied().collect();
+        Ok(Number { negative, digits, exponent: exponent as i32 })
+    }
+}
+
+/// Column-wise sum of two little-endian digit rows of equal width (the top column stays free).
+fn add_columns(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut carry = 0;
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let total = x + y + carry;
+            carry = total / 10;
+            total % 10
+        })
+        .collect()
+}
+
+/// Column-wise `a - b` of two little-endian digit rows of equal width, `a` the larger.
+fn subtract_columns(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut borrow = 0;
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let taken = y + borrow;
+            borrow = u8::from(x < taken);
+            x + 10 * borrow - taken
+        })
+        .collect()
+}
+
+/// Counts and lengths (what `size()` returns) as numbers.
+impl From<usize> for Number {
+    fn from(n: usize) -> Number {
+        let text = n.to_string();
+        let significant = text.trim_end_matches('0');
+        if significant.is_empty() {
+            return Number::ZERO;
+        }
+        Number {
+            negative: false,
+            digits: significant.bytes().map(|b| b - b'0').collect(),
+            exponent: text.len() as i32 - 1,
+        }
     }
 }
 
@@ -234,6 +339,71 @@ mod tests {
         n("0e-99999");
     }
 
+    #[test]
+    fn adds_and_subtracts_exactly() {
+        for (a, b, sum, difference) in [
+            ("0.1", "0.2", "0.3", "-0.1"),
+            ("1", "10000000000000000000000", "10000000000000000000001", "-9999999999999999999999"),
+            ("5", "-5", "0", "10"),
+            ("-1.5", "-2.25", "-3.75", "0.75"),
+            ("0", "-7", "-7", "7"),
+            ("-7", "0", "-7", "-7"),
+            ("0", "0", "0", "0"),
+            ("99", "1", "100", "98"),
+            ("1E125", "-1E125", "0", "2E125"),
+            (
+                "9.9999999999999999999999999999999999999E+125",
+                "0",
+                "9.9999999999999999999999999999999999999E+125",
+                "9.9999999999999999999999999999999999999E+125",
+            ),
+            ("1E-130", "1E-130", "2E-130", "0"),
+            (
+                "12345678901234567890123456789012345678",
+                "2",
+                "12345678901234567890123456789012345680",
+                "12345678901234567890123456789012345676",
+            ),
+            (
+                "1.000000000000000000000000000000000001",
+                "-0.000000000000000000000000000000000001",
+                "1",
+                "1.000000000000000000000000000000000002",
+            ),
+        ] {
+            assert_eq!(n(a).add(&n(b)), Ok(n(sum)), "{a} + {b}");
+            assert_eq!(n(a).sub(&n(b)), Ok(n(difference)), "{a} - {b}");
+            assert_eq!(n(b).add(&n(a)), Ok(n(sum)), "{b} + {a}");
+        }
+        assert_eq!(n("0.1").add(&n("0.2")).unwrap().to_string(), "0.3");
+        assert_eq!(n("-3").add(&n("3")).unwrap().to_string(), "0");
+    }
+
+    #[test]
+    fn arithmetic_fails_as_dynamodb_does() {
+        let overflow = "Number overflow. Attempting to store a number with magnitude larger than supported range";
+        let underflow = "Number underflow. Attempting to store a number with magnitude smaller than supported range";
+        let fails = |r: ApiResult<Number>| r.unwrap_err().message;
+        assert_eq!(fails(n("9e125").add(&n("9e125"))), overflow);
+        assert_eq!(fails(n("9e125").sub(&n("-9e125"))), overflow);
+        assert_eq!(fails(n("-9e125").sub(&n("9e125"))), overflow);
+        // An exact result of more than 38 digits: DynamoDB answers with its overflow message.
+        assert_eq!(fails(n("1e50").add(&n("1"))), overflow);
+        assert_eq!(fails(n("1e50").sub(&n("1"))), overflow);
+        assert_eq!(fails(n("1").add(&n("1e-50"))), overflow);
+        // Cancellation below the smallest magnitude.
+        let tiny = "1.0000000000000000000000000000000000001e-100";
+        assert_eq!(fails(n(tiny).sub(&n("1e-100"))), underflow);
+        assert_eq!(n(tiny).sub(&n(tiny)), Ok(n("0")));
+    }
+
+    #[test]
+    fn counts_become_numbers() {
+        for count in [0usize, 1, 7, 10, 100, 120, 1234567, usize::MAX] {
+            assert_eq!(Number::from(count), n(&count.to_string()), "{count}");
+        }
+    }
+
     /// A random number as text, in any of the shapes DynamoDB accepts.
     fn number_text() -> impl Strategy<Value = String> {
         (
@@ -267,6 +437,8 @@ mod tests {
     }
 
     const MAX_38: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+    /// Terms whose sums and differences still fit an i128.
+    const MAX_SUM: i128 = i128::MAX / 2;
 
     proptest! {
         #[test]
@@ -296,6 +468,34 @@ mod tests {
             let b = if step && a != 0.0 { f64::from_bits(a.to_bits() + 1) } else { b };
             let (x, y) = (n(&format!("{a:e}")), n(&format!("{b:e}")));
             prop_assert_eq!(x.cmp(&y), a.partial_cmp(&b).unwrap());
+        }
+
+        #[test]
+        fn arithmetic_matches_i128(
+            a in -MAX_SUM..=MAX_SUM,
+            b in -MAX_SUM..=MAX_SUM,
+            scale in -90i32..=80,
+        ) {
+            let (x, y) = (n(&format!("{a}e{scale}")), n(&format!("{b}e{scale}")));
+            for (got, exact) in [(x.add(&y), a + b), (x.sub(&y), a - b), (y.sub(&x), b - a)] {
+                let digits = exact.unsigned_abs().to_string();
+                if digits.trim_end_matches('0').len() > MAX_DIGITS {
+                    prop_assert_eq!(got.unwrap_err().message, OVERFLOW);
+                } else {
+                    prop_assert_eq!(got, Ok(n(&format!("{exact}e{scale}"))));
+                }
+            }
+        }
+
+        #[test]
+        fn adding_then_subtracting_gives_back(a in number(), b in number()) {
+            if let Ok(sum) = a.add(&b) {
+                prop_assert_eq!(sum.sub(&b), Ok(a.clone()));
+                prop_assert_eq!(b.add(&a), Ok(sum));
+            }
+            if let Ok(difference) = a.sub(&b) {
+                prop_assert_eq!(difference.add(&b), Ok(a));
+            }
         }
 
         #[test]
