@@ -3,6 +3,7 @@
 //! traits to the WIT imports when built for `wasm32-wasip2`.
 
 pub mod auth;
+pub mod capacity;
 pub mod catalog;
 pub mod error;
 pub mod expr;
