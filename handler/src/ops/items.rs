@@ -1,125 +1,390 @@
-//! PutItem, GetItem, DeleteItem in their plain forms (no expressions yet).
+//! PutItem, UpdateItem, DeleteItem and GetItem: every expression, its legacy form, ReturnValues,
+//! ReturnValuesOnConditionCheckFailure and ReturnConsumedCapacity.
+//!
+//! Writes are read-modify-write under optimistic concurrency: the old item is read with its
+//! version, the condition is decided and the new item computed from exactly that version, and the
+//! write is guarded by it; if another writer got there first the whole decision is made again.
+//! So a condition is never evaluated against a stale item and no update is lost.
 
 use serde_json::{Map, Value, json};
 
-use super::{Context, keys, reject_unsupported, table_name};
+use super::{Context, keys, table_name};
+use crate::capacity::ReturnConsumedCapacity;
 use crate::catalog::{Table, storage_error};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
 use crate::input::{Input, Violations};
-use crate::model::{item_from_json, item_to_json, size::item_size};
+use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 
 const MAX_ITEM_BYTES: usize = 400 * 1024;
 const KEY_MISMATCH: &str = "The provided key element does not match the schema";
-/// Members of the expression and condition families, which come with the next version.
-const CONDITIONAL_MEMBERS: &[&str] = &[
-    "ConditionExpression",
-    "Expected",
-    "ConditionalOperator",
-    "ExpressionAttributeNames",
-    "ExpressionAttributeValues",
-    "ReturnValuesOnConditionCheckFailure",
-];
 
-pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    reject_unsupported(input, CONDITIONAL_MEMBERS)?;
-    let name = table_name(input)?;
-    let item = input.object("Item")?;
-    let return_old = return_values(input)?;
-    let mut violations = Violations::default();
-    let item = violations.not_null(item, "item");
-    violations.finish()?;
-    let table = Table::load(cx.storage, name)?;
-    let item = item_from_json(&Value::Object(item.expect("checked").clone()))?;
-    let key = keys::of_item(&table, &item)?;
-    if item_size(&item) > MAX_ITEM_BYTES {
-        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReturnValues {
+    None,
+    AllOld,
+    UpdatedOld,
+    AllNew,
+    UpdatedNew,
+}
+
+impl ReturnValues {
+    const NAMES: [&str; 5] = ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"];
+
+    /// Reads `ReturnValues`; `allowed` is the subset the operation supports.
+    fn read(input: Input<'_>, violations: &mut Violations, allowed: &[&str]) -> ApiResult<ReturnValues> {
+        let value = input.string("ReturnValues")?;
+        violations.one_of(value, "returnValues", &Self::NAMES);
+        Ok(match value {
+            None | Some("NONE") => ReturnValues::None,
+            Some(v) if !allowed.contains(&v) => ReturnValues::None, // reported by `check_allowed`
+            Some("ALL_OLD") => ReturnValues::AllOld,
+            Some("UPDATED_OLD") => ReturnValues::UpdatedOld,
+            Some("ALL_NEW") => ReturnValues::AllNew,
+            Some(_) => ReturnValues::UpdatedNew,
+        })
     }
-    let document = serde_json::to_vec(&item_to_json(&item)).map_err(|e| ApiError::internal(e.to_string()))?;
-    write_item(cx.storage, name, key, Some(document), return_old)
-}
 
-pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    reject_unsupported(input, &["ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames"])?;
-    let name = table_name(input)?;
-    let key = request_key(input)?;
-    input.boolean("ConsistentRead")?; // every read is strongly consistent here
-    let table = Table::load(cx.storage, name)?;
-    let key = keys::of_request(&table, &item_from_json(&key)?, KEY_MISMATCH)?;
-    match cx.storage.get(name, &key).map_err(storage_error)? {
-        Some(stored) => Ok(json!({"Item": stored_document(&stored)?})),
-        None => Ok(json!({})),
-    }
-}
-
-pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    reject_unsupported(input, CONDITIONAL_MEMBERS)?;
-    let name = table_name(input)?;
-    let key = request_key(input)?;
-    let return_old = return_values(input)?;
-    let table = Table::load(cx.storage, name)?;
-    let key = keys::of_request(&table, &item_from_json(&key)?, KEY_MISMATCH)?;
-    write_item(cx.storage, name, key, None, return_old)
-}
-
-fn request_key(input: Input<'_>) -> ApiResult<Value> {
-    let key = input.object("Key")?;
-    let mut violations = Violations::default();
-    let key = violations.not_null(key, "key");
-    violations.finish()?;
-    Ok(Value::Object(key.expect("checked").clone()))
-}
-
-/// Whether the caller asked for the old item back (`ReturnValues` ALL_OLD; NONE otherwise).
-fn return_values(input: Input<'_>) -> ApiResult<bool> {
-    let value = input.string("ReturnValues")?;
-    let mut violations = Violations::default();
-    violations.one_of(value, "returnValues", &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"]);
-    violations.finish()?;
-    match value {
-        None | Some("NONE") => Ok(false),
-        Some("ALL_OLD") => Ok(true),
-        Some(_) => Err(ApiError::validation("Return values set to invalid value")),
-    }
-}
-
-/// Puts (`Some(document)`) or deletes (`None`) one item. When the old item is wanted, it is read
-/// and the write is guarded by its version, retried if another writer got there first, so the
-/// item returned is exactly the one replaced.
-fn write_item(
-    storage: &mut impl Storage,
-    keyspace: &str,
-    key: ItemKey,
-    document: Option<Vec<u8>>,
-    return_old: bool,
-) -> ApiResult<Value> {
-    if !return_old {
-        let write = Write { keyspace: keyspace.to_string(), key, document, expect: Expect::Anything };
-        storage.write(std::slice::from_ref(&write)).map_err(write_error)?;
-        return Ok(json!({}));
-    }
-    let mut write = Write { keyspace: keyspace.to_string(), key, document, expect: Expect::Anything };
-    loop {
-        let old = storage.get(keyspace, &write.key).map_err(storage_error)?;
-        write.expect = old.as_ref().map_or(Expect::Absent, |o| Expect::Version(o.version));
-        match storage.write(std::slice::from_ref(&write)) {
-            Ok(()) => {
-                return Ok(match old {
-                    Some(old) => json!({"Attributes": stored_document(&old)?}),
-                    None => json!({}),
-                });
+    /// After the constraint checks: a known value the operation does not support.
+    fn check_allowed(input: Input<'_>, allowed: &[&str]) -> ApiResult<()> {
+        match input.string("ReturnValues")? {
+            Some(v) if Self::NAMES.contains(&v) && !allowed.contains(&v) => {
+                Err(ApiError::validation("Return values set to invalid value"))
             }
-            Err(WriteError::GuardFailed(_)) => continue,
-            Err(other) => return Err(write_error(other)),
+            _ => Ok(()),
         }
     }
 }
 
-fn write_error(error: WriteError) -> ApiError {
-    match error {
-        WriteError::Storage(e) => storage_error(e),
-        WriteError::GuardFailed(_) => ApiError::internal("unexpected guard failure on an unguarded write"),
+/// What a write does to the item.
+enum Change {
+    Put(Item),
+    /// `key_item` holds the key attributes an absent item starts from; `legacy` says the update
+    /// came from `AttributeUpdates`, whose errors DynamoDB words differently.
+    Update { update: Update, key_item: Item, legacy: bool },
+    Delete,
+}
+
+/// The members every single-item write has, read together so their constraint violations are
+/// reported in one message.
+struct WriteMembers<'a> {
+    table_name: &'a str,
+    return_values: ReturnValues,
+    old_item_on_failure: bool,
+    capacity: ReturnConsumedCapacity,
+}
+
+impl<'a> WriteMembers<'a> {
+    fn read(input: Input<'a>, violations: &mut Violations, allowed: &[&str]) -> ApiResult<WriteMembers<'a>> {
+        let table_name = input.string("TableName")?;
+        violations.table_name(table_name, "tableName");
+        let return_values = ReturnValues::read(input, violations, allowed)?;
+        let on_failure = input.string("ReturnValuesOnConditionCheckFailure")?;
+        violations.one_of(on_failure, "returnValuesOnConditionCheckFailure", &["ALL_OLD", "NONE"]);
+        let capacity = ReturnConsumedCapacity::gather(input, violations)?;
+        if let Some(expected) = input.object("Expected")? {
+            legacy::expected_violations(expected, input.string("ConditionalOperator")?, violations)?;
+        }
+        Ok(WriteMembers {
+            table_name: table_name.unwrap_or_default(),
+            return_values,
+            old_item_on_failure: on_failure == Some("ALL_OLD"),
+            capacity,
+        })
     }
+}
+
+/// Everything a write needs once the request is validated.
+struct WritePlan {
+    table: Table,
+    key: ItemKey,
+    condition: Option<Condition>,
+    change: Change,
+    return_values: ReturnValues,
+    old_item_on_failure: bool,
+    capacity: ReturnConsumedCapacity,
+}
+
+pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let allowed = ["NONE", "ALL_OLD"];
+    let mut violations = Violations::default();
+    let item = input.object("Item")?;
+    let common = WriteMembers::read(input, &mut violations, &allowed)?;
+    let item = violations.not_null(item, "item");
+    violations.finish()?;
+    let name = common.table_name;
+    let (condition, _) = write_expressions(input, false)?;
+    ReturnValues::check_allowed(input, &allowed)?;
+    let item = item_from_json(&Value::Object(item.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_item(&table, &item)?;
+    if item_size(&item) > MAX_ITEM_BYTES {
+        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+    }
+    let plan = WritePlan {
+        table,
+        key,
+        condition,
+        change: Change::Put(item),
+        return_values: common.return_values,
+        old_item_on_failure: common.old_item_on_failure,
+        capacity: common.capacity,
+    };
+    execute(cx.storage, plan)
+}
+
+pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let allowed = ReturnValues::NAMES;
+    let mut violations = Violations::default();
+    let key = input.object("Key")?;
+    let common = WriteMembers::read(input, &mut violations, &allowed)?;
+    if let Some(updates) = input.object("AttributeUpdates")? {
+        legacy::attribute_updates_violations(updates, &mut violations)?;
+    }
+    let key = violations.not_null(key, "key");
+    violations.finish()?;
+    let name = common.table_name;
+    let (condition, update) = write_expressions(input, true)?;
+    let update = update.unwrap_or_default();
+    let legacy_update = input.has("AttributeUpdates");
+    let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
+    for path in expr::updated_paths(&update) {
+        if let Some(expr::PathElement::Name(first)) = path.0.first()
+            && table.key_attributes().any(|k| &k.name == first)
+        {
+            return Err(ApiError::invalid_parameter(format!(
+                "Cannot update attribute {first}. This attribute is part of the key"
+            )));
+        }
+    }
+    let plan = WritePlan {
+        table,
+        key,
+        condition,
+        change: Change::Update { update, key_item, legacy: legacy_update },
+        return_values: common.return_values,
+        old_item_on_failure: common.old_item_on_failure,
+        capacity: common.capacity,
+    };
+    execute(cx.storage, plan)
+}
+
+pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let allowed = ["NONE", "ALL_OLD"];
+    let mut violations = Violations::default();
+    let key = input.object("Key")?;
+    let common = WriteMembers::read(input, &mut violations, &allowed)?;
+    let key = violations.not_null(key, "key");
+    violations.finish()?;
+    let name = common.table_name;
+    let (condition, _) = write_expressions(input, false)?;
+    ReturnValues::check_allowed(input, &allowed)?;
+    let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
+    let plan = WritePlan {
+        table,
+        key,
+        condition,
+        change: Change::Delete,
+        return_values: common.return_values,
+        old_item_on_failure: common.old_item_on_failure,
+        capacity: common.capacity,
+    };
+    execute(cx.storage, plan)
+}
+
+pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let name = table_name(input)?;
+    let key = input.object("Key")?;
+    let consistent = input.boolean("ConsistentRead")?.unwrap_or(false);
+    let capacity = ReturnConsumedCapacity::from_input(input)?;
+    let mut violations = Violations::default();
+    let key = violations.not_null(key, "key");
+    violations.finish()?;
+    let projection = projection(input)?;
+    let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
+    let table = Table::load(cx.storage, name)?;
+    let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
+    let stored = cx.storage.get(name, &key).map_err(storage_error)?;
+    let size = stored.as_ref().map(|s| s.document.len());
+    let mut response = match (stored, projection) {
+        (None, _) => json!({}),
+        (Some(stored), None) => json!({"Item": stored_document(&stored)?}),
+        (Some(stored), Some(paths)) => {
+            let item = expr::project(&stored_item(&stored)?, &paths);
+            json!({"Item": item_to_json(&item)})
+        }
+    };
+    // Capacity is charged on the whole item, whatever the projection keeps.
+    if let Some(consumed) = capacity.consumed(name, crate::capacity::read_units(size, consistent)) {
+        response["ConsumedCapacity"] = consumed;
+    }
+    Ok(response)
+}
+
+/// The condition of a write (ConditionExpression, or the legacy Expected/ConditionalOperator),
+/// and for UpdateItem (`update` is `Some`) the update (UpdateExpression, or AttributeUpdates).
+/// All expressions of the request share one set of substitutions, so unused names and values
+/// are found across them.
+fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<Condition>, Option<Update>)> {
+    let legacy_members: &[&str] =
+        if with_update { &["AttributeUpdates", "Expected", "ConditionalOperator"] } else { &["Expected", "ConditionalOperator"] };
+    let expression_members: &[&str] =
+        if with_update { &["UpdateExpression", "ConditionExpression"] } else { &["ConditionExpression"] };
+    let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
+    legacy::check_not_mixed(&present(legacy_members), &present(expression_members))?;
+
+    let mut subs = substitutions(input, expression_members)?;
+    // DynamoDB parses the update before the condition, so its errors win.
+    let update = match (with_update, input.string("UpdateExpression")?) {
+        (false, _) => None,
+        (true, Some(text)) => Some(expr::parse_update(text, &mut subs)?),
+        (true, None) => input.object("AttributeUpdates")?.map(legacy::attribute_updates).transpose()?,
+    };
+    let condition = match input.string("ConditionExpression")? {
+        Some(text) => Some(expr::parse_condition(text, ExpressionKind::Condition, &mut subs)?),
+        None => {
+            let no_expectations = Map::new();
+            let expected = input.object("Expected")?.unwrap_or(&no_expectations);
+            legacy::expected_condition(expected, input.string("ConditionalOperator")?)?
+        }
+    };
+    subs.finish()?;
+    Ok((condition, update))
+}
+
+/// GetItem's ProjectionExpression or legacy AttributesToGet.
+fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
+    let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
+    legacy::check_not_mixed(&present(&["AttributesToGet"]), &present(&["ProjectionExpression"]))?;
+    // GetItem has no ExpressionAttributeValues member: DynamoDB ignores one sent anyway.
+    let names = input.object("ExpressionAttributeNames")?;
+    if names.is_some() && !input.has("ProjectionExpression") {
+        return Err(ApiError::validation("ExpressionAttributeNames can only be specified when using expressions"));
+    }
+    let mut subs = Substitutions::new(names, None)?;
+    let paths = match input.string("ProjectionExpression")? {
+        Some(text) => Some(expr::parse_projection(text, &mut subs)?),
+        None => input.list("AttributesToGet")?.map(legacy::attributes_to_get).transpose()?,
+    };
+    subs.finish()?;
+    Ok(paths)
+}
+
+/// The request's ExpressionAttributeNames/Values, which need at least one of the operation's
+/// `expression_members` (in DynamoDB's order, for its message).
+fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Substitutions> {
+    let names = input.object("ExpressionAttributeNames")?;
+    let values = input.object("ExpressionAttributeValues")?;
+    if !expression_members.iter().any(|m| input.has(m)) {
+        if names.is_some() {
+            return Err(ApiError::validation("ExpressionAttributeNames can only be specified when using expressions"));
+        }
+        if values.is_some() {
+            return Err(ApiError::validation(format!(
+                "ExpressionAttributeValues can only be specified when using expressions: {} is null",
+                expression_members.join(" and ")
+            )));
+        }
+    }
+    Substitutions::new(names, values)
+}
+
+/// Decides and applies one write (see the module comment).
+fn execute(storage: &mut impl Storage, plan: WritePlan) -> ApiResult<Value> {
+    let keyspace = plan.table.table_name.as_str();
+    // An unconditional put or delete that returns nothing needs no read: one round trip.
+    let needs_old = plan.condition.is_some()
+        || matches!(plan.change, Change::Update { .. })
+        || plan.return_values != ReturnValues::None
+        || plan.capacity != ReturnConsumedCapacity::None;
+    let (old, new) = loop {
+        let stored = if needs_old { storage.get(keyspace, &plan.key).map_err(storage_error)? } else { None };
+        let old = stored.as_ref().map(stored_item).transpose()?;
+        if let Some(condition) = &plan.condition
+            && !expr::evaluate(condition, old.as_ref())?
+        {
+            return Err(condition_failed(plan.old_item_on_failure.then_some(old).flatten()));
+        }
+        let new = new_item(&plan.change, old.as_ref())?;
+        let expect = match (&stored, needs_old) {
+            (_, false) => Expect::Anything,
+            (Some(stored), true) => Expect::Version(stored.version),
+            (None, true) => Expect::Absent,
+        };
+        let document = new.as_ref().map(|item| serde_json::to_vec(&item_to_json(item))).transpose();
+        let document = document.map_err(|e| ApiError::internal(e.to_string()))?;
+        let write = Write { keyspace: keyspace.to_string(), key: plan.key.clone(), document, expect };
+        match storage.write(std::slice::from_ref(&write)) {
+            Ok(()) => break (old, new),
+            Err(WriteError::GuardFailed(_)) => continue,
+            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+        }
+    };
+
+    let attributes = match plan.return_values {
+        ReturnValues::None => None,
+        ReturnValues::AllOld => old.clone(),
+        ReturnValues::AllNew => new.clone(),
+        ReturnValues::UpdatedOld | ReturnValues::UpdatedNew => {
+            let Change::Update { update, .. } = &plan.change else { unreachable!("only UpdateItem allows UPDATED_*") };
+            let image = if plan.return_values == ReturnValues::UpdatedOld { &old } else { &new };
+            image.as_ref().map(|item| expr::project(item, &expr::updated_paths(update)))
+        }
+    };
+    let mut response = json!({});
+    if let Some(attributes) = attributes.filter(|a| !a.is_empty()) {
+        response["Attributes"] = item_to_json(&attributes);
+    }
+    let units = crate::capacity::write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
+    if let Some(consumed) = plan.capacity.consumed(keyspace, units) {
+        response["ConsumedCapacity"] = consumed;
+    }
+    Ok(response)
+}
+
+/// The item a change produces from the current one.
+fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
+    match change {
+        Change::Put(item) => Ok(Some(item.clone())),
+        Change::Delete => Ok(None),
+        Change::Update { update, key_item, legacy } => {
+            let applied = match old {
+                Some(old) => {
+                    let mut item = old.clone();
+                    expr::apply_update(update, &mut item).map(|()| item)
+                }
+                // DynamoDB ignores REMOVE actions on an item that does not exist yet.
+                None => {
+                    let mut item = key_item.clone();
+                    let additions = Update { remove: Vec::new(), ..update.clone() };
+                    expr::apply_update(&additions, &mut item).map(|()| item)
+                }
+            };
+            let item = applied.map_err(|e| if *legacy { legacy::legacy_update_error(e) } else { e })?;
+            if item_size(&item) > MAX_ITEM_BYTES {
+                return Err(ApiError::validation("Item size to update has exceeded the maximum allowed size"));
+            }
+            Ok(Some(item))
+        }
+    }
+}
+
+fn condition_failed(old: Option<Item>) -> ApiError {
+    let mut error = ApiError::new(ErrorKind::ConditionalCheckFailed, "The conditional request failed");
+    error.item = old.map(|item| match item_to_json(&item) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    });
+    error
+}
+
+fn stored_item(stored: &StoredItem) -> ApiResult<Item> {
+    item_from_json(&Value::Object(stored_document(stored)?))
 }
 
 /// A stored document as response JSON. Parsing it again puts attributes in name order, whatever

@@ -23,7 +23,7 @@ pub struct Context<'a, S: Storage> {
 
 /// Every operation this version answers.
 const OPERATIONS: &[&str] =
-    &["CreateTable", "DescribeTable", "ListTables", "DeleteTable", "PutItem", "GetItem", "DeleteItem", "Scan"];
+    &["CreateTable", "DescribeTable", "ListTables", "DeleteTable", "PutItem", "GetItem", "UpdateItem", "DeleteItem", "Scan"];
 
 pub fn exists(name: &str) -> bool {
     OPERATIONS.contains(&name)
@@ -39,6 +39,7 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "DeleteTable" => tables::delete_table(input, cx),
         "PutItem" => items::put_item(input, cx),
         "GetItem" => items::get_item(input, cx),
+        "UpdateItem" => items::update_item(input, cx),
         "DeleteItem" => items::delete_item(input, cx),
         "Scan" => scan::scan(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
