@@ -130,7 +130,7 @@ async fn update_expressions_return_values_and_capacity() {
             .update_item()
             .table_name(&table)
             .key("id", s("u"))
-            .update_expression("SET score = score - :d, #p.tags[5] = :t REMOVE #p.tags[0]")
+            .update_expression("SET score = score - :d, #p.tags[1] = :t REMOVE gone")
             .condition_expression("score BETWEEN :lo AND :hi AND size(#p.tags) = :two")
             .expression_attribute_names("#p", "profile")
             .expression_attribute_values(":d", n("0.5"))
@@ -147,7 +147,8 @@ async fn update_expressions_return_values_and_capacity() {
         assert_eq!(attributes.get("score"), Some(&n("9.5")), "{store:?}");
         assert_eq!(
             attributes.get("profile"),
-            Some(&AttributeValue::M(HashMap::from([("tags".to_string(), AttributeValue::L(vec![s("b"), s("z")]))])))
+            Some(&AttributeValue::M(HashMap::from([("tags".to_string(), AttributeValue::L(vec![s("z")]))]))),
+            "UPDATED_NEW holds just the updated paths"
         );
         assert_eq!(updated.consumed_capacity().and_then(|c| c.capacity_units()), Some(1.0));
 
