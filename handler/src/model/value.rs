@@ -95,6 +95,21 @@ pub fn item_from_json(v: &Value) -> ApiResult<Item> {
     decoder.finish(item)
 }
 
+/// Checks an item built by an update (rather than decoded) against the nesting limit.
+pub fn check_nesting(item: &Item) -> ApiResult<()> {
+    fn level(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::M(map) => 1 + map.values().map(level).max().unwrap_or(0),
+            AttributeValue::L(list) => 1 + list.iter().map(level).max().unwrap_or(0),
+            _ => 1,
+        }
+    }
+    match item.values().map(level).max() {
+        Some(deepest) if deepest > MAX_LEVEL => Err(ApiError::validation(TOO_DEEP)),
+        _ => Ok(()),
+    }
+}
+
 pub fn item_to_json(item: &Item) -> Value {
     Value::Object(item.iter().map(|(name, value)| (name.clone(), value.to_json())).collect())
 }

@@ -14,6 +14,7 @@ use crate::catalog::{Table, storage_error};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
 use crate::input::{Input, Violations};
+use crate::model::value::check_nesting;
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 
@@ -369,6 +370,7 @@ fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
             if item_size(&item) > MAX_ITEM_BYTES {
                 return Err(ApiError::validation("Item size to update has exceeded the maximum allowed size"));
             }
+            check_nesting(&item)?;
             Ok(Some(item))
         }
     }
