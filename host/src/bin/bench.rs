@@ -2,7 +2,8 @@
 //!
 //! Part 1 runs the same GetItem natively (the handler called in-process) and in the sandbox
 //! (fresh instance per request) against one in-memory store, and prints the difference: the
-//! sandbox tax per request. Part 2 starts the server on each backend in this process and drives
+//! sandbox tax per request, then where one sandboxed request's time goes (new store, instantiate,
+//! call, drop). Part 2 starts the server on each backend in this process and drives
 //! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99.
 //!
 //!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only]
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dynabox::auth::Authenticator;
-use dynabox::runtime::{Limits, Runtime};
+use dynabox::runtime::{Limits, Phases, Runtime};
 use dynabox::storage::Backend;
 use dynabox_handler::http::Request;
 use dynabox_handler::storage::{ItemKey, Page, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
@@ -150,6 +151,45 @@ fn sandbox_tax() -> anyhow::Result<()> {
     println!("  native handler call   {:>8.1} µs", native);
     println!("  fresh sandbox instance {:>7.1} µs", sandboxed);
     println!("  sandbox tax           {:>8.1} µs per request ({:.2}x native)", sandboxed - native, sandboxed / native);
+
+    // The same request again, timed phase by phase (no concurrency slot: a few ns).
+    let mut phases = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS + ROUNDS / 10 {
+        let (response, timed) = rt.block_on(runtime.handle_phases(get.clone()))?;
+        assert_eq!(response.status, 200);
+        if round >= ROUNDS / 10 {
+            phases.push(timed);
+        }
+    }
+    type Pick = fn(&Phases) -> Duration;
+    let column = |pick: Pick| {
+        let mut values: Vec<f64> = phases.iter().map(|p| pick(p).as_secs_f64() * 1e6).collect();
+        values.sort_by(f64::total_cmp);
+        (values.iter().sum::<f64>() / values.len() as f64, values[values.len() / 2], values[values.len() * 99 / 100])
+    };
+    let mut native_calls = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        dynabox_handler::handle(&get, &mut storage, &mut &auth);
+        native_calls.push(started.elapsed());
+    }
+    native_calls.sort_unstable();
+    println!("  one sandboxed request, by phase      mean µs   median µs   p99 µs");
+    let rows: [(&str, Pick); 5] = [
+        ("new store + WasiCtx", |p| p.store),
+        ("instantiate", |p| p.instantiate),
+        ("call handle", |p| p.call),
+        ("drop instance + store", |p| p.drop),
+        ("total", |p| p.store + p.instantiate + p.call + p.drop),
+    ];
+    for (label, pick) in rows {
+        let (mean, median, p99) = column(pick);
+        println!("    {label:<30} {mean:>9.1} {median:>11.1} {p99:>8.1}");
+    }
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let native_mean = native_calls.iter().map(|d| micros(*d)).sum::<f64>() / ROUNDS as f64;
+    let (native_median, native_p99) = (micros(native_calls[ROUNDS / 2]), micros(native_calls[ROUNDS * 99 / 100]));
+    println!("    {:<30} {native_mean:>9.1} {native_median:>11.1} {native_p99:>8.1}", "(native handler call)");
     Ok(())
 }
 
