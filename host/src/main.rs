@@ -33,9 +33,10 @@ struct Args {
     /// PostgreSQL connections in the pool.
     #[arg(long, default_value_t = 16)]
     pool_size: usize,
-    /// Linear memory one request may use inside the sandbox, in MiB.
-    #[arg(long, default_value_t = 256)]
-    request_memory_mib: usize,
+    /// Linear memory one request may use inside the sandbox, in MiB (at least 4: the handler
+    /// starts with 2).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..))]
+    request_memory_mib: u32,
     /// CPU time one request may spend inside the sandbox, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     request_cpu_ms: u64,
@@ -61,7 +62,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?,
     };
     let limits = Limits {
-        memory_bytes: args.request_memory_mib << 20,
+        memory_bytes: (args.request_memory_mib as usize) << 20,
         cpu_time: Duration::from_millis(args.request_cpu_ms),
         concurrency: args.concurrency,
     };
