@@ -97,14 +97,12 @@ impl<'a> WriteMembers<'a> {
 }
 
 /// Everything a write needs once the request is validated.
-struct WritePlan {
+struct WritePlan<'a> {
     table: Table,
     key: ItemKey,
     condition: Option<Condition>,
     change: Change,
-    return_values: ReturnValues,
-    old_item_on_failure: bool,
-    capacity: ReturnConsumedCapacity,
+    members: WriteMembers<'a>,
 }
 
 pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -128,9 +126,7 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
         key,
         condition,
         change: Change::Put(item),
-        return_values: common.return_values,
-        old_item_on_failure: common.old_item_on_failure,
-        capacity: common.capacity,
+        members: common,
     };
     execute(cx.storage, plan)
 }
@@ -166,9 +162,7 @@ pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
         key,
         condition,
         change: Change::Update { update, key_item, legacy: legacy_update },
-        return_values: common.return_values,
-        old_item_on_failure: common.old_item_on_failure,
-        capacity: common.capacity,
+        members: common,
     };
     execute(cx.storage, plan)
 }
@@ -191,9 +185,7 @@ pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
         key,
         condition,
         change: Change::Delete,
-        return_values: common.return_values,
-        old_item_on_failure: common.old_item_on_failure,
-        capacity: common.capacity,
+        members: common,
     };
     execute(cx.storage, plan)
 }
@@ -296,20 +288,20 @@ fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Sub
 }
 
 /// Decides and applies one write (see the module comment).
-fn execute(storage: &mut impl Storage, plan: WritePlan) -> ApiResult<Value> {
+fn execute(storage: &mut impl Storage, plan: WritePlan<'_>) -> ApiResult<Value> {
     let keyspace = plan.table.table_name.as_str();
     // An unconditional put or delete that returns nothing needs no read: one round trip.
     let needs_old = plan.condition.is_some()
         || matches!(plan.change, Change::Update { .. })
-        || plan.return_values != ReturnValues::None
-        || plan.capacity != ReturnConsumedCapacity::None;
+        || plan.members.return_values != ReturnValues::None
+        || plan.members.capacity != ReturnConsumedCapacity::None;
     let (old, new) = loop {
         let stored = if needs_old { storage.get(keyspace, &plan.key).map_err(storage_error)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = &plan.condition
             && !expr::evaluate(condition, old.as_ref())?
         {
-            return Err(condition_failed(plan.old_item_on_failure.then_some(old).flatten()));
+            return Err(condition_failed(plan.members.old_item_on_failure.then_some(old).flatten()));
         }
         let new = new_item(&plan.change, old.as_ref())?;
         let expect = match (&stored, needs_old) {
@@ -327,13 +319,13 @@ fn execute(storage: &mut impl Storage, plan: WritePlan) -> ApiResult<Value> {
         }
     };
 
-    let attributes = match plan.return_values {
+    let attributes = match plan.members.return_values {
         ReturnValues::None => None,
         ReturnValues::AllOld => old.clone(),
         ReturnValues::AllNew => new.clone(),
         ReturnValues::UpdatedOld | ReturnValues::UpdatedNew => {
             let Change::Update { update, .. } = &plan.change else { unreachable!("only UpdateItem allows UPDATED_*") };
-            let image = if plan.return_values == ReturnValues::UpdatedOld { &old } else { &new };
+            let image = if plan.members.return_values == ReturnValues::UpdatedOld { &old } else { &new };
             image.as_ref().map(|item| expr::project(item, &expr::updated_paths(update)))
         }
     };
@@ -342,7 +334,7 @@ fn execute(storage: &mut impl Storage, plan: WritePlan) -> ApiResult<Value> {
         response["Attributes"] = item_to_json(&attributes);
     }
     let units = crate::capacity::write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
-    if let Some(consumed) = plan.capacity.consumed(keyspace, units) {
+    if let Some(consumed) = plan.members.capacity.consumed(keyspace, units) {
         response["ConsumedCapacity"] = consumed;
     }
     Ok(response)
