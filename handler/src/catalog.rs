@@ -128,10 +128,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
     if let Some((read, write)) = throughput {
         for (units, path) in [(read, "provisionedThroughput.readCapacityUnits"), (write, "provisionedThroughput.writeCapacityUnits")] {
-            match violations.not_null(units, path) {
-                Some(units) => violations.range(units, path, 1, i64::MAX),
-                None => {}
-            }
+            if let Some(units) = violations.not_null(units, path) { violations.range(units, path, 1, i64::MAX) }
         }
     }
     violations.finish()?;

@@ -42,9 +42,9 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let duration = Duration::from_secs(seconds);
-    load("embedded (in memory)", || Ok(Backend::open_embedded(None)?), duration)?;
+    load("embedded (in memory)", || Backend::open_embedded(None), duration)?;
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
-    load("embedded (on disk)", || Ok(Backend::open_embedded(Some(&dir))?), duration)?;
+    load("embedded (on disk)", || Backend::open_embedded(Some(&dir)), duration)?;
     let _ = std::fs::remove_dir_all(&dir);
     match database_url {
         Some(url) => load("PostgreSQL", || tokio_block_on(Backend::connect_postgres(&url, 16)), duration)?,
