@@ -377,7 +377,7 @@ fn condition_failed(old: Option<Item>) -> ApiError {
     error
 }
 
-fn stored_item(stored: &StoredItem) -> ApiResult<Item> {
+pub fn stored_item(stored: &StoredItem) -> ApiResult<Item> {
     item_from_json(&Value::Object(stored_document(stored)?))
 }
 

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, items::stored_document, keys, reject_unsupported, table_name};
+use super::{Context, items::stored_item, keys, reject_unsupported, table_name};
 use crate::catalog::{Table, storage_error};
 use crate::error::ApiResult;
 use crate::input::{Input, Violations};
-use crate::model::{item_from_json, size::item_size};
+use crate::model::{item_from_json, item_to_json, size::item_size};
 use crate::storage::{ScanRequest, Storage};
 
 /// DynamoDB stops a page once it has read 1 MB of items.
@@ -56,9 +56,9 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     let mut bytes = 0;
     let mut cut_short = page.more;
     for stored in &page.items {
-        let doc = stored_document(stored)?;
-        bytes += item_size(&item_from_json(&Value::Object(doc.clone()))?);
-        items.push(doc);
+        let item = stored_item(stored)?;
+        bytes += item_size(&item);
+        items.push(item);
         if bytes >= PAGE_BYTES {
             cut_short = items.len() < page.items.len() || page.more;
             break;
@@ -69,6 +69,6 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     if (reached_limit || cut_short) && let Some(last) = items.last() {
         response["LastEvaluatedKey"] = keys::key_attributes_of(&table, last);
     }
-    response["Items"] = json!(items);
+    response["Items"] = Value::Array(items.iter().map(item_to_json).collect());
     Ok(response)
 }

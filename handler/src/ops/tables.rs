@@ -37,7 +37,7 @@ pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
     let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error)?;
     if !cx.storage.delete_table(name).map_err(storage_error)? {
-        return Err(not_found_named(ApiError::resource_not_found(""), name));
+        return Err(table_not_found(name));
     }
     Ok(json!({"TableDescription": table.description("DELETING", count, bytes)}))
 }
@@ -68,7 +68,11 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 /// DescribeTable and DeleteTable name the missing table in their message.
 fn not_found_named(error: ApiError, name: &str) -> ApiError {
     match error.kind {
-        ErrorKind::ResourceNotFound => ApiError::resource_not_found(format!("Requested resource not found: Table: {name} not found")),
+        ErrorKind::ResourceNotFound => table_not_found(name),
         _ => error,
     }
+}
+
+fn table_not_found(name: &str) -> ApiError {
+    ApiError::resource_not_found(format!("Requested resource not found: Table: {name} not found"))
 }
