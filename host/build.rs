@@ -12,7 +12,8 @@ fn main() {
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // A target directory of its own: the outer cargo holds the lock on ours while we run.
-    let target_dir = out_dir.ancestors().nth(4).expect("OUT_DIR is <target>/<profile>/build/<pkg>/out").join("handler-wasm");
+    let target_dir =
+        out_dir.ancestors().nth(4).expect("OUT_DIR is <target>/<profile>/build/<pkg>/out").join("handler-wasm");
 
     let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
@@ -28,11 +29,16 @@ fn main() {
         // saved ~0.3 µs). Requests need `Limits::memory_bytes` >= 2 MiB (was 1.1 MiB).
         .args(["--", "-C", "link-arg=--initial-memory=2097152"]);
     // The outer build's flags and target are meant for the host, not for the component.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"]
+    {
         cargo.env_remove(var);
     }
     let status = cargo.status().expect("cargo runs");
-    assert!(status.success(), "building the handler component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)");
+    assert!(
+        status.success(),
+        "building the handler component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)"
+    );
 
     let built = target_dir.join("wasm32-wasip2/release/dynabox_handler.wasm");
     std::fs::copy(&built, out_dir.join("handler.wasm")).expect("the component was built");

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
-    TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput,
+    ScalarAttributeType, TableStatus,
 };
 use support::{Server, Store, raw_request, signed_headers, stores, unique};
 
@@ -51,16 +51,25 @@ async fn table_lifecycle() {
             .table_name(&name)
             .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
             .attribute_definitions(
-                AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::N).build().unwrap(),
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
             )
             .billing_mode(BillingMode::Provisioned)
-            .provisioned_throughput(ProvisionedThroughput::builder().read_capacity_units(5).write_capacity_units(7).build().unwrap())
+            .provisioned_throughput(
+                ProvisionedThroughput::builder().read_capacity_units(5).write_capacity_units(7).build().unwrap(),
+            )
             .send()
             .await
             .expect("create");
         let description = created.table_description().expect("description");
         assert_eq!(description.table_status(), Some(&TableStatus::Active), "{store:?}");
-        assert_eq!(description.table_arn(), Some(format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}").as_str()));
+        assert_eq!(
+            description.table_arn(),
+            Some(format!("arn:aws:dynamodb:us-east-1:000000000000:table/{name}").as_str())
+        );
 
         let described = client.describe_table().table_name(&name).send().await.expect("describe");
         let table = described.table().expect("table");
@@ -78,7 +87,11 @@ async fn table_lifecycle() {
             .table_name(&name)
             .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
             .attribute_definitions(
-                AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::N).build().unwrap(),
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
             )
             .send()
             .await
@@ -107,16 +120,20 @@ async fn list_tables_pages_in_name_order() {
             create_table(&client, name, None).await;
         }
         // Other tests create tables concurrently, so page from just before our prefix.
-        let first = client.list_tables().exclusive_start_table_name(format!("{prefix}-")).limit(2).send().await.unwrap();
+        let first =
+            client.list_tables().exclusive_start_table_name(format!("{prefix}-")).limit(2).send().await.unwrap();
         assert_eq!(first.table_names(), [format!("{prefix}-a"), format!("{prefix}-b")]);
         assert_eq!(first.last_evaluated_table_name(), Some(format!("{prefix}-b").as_str()));
-        let second = client.list_tables().exclusive_start_table_name(format!("{prefix}-b")).limit(1).send().await.unwrap();
+        let second =
+            client.list_tables().exclusive_start_table_name(format!("{prefix}-b")).limit(1).send().await.unwrap();
         assert_eq!(second.table_names(), [format!("{prefix}-c")]);
         let bad = client.list_tables().limit(101).send().await.unwrap_err();
         assert_eq!(bad.code(), Some("ValidationException"));
         assert_eq!(
             bad.message(),
-            Some("1 validation error detected: Value '101' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 100")
+            Some(
+                "1 validation error detected: Value '101' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 100"
+            )
         );
         for name in &names {
             client.delete_table().table_name(name).send().await.unwrap();
@@ -144,14 +161,24 @@ async fn every_attribute_type_round_trips() {
             ("strings", AttributeValue::Ss(vec!["x".into(), "y".into()])),
             ("numbers", AttributeValue::Ns(vec!["1".into(), "2.5".into()])),
             ("binaries", AttributeValue::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])])),
-            ("list", AttributeValue::L(vec![s("a"), n("1"), AttributeValue::M(HashMap::from([("k".to_string(), s("v"))]))])),
-            ("map", AttributeValue::M(HashMap::from([("nested".to_string(), AttributeValue::L(vec![AttributeValue::Bool(false)]))]))),
+            (
+                "list",
+                AttributeValue::L(vec![s("a"), n("1"), AttributeValue::M(HashMap::from([("k".to_string(), s("v"))]))]),
+            ),
+            (
+                "map",
+                AttributeValue::M(HashMap::from([(
+                    "nested".to_string(),
+                    AttributeValue::L(vec![AttributeValue::Bool(false)]),
+                )])),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         client.put_item().table_name(&name).set_item(Some(item.clone())).send().await.expect("put");
-        let got = client.get_item().table_name(&name).key("pk", s("all")).consistent_read(true).send().await.expect("get");
+        let got =
+            client.get_item().table_name(&name).key("pk", s("all")).consistent_read(true).send().await.expect("get");
         assert_eq!(got.item(), Some(&item), "{store:?}");
         let missing = client.get_item().table_name(&name).key("pk", s("none")).send().await.expect("get missing");
         assert!(missing.item().is_none());
@@ -180,18 +207,24 @@ async fn put_get_delete_with_old_values_and_key_errors() {
         let replaced = put("second").await.unwrap();
         assert_eq!(replaced.attributes().and_then(|a| a.get("v")), Some(&s("first")));
 
-        let wrong_type = client.put_item().table_name(&name).item("pk", s("p")).item("sk", s("1")).send().await.unwrap_err();
+        let wrong_type =
+            client.put_item().table_name(&name).item("pk", s("p")).item("sk", s("1")).send().await.unwrap_err();
         assert_eq!(wrong_type.code(), Some("ValidationException"));
         assert_eq!(
             wrong_type.message(),
             Some("One or more parameter values were invalid: Type mismatch for key sk expected: N actual: S")
         );
         let missing = client.put_item().table_name(&name).item("pk", s("p")).send().await.unwrap_err();
-        assert_eq!(missing.message(), Some("One or more parameter values were invalid: Missing the key sk in the item"));
+        assert_eq!(
+            missing.message(),
+            Some("One or more parameter values were invalid: Missing the key sk in the item")
+        );
         let empty = client.put_item().table_name(&name).item("pk", s("")).item("sk", n("1")).send().await.unwrap_err();
         assert_eq!(
             empty.message(),
-            Some("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: pk")
+            Some(
+                "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: pk"
+            )
         );
         let partial_key = client.get_item().table_name(&name).key("pk", s("p")).send().await.unwrap_err();
         assert_eq!(partial_key.message(), Some("The provided key element does not match the schema"));
@@ -232,7 +265,9 @@ async fn scan_returns_key_order_in_pages() {
             let page = client.scan().table_name(&name).limit(4).set_exclusive_start_key(start).send().await.unwrap();
             pages += 1;
             for item in page.items() {
-                let (AttributeValue::S(pk), AttributeValue::N(sk)) = (&item["pk"], &item["sk"]) else { panic!("{item:?}") };
+                let (AttributeValue::S(pk), AttributeValue::N(sk)) = (&item["pk"], &item["sk"]) else {
+                    panic!("{item:?}")
+                };
                 seen.push(format!("{pk}/{sk}"));
             }
             start = page.last_evaluated_key().cloned();
@@ -303,7 +338,9 @@ async fn a_trapping_request_disturbs_no_other() {
     bomb.push_str(&vec![r#"{"NULL":true}"#; 900_000].join(","));
     bomb.push_str("]}}}");
     let address = server.address.clone();
-    let trap = tokio::task::spawn_blocking(move || raw_request(&address, "POST", &as_pairs(&signed_headers("PutItem")), bomb.as_bytes()));
+    let trap = tokio::task::spawn_blocking(move || {
+        raw_request(&address, "POST", &as_pairs(&signed_headers("PutItem")), bomb.as_bytes())
+    });
 
     let mut readers = Vec::new();
     for _ in 0..8 {
@@ -311,7 +348,8 @@ async fn a_trapping_request_disturbs_no_other() {
         let name = name.clone();
         readers.push(tokio::spawn(async move {
             for _ in 0..20 {
-                let got = client.get_item().table_name(&name).key("pk", s("k")).send().await.expect("a neighbour succeeds");
+                let got =
+                    client.get_item().table_name(&name).key("pk", s("k")).send().await.expect("a neighbour succeeds");
                 assert_eq!(got.item().and_then(|i| i.get("v")), Some(&n("1")));
             }
         }));

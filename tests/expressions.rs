@@ -100,7 +100,9 @@ async fn conditional_create_has_exactly_one_winner() {
                     assert_eq!(e.message(), Some("The conditional request failed"));
                     let failure = e.into_service_error();
                     let old = match failure {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                            c.item
+                        }
                         other => panic!("{other:?}"),
                     };
                     assert!(old.is_some_and(|item| item.contains_key("owner")), "the old item comes with the failure");
@@ -121,7 +123,10 @@ async fn update_expressions_return_values_and_capacity() {
             .put_item()
             .table_name(&table)
             .item("id", s("u"))
-            .item("profile", AttributeValue::M(HashMap::from([("tags".to_string(), AttributeValue::L(vec![s("a"), s("b")]))])))
+            .item(
+                "profile",
+                AttributeValue::M(HashMap::from([("tags".to_string(), AttributeValue::L(vec![s("a"), s("b")]))])),
+            )
             .item("score", n("10"))
             .send()
             .await
@@ -175,7 +180,9 @@ async fn update_expressions_return_values_and_capacity() {
             .unwrap_err();
         assert_eq!(
             key_update.message(),
-            Some("One or more parameter values were invalid: Cannot update attribute id. This attribute is part of the key")
+            Some(
+                "One or more parameter values were invalid: Cannot update attribute id. This attribute is part of the key"
+            )
         );
         let unused = client
             .update_item()
@@ -188,7 +195,10 @@ async fn update_expressions_return_values_and_capacity() {
             .await
             .unwrap_err();
         assert_eq!(unused.code(), Some("ValidationException"));
-        assert_eq!(unused.message(), Some("Value provided in ExpressionAttributeValues unused in expressions: keys: {:b}"));
+        assert_eq!(
+            unused.message(),
+            Some("Value provided in ExpressionAttributeValues unused in expressions: keys: {:b}")
+        );
         let after = client.get_item().table_name(&table).key("id", s("u")).send().await.unwrap();
         assert!(after.item().unwrap().get("a").is_none(), "a refused request changed nothing");
     }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations, as_object};
-use crate::storage::{StorageError, Storage};
+use crate::storage::{Storage, StorageError};
 
 /// A key attribute of a table: its name and scalar type ("S", "N" or "B").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,8 @@ impl Table {
     pub fn load(storage: &mut impl Storage, name: &str) -> ApiResult<Table> {
         let stored = storage.describe_table(name).map_err(storage_error)?;
         let stored = stored.ok_or_else(|| ApiError::resource_not_found("Requested resource not found"))?;
-        serde_json::from_slice(&stored).map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))
+        serde_json::from_slice(&stored)
+            .map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))
     }
 
     pub fn key_attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
@@ -124,11 +125,22 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
     check_pairs(&mut violations, key_schema.as_deref(), "keySchema", "keyType", &["HASH", "RANGE"], 2);
-    check_pairs(&mut violations, definitions.as_deref(), "attributeDefinitions", "attributeType", &["B", "N", "S"], usize::MAX);
+    check_pairs(
+        &mut violations,
+        definitions.as_deref(),
+        "attributeDefinitions",
+        "attributeType",
+        &["B", "N", "S"],
+        usize::MAX,
+    );
     violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
     if let Some((read, write)) = throughput {
-        for (units, path) in [(read, "provisionedThroughput.readCapacityUnits"), (write, "provisionedThroughput.writeCapacityUnits")] {
-            if let Some(units) = violations.not_null(units, path) { violations.range(units, path, 1, i64::MAX) }
+        for (units, path) in
+            [(read, "provisionedThroughput.readCapacityUnits"), (write, "provisionedThroughput.writeCapacityUnits")]
+        {
+            if let Some(units) = violations.not_null(units, path) {
+                violations.range(units, path, 1, i64::MAX)
+            }
         }
     }
     violations.finish()?;
@@ -138,7 +150,8 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
 
     let (hash, range) = key_names(&key_schema)?;
     let definition_names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
-    let undefined: Vec<&str> = [Some(hash), range].into_iter().flatten().filter(|k| !definition_names.contains(k)).collect();
+    let undefined: Vec<&str> =
+        [Some(hash), range].into_iter().flatten().filter(|k| !definition_names.contains(k)).collect();
     if !undefined.is_empty() {
         return Err(ApiError::invalid_parameter(format!(
             "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
@@ -151,14 +164,19 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
             "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
         ));
     }
-    let provisioned = match (billing_mode.unwrap_or(if throughput.is_some() { "PROVISIONED" } else { "PAY_PER_REQUEST" }), throughput) {
+    let provisioned = match (
+        billing_mode.unwrap_or(if throughput.is_some() { "PROVISIONED" } else { "PAY_PER_REQUEST" }),
+        throughput,
+    ) {
         ("PAY_PER_REQUEST", None) => None,
         ("PAY_PER_REQUEST", Some(_)) => {
             return Err(ApiError::invalid_parameter(
                 "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
             ));
         }
-        (_, Some((Some(read), Some(write)))) => Some(Throughput { read_capacity_units: read, write_capacity_units: write }),
+        (_, Some((Some(read), Some(write)))) => {
+            Some(Throughput { read_capacity_units: read, write_capacity_units: write })
+        }
         _ => {
             return Err(ApiError::invalid_parameter(
                 "ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED",
@@ -196,7 +214,14 @@ fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pa
     Ok(Some(pairs))
 }
 
-fn check_pairs(v: &mut Violations, pairs: Option<&[(String, String)]>, path: &str, kind_path: &str, kinds: &[&str], max: usize) {
+fn check_pairs(
+    v: &mut Violations,
+    pairs: Option<&[(String, String)]>,
+    path: &str,
+    kind_path: &str,
+    kinds: &[&str],
+    max: usize,
+) {
     let Some(pairs) = v.not_null(pairs, path) else { return };
     if pairs.is_empty() {
         v.add(Some("[]"), path, "have length greater than or equal to 1");

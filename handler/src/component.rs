@@ -22,8 +22,7 @@ impl Guest for Component {
             headers: request.headers,
             body: request.body,
         };
-        let crate::http::Response { status, headers, body } =
-            crate::handle(&request, &mut HostStorage, &mut HostAuth);
+        let crate::http::Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut HostAuth);
         Response { status, headers, body }
     }
 }
@@ -107,7 +106,11 @@ impl From<ItemKey> for wit::ItemKey {
 
 impl From<wit::StoredItem> for StoredItem {
     fn from(i: wit::StoredItem) -> Self {
-        StoredItem { key: ItemKey { partition: i.key.partition, sort: i.key.sort }, document: i.document, version: i.version }
+        StoredItem {
+            key: ItemKey { partition: i.key.partition, sort: i.key.sort },
+            document: i.document,
+            version: i.version,
+        }
     }
 }
 
@@ -115,7 +118,13 @@ impl From<wit::StoredItem> for StoredItem {
 struct HostAuth;
 
 impl Auth for HostAuth {
-    fn authenticate(&mut self, access_key_id: &str, scope: &str, string_to_sign: &str, signature: &str) -> Result<Principal, String> {
+    fn authenticate(
+        &mut self,
+        access_key_id: &str,
+        scope: &str,
+        string_to_sign: &str,
+        signature: &str,
+    ) -> Result<Principal, String> {
         wit_auth::authenticate(access_key_id, scope, string_to_sign, signature)
             .map(|p| Principal { account_id: p.account_id, access_key_id: p.access_key_id })
     }
@@ -157,7 +166,8 @@ mod allocator {
     unsafe impl Sync for SizeClasses {}
 
     #[global_allocator]
-    static ALLOCATOR: SizeClasses = SizeClasses(UnsafeCell::new(State { free: [ptr::null_mut(); CLASSES], next: 0, end: 0 }));
+    static ALLOCATOR: SizeClasses =
+        SizeClasses(UnsafeCell::new(State { free: [ptr::null_mut(); CLASSES], next: 0, end: 0 }));
 
     /// The class of a small block (its size is `(class + 1) * GRANULE`), or `None` for the system.
     #[inline]

@@ -55,7 +55,9 @@ impl<'a> Input<'a> {
     pub fn integer(&self, name: &str) -> ApiResult<Option<i64>> {
         match self.present(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::serialization("NUMBER_VALUE cannot be converted to Long")),
+            Some(Value::Number(n)) => {
+                n.as_i64().map(Some).ok_or_else(|| ApiError::serialization("NUMBER_VALUE cannot be converted to Long"))
+            }
             Some(other) => Err(mismatch(other, "Long")),
         }
     }

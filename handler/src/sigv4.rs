@@ -76,11 +76,9 @@ fn parse_authorization(value: &str) -> ApiResult<AuthorizationHeader<'_>> {
         }
     }
     match (credential, signed_headers, signature) {
-        (Some(credential), Some(signed), Some(signature)) if missing.is_empty() => Ok(AuthorizationHeader {
-            credential,
-            signed_headers: signed.split(';').collect(),
-            signature,
-        }),
+        (Some(credential), Some(signed), Some(signature)) if missing.is_empty() => {
+            Ok(AuthorizationHeader { credential, signed_headers: signed.split(';').collect(), signature })
+        }
         _ => Err(incomplete(&format!("{missing}Authorization={value}"))),
     }
 }

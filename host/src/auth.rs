@@ -11,14 +11,26 @@ pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
 pub struct Authenticator;
 
 impl Authenticator {
-    pub fn authenticate(&self, access_key_id: &str, _scope: &str, _string_to_sign: &str, _signature: &str) -> Result<Principal, String> {
+    pub fn authenticate(
+        &self,
+        access_key_id: &str,
+        _scope: &str,
+        _string_to_sign: &str,
+        _signature: &str,
+    ) -> Result<Principal, String> {
         Ok(Principal { account_id: LOCAL_ACCOUNT_ID.to_string(), access_key_id: access_key_id.to_string() })
     }
 }
 
 /// Lets the handler run natively (benchmarks) against the same policy.
 impl dynabox_handler::auth::Auth for &Authenticator {
-    fn authenticate(&mut self, access_key_id: &str, scope: &str, string_to_sign: &str, signature: &str) -> Result<Principal, String> {
+    fn authenticate(
+        &mut self,
+        access_key_id: &str,
+        scope: &str,
+        string_to_sign: &str,
+        signature: &str,
+    ) -> Result<Principal, String> {
         Authenticator::authenticate(self, access_key_id, scope, string_to_sign, signature)
     }
 }

@@ -69,7 +69,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let cache_dir = args.cache_dir.or_else(default_cache_dir);
     let store = backend.describe();
     let runtime = Runtime::new(Arc::new(backend), Arc::new(Authenticator), limits, cache_dir.as_deref())?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dynabox listening on http://{} with the {store}", listener.local_addr()?);
     dynabox::server::serve(listener, Arc::new(runtime), shutdown_signal()).await;
     eprintln!("dynabox stopped");
@@ -84,7 +85,8 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

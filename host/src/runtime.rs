@@ -76,7 +76,12 @@ impl WasiView for RequestState {
 
 impl Runtime {
     /// Compiles (or loads from `cache_dir`) the handler and links it against the backend.
-    pub fn new(backend: Arc<Backend>, auth: Arc<Authenticator>, limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn new(
+        backend: Arc<Backend>,
+        auth: Arc<Authenticator>,
+        limits: Limits,
+        cache_dir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let engine = Engine::new(&engine_config(&limits)).map_err(anyhow::Error::from)?;
         let component = load_component(&engine, cache_dir)?;
         let mut linker = Linker::<RequestState>::new(&engine);
@@ -158,7 +163,11 @@ pub struct Phases {
     pub drop: Duration,
 }
 
-async fn call(handler: &Handler, store: &mut Store<RequestState>, request: native::Request) -> anyhow::Result<native::Response> {
+async fn call(
+    handler: &Handler,
+    store: &mut Store<RequestState>,
+    request: native::Request,
+) -> anyhow::Result<native::Response> {
     let request = Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
     let response = handler.call_handle(store, &request).await?;
     Ok(native::Response { status: response.status, headers: response.headers, body: response.body })

@@ -46,21 +46,16 @@ pub fn resolve<'a>(item: &'a Item, path: &Path) -> Option<&'a AttributeValue> {
 
 fn holds(condition: &Condition, item: Option<&Item>) -> bool {
     match condition {
-        Condition::Compare(a, comparator, b) => {
-            compare(value(a, item), *comparator, value(b, item))
-        }
-        Condition::Between(a, low, high) => {
-            match (value(a, item), value(low, item), value(high, item)) {
-                (Some(a), Some(low), Some(high)) => {
-                    matches!(order(&a, &low), Some(Ordering::Greater | Ordering::Equal))
-                        && matches!(order(&a, &high), Some(Ordering::Less | Ordering::Equal))
-                }
-                _ => false,
+        Condition::Compare(a, comparator, b) => compare(value(a, item), *comparator, value(b, item)),
+        Condition::Between(a, low, high) => match (value(a, item), value(low, item), value(high, item)) {
+            (Some(a), Some(low), Some(high)) => {
+                matches!(order(&a, &low), Some(Ordering::Greater | Ordering::Equal))
+                    && matches!(order(&a, &high), Some(Ordering::Less | Ordering::Equal))
             }
-        }
-        Condition::In(a, candidates) => value(a, item).is_some_and(|a| {
-            candidates.iter().any(|candidate| value(candidate, item).is_some_and(|c| equal(&a, &c)))
-        }),
+            _ => false,
+        },
+        Condition::In(a, candidates) => value(a, item)
+            .is_some_and(|a| candidates.iter().any(|candidate| value(candidate, item).is_some_and(|c| equal(&a, &c)))),
         Condition::And(a, b) => holds(a, item) && holds(b, item),
         Condition::Or(a, b) => holds(a, item) || holds(b, item),
         Condition::Not(a) => !holds(a, item),
@@ -115,11 +110,7 @@ fn size(value: &AttributeValue) -> Option<Number> {
     Some(Number::from(size))
 }
 
-fn compare(
-    a: Option<Cow<'_, AttributeValue>>,
-    comparator: Comparator,
-    b: Option<Cow<'_, AttributeValue>>,
-) -> bool {
+fn compare(a: Option<Cow<'_, AttributeValue>>, comparator: Comparator, b: Option<Cow<'_, AttributeValue>>) -> bool {
     let (Some(a), Some(b)) = (a, b) else {
         return comparator == Comparator::Ne;
     };
@@ -152,13 +143,10 @@ pub(super) fn equal(a: &AttributeValue, b: &AttributeValue) -> bool {
         (AttributeValue::Ss(a), AttributeValue::Ss(b)) => same_set(a, b),
         (AttributeValue::Ns(a), AttributeValue::Ns(b)) => same_set(a, b),
         (AttributeValue::Bs(a), AttributeValue::Bs(b)) => same_set(a, b),
-        (AttributeValue::L(a), AttributeValue::L(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equal(a, b))
-        }
+        (AttributeValue::L(a), AttributeValue::L(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equal(a, b)),
         // Both maps iterate in key order, so equal maps pair up entry by entry.
         (AttributeValue::M(a), AttributeValue::M(b)) => {
-            a.len() == b.len()
-                && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && equal(va, vb))
+            a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && equal(va, vb))
         }
         _ => a == b,
     }
@@ -272,19 +260,9 @@ mod tests {
         assert_eq!(resolve(&it, &path("m.y[1]")), Some(&value(json!({"N": "2"}))));
         assert_eq!(resolve(&it, &path("m.deep.er")), Some(&value(json!({"S": "bottom"}))));
         assert_eq!(resolve(&it, &path("l[4][0]")), Some(&value(json!({"N": "3"}))));
-        for missing in [
-            "q",
-            "m.q",
-            "m.y[3]",
-            "m.y[4294967295]",
-            "s.x",
-            "s[0]",
-            "m[0]",
-            "l.x",
-            "m.x.y",
-            "l[1][0]",
-            "q.r.s",
-        ] {
+        for missing in
+            ["q", "m.q", "m.y[3]", "m.y[4294967295]", "s.x", "s[0]", "m[0]", "l.x", "m.x.y", "l[1][0]", "q.r.s"]
+        {
             assert_eq!(resolve(&it, &path(missing)), None, "{missing}");
         }
         // A path must start with a name; an empty one finds nothing.
@@ -304,10 +282,7 @@ mod tests {
             ("ss", json!({"SS": ["mouse", "dog", "cat"]})),
             ("ns", json!({"NS": ["7", "2.0", "4"]})),
             ("bs", json!({"BS": ["Ag==", "AQ=="]})),
-            (
-                "l",
-                json!({"L": [{"N": "2"}, {"S": "dog"}, {"N": "7"}, {"NS": ["2", "1"]}, {"L": [{"N": "3"}]}]}),
-            ),
+            ("l", json!({"L": [{"N": "2"}, {"S": "dog"}, {"N": "7"}, {"NS": ["2", "1"]}, {"L": [{"N": "3"}]}]})),
             (
                 "m",
                 json!({"M": {"deep": {"M": {"er": {"S": "bottom"}}}, "x": {"N": "1.0"},
@@ -316,10 +291,7 @@ mod tests {
             ("e", json!({"S": ""})),
         ] {
             assert!(check(&cmp(p(attr), Comparator::Eq, v(same.clone())), &it), "{attr} = {same}");
-            assert!(
-                !check(&cmp(p(attr), Comparator::Ne, v(same.clone())), &it),
-                "{attr} <> {same}"
-            );
+            assert!(!check(&cmp(p(attr), Comparator::Ne, v(same.clone())), &it), "{attr} <> {same}");
             assert!(check(&cmp(v(same.clone()), Comparator::Eq, p(attr)), &it), "{same} = {attr}");
             assert!(check(&Condition::In(p(attr), vec![v(json!({"S": "x"})), v(same)]), &it));
         }
@@ -336,21 +308,12 @@ mod tests {
             ("ss", json!({"SS": ["dog", "cat", "rat"]})),
             ("ns", json!({"SS": ["2", "4", "7"]})),
             ("l", json!({"L": [{"N": "2"}, {"S": "dog"}, {"N": "7"}, {"NS": ["1", "2"]}]})),
-            (
-                "l",
-                json!({"L": [{"S": "dog"}, {"N": "2"}, {"N": "7"}, {"NS": ["1", "2"]}, {"L": [{"N": "3"}]}]}),
-            ),
+            ("l", json!({"L": [{"S": "dog"}, {"N": "2"}, {"N": "7"}, {"NS": ["1", "2"]}, {"L": [{"N": "3"}]}]})),
             ("m", json!({"M": {"x": {"N": "1"}}})),
             ("e", json!({"NULL": true})),
         ] {
-            assert!(
-                !check(&cmp(p(attr), Comparator::Eq, v(other.clone())), &it),
-                "{attr} = {other}"
-            );
-            assert!(
-                check(&cmp(p(attr), Comparator::Ne, v(other.clone())), &it),
-                "{attr} <> {other}"
-            );
+            assert!(!check(&cmp(p(attr), Comparator::Eq, v(other.clone())), &it), "{attr} = {other}");
+            assert!(check(&cmp(p(attr), Comparator::Ne, v(other.clone())), &it), "{attr} <> {other}");
             assert!(!check(&Condition::In(p(attr), vec![v(other)]), &it));
         }
         // Two attributes of the item.
@@ -363,9 +326,7 @@ mod tests {
     fn missing_attributes_fail_every_comparison_but_not_equal() {
         let it = sample();
         let one = || v(json!({"N": "1"}));
-        for comparator in
-            [Comparator::Eq, Comparator::Lt, Comparator::Le, Comparator::Gt, Comparator::Ge]
-        {
+        for comparator in [Comparator::Eq, Comparator::Lt, Comparator::Le, Comparator::Gt, Comparator::Ge] {
             assert!(!check(&cmp(p("q"), comparator, one()), &it), "{comparator:?}");
             assert!(!check(&cmp(one(), comparator, p("q")), &it), "{comparator:?}");
             assert!(!check(&cmp(p("q"), comparator, p("r")), &it), "{comparator:?}");
@@ -472,10 +433,7 @@ mod tests {
         assert!(!check(&Condition::Between(p("n"), n("0"), n("4.9")), &it));
         assert!(check(&Condition::Between(p("s"), s("aardvark"), s("hello")), &it));
         assert!(!check(&Condition::Between(p("s"), s("hello!"), s("zebra")), &it));
-        assert!(check(
-            &Condition::Between(p("b"), v(json!({"B": "aA=="})), v(json!({"B": "aQ=="}))),
-            &it
-        ));
+        assert!(check(&Condition::Between(p("b"), v(json!({"B": "aA=="})), v(json!({"B": "aQ=="}))), &it));
         // Different types, or bounds from the item in the wrong order: simply false.
         assert!(!check(&Condition::Between(p("n"), s("0"), s("7")), &it));
         assert!(!check(&Condition::Between(p("n"), n("0"), s("7")), &it));
@@ -492,10 +450,7 @@ mod tests {
         assert!(check(&Condition::In(p("n"), candidates.clone()), &it));
         assert!(!check(&Condition::In(p("s"), candidates.clone()), &it));
         assert!(check(&Condition::In(p("l[1]"), candidates), &it));
-        assert!(check(
-            &Condition::In(p("m.x"), vec![p("m.y[2]"), p("m.y[0]"), p("t"), p("m.x")]),
-            &it
-        ));
+        assert!(check(&Condition::In(p("m.x"), vec![p("m.y[2]"), p("m.y[0]"), p("t"), p("m.x")]), &it));
     }
 
     #[test]
@@ -637,9 +592,8 @@ mod tests {
             "empty": {"L": []},
             "n": {"N": "5"}, "t": {"BOOL": true}, "z": {"NULL": true},
         }));
-        let size_is = |attr: &str, expected: &str| {
-            check(&cmp(size_of(attr), Comparator::Eq, v(json!({"N": expected}))), &it)
-        };
+        let size_is =
+            |attr: &str, expected: &str| check(&cmp(size_of(attr), Comparator::Eq, v(json!({"N": expected}))), &it);
         // S counts UTF-16 code units: "é𝄞" is 1 + 2 (a surrogate pair), not 6 UTF-8 bytes.
         for (attr, size) in [
             ("s", "5"),
@@ -675,15 +629,9 @@ mod tests {
             (Comparator::Gt, "2", true),
             (Comparator::Ge, "6", false),
         ] {
-            assert_eq!(
-                check(&cmp(size_of("a"), comparator, v(json!({"N": bound}))), &it2),
-                expected
-            );
+            assert_eq!(check(&cmp(size_of("a"), comparator, v(json!({"N": bound}))), &it2), expected);
         }
-        assert!(check(
-            &Condition::Between(size_of("a"), v(json!({"N": "1"})), v(json!({"N": "10"}))),
-            &it2
-        ));
+        assert!(check(&Condition::Between(size_of("a"), v(json!({"N": "1"})), v(json!({"N": "10"}))), &it2));
         assert!(check(&Condition::In(size_of("a"), vec![v(json!({"N": "5"}))]), &it2));
     }
 
@@ -714,10 +662,7 @@ mod tests {
         // attribute_exists (#Pictures.#SideView)
         assert!(check(&Condition::AttributeExists(path("Pictures.SideView")), &product));
         // attribute_type (ProductReviews.FiveStar, :v_sub) with :v_sub = L
-        assert!(check(
-            &Condition::AttributeType(path("ProductReviews.FiveStar"), s("L")),
-            &product
-        ));
+        assert!(check(&Condition::AttributeType(path("ProductReviews.FiveStar"), s("L")), &product));
         // begins_with (Pictures.FrontView, :v_sub) with :v_sub = http://
         assert!(check(&Condition::BeginsWith(p("Pictures.FrontView"), s("http://")), &product));
         // contains (Color, :v_sub) with :v_sub = Red
@@ -728,18 +673,12 @@ mod tests {
         // Price BETWEEN :lo AND :hi, Price IN (...), ProductCategory IN (...)
         assert!(check(&Condition::Between(p("Price"), n("500"), n("750")), &product));
         assert!(check(
-            &Condition::In(
-                p("ProductCategory"),
-                vec![s("Sporting Goods"), s("Gardening Supplies")]
-            ),
+            &Condition::In(p("ProductCategory"), vec![s("Sporting Goods"), s("Gardening Supplies")]),
             &product
         ));
         // (ProductCategory IN (:cat1, :cat2)) and (Price between :lo and :hi)
         let both = Condition::And(
-            Box::new(Condition::In(
-                p("ProductCategory"),
-                vec![s("Sporting Goods"), s("Gardening Supplies")],
-            )),
+            Box::new(Condition::In(p("ProductCategory"), vec![s("Sporting Goods"), s("Gardening Supplies")])),
             Box::new(Condition::Between(p("Price"), n("500"), n("600"))),
         );
         assert!(!check(&both, &product));

@@ -97,11 +97,7 @@ impl<'a> Tokens<'a> {
         let i = i.min(self.tokens.len() - 1);
         let from = if i == 0 { 0 } else { self.tokens[i - 1].start };
         let next = self.get(i + 1);
-        let to = if self.tokens[i].kind == Kind::Eof || next.kind == Kind::Eof {
-            self.text.len()
-        } else {
-            next.end
-        };
+        let to = if self.tokens[i].kind == Kind::Eof || next.kind == Kind::Eof { self.text.len() } else { next.end };
         format!("Syntax error; token: \"{}\", near: \"{}\"", self.text(i), &self.text[from..to])
     }
 }
@@ -117,8 +113,7 @@ fn is_word(c: char) -> bool {
 /// The token starting `rest` (whose first character is `first`) and its byte length.
 fn scan(rest: &str, first: char) -> (Kind, usize) {
     let second = rest[first.len_utf8()..].chars().next();
-    let word_len =
-        |skip: usize| skip + rest[skip..].find(|c| !is_word(c)).unwrap_or(rest.len() - skip);
+    let word_len = |skip: usize| skip + rest[skip..].find(|c| !is_word(c)).unwrap_or(rest.len() - skip);
     match (first, second) {
         ('<', Some('>')) => (Kind::Ne, 2),
         ('<', Some('=')) => (Kind::Le, 2),
@@ -135,9 +130,7 @@ fn scan(rest: &str, first: char) -> (Kind, usize) {
         ('+', _) => (Kind::Plus, 1),
         ('-', _) => (Kind::Minus, 1),
         ('0', _) => (Kind::Index, 1),
-        ('1'..='9', _) => {
-            (Kind::Index, rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()))
-        }
+        ('1'..='9', _) => (Kind::Index, rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())),
         ('#', Some(c)) if is_word(c) => (Kind::NameSub, word_len(1)),
         (':', Some(c)) if is_word(c) => (Kind::ValueSub, word_len(1)),
         (c, _) if c.is_ascii_alphabetic() => {
@@ -222,14 +215,7 @@ mod tests {
         assert_eq!(kinds("007")[..3], [(Index, "0"), (Index, "0"), (Index, "7")]);
         assert_eq!(
             kinds("_1 # : !é\u{a0}")[..6],
-            [
-                (Unknown, "_"),
-                (Index, "1"),
-                (Unknown, "#"),
-                (Unknown, ":"),
-                (Unknown, "!"),
-                (Unknown, "é")
-            ]
+            [(Unknown, "_"), (Index, "1"), (Unknown, "#"), (Unknown, ":"), (Unknown, "!"), (Unknown, "é")]
         );
         assert_eq!(kinds("#_ :0")[..2], [(NameSub, "#_"), (ValueSub, ":0")]);
         assert_eq!(kinds(" \t\r\n"), [(Eof, "<EOF>")]);

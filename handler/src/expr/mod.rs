@@ -4,19 +4,17 @@
 
 mod ast;
 mod eval;
+pub mod legacy;
 mod lexer;
 mod parser;
 mod projection;
 mod reserved;
 mod substitution;
 mod update;
-pub mod legacy;
 
 pub use ast::*;
 pub use eval::{evaluate, resolve};
-pub use parser::{
-    ExpressionKind, parse_condition, parse_key_condition, parse_projection, parse_update,
-};
+pub use parser::{ExpressionKind, parse_condition, parse_key_condition, parse_projection, parse_update};
 pub use projection::project;
 pub use substitution::Substitutions;
 pub use update::{apply_update, updated_paths};

@@ -70,20 +70,14 @@ impl ExpressionKind {
             ExpressionKind::Projection | ExpressionKind::Update => {
                 "Expression size has exceeded the maximum allowed size;".to_string()
             }
-            _ => format!(
-                "Expression size has exceeded the maximum allowed size; expression size: {length}"
-            ),
+            _ => format!("Expression size has exceeded the maximum allowed size; expression size: {length}"),
         }
     }
 }
 
 /// A condition or filter expression (`kind` picks the error prefix; a key condition parses the
 /// same way, see [`parse_key_condition`]).
-pub fn parse_condition(
-    text: &str,
-    kind: ExpressionKind,
-    subs: &mut Substitutions,
-) -> ApiResult<Condition> {
+pub fn parse_condition(text: &str, kind: ExpressionKind, subs: &mut Substitutions) -> ApiResult<Condition> {
     prefixed(kind, || {
         let tokens = tokens(text, kind)?;
         let raw = parse_all(&tokens, Parser::condition)?;
@@ -132,9 +126,7 @@ pub fn parse_update(text: &str, subs: &mut Substitutions) -> ApiResult<Update> {
 }
 
 fn prefixed<T>(kind: ExpressionKind, run: impl FnOnce() -> Result<T, String>) -> ApiResult<T> {
-    run().map_err(|message| {
-        ApiError::validation(format!("Invalid {}: {message}", kind.member_name()))
-    })
+    run().map_err(|message| ApiError::validation(format!("Invalid {}: {message}", kind.member_name())))
 }
 
 /// The checks DynamoDB makes on the text before parsing it.
@@ -150,10 +142,7 @@ fn tokens(text: &str, kind: ExpressionKind) -> Result<Tokens<'_>, String> {
 }
 
 /// Runs a grammar rule over the whole input.
-fn parse_all<'t, T>(
-    tokens: &'t Tokens<'t>,
-    rule: impl FnOnce(&mut Parser<'t>) -> Parse<T>,
-) -> Result<T, String> {
+fn parse_all<'t, T>(tokens: &'t Tokens<'t>, rule: impl FnOnce(&mut Parser<'t>) -> Parse<T>) -> Result<T, String> {
     let mut parser = Parser { tokens, at: 0, nesting: 0, last_group: None };
     let parsed = rule(&mut parser).and_then(|parsed| {
         parser.expect(Kind::Eof)?;
@@ -621,12 +610,8 @@ impl Parser<'_> {
         let first = match first {
             Grouped::Condition(condition) => condition,
             Grouped::Operand(operand) if self.at_comparison() => self.comparison(*operand)?,
-            Grouped::Call(call) if self.at_comparison() => {
-                self.comparison(RawOperand::Call(*call))?
-            }
-            Grouped::Call(call) if matches!(self.peek(), Kind::And | Kind::Or) => {
-                Box::new(RawCondition::Call(*call))
-            }
+            Grouped::Call(call) if self.at_comparison() => self.comparison(RawOperand::Call(*call))?,
+            Grouped::Call(call) if matches!(self.peek(), Kind::And | Kind::Or) => Box::new(RawCondition::Call(*call)),
             operand_or_call => return Ok(operand_or_call),
         };
         Ok(Grouped::Condition(self.conditions(Some(first))?))
@@ -817,8 +802,7 @@ impl Walk {
     }
 
     fn call(&self, call: &RawCall, nesting: usize) -> Result<(), String> {
-        let function =
-            Function::from_name(&call.name).ok_or_else(|| invalid_function(&call.name))?;
+        let function = Function::from_name(&call.name).ok_or_else(|| invalid_function(&call.name))?;
         let fits = if self.update {
             if !function.in_update() {
                 return Err(condition_only_function(&call.name));
@@ -865,21 +849,13 @@ mod tests {
     }
 
     fn cond(text: &str) -> ApiResult<Condition> {
-        parse_condition(
-            text,
-            ExpressionKind::Condition,
-            &mut subs(json!({"#n": "n", "#p": "p"}), values()),
-        )
+        parse_condition(text, ExpressionKind::Condition, &mut subs(json!({"#n": "n", "#p": "p"}), values()))
     }
 
     fn cond_error(text: &str) -> String {
         let error = cond(text).expect_err(text);
         assert_eq!(error.kind, ErrorKind::Validation);
-        error
-            .message
-            .strip_prefix("Invalid ConditionExpression: ")
-            .expect(&error.message)
-            .to_string()
+        error.message.strip_prefix("Invalid ConditionExpression: ").expect(&error.message).to_string()
     }
 
     fn update(text: &str) -> ApiResult<Update> {
@@ -893,11 +869,7 @@ mod tests {
 
     fn projection_error(text: &str, names: Value) -> String {
         let error = parse_projection(text, &mut subs(names, Value::Null)).expect_err(text);
-        error
-            .message
-            .strip_prefix("Invalid ProjectionExpression: ")
-            .expect(&error.message)
-            .to_string()
+        error.message.strip_prefix("Invalid ProjectionExpression: ").expect(&error.message).to_string()
     }
 
     fn path(names: &[&str]) -> Path {
@@ -922,17 +894,11 @@ mod tests {
 
     #[test]
     fn precedence_and_associativity() {
-        let (x, y, z) = (
-            compare("a", Comparator::Eq, "x"),
-            compare("b", Comparator::Eq, "y"),
-            compare("c", Comparator::Eq, "x"),
-        );
+        let (x, y, z) =
+            (compare("a", Comparator::Eq, "x"), compare("b", Comparator::Eq, "y"), compare("c", Comparator::Eq, "x"));
         assert_eq!(
             cond("a = :s OR b = :t AND NOT c = :s").unwrap(),
-            Condition::Or(
-                b(x.clone()),
-                b(Condition::And(b(y.clone()), b(Condition::Not(b(z.clone())))))
-            )
+            Condition::Or(b(x.clone()), b(Condition::And(b(y.clone()), b(Condition::Not(b(z.clone()))))))
         );
         assert_eq!(
             cond("a = :s AND b = :t OR c = :s").unwrap(),
@@ -955,10 +921,7 @@ mod tests {
             cond("a = :s AND (b = :t OR c = :s)").unwrap(),
             Condition::And(b(x.clone()), b(Condition::Or(b(y.clone()), b(z.clone()))))
         );
-        assert_eq!(
-            cond("not not a = :s").unwrap(),
-            Condition::Not(b(Condition::Not(b(x.clone()))))
-        );
+        assert_eq!(cond("not not a = :s").unwrap(), Condition::Not(b(Condition::Not(b(x.clone())))));
         // Keywords in any case.
         assert_eq!(cond("a = :s and b = :t").unwrap(), Condition::And(b(x), b(y)));
     }
@@ -992,19 +955,14 @@ mod tests {
                     b(Condition::Compare(
                         Operand::Size(path(&["a"])),
                         Comparator::Gt,
-                        Operand::Value(AttributeValue::N(
-                            crate::model::Number::parse("5").unwrap()
-                        ))
+                        Operand::Value(AttributeValue::N(crate::model::Number::parse("5").unwrap()))
                     )),
                     b(Condition::AttributeExists(path(&["n"])))
                 )),
                 b(Condition::Contains(p("a"), Operand::Size(path(&["b"]))))
             )
         );
-        assert_eq!(
-            cond("(begins_with(a, :s))").unwrap(),
-            Condition::BeginsWith(p("a"), Operand::Value(s("x")))
-        );
+        assert_eq!(cond("(begins_with(a, :s))").unwrap(), Condition::BeginsWith(p("a"), Operand::Value(s("x"))));
         assert_eq!(
             cond("attribute_type(a, :s) OR attribute_not_exists(b)").unwrap_err().message,
             "Invalid ConditionExpression: Invalid attribute type name found; type: x, valid types: {N,BS,L,B,NULL,M,S,SS,NS,BOOL}"
@@ -1099,10 +1057,7 @@ mod tests {
         }
         assert_eq!(syntax("SET a = b +"), r#"Syntax error; token: "<EOF>", near: "+""#);
         assert_eq!(syntax("SET a = b / :s"), r#"Syntax error; token: "/", near: "b / :s""#);
-        assert_eq!(
-            syntax("SET a = if_not_exists(b, 0)"),
-            r#"Syntax error; token: "0", near: ", 0)""#
-        );
+        assert_eq!(syntax("SET a = if_not_exists(b, 0)"), r#"Syntax error; token: "0", near: ", 0)""#);
         for text in ["a,", ",a", "a,,b", "a b", "a.b(c)"] {
             assert!(projection_error(text, Value::Null).starts_with("Syntax error; "), "{text}");
         }
@@ -1133,14 +1088,8 @@ mod tests {
 
     #[test]
     fn parse_time_checks() {
-        assert_eq!(
-            cond_error("status = :s"),
-            "Attribute name is a reserved keyword; reserved keyword: status"
-        );
-        assert_eq!(
-            cond_error("a.Name = :s"),
-            "Attribute name is a reserved keyword; reserved keyword: Name"
-        );
+        assert_eq!(cond_error("status = :s"), "Attribute name is a reserved keyword; reserved keyword: status");
+        assert_eq!(cond_error("a.Name = :s"), "Attribute name is a reserved keyword; reserved keyword: Name");
         assert_eq!(
             update_error(" set #c = :s set abOrt = :t "),
             "Attribute name is a reserved keyword; reserved keyword: abOrt"
@@ -1221,14 +1170,8 @@ mod tests {
     #[test]
     fn validation_messages() {
         let cases = [
-            (
-                "#x = :s",
-                "An expression attribute name used in the document path is not defined; attribute name: #x",
-            ),
-            (
-                "a = :x",
-                "An expression attribute value used in expression is not defined; attribute value: :x",
-            ),
+            ("#x = :s", "An expression attribute name used in the document path is not defined; attribute name: #x"),
+            ("a = :x", "An expression attribute value used in expression is not defined; attribute value: :x"),
             (
                 "attribute_exists(a, b)",
                 "Incorrect number of operands for operator or function; operator or function: attribute_exists, number of operands: 2",
@@ -1253,10 +1196,7 @@ mod tests {
                 "size(:b) = :n",
                 "Incorrect operand type for operator or function; operator or function: size, operand type: BOOL",
             ),
-            (
-                "a < :b",
-                "Incorrect operand type for operator or function; operator or function: <, operand type: BOOL",
-            ),
+            ("a < :b", "Incorrect operand type for operator or function; operator or function: <, operand type: BOOL"),
             (
                 "a BETWEEN :l AND :s",
                 "Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: L",
@@ -1344,16 +1284,10 @@ mod tests {
         // 300 operators at most.
         let ors = |n: usize| vec!["a = :s"; n].join(" OR ");
         assert!(cond(&ors(150)).is_ok());
-        assert_eq!(
-            cond_error(&ors(151)),
-            "The expression contains too many operators; operator count: 301"
-        );
+        assert_eq!(cond_error(&ors(151)), "The expression contains too many operators; operator count: 301");
         let nots = |n: usize| format!("{}a = :s", "NOT ".repeat(n));
         assert!(cond(&nots(299)).is_ok());
-        assert_eq!(
-            cond_error(&nots(300)),
-            "The expression contains too many operators; operator count: 301"
-        );
+        assert_eq!(cond_error(&nots(300)), "The expression contains too many operators; operator count: 301");
         assert_eq!(
             cond_error(&format!("{}#x = :s", "NOT ".repeat(400))),
             "An expression attribute name used in the document path is not defined; attribute name: #x"
@@ -1367,18 +1301,12 @@ mod tests {
             ExpressionKind::Projection => parse_projection(text, &mut none()).unwrap_err().message,
             _ => parse_condition(text, kind, &mut none()).unwrap_err().message,
         };
-        assert_eq!(
-            error("", ExpressionKind::Update),
-            "Invalid UpdateExpression: The expression can not be empty;"
-        );
+        assert_eq!(error("", ExpressionKind::Update), "Invalid UpdateExpression: The expression can not be empty;");
         assert_eq!(
             error("", ExpressionKind::Condition),
             "Invalid ConditionExpression: The expression can not be empty;"
         );
-        assert_eq!(
-            error("", ExpressionKind::Filter),
-            "Invalid FilterExpression: The expression can not be empty;"
-        );
+        assert_eq!(error("", ExpressionKind::Filter), "Invalid FilterExpression: The expression can not be empty;");
         assert_eq!(
             error("", ExpressionKind::Projection),
             "Invalid ProjectionExpression: The expression can not be empty;"
@@ -1421,11 +1349,7 @@ mod tests {
         assert_eq!(
             update.set[1],
             (
-                Path(vec![
-                    PathElement::Name("c".into()),
-                    PathElement::Name("b".into()),
-                    PathElement::Index(1)
-                ]),
+                Path(vec![PathElement::Name("c".into()), PathElement::Name("b".into()), PathElement::Index(1)]),
                 SetValue::Plus(
                     SetOperand::IfNotExists(path(&["a"]), Box::new(SetOperand::Value(n()))),
                     SetOperand::Value(AttributeValue::N(crate::model::Number::parse("1").unwrap()))
@@ -1436,24 +1360,12 @@ mod tests {
             update.set[2].1,
             SetValue::Operand(SetOperand::ListAppend(
                 Box::new(SetOperand::Value(AttributeValue::L(vec![]))),
-                Box::new(SetOperand::IfNotExists(
-                    path(&["l"]),
-                    Box::new(SetOperand::Value(AttributeValue::L(vec![])))
-                ))
+                Box::new(SetOperand::IfNotExists(path(&["l"]), Box::new(SetOperand::Value(AttributeValue::L(vec![])))))
             ))
         );
-        assert_eq!(
-            update.set[3].1,
-            SetValue::Minus(SetOperand::Path(path(&["b"])), SetOperand::Value(n()))
-        );
-        assert_eq!(
-            update.remove,
-            vec![Path(vec![PathElement::Name("r".into()), PathElement::Index(0)])]
-        );
-        assert_eq!(
-            update.add,
-            vec![(path(&["n"]), n()), (path(&["s"]), AttributeValue::Ss(vec!["a".into()]))]
-        );
+        assert_eq!(update.set[3].1, SetValue::Minus(SetOperand::Path(path(&["b"])), SetOperand::Value(n())));
+        assert_eq!(update.remove, vec![Path(vec![PathElement::Name("r".into()), PathElement::Index(0)])]);
+        assert_eq!(update.add, vec![(path(&["n"]), n()), (path(&["s"]), AttributeValue::Ss(vec!["a".into()]))]);
         assert_eq!(update.delete, vec![(path(&["d"]), AttributeValue::Ss(vec!["a".into()]))]);
     }
 
@@ -1575,10 +1487,7 @@ mod tests {
             update_error("set d[1] = a, d.b = a, c[1].a = a, #c = if_not_exists(a, :s)"),
             overlap("[c, [1], a]", "[c]")
         );
-        assert_eq!(
-            update_error("set #c[3].#d = a, #c[3] = a"),
-            overlap("[c, [3], [3]]", "[c, [3]]")
-        );
+        assert_eq!(update_error("set #c[3].#d = a, #c[3] = a"), overlap("[c, [3], [3]]", "[c, [3]]"));
         assert_eq!(
             update_error("set #c[3].#d = a, #c.#d[3] = if_not_exists(a, :s)"),
             conflict("[c, [3], [3]]", "[c, [3], [3]]")
@@ -1596,18 +1505,9 @@ mod tests {
         assert_eq!(projection_error("a, #a[1]", names.clone()), overlap("[a]", "[a, [1]]"));
         assert_eq!(projection_error("a,b,a", names.clone()), overlap("[a]", "[b]"));
         assert_eq!(projection_error("a, a.c, a.b", names.clone()), overlap("[a]", "[a, c]"));
-        assert_eq!(
-            projection_error("a.b, #a[1], #b", names.clone()),
-            conflict("[a, b]", "[a, [1]]")
-        );
-        assert_eq!(
-            projection_error("a.b[1], #a[1], #b", names.clone()),
-            conflict("[a, b, [1]]", "[a, [1]]")
-        );
-        assert_eq!(
-            projection_error("a[3].b, #a.#b.b", names.clone()),
-            conflict("[a, [3], b]", "[a, [3], b]")
-        );
+        assert_eq!(projection_error("a.b, #a[1], #b", names.clone()), conflict("[a, b]", "[a, [1]]"));
+        assert_eq!(projection_error("a.b[1], #a[1], #b", names.clone()), conflict("[a, b, [1]]", "[a, [1]]"));
+        assert_eq!(projection_error("a[3].b, #a.#b.b", names.clone()), conflict("[a, [3], b]", "[a, [3], b]"));
         // Paths are read from the last: its undefined #name is reported before the overlap.
         assert_eq!(
             projection_error("a,b,a,#a", Value::Null),
@@ -1617,11 +1517,7 @@ mod tests {
         assert_eq!(
             paths,
             vec![
-                Path(vec![
-                    PathElement::Name("a".into()),
-                    PathElement::Name("b".into()),
-                    PathElement::Index(2)
-                ]),
+                Path(vec![PathElement::Name("a".into()), PathElement::Name("b".into()), PathElement::Index(2)]),
                 path(&["c"]),
                 path(&["[3]"]),
             ]
@@ -1633,33 +1529,24 @@ mod tests {
         // Placeholders count towards the 1 MB limit every time they are used.
         let big = json!({":v": {"S": "x".repeat(300_000)}});
         let fits = "a = :v OR b = :v OR c = :v";
-        assert!(
-            parse_condition(fits, ExpressionKind::Filter, &mut subs(Value::Null, big.clone()))
-                .is_ok()
-        );
+        assert!(parse_condition(fits, ExpressionKind::Filter, &mut subs(Value::Null, big.clone())).is_ok());
         assert_eq!(
-            parse_condition(
-                &format!("{fits} OR d = :v"),
-                ExpressionKind::Filter,
-                &mut subs(Value::Null, big.clone())
-            )
-            .unwrap_err()
-            .message,
+            parse_condition(&format!("{fits} OR d = :v"), ExpressionKind::Filter, &mut subs(Value::Null, big.clone()))
+                .unwrap_err()
+                .message,
             "Invalid FilterExpression: Expression size has exceeded the maximum allowed size;"
         );
         // Names and values written by SET and ADD count towards the 400 KB item limit.
         let half = json!({":v": {"S": "x".repeat(210_000)}});
         assert!(parse_update("SET a = :v", &mut subs(Value::Null, half.clone())).is_ok());
-        let error =
-            parse_update("SET a = :v, b = :v", &mut subs(Value::Null, half.clone())).unwrap_err();
+        let error = parse_update("SET a = :v, b = :v", &mut subs(Value::Null, half.clone())).unwrap_err();
         assert_eq!(error.message, "Item size to update has exceeded the maximum allowed size");
         assert!(parse_update("SET a = :v REMOVE b, c", &mut subs(Value::Null, half)).is_ok());
     }
 
     #[test]
     fn substitutions_are_marked_used_across_expressions() {
-        let mut s =
-            subs(json!({"#a": "a", "#b": "b"}), json!({":v": {"S": "x"}, ":w": {"S": "y"}}));
+        let mut s = subs(json!({"#a": "a", "#b": "b"}), json!({":v": {"S": "x"}, ":w": {"S": "y"}}));
         parse_update("SET #a = :v", &mut s).unwrap();
         assert_eq!(
             s.finish().unwrap_err().message,
@@ -1689,8 +1576,7 @@ mod tests {
             for text in &conditions {
                 let _ = cond(text);
             }
-            let deep =
-                format!("SET b = {}:s{}", "(if_not_exists(a,".repeat(n / 2), "))".repeat(n / 2));
+            let deep = format!("SET b = {}:s{}", "(if_not_exists(a,".repeat(n / 2), "))".repeat(n / 2));
             for text in [format!("SET b = {}", "(".repeat(4000)), deep] {
                 let _ = update(&text);
             }

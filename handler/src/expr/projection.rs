@@ -18,10 +18,7 @@ pub fn project(item: &Item, paths: &[Path]) -> Item {
     // exists.
     let mut tree = Tree::default();
     for path in paths.iter().filter(|path| resolve(item, path).is_some()) {
-        path.0
-            .iter()
-            .fold(&mut tree, |node, element| node.steps.entry(element).or_default())
-            .whole = true;
+        path.0.iter().fold(&mut tree, |node, element| node.steps.entry(element).or_default()).whole = true;
     }
     tree.steps
         .iter()
@@ -87,13 +84,9 @@ mod tests {
 
     #[test]
     fn top_level_attributes() {
-        let it =
-            item(json!({"p": {"S": "k"}, "c": {"S": "r"}, "a": {"S": "hello"}, "b": {"S": "hi"}}));
+        let it = item(json!({"p": {"S": "k"}, "c": {"S": "r"}, "a": {"S": "hello"}, "b": {"S": "hi"}}));
         assert_eq!(projected(&it, &["a"]), item(json!({"a": {"S": "hello"}})));
-        assert_eq!(
-            projected(&it, &["c", "a"]),
-            item(json!({"a": {"S": "hello"}, "c": {"S": "r"}}))
-        );
+        assert_eq!(projected(&it, &["c", "a"]), item(json!({"a": {"S": "hello"}, "c": {"S": "r"}})));
         assert_eq!(projected(&it, &["p", "c"]), item(json!({"p": {"S": "k"}, "c": {"S": "r"}})));
         assert_eq!(projected(&it, &["nonexistent"]), Item::new());
         assert_eq!(projected(&it, &[]), Item::new());
@@ -114,32 +107,16 @@ mod tests {
                 json!({"a": {"M": {"b": {"L": [{"N": "2"}, {"N": "4"}, {"M": {"x": {"S": "hi"}, "y": {"S": "yo"}}}]}}}})
             )
         );
-        assert_eq!(
-            projected(&it, &["a.b[0]"]),
-            item(json!({"a": {"M": {"b": {"L": [{"N": "2"}]}}}}))
-        );
+        assert_eq!(projected(&it, &["a.b[0]"]), item(json!({"a": {"M": {"b": {"L": [{"N": "2"}]}}}})));
         assert_eq!(
             projected(&it, &["a.b[2]"]),
             item(json!({"a": {"M": {"b": {"L": [{"M": {"x": {"S": "hi"}, "y": {"S": "yo"}}}]}}}}))
         );
-        assert_eq!(
-            projected(&it, &["a.b[2].y"]),
-            item(json!({"a": {"M": {"b": {"L": [{"M": {"y": {"S": "yo"}}}]}}}}))
-        );
+        assert_eq!(projected(&it, &["a.b[2].y"]), item(json!({"a": {"M": {"b": {"L": [{"M": {"y": {"S": "yo"}}}]}}}})));
         // Paths that lead nowhere give nothing.
-        for nowhere in [
-            "x",
-            "a.b[3]",
-            "a.x",
-            "a.x.y",
-            "a.b[3].x",
-            "a.b.x",
-            "a[0]",
-            "a.b[0].x",
-            "a.b[0][0]",
-            "b.c",
-            "b[0]",
-        ] {
+        for nowhere in
+            ["x", "a.b[3]", "a.x", "a.x.y", "a.b[3].x", "a.b.x", "a[0]", "a.b[0].x", "a.b[0][0]", "b.c", "b[0]"]
+        {
             assert_eq!(projected(&it, &[nowhere]), Item::new(), "{nowhere}");
         }
         // Several paths merge into one document.
@@ -151,10 +128,7 @@ mod tests {
             projected(&it, &["a.b[0]", "a.c"]),
             item(json!({"a": {"M": {"b": {"L": [{"N": "2"}]}, "c": {"N": "5"}}}}))
         );
-        assert_eq!(
-            projected(&it, &["a.c", "b"]),
-            item(json!({"a": {"M": {"c": {"N": "5"}}}, "b": {"S": "hello"}}))
-        );
+        assert_eq!(projected(&it, &["a.c", "b"]), item(json!({"a": {"M": {"c": {"N": "5"}}}, "b": {"S": "hello"}})));
         assert_eq!(
             projected(&it, &["a.x", "a.b[0]", "x", "a.b[3].x"]),
             item(json!({"a": {"M": {"b": {"L": [{"N": "2"}]}}}}))
@@ -167,8 +141,7 @@ mod tests {
 
     #[test]
     fn list_elements_come_back_in_index_order() {
-        let it =
-            item(json!({"phones": {"L": [{"S": "p0"}, {"S": "p1"}, {"S": "p2"}, {"S": "p3"}]}}));
+        let it = item(json!({"phones": {"L": [{"S": "p0"}, {"S": "p1"}, {"S": "p2"}, {"S": "p3"}]}}));
         assert_eq!(
             projected(&it, &["phones[0]", "phones[2]"]),
             item(json!({"phones": {"L": [{"S": "p0"}, {"S": "p2"}]}}))
@@ -178,9 +151,7 @@ mod tests {
             item(json!({"phones": {"L": [{"S": "p1"}, {"S": "p3"}]}}))
         );
         // Indexes order by value, not as text.
-        let long = item(
-            json!({"l": {"L": (0..12).map(|i| json!({"N": i.to_string()})).collect::<Vec<_>>()}}),
-        );
+        let long = item(json!({"l": {"L": (0..12).map(|i| json!({"N": i.to_string()})).collect::<Vec<_>>()}}));
         assert_eq!(
             projected(&long, &["l[10]", "l[9]", "l[2]"]),
             item(json!({"l": {"L": [{"N": "2"}, {"N": "9"}, {"N": "10"}]}}))
@@ -189,8 +160,7 @@ mod tests {
 
     #[test]
     fn names_are_literal() {
-        let it =
-            item(json!({"a.b": {"S": "hi"}, "a": {"M": {"b": {"S": "yo"}, "c": {"S": "jo"}}}}));
+        let it = item(json!({"a.b": {"S": "hi"}, "a": {"M": {"b": {"S": "yo"}, "c": {"S": "jo"}}}}));
         assert_eq!(projected(&it, &["a.b"]), item(json!({"a": {"M": {"b": {"S": "yo"}}}})));
         let literal = Path(vec![PathElement::Name("a.b".to_owned())]);
         assert_eq!(project(&it, &[literal]), item(json!({"a.b": {"S": "hi"}})));

@@ -17,9 +17,8 @@ use serde_json::{Map, Value};
 use super::ast::{Comparator, Condition, Operand, Path, PathElement, SetOperand, SetValue, Update};
 use super::lexer::{Kind, Tokens};
 use super::parser::{
-    Arith, Function, RawAction, RawCall, RawCondition, RawElement, RawOperand, RawPath, RawSection,
-    RawSetValue, condition_only_function, invalid_function, list_index, misplaced_function,
-    update_only_function,
+    Arith, Function, RawAction, RawCall, RawCondition, RawElement, RawOperand, RawPath, RawSection, RawSetValue,
+    condition_only_function, invalid_function, list_index, misplaced_function, update_only_function,
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::mismatch;
@@ -43,7 +42,8 @@ const MAX_IN_OPERANDS: usize = 100;
 
 /// The possible types of an operand DynamoDB prints when it cannot be more precise: its Java
 /// set of every type (internal ones included), in the order DynamoDB printed it when observed.
-const ANY_TYPE: &str = "{SS,M,DECIMAL,DOUBLESET,HDS,N,B,DICT,INTSET,BOOL,HD,BS,INT,DECIMALSET,NULL,FLOAT,FS,S,L,NS,DOUBLE}";
+const ANY_TYPE: &str =
+    "{SS,M,DECIMAL,DOUBLESET,HDS,N,B,DICT,INTSET,BOOL,HD,BS,INT,DECIMALSET,NULL,FLOAT,FS,S,L,NS,DOUBLE}";
 /// The type names attribute_type accepts, as DynamoDB lists them.
 const TYPE_NAMES: &str = "{N,BS,L,B,NULL,M,S,SS,NS,BOOL}";
 
@@ -86,14 +86,9 @@ impl Substitutions {
     /// Validates the maps themselves, in DynamoDB's order: JSON types (all of them, as DynamoDB
     /// decodes the whole request first), then the names' keys, the values' keys, the values,
     /// the names, and the sizes. JSON nulls count as absent entries.
-    pub fn new(
-        names: Option<&Map<String, Value>>,
-        values: Option<&Map<String, Value>>,
-    ) -> ApiResult<Substitutions> {
+    pub fn new(names: Option<&Map<String, Value>>, values: Option<&Map<String, Value>>) -> ApiResult<Substitutions> {
         let names: Option<Vec<(&String, &String)>> = names
-            .map(|map| {
-                present(map).map(|(key, name)| string(name).map(|name| (key, name))).collect()
-            })
+            .map(|map| present(map).map(|(key, name)| string(name).map(|name| (key, name))).collect())
             .transpose()?;
         let values: Option<Vec<(&String, &Value, ApiResult<AttributeValue>)>> = values
             .map(|map| {
@@ -106,11 +101,7 @@ impl Substitutions {
             })
             .transpose()?;
         if let Some(names) = &names {
-            check_keys(
-                "ExpressionAttributeNames",
-                names.iter().map(|&(key, _)| key).collect(),
-                Kind::NameSub,
-            )?;
+            check_keys("ExpressionAttributeNames", names.iter().map(|&(key, _)| key).collect(), Kind::NameSub)?;
         }
         let values = values.map(check_values).transpose()?.unwrap_or_default();
         let names = names.map(check_names).transpose()?.unwrap_or_default();
@@ -120,10 +111,7 @@ impl Substitutions {
         let (n, v) = (names.len(), values.len());
         Ok(Substitutions {
             names: Placeholders::new(names, &[copy_buckets(n)]),
-            values: Placeholders::new(
-                values,
-                &[buckets_after_puts(v.next_power_of_two(), v), copy_buckets(v)],
-            ),
+            values: Placeholders::new(values, &[buckets_after_puts(v.next_power_of_two(), v), copy_buckets(v)]),
         })
     }
 
@@ -168,11 +156,7 @@ impl<T> Placeholders<T> {
     }
 
     fn unused(&self) -> Vec<&str> {
-        self.report_order
-            .iter()
-            .filter(|key| !self.used.contains(*key))
-            .map(String::as_str)
-            .collect()
+        self.report_order.iter().filter(|key| !self.used.contains(*key)).map(String::as_str).collect()
     }
 }
 
@@ -199,9 +183,7 @@ fn check_keys(label: &str, mut keys: Vec<&String>, kind: Kind) -> ApiResult<()> 
         let problem = if key.is_empty() {
             "The expression attribute map contains an empty key;".to_string()
         } else if length > MAX_KEY_LENGTH && kind == Kind::NameSub {
-            format!(
-                "The expression attribute map contains a key that is too long; size of key: {length}"
-            )
+            format!("The expression attribute map contains a key that is too long; size of key: {length}")
         } else if length > MAX_KEY_LENGTH {
             // Sic: DynamoDB gives the size only for names.
             "The expression attribute map contains a key that is too long;".to_string()
@@ -221,14 +203,8 @@ fn is_placeholder(key: &str, kind: Kind) -> bool {
 }
 
 /// Keys, then the values themselves; returns them in the map's order.
-fn check_values(
-    values: Vec<(&String, &Value, ApiResult<AttributeValue>)>,
-) -> ApiResult<Vec<(String, Placeholder)>> {
-    check_keys(
-        "ExpressionAttributeValues",
-        values.iter().map(|(key, _, _)| *key).collect(),
-        Kind::ValueSub,
-    )?;
+fn check_values(values: Vec<(&String, &Value, ApiResult<AttributeValue>)>) -> ApiResult<Vec<(String, Placeholder)>> {
+    check_keys("ExpressionAttributeValues", values.iter().map(|(key, _, _)| *key).collect(), Kind::ValueSub)?;
     let mut values = values;
     in_map_order(&mut values, |(key, _, _)| java_hash(key));
     values
@@ -398,9 +374,7 @@ impl Operator {
             Operator::Compare(_) | Operator::Arith(_) => Some(2),
             Operator::Between => Some(3),
             Operator::In => None,
-            Operator::Function(
-                Function::AttributeExists | Function::AttributeNotExists | Function::Size,
-            ) => Some(1),
+            Operator::Function(Function::AttributeExists | Function::AttributeNotExists | Function::Size) => Some(1),
             Operator::Function(_) => Some(2),
         }
     }
@@ -438,16 +412,11 @@ fn accepts(types: &[&str], node: &Node) -> bool {
 }
 
 fn wrong_type(operator: &str, shown: &str) -> String {
-    format!(
-        "Incorrect operand type for operator or function; operator or function: {operator}, operand type: {shown}"
-    )
+    format!("Incorrect operand type for operator or function; operator or function: {operator}, operand type: {shown}")
 }
 
 fn requires_path(function: Function) -> String {
-    format!(
-        "Operator or function requires a document path; operator or function: {}",
-        function.name()
-    )
+    format!("Operator or function requires a document path; operator or function: {}", function.name())
 }
 
 fn path_text(path: &Path) -> String {
@@ -478,20 +447,14 @@ impl<'s> Resolver<'s> {
     fn count_operator(&mut self) -> Result<(), String> {
         self.operators += 1;
         if self.operators > MAX_OPERATORS {
-            return Err(format!(
-                "The expression contains too many operators; operator count: {}",
-                self.operators
-            ));
+            return Err(format!("The expression contains too many operators; operator count: {}", self.operators));
         }
         Ok(())
     }
 
     fn path(&mut self, raw: &RawPath) -> Result<Path, String> {
         if raw.0.len() > MAX_PATH_DEPTH {
-            return Err(format!(
-                "The document path has too many nesting levels; nesting levels: {}",
-                raw.0.len()
-            ));
+            return Err(format!("The document path has too many nesting levels; nesting levels: {}", raw.0.len()));
         }
         let mut elements = Vec::with_capacity(raw.0.len());
         for element in &raw.0 {
@@ -536,8 +499,7 @@ impl<'s> Resolver<'s> {
 
     fn call(&mut self, call: &RawCall) -> Result<(Function, Vec<Node>), String> {
         let args = call.args.iter().map(|arg| self.node(arg)).collect::<Result<Vec<_>, _>>()?;
-        let function =
-            Function::from_name(&call.name).ok_or_else(|| invalid_function(&call.name))?;
+        let function = Function::from_name(&call.name).ok_or_else(|| invalid_function(&call.name))?;
         self.check(Operator::Function(function), &args)?;
         Ok((function, args))
     }
@@ -577,15 +539,11 @@ impl<'s> Resolver<'s> {
             }
             (
                 Operator::Function(
-                    f @ (Function::AttributeExists
-                    | Function::AttributeNotExists
-                    | Function::IfNotExists),
+                    f @ (Function::AttributeExists | Function::AttributeNotExists | Function::IfNotExists),
                 ),
                 [first, ..],
             ) if !matches!(first, Node::Path(_)) => return Err(requires_path(f)),
-            (Operator::Function(Function::AttributeType), [_, type_name]) => {
-                check_type_name(type_name)?
-            }
+            (Operator::Function(Function::AttributeType), [_, type_name]) => check_type_name(type_name)?,
             _ => {}
         }
         self.count_operator()
@@ -605,14 +563,8 @@ impl<'s> Resolver<'s> {
         } else {
             return Ok(());
         };
-        let shown = |key: &str| {
-            self.subs.values.entries.get(key).map(Placeholder::shown).unwrap_or_default()
-        };
-        Err(format!(
-            "{problem}; lower bound operand: {}, upper bound operand: {}",
-            shown(low_key),
-            shown(high_key)
-        ))
+        let shown = |key: &str| self.subs.values.entries.get(key).map(Placeholder::shown).unwrap_or_default();
+        Err(format!("{problem}; lower bound operand: {}, upper bound operand: {}", shown(low_key), shown(high_key)))
     }
 
     // -- conditions --
@@ -720,22 +672,13 @@ impl<'s> Resolver<'s> {
         Ok(match action {
             RawAction::Set(_, value) => Written::Set(self.set_value(value)?),
             RawAction::Remove(_) => Written::Remove,
-            RawAction::Add(_, key) => {
-                Written::Add(self.typed_value(key, "ADD", &["N", "SS", "NS", "BS"])?)
-            }
-            RawAction::Delete(_, key) => {
-                Written::Delete(self.typed_value(key, "DELETE", &["SS", "NS", "BS"])?)
-            }
+            RawAction::Add(_, key) => Written::Add(self.typed_value(key, "ADD", &["N", "SS", "NS", "BS"])?),
+            RawAction::Delete(_, key) => Written::Delete(self.typed_value(key, "DELETE", &["SS", "NS", "BS"])?),
         })
     }
 
     /// The value of an ADD or DELETE action, of a type the action takes.
-    fn typed_value(
-        &mut self,
-        key: &str,
-        action: &str,
-        allowed: &[&str],
-    ) -> Result<AttributeValue, String> {
+    fn typed_value(&mut self, key: &str, action: &str, allowed: &[&str]) -> Result<AttributeValue, String> {
         let value = self.value(key)?;
         if !allowed.contains(&value.type_name()) {
             return Err(format!(
@@ -812,9 +755,9 @@ fn greater(low: &AttributeValue, high: &AttributeValue) -> bool {
 fn check_type_name(node: &Node) -> Result<(), String> {
     match node {
         Node::Value(_, AttributeValue::S(name)) if ALL.contains(&name.as_str()) => Ok(()),
-        Node::Value(_, AttributeValue::S(name)) => Err(format!(
-            "Invalid attribute type name found; type: {name}, valid types: {TYPE_NAMES}"
-        )),
+        Node::Value(_, AttributeValue::S(name)) => {
+            Err(format!("Invalid attribute type name found; type: {name}, valid types: {TYPE_NAMES}"))
+        }
         other => Err(wrong_type(Function::AttributeType.name(), &type_shown(other))),
     }
 }
@@ -919,10 +862,7 @@ fn set_operand(node: Node) -> Result<SetOperand, String> {
         }
         Node::Call(Function::ListAppend, arguments) => {
             let [first, second] = args(Function::ListAppend, arguments)?;
-            Ok(SetOperand::ListAppend(
-                Box::new(set_operand(first)?),
-                Box::new(set_operand(second)?),
-            ))
+            Ok(SetOperand::ListAppend(Box::new(set_operand(first)?), Box::new(set_operand(second)?)))
         }
         Node::Call(function, _) => Err(condition_only_function(function.name())),
     }
@@ -942,13 +882,10 @@ pub(super) fn check_update_size(update: &Update) -> ApiResult<()> {
             .collect();
         names.iter().map(|name| name.len()).sum()
     };
-    let set: usize =
-        update.set.iter().map(|(path, value)| names(path) + set_value_size(value)).sum();
+    let set: usize = update.set.iter().map(|(path, value)| names(path) + set_value_size(value)).sum();
     let add: usize = update.add.iter().map(|(path, value)| names(path) + value_size(value)).sum();
     if set + add > MAX_UPDATE_SIZE {
-        return Err(ApiError::validation(
-            "Item size to update has exceeded the maximum allowed size",
-        ));
+        return Err(ApiError::validation("Item size to update has exceeded the maximum allowed size"));
     }
     Ok(())
 }
@@ -956,9 +893,7 @@ pub(super) fn check_update_size(update: &Update) -> ApiResult<()> {
 fn set_value_size(value: &SetValue) -> usize {
     match value {
         SetValue::Operand(operand) => set_operand_size(operand),
-        SetValue::Plus(left, right) | SetValue::Minus(left, right) => {
-            set_operand_size(left) + set_operand_size(right)
-        }
+        SetValue::Plus(left, right) | SetValue::Minus(left, right) => set_operand_size(left) + set_operand_size(right),
     }
 }
 
@@ -1069,10 +1004,7 @@ mod tests {
     fn map_messages() {
         assert_eq!(message(json!({}), Value::Null), "ExpressionAttributeNames must not be empty");
         assert_eq!(message(Value::Null, json!({})), "ExpressionAttributeValues must not be empty");
-        assert_eq!(
-            message(json!({"#a": null}), Value::Null),
-            "ExpressionAttributeNames must not be empty"
-        );
+        assert_eq!(message(json!({"#a": null}), Value::Null), "ExpressionAttributeNames must not be empty");
         assert_eq!(
             message(json!({"a": "a"}), Value::Null),
             r#"ExpressionAttributeNames contains invalid key: Syntax error; key: "a""#
@@ -1080,9 +1012,7 @@ mod tests {
         for key in ["#", "#a-b", "#a b", ":a", "##a", "#a#"] {
             assert_eq!(
                 message(json!({ key: "x" }), Value::Null),
-                format!(
-                    r#"ExpressionAttributeNames contains invalid key: Syntax error; key: "{key}""#
-                )
+                format!(r#"ExpressionAttributeNames contains invalid key: Syntax error; key: "{key}""#)
             );
         }
         assert_eq!(
@@ -1094,9 +1024,7 @@ mod tests {
             message(json!({ long.clone(): "x" }), Value::Null),
             "ExpressionAttributeNames contains invalid key: The expression attribute map contains a key that is too long; size of key: 256"
         );
-        assert!(
-            message(json!({ format!("{long}-x"): "x" }), Value::Null).contains("size of key: 258")
-        );
+        assert!(message(json!({ format!("{long}-x"): "x" }), Value::Null).contains("size of key: 258"));
         assert_eq!(
             message(Value::Null, json!({ format!(":{}", "a".repeat(255)): {"S": "x"} })),
             "ExpressionAttributeValues contains invalid key: The expression attribute map contains a key that is too long;"
@@ -1135,12 +1063,10 @@ mod tests {
                 .starts_with("ExpressionAttributeValues contains invalid value")
         );
         assert!(
-            message(json!({"#a": ""}), json!({"b": {}}))
-                .starts_with("ExpressionAttributeValues contains invalid key")
+            message(json!({"#a": ""}), json!({"b": {}})).starts_with("ExpressionAttributeValues contains invalid key")
         );
         assert!(
-            message(json!({"a": ""}), json!({"b": {}}))
-                .starts_with("ExpressionAttributeNames contains invalid key")
+            message(json!({"a": ""}), json!({"b": {}})).starts_with("ExpressionAttributeNames contains invalid key")
         );
         // Whitespace around a key is tolerated, as DynamoDB's lexer skips it.
         assert!(new(json!({" #a ": "a"}), json!({":v\n": {"S": "x"}})).is_ok());
@@ -1150,8 +1076,7 @@ mod tests {
             (error.kind, error.message.as_str()),
             (ErrorKind::Serialization, "NUMBER_VALUE cannot be converted to String")
         );
-        let error =
-            new(json!({"a": "x"}), json!({":a": {"SS": []}, ":b": {"S": 5}})).err().unwrap();
+        let error = new(json!({"a": "x"}), json!({":a": {"SS": []}, ":b": {"S": 5}})).err().unwrap();
         assert_eq!(error.kind, ErrorKind::Serialization);
     }
 
@@ -1159,10 +1084,7 @@ mod tests {
     fn map_sizes() {
         // Names are at most 64 KB each: 2 MB takes many.
         let names = |n: usize| -> Value {
-            (0..n)
-                .map(|i| (format!("#n{i}"), Value::from("a".repeat(60_000))))
-                .collect::<Map<_, _>>()
-                .into()
+            (0..n).map(|i| (format!("#n{i}"), Value::from("a".repeat(60_000)))).collect::<Map<_, _>>().into()
         };
         assert_eq!(message(names(36), Value::Null), "ExpressionAttributeNames exceeds max size");
         let big = "a".repeat(1024 * 1024);
@@ -1179,18 +1101,14 @@ mod tests {
 
     #[test]
     fn unused_keys_in_dynamodb_order() {
-        let subs = new(
-            json!({"#a": "a", "#b": "b"}),
-            json!({":create_at_1_v1": {"N": "1"}, ":create_at_2_v1": {"N": "2"}}),
-        )
-        .unwrap();
+        let subs =
+            new(json!({"#a": "a", "#b": "b"}), json!({":create_at_1_v1": {"N": "1"}, ":create_at_2_v1": {"N": "2"}}))
+                .unwrap();
         assert_eq!(
             subs.finish().unwrap_err().message,
             "Value provided in ExpressionAttributeNames unused in expressions: keys: {#a, #b}"
         );
-        let subs =
-            new(Value::Null, json!({":create_at_1_v1": {"N": "1"}, ":create_at_2_v1": {"N": "2"}}))
-                .unwrap();
+        let subs = new(Value::Null, json!({":create_at_1_v1": {"N": "1"}, ":create_at_2_v1": {"N": "2"}})).unwrap();
         // As DynamoDB answered (awspilot/dynamodb-oop#29).
         assert_eq!(
             subs.finish().unwrap_err().message,

@@ -19,11 +19,9 @@ use super::eval::resolve;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{AttributeValue, Item};
 
-const INVALID_PATH: &str =
-    "The document path provided in the update expression is invalid for update";
+const INVALID_PATH: &str = "The document path provided in the update expression is invalid for update";
 const WRONG_TYPE: &str = "An operand in the update expression has an incorrect data type";
-const MISSING: &str =
-    "The provided expression refers to an attribute that does not exist in the item";
+const MISSING: &str = "The provided expression refers to an attribute that does not exist in the item";
 
 /// Applies `update` to `item` (for an item that does not exist yet, its key attributes alone).
 /// Every error is found before the item changes, as long as no two paths overlap (validation
@@ -73,11 +71,7 @@ impl<'u> Plan<'u> {
         }
         // Then all right-hand sides, against the old item: their errors come before any
         // document path's.
-        let values = update
-            .set
-            .iter()
-            .map(|(_, value)| set_value(value, item))
-            .collect::<ApiResult<Vec<_>>>()?;
+        let values = update.set.iter().map(|(_, value)| set_value(value, item)).collect::<ApiResult<Vec<_>>>()?;
         let mut plan = Plan::default();
         for ((path, _), value) in update.set.iter().zip(values) {
             plan.write(path, target(item, path)?, value);
@@ -179,9 +173,7 @@ fn target<'a>(item: &'a Item, path: &Path) -> ApiResult<Target<'a>> {
         };
     }
     Ok(match (container, last) {
-        (Container::Map(map), PathElement::Name(key)) => {
-            map.get(key).map_or(Target::Absent, Target::Present)
-        }
+        (Container::Map(map), PathElement::Name(key)) => map.get(key).map_or(Target::Absent, Target::Present),
         (Container::List(list), PathElement::Index(index)) => {
             list.get(*index as usize).map_or(Target::PastEnd, Target::Present)
         }
@@ -231,9 +223,7 @@ fn set_value(value: &SetValue, item: &Item) -> ApiResult<AttributeValue> {
 
 fn set_operand(operand: &SetOperand, item: &Item) -> ApiResult<AttributeValue> {
     match operand {
-        SetOperand::Path(path) => {
-            resolve(item, path).cloned().ok_or_else(|| ApiError::validation(MISSING))
-        }
+        SetOperand::Path(path) => resolve(item, path).cloned().ok_or_else(|| ApiError::validation(MISSING)),
         SetOperand::Value(value) => Ok(value.clone()),
         SetOperand::IfNotExists(path, otherwise) => match resolve(item, path) {
             Some(value) => Ok(value.clone()),
@@ -254,10 +244,7 @@ fn set_operand(operand: &SetOperand, item: &Item) -> ApiResult<AttributeValue> {
 /// ADD takes numbers and sets (`AttributeUpdates`' ADD of a list arrives as a list_append).
 fn add_operand(value: &AttributeValue) -> ApiResult<()> {
     match value {
-        AttributeValue::N(_)
-        | AttributeValue::Ss(_)
-        | AttributeValue::Ns(_)
-        | AttributeValue::Bs(_) => Ok(()),
+        AttributeValue::N(_) | AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_) => Ok(()),
         _ => Err(incorrect_operand("ADD", value)),
     }
 }
@@ -285,10 +272,7 @@ fn add(existing: Option<&AttributeValue>, value: &AttributeValue) -> ApiResult<A
 }
 
 /// `existing` without `elements` (a set of the same type); `None` when nothing is left.
-fn difference(
-    existing: &AttributeValue,
-    elements: &AttributeValue,
-) -> ApiResult<Option<AttributeValue>> {
+fn difference(existing: &AttributeValue, elements: &AttributeValue) -> ApiResult<Option<AttributeValue>> {
     use AttributeValue::{Bs, Ns, Ss};
     let rest = match (existing, elements) {
         (Ss(a), Ss(b)) => Ss(without(a, b)),
@@ -363,17 +347,11 @@ mod tests {
     }
 
     fn adds(actions: &[(&str, Value)]) -> Update {
-        Update {
-            add: actions.iter().map(|(p, v)| (path(p), value(v.clone()))).collect(),
-            ..Update::default()
-        }
+        Update { add: actions.iter().map(|(p, v)| (path(p), value(v.clone()))).collect(), ..Update::default() }
     }
 
     fn deletes(actions: &[(&str, Value)]) -> Update {
-        Update {
-            delete: actions.iter().map(|(p, v)| (path(p), value(v.clone()))).collect(),
-            ..Update::default()
-        }
+        Update { delete: actions.iter().map(|(p, v)| (path(p), value(v.clone()))).collect(), ..Update::default() }
     }
 
     /// Applies `update` to `before` and returns the result.
@@ -437,10 +415,7 @@ mod tests {
         assert_eq!(after(&update, json!({"a": s("hello")})), item(json!({"b": s("hello")})));
         // Swapping two attributes.
         let update = sets(vec![set("x", operand(at("y"))), set("y", operand(at("x")))]);
-        assert_eq!(
-            after(&update, json!({"x": n("1"), "y": n("2")})),
-            item(json!({"x": n("2"), "y": n("1")}))
-        );
+        assert_eq!(after(&update, json!({"x": n("1"), "y": n("2")})), item(json!({"x": n("2"), "y": n("1")})));
         // SET a = a does nothing.
         let update = sets(vec![set("a", operand(at("a")))]);
         assert_eq!(after(&update, json!({"a": s("hello")})), item(json!({"a": s("hello")})));
@@ -448,28 +423,16 @@ mod tests {
 
     #[test]
     fn set_from_a_missing_attribute_fails() {
-        let missing =
-            "The provided expression refers to an attribute that does not exist in the item";
+        let missing = "The provided expression refers to an attribute that does not exist in the item";
         fails(&sets(vec![set("c", operand(at("z")))]), json!({"a": n("1")}), missing);
         fails(&sets(vec![set("z", operand(at("z")))]), json!({}), missing);
         fails(&sets(vec![set("c", operand(at("a.b")))]), json!({"a": n("1")}), missing);
         fails(&sets(vec![set("c", operand(at("l[5]")))]), json!({"l": {"L": [n("1")]}}), missing);
         // SET x = :v, y = x where x did not exist before.
+        fails(&sets(vec![set("x", operand(val(n("4")))), set("y", operand(at("x")))]), json!({}), missing);
+        fails(&sets(vec![set("e", SetValue::Plus(at("q"), val(n("1"))))]), json!({"a": n("1")}), missing);
         fails(
-            &sets(vec![set("x", operand(val(n("4")))), set("y", operand(at("x")))]),
-            json!({}),
-            missing,
-        );
-        fails(
-            &sets(vec![set("e", SetValue::Plus(at("q"), val(n("1"))))]),
-            json!({"a": n("1")}),
-            missing,
-        );
-        fails(
-            &sets(vec![set(
-                "e",
-                operand(SetOperand::ListAppend(Box::new(at("b")), Box::new(at("c")))),
-            )]),
+            &sets(vec![set("e", operand(SetOperand::ListAppend(Box::new(at("b")), Box::new(at("c")))))]),
             json!({}),
             missing,
         );
@@ -486,10 +449,7 @@ mod tests {
         assert_eq!(result(&minus(val(n("7")), at("a"))), value(n("5")));
         assert_eq!(result(&minus(at("a"), val(n("2.5")))), value(n("-0.5")));
         assert_eq!(result(&plus(at("a"), at("a"))), value(n("4")));
-        assert_eq!(
-            result(&plus(val(n("1")), val(n("10000000000000000000000")))),
-            value(n("10000000000000000000001"))
-        );
+        assert_eq!(result(&plus(val(n("1")), val(n("10000000000000000000000")))), value(n("10000000000000000000001")));
         // The if_not_exists(b, :start) + :step counter idiom.
         let counter = plus(SetOperand::IfNotExists(path("r"), Box::new(val(n("0")))), val(n("1")));
         assert_eq!(after(&counter, json!({})), item(json!({"r": n("1")})));
@@ -511,8 +471,7 @@ mod tests {
     #[test]
     fn list_append_and_if_not_exists() {
         let it = json!({"a": {"L": [s("hi"), n("2")]}, "n": n("1")});
-        let append =
-            |a, b| sets(vec![set("r", operand(SetOperand::ListAppend(Box::new(a), Box::new(b))))]);
+        let append = |a, b| sets(vec![set("r", operand(SetOperand::ListAppend(Box::new(a), Box::new(b))))]);
         let result = |update: &Update| after(update, it.clone()).remove("r").unwrap();
         assert_eq!(
             result(&append(at("a"), val(json!({"L": [n("4")]})))),
@@ -522,32 +481,20 @@ mod tests {
             result(&append(val(json!({"L": [s("dog")]})), at("a"))),
             value(json!({"L": [s("dog"), s("hi"), n("2")]}))
         );
-        assert_eq!(
-            result(&append(at("a"), at("a"))),
-            value(json!({"L": [s("hi"), n("2"), s("hi"), n("2")]}))
-        );
-        assert_eq!(
-            result(&append(val(json!({"L": []})), val(json!({"L": []})))),
-            value(json!({"L": []}))
-        );
+        assert_eq!(result(&append(at("a"), at("a"))), value(json!({"L": [s("hi"), n("2"), s("hi"), n("2")]})));
+        assert_eq!(result(&append(val(json!({"L": []})), val(json!({"L": []})))), value(json!({"L": []})));
         // list_append(if_not_exists(r, :empty), :new): the append-or-create idiom.
-        let create = append(
-            SetOperand::IfNotExists(path("r"), Box::new(val(json!({"L": []})))),
-            val(json!({"L": [n("9")]})),
-        );
+        let create =
+            append(SetOperand::IfNotExists(path("r"), Box::new(val(json!({"L": []})))), val(json!({"L": [n("9")]})));
         assert_eq!(result(&create), value(json!({"L": [n("9")]})));
         let wrong = "An operand in the update expression has an incorrect data type";
         fails(&append(at("n"), at("a")), it.clone(), wrong);
         fails(&append(at("a"), val(json!({"SS": ["x"]}))), it.clone(), wrong);
         fails(&append(at("a"), val(json!({"M": {}}))), it.clone(), wrong);
         // if_not_exists keeps what exists, whatever its type.
-        let keep = sets(vec![set(
-            "b",
-            operand(SetOperand::IfNotExists(path("n"), Box::new(val(s("x"))))),
-        )]);
+        let keep = sets(vec![set("b", operand(SetOperand::IfNotExists(path("n"), Box::new(val(s("x"))))))]);
         assert_eq!(after(&keep, it.clone()).remove("b"), Some(value(n("1"))));
-        let fill =
-            sets(vec![set("b", operand(SetOperand::IfNotExists(path("q.r"), Box::new(at("n")))))]);
+        let fill = sets(vec![set("b", operand(SetOperand::IfNotExists(path("q.r"), Box::new(at("n")))))]);
         assert_eq!(after(&fill, it.clone()).remove("b"), Some(value(n("1"))));
         let nested = sets(vec![set(
             "b",
@@ -568,10 +515,7 @@ mod tests {
             "d": {"L": [s("a"), s("b")]},
         });
         let invalid = "The document path provided in the update expression is invalid for update";
-        for target in [
-            "a.c", "b.c", "z.c", "a[0]", "z[0]", "c[1]", "d.1", "b[0].x", "b[5].x", "c.x.y",
-            "d[1][0]",
-        ] {
+        for target in ["a.c", "b.c", "z.c", "a[0]", "z[0]", "c[1]", "d.1", "b[0].x", "b[5].x", "c.x.y", "d[1][0]"] {
             fails(&sets(vec![set(target, operand(val(n("7"))))]), it.clone(), invalid);
             fails(&adds(&[(target, n("1"))]), it.clone(), invalid);
             fails(&deletes(&[(target, json!({"SS": ["a"]}))]), it.clone(), invalid);
@@ -579,25 +523,14 @@ mod tests {
         }
         // The final element may be new: a key in an existing map.
         let update = sets(vec![set("c.new", operand(val(n("7"))))]);
-        assert_eq!(
-            after(&update, it.clone())["c"],
-            value(json!({"M": {"1": s("a"), "new": n("7")}}))
-        );
+        assert_eq!(after(&update, it.clone())["c"], value(json!({"M": {"1": s("a"), "new": n("7")}})));
         // An item that does not exist has only its key attributes.
         fails(&sets(vec![set("b.a", operand(at("p")))]), json!({"p": s("k")}), invalid);
         fails(&sets(vec![set("b[1]", operand(at("p")))]), json!({"p": s("k")}), invalid);
         // A path must start with a name.
-        fails(
-            &sets(vec![(Path(vec![PathElement::Index(0)]), operand(val(n("1"))))]),
-            json!({}),
-            invalid,
-        );
+        fails(&sets(vec![(Path(vec![PathElement::Index(0)]), operand(val(n("1"))))]), json!({}), invalid);
         // An invalid path anywhere leaves the item untouched, even with valid actions before it.
-        fails(
-            &sets(vec![set("ok", operand(val(n("1")))), set("a.c", operand(val(n("2"))))]),
-            it,
-            invalid,
-        );
+        fails(&sets(vec![set("ok", operand(val(n("1")))), set("a.c", operand(val(n("2"))))]), it, invalid);
     }
 
     #[test]
@@ -636,9 +569,7 @@ mod tests {
                 &update,
                 json!({"a": {"M": {"c": {"L": [s("hi"), {"M": {"x": {"M": {"y": {"L": [n("3"), n("5"), n("7")]}}}, "q": n("2")}}]}}}})
             ),
-            item(
-                json!({"a": {"M": {"c": {"L": [s("hi"), {"M": {"x": {"M": {"y": {"L": [n("3"), n("7")]}}}}}]}}}})
-            )
+            item(json!({"a": {"M": {"c": {"L": [s("hi"), {"M": {"x": {"M": {"y": {"L": [n("3"), n("7")]}}}}}]}}}}))
         );
     }
 
@@ -657,9 +588,7 @@ mod tests {
         apply_update(&update, &mut it).unwrap();
         assert_eq!(
             it["a"],
-            value(
-                json!({"L": [s("one"), s("two"), s("three"), s("hello"), s("a3"), s("a2"), s("a4"), s("a1")]})
-            )
+            value(json!({"L": [s("one"), s("two"), s("three"), s("hello"), s("a3"), s("a2"), s("a4"), s("a1")]}))
         );
         // The largest index there is.
         let update = sets(vec![set("a[4294967295]", operand(val(s("z"))))]);
@@ -708,10 +637,7 @@ mod tests {
     #[test]
     fn remove() {
         let update = removes(&["a"]);
-        assert_eq!(
-            after(&update, json!({"a": s("hello"), "b": s("hi")})),
-            item(json!({"b": s("hi")}))
-        );
+        assert_eq!(after(&update, json!({"a": s("hello"), "b": s("hi")})), item(json!({"b": s("hi")})));
         // Missing attributes, keys and positions are no-ops...
         let it = json!({"a": {"M": {"x": n("3")}}, "b": {"L": [s("hi")]}});
         assert_eq!(after(&removes(&["a.y", "b[7]", "c"]), it.clone()), item(it));
@@ -721,52 +647,32 @@ mod tests {
         fails(&removes(&["a.c"]), json!({"a": s("hello")}), invalid);
         fails(&removes(&["a[0]"]), json!({"a": s("hello")}), invalid);
         // Removing the last member leaves an empty map or list.
-        assert_eq!(
-            after(&removes(&["a.b"]), json!({"a": {"M": {"b": n("1")}}})),
-            item(json!({"a": {"M": {}}}))
-        );
-        assert_eq!(
-            after(&removes(&["a[0]"]), json!({"a": {"L": [n("1")]}})),
-            item(json!({"a": {"L": []}}))
-        );
+        assert_eq!(after(&removes(&["a.b"]), json!({"a": {"M": {"b": n("1")}}})), item(json!({"a": {"M": {}}})));
+        assert_eq!(after(&removes(&["a[0]"]), json!({"a": {"L": [n("1")]}})), item(json!({"a": {"L": []}})));
     }
 
     #[test]
     fn removing_list_elements_uses_original_positions() {
         let list = json!({"a": {"L": [n("2"), n("3"), n("4"), n("5"), n("6"), n("7")]}});
         // REMOVE a[1] SET a[3] = :val
-        let update =
-            Update { remove: vec![path("a[1]")], ..sets(vec![set("a[3]", operand(val(n("17"))))]) };
-        assert_eq!(
-            after(&update, list.clone())["a"],
-            value(json!({"L": [n("2"), n("4"), n("17"), n("6"), n("7")]}))
-        );
+        let update = Update { remove: vec![path("a[1]")], ..sets(vec![set("a[3]", operand(val(n("17"))))]) };
+        assert_eq!(after(&update, list.clone())["a"], value(json!({"L": [n("2"), n("4"), n("17"), n("6"), n("7")]})));
         // Several removals, in any order, name the original elements.
-        for order in [["a[1]", "a[3]", "a[4]"], ["a[4]", "a[1]", "a[3]"], ["a[3]", "a[4]", "a[1]"]]
-        {
-            assert_eq!(
-                after(&removes(&order), list.clone())["a"],
-                value(json!({"L": [n("2"), n("4"), n("7")]}))
-            );
+        for order in [["a[1]", "a[3]", "a[4]"], ["a[4]", "a[1]", "a[3]"], ["a[3]", "a[4]", "a[1]"]] {
+            assert_eq!(after(&removes(&order), list.clone())["a"], value(json!({"L": [n("2"), n("4"), n("7")]})));
         }
         // Removals with an append: positions are still the original ones.
-        let update = Update {
-            remove: vec![path("a[0]"), path("a[9]")],
-            ..sets(vec![set("a[6]", operand(val(n("8"))))])
-        };
+        let update =
+            Update { remove: vec![path("a[0]"), path("a[9]")], ..sets(vec![set("a[6]", operand(val(n("8"))))]) };
         assert_eq!(
             after(&update, list.clone())["a"],
             value(json!({"L": [n("3"), n("4"), n("5"), n("6"), n("7"), n("8")]}))
         );
         // A removal inside a later element of a list also losing an earlier one.
         let nested = json!({"a": {"L": [n("0"), {"M": {"x": n("1"), "y": n("2")}}]}});
-        assert_eq!(
-            after(&removes(&["a[0]", "a[1].x"]), nested)["a"],
-            value(json!({"L": [{"M": {"y": n("2")}}]}))
-        );
+        assert_eq!(after(&removes(&["a[0]", "a[1].x"]), nested)["a"], value(json!({"L": [{"M": {"y": n("2")}}]})));
         // A position past the end stays a no-op even when an append fills it.
-        let update =
-            Update { remove: vec![path("a[6]")], ..sets(vec![set("a[9]", operand(val(n("8"))))]) };
+        let update = Update { remove: vec![path("a[6]")], ..sets(vec![set("a[9]", operand(val(n("8"))))]) };
         assert_eq!(
             after(&update, list)["a"],
             value(json!({"L": [n("2"), n("3"), n("4"), n("5"), n("6"), n("7"), n("8")]}))
@@ -783,30 +689,20 @@ mod tests {
             "bs": {"BS": ["AQI=", "Ag=="]},
             "l": {"L": [n("1")]},
         });
-        let added =
-            |attr: &str, v: Value| after(&adds(&[(attr, v)]), it.clone()).remove(attr).unwrap();
+        let added = |attr: &str, v: Value| after(&adds(&[(attr, v)]), it.clone()).remove(attr).unwrap();
         assert_eq!(added("a", n("4")), value(n("7")));
         assert_eq!(added("a", n("-3")), value(n("0")));
         // A missing attribute starts from 0 or the empty set.
         assert_eq!(added("new", n("8")), value(n("8")));
         assert_eq!(added("new", json!({"SS": ["cat"]})), value(json!({"SS": ["cat"]})));
         // Sets unite, without duplicates.
-        assert_eq!(
-            added("ss", json!({"SS": ["pig"]})),
-            value(json!({"SS": ["dog", "cat", "mouse", "pig"]}))
-        );
+        assert_eq!(added("ss", json!({"SS": ["pig"]})), value(json!({"SS": ["dog", "cat", "mouse", "pig"]})));
         assert_eq!(
             added("ss", json!({"SS": ["mouse", "badger", "dog"]})),
             value(json!({"SS": ["dog", "cat", "mouse", "badger"]}))
         );
-        assert_eq!(
-            added("ns", json!({"NS": ["2.0", "3", "4"]})),
-            value(json!({"NS": ["1", "2", "3", "4"]}))
-        );
-        assert_eq!(
-            added("bs", json!({"BS": ["Ag==", "AQ=="]})),
-            value(json!({"BS": ["AQI=", "Ag==", "AQ=="]}))
-        );
+        assert_eq!(added("ns", json!({"NS": ["2.0", "3", "4"]})), value(json!({"NS": ["1", "2", "3", "4"]})));
+        assert_eq!(added("bs", json!({"BS": ["Ag==", "AQ=="]})), value(json!({"BS": ["AQI=", "Ag==", "AQ=="]})));
         // The ADDed value must match the attribute's type.
         let wrong = "An operand in the update expression has an incorrect data type";
         for (attr, v) in [
@@ -856,19 +752,10 @@ mod tests {
             "l": {"L": [{"SS": ["x"]}, {"SS": ["y", "z"]}, n("1")]},
         });
         let deleted = |attr: &str, v: Value| after(&deletes(&[(attr, v)]), it.clone()).remove(attr);
-        assert_eq!(
-            deleted("a", json!({"SS": ["cat", "mouse"]})),
-            Some(value(json!({"SS": ["dog"]})))
-        );
+        assert_eq!(deleted("a", json!({"SS": ["cat", "mouse"]})), Some(value(json!({"SS": ["dog"]}))));
         // Elements not in the set are ignored.
-        assert_eq!(
-            deleted("a", json!({"SS": ["pig"]})),
-            Some(value(json!({"SS": ["dog", "cat", "mouse"]})))
-        );
-        assert_eq!(
-            deleted("ns", json!({"NS": ["1.0", "4"]})),
-            Some(value(json!({"NS": ["2", "3"]})))
-        );
+        assert_eq!(deleted("a", json!({"SS": ["pig"]})), Some(value(json!({"SS": ["dog", "cat", "mouse"]}))));
+        assert_eq!(deleted("ns", json!({"NS": ["1.0", "4"]})), Some(value(json!({"NS": ["2", "3"]}))));
         assert_eq!(deleted("bs", json!({"BS": ["AQ=="]})), Some(value(json!({"BS": ["Ag=="]}))));
         // Emptying a set removes the attribute.
         assert_eq!(deleted("a", json!({"SS": ["dog", "cat", "mouse", "pig"]})), None);
@@ -878,23 +765,14 @@ mod tests {
             expected
         });
         // Nested: an emptied set leaves its map, or its list (shifting what follows).
+        assert_eq!(after(&deletes(&[("m.s", json!({"SS": ["x"]}))]), it.clone())["m"], value(json!({"M": {}})));
         assert_eq!(
-            after(&deletes(&[("m.s", json!({"SS": ["x"]}))]), it.clone())["m"],
-            value(json!({"M": {}}))
-        );
-        assert_eq!(
-            after(
-                &deletes(&[("l[0]", json!({"SS": ["x"]})), ("l[1]", json!({"SS": ["y"]}))]),
-                it.clone()
-            )["l"],
+            after(&deletes(&[("l[0]", json!({"SS": ["x"]})), ("l[1]", json!({"SS": ["y"]}))]), it.clone())["l"],
             value(json!({"L": [{"SS": ["z"]}, n("1")]}))
         );
         // Deleting from nothing does nothing.
         assert_eq!(
-            after(
-                &deletes(&[("q", json!({"SS": ["dog"]})), ("l[9]", json!({"SS": ["x"]}))]),
-                it.clone()
-            ),
+            after(&deletes(&[("q", json!({"SS": ["dog"]})), ("l[9]", json!({"SS": ["x"]}))]), it.clone()),
             item(it.clone())
         );
         // The set must match the attribute's type.
@@ -941,9 +819,7 @@ mod tests {
         let it = after(&update, json!({"a": s("key")}));
         assert_eq!(
             it,
-            item(
-                json!({"a": s("key"), "d": n("5"), "e": {"SS": ["a", "b"]}, "f": {"L": [s("a"), n("1")]}})
-            )
+            item(json!({"a": s("key"), "d": n("5"), "e": {"SS": ["a", "b"]}, "f": {"L": [s("a"), n("1")]}}))
         );
         assert_eq!(
             super::super::project(&it, &updated_paths(&update)),
@@ -980,10 +856,7 @@ mod tests {
                 set("ProductCategory", operand(val(s("Hardware")))),
                 set("Price", operand(val(n("60")))),
                 set("RelatedItems", operand(val(json!({"L": [s("Hammer")]})))),
-                set(
-                    "ProductReviews",
-                    operand(val(json!({"M": {"FiveStar": {"L": [s("Best product ever!")]}}}))),
-                ),
+                set("ProductReviews", operand(val(json!({"M": {"FiveStar": {"L": [s("Best product ever!")]}}})))),
             ]),
             &mut it,
         )
@@ -993,20 +866,13 @@ mod tests {
             &sets(vec![
                 set("RelatedItems[1]", operand(val(s("Nails")))),
                 set("ProductReviews.FiveStar[1]", operand(val(s("Very happy with my purchase")))),
-                set(
-                    "ProductReviews.ThreeStar",
-                    operand(val(json!({"L": [s("Just OK - not that great")]}))),
-                ),
+                set("ProductReviews.ThreeStar", operand(val(json!({"L": [s("Just OK - not that great")]})))),
             ]),
             &mut it,
         )
         .unwrap();
         // SET Price = Price - :p (15)
-        apply_update(
-            &sets(vec![set("Price", SetValue::Minus(at("Price"), val(n("15"))))]),
-            &mut it,
-        )
-        .unwrap();
+        apply_update(&sets(vec![set("Price", SetValue::Minus(at("Price"), val(n("15"))))]), &mut it).unwrap();
         // SET #ri = list_append(#ri, :vals), then list_append(:vals, #ri)
         apply_update(
             &sets(vec![set(
@@ -1032,25 +898,16 @@ mod tests {
         .unwrap();
         // SET Price = if_not_exists(Price, :p) leaves the price.
         apply_update(
-            &sets(vec![set(
-                "Price",
-                operand(SetOperand::IfNotExists(path("Price"), Box::new(val(n("100"))))),
-            )]),
+            &sets(vec![set("Price", operand(SetOperand::IfNotExists(path("Price"), Box::new(val(n("100"))))))]),
             &mut it,
         )
         .unwrap();
         // REMOVE Brand, InStock, QuantityOnHand; REMOVE RelatedItems[1], RelatedItems[2]
-        apply_update(
-            &removes(&["Brand", "InStock", "QuantityOnHand", "RelatedItems[1]", "RelatedItems[2]"]),
-            &mut it,
-        )
-        .unwrap();
+        apply_update(&removes(&["Brand", "InStock", "QuantityOnHand", "RelatedItems[1]", "RelatedItems[2]"]), &mut it)
+            .unwrap();
         // ADD QuantityOnHand :q (5); ADD Color :c (SS Orange, Purple); DELETE Color :p (SS Yellow, Purple)
-        apply_update(
-            &adds(&[("QuantityOnHand", n("5")), ("Color", json!({"SS": ["Orange", "Purple"]}))]),
-            &mut it,
-        )
-        .unwrap();
+        apply_update(&adds(&[("QuantityOnHand", n("5")), ("Color", json!({"SS": ["Orange", "Purple"]}))]), &mut it)
+            .unwrap();
         apply_update(&deletes(&[("Color", json!({"SS": ["Yellow", "Purple"]}))]), &mut it).unwrap();
         assert_eq!(
             it,

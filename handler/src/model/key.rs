@@ -113,8 +113,7 @@ mod tests {
             |(negative, digits, point, exp)| {
                 let point = point.min(digits.len());
                 let sign = if negative { "-" } else { "" };
-                Number::parse(&format!("{sign}{}.{}e{exp}", &digits[..point], &digits[point..]))
-                    .ok()
+                Number::parse(&format!("{sign}{}.{}e{exp}", &digits[..point], &digits[point..])).ok()
             },
         )
     }

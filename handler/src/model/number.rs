@@ -10,10 +10,8 @@ const MAX_DIGITS: usize = 38;
 const MAX_EXPONENT: i64 = 125;
 const MIN_EXPONENT: i64 = -130;
 const NOT_NUMERIC: &str = "The parameter cannot be converted to a numeric value";
-const OVERFLOW: &str =
-    "Number overflow. Attempting to store a number with magnitude larger than supported range";
-const UNDERFLOW: &str =
-    "Number underflow. Attempting to store a number with magnitude smaller than supported range";
+const OVERFLOW: &str = "Number overflow. Attempting to store a number with magnitude larger than supported range";
+const UNDERFLOW: &str = "Number underflow. Attempting to store a number with magnitude smaller than supported range";
 
 /// An exact decimal in canonical form: `0.d₁d₂…dₙ × 10^(exponent+1)`, written the scientific way as
 /// `d₁.d₂…dₙ × 10^exponent`. The digits carry no leading or trailing zeros, so every value has
@@ -37,11 +35,7 @@ impl Number {
     pub fn parse(s: &str) -> ApiResult<Number> {
         let invalid = || {
             // DynamoDB echoes the text after a colon, except when there is none.
-            ApiError::validation(if s.is_empty() {
-                NOT_NUMERIC.to_owned()
-            } else {
-                format!("{NOT_NUMERIC}: {s}")
-            })
+            ApiError::validation(if s.is_empty() { NOT_NUMERIC.to_owned() } else { format!("{NOT_NUMERIC}: {s}") })
         };
         let (negative, unsigned) = match s.as_bytes().first() {
             Some(b'-') => (true, &s[1..]),
@@ -50,9 +44,7 @@ impl Number {
         };
         let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
             // `i32` like Java's: a longer exponent is a format error there, not an overflow.
-            Some((mantissa, exponent)) => {
-                (mantissa, exponent.parse::<i32>().map_err(|_| invalid())?)
-            }
+            Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().map_err(|_| invalid())?),
             None => (unsigned, 0),
         };
         let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -61,8 +53,7 @@ impl Number {
             return Err(invalid());
         }
         let digits = text.bytes().map(|b| b - b'0').collect::<Vec<_>>();
-        let (Some(first), Some(last)) =
-            (digits.iter().position(|&d| d != 0), digits.iter().rposition(|&d| d != 0))
+        let (Some(first), Some(last)) = (digits.iter().position(|&d| d != 0), digits.iter().rposition(|&d| d != 0))
         else {
             return Ok(Number::ZERO);
         };
@@ -75,9 +66,7 @@ impl Number {
             return Err(ApiError::validation(UNDERFLOW));
         }
         if last - first + 1 > MAX_DIGITS {
-            return Err(ApiError::validation(
-                "Attempting to store more than 38 significant digits in a Number",
-            ));
+            return Err(ApiError::validation("Attempting to store more than 38 significant digits in a Number"));
         }
         Ok(Number { negative, digits: digits[first..=last].to_vec(), exponent: scientific as i32 })
     }
@@ -130,9 +119,7 @@ impl Number {
                 Ordering::Less => (other_negative, subtract_columns(&b, &a)),
             }
         };
-        let (Some(top), Some(bottom)) =
-            (sum.iter().rposition(|&d| d != 0), sum.iter().position(|&d| d != 0))
-        else {
+        let (Some(top), Some(bottom)) = (sum.iter().rposition(|&d| d != 0), sum.iter().position(|&d| d != 0)) else {
             return Ok(Number::ZERO);
         };
         let exponent = low + top as i64;
@@ -227,8 +214,7 @@ impl Ord for Number {
         class(self).cmp(&class(other)).then_with(|| {
             // Same sign: the larger exponent is the larger magnitude, then digit by digit (a
             // shorter digit list that is a prefix is smaller: it has no trailing zeros).
-            let magnitude =
-                self.exponent.cmp(&other.exponent).then_with(|| self.digits.cmp(&other.digits));
+            let magnitude = self.exponent.cmp(&other.exponent).then_with(|| self.digits.cmp(&other.digits));
             if self.negative { magnitude.reverse() } else { magnitude }
         })
     }
@@ -406,18 +392,13 @@ mod tests {
 
     /// A random number as text, in any of the shapes DynamoDB accepts.
     fn number_text() -> impl Strategy<Value = String> {
-        (
-            prop_oneof![Just(""), Just("-"), Just("+")],
-            "[0-9]{1,38}",
-            0usize..=38,
-            -100i32..100,
-            any::<bool>(),
-        )
-            .prop_map(|(sign, digits, point, exp, upper)| {
+        (prop_oneof![Just(""), Just("-"), Just("+")], "[0-9]{1,38}", 0usize..=38, -100i32..100, any::<bool>()).prop_map(
+            |(sign, digits, point, exp, upper)| {
                 let point = point.min(digits.len());
                 let e = if upper { 'E' } else { 'e' };
                 format!("{sign}{}.{}{e}{exp}", &digits[..point], &digits[point..])
-            })
+            },
+        )
     }
 
     fn number() -> impl Strategy<Value = Number> {

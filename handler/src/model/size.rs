@@ -27,9 +27,7 @@ pub fn value_size(value: &AttributeValue) -> usize {
         AttributeValue::B(b) => b.len(),
         AttributeValue::Bool(_) | AttributeValue::Null => 1,
         AttributeValue::M(m) => CONTAINER_OVERHEAD + m.len() * ELEMENT_OVERHEAD + item_size(m),
-        AttributeValue::L(l) => {
-            CONTAINER_OVERHEAD + l.iter().map(|v| ELEMENT_OVERHEAD + value_size(v)).sum::<usize>()
-        }
+        AttributeValue::L(l) => CONTAINER_OVERHEAD + l.iter().map(|v| ELEMENT_OVERHEAD + value_size(v)).sum::<usize>(),
         AttributeValue::Ss(ss) => ss.iter().map(String::len).sum(),
         AttributeValue::Ns(ns) => ns.iter().map(number_size).sum(),
         AttributeValue::Bs(bs) => bs.iter().map(Vec::len).sum(),

@@ -20,9 +20,9 @@ use crate::error::{ApiError, ApiResult};
 /// lists wrapped around a scalar.
 const MAX_LEVEL: usize = 32;
 
-const EMPTY: &str =
-    "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes";
-const MORE_THAN_ONE: &str = "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
+const EMPTY: &str = "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes";
+const MORE_THAN_ONE: &str =
+    "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
 const TOO_DEEP: &str = "1 validation error detected: Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
 const START_OF_MAP: &str = "Start of structure or map found where not expected";
 const UNEXPECTED_FIELD: &str = "Unexpected field type";
@@ -176,14 +176,12 @@ impl Decoder {
                 "B" => AttributeValue::B(blob(member)?),
                 "BOOL" => AttributeValue::Bool(boolean(member)?),
                 "NULL" if boolean(member)? => AttributeValue::Null,
-                "NULL" => self.reject(ApiError::invalid_parameter(
-                    "Null attribute value types must have the value of true",
-                )),
+                "NULL" => {
+                    self.reject(ApiError::invalid_parameter("Null attribute value types must have the value of true"))
+                }
                 "M" => AttributeValue::M(self.map(member, level + 1)?),
                 "L" => AttributeValue::L(
-                    elements(member)?
-                        .map(|element| self.value(element, level + 1))
-                        .collect::<ApiResult<_>>()?,
+                    elements(member)?.map(|element| self.value(element, level + 1)).collect::<ApiResult<_>>()?,
                 ),
                 "SS" => self.string_set(member)?,
                 "NS" => self.number_set(member)?,
@@ -202,9 +200,7 @@ impl Decoder {
     }
 
     fn string_set(&mut self, member: &Value) -> ApiResult<AttributeValue> {
-        let strings = elements(member)?
-            .map(|e| string(e).map(str::to_owned))
-            .collect::<ApiResult<Vec<_>>>()?;
+        let strings = elements(member)?.map(|e| string(e).map(str::to_owned)).collect::<ApiResult<Vec<_>>>()?;
         Ok(if strings.is_empty() {
             // Sic: DynamoDB's text, double space included.
             self.reject(ApiError::invalid_parameter("An string set  may not be empty"))
@@ -272,9 +268,7 @@ fn token(v: &Value) -> &'static str {
 fn string(v: &Value) -> ApiResult<&str> {
     match v {
         Value::String(s) => Ok(s),
-        Value::Array(_) => {
-            Err(ApiError::serialization("Unrecognized collection type class java.lang.String"))
-        }
+        Value::Array(_) => Err(ApiError::serialization("Unrecognized collection type class java.lang.String")),
         Value::Object(_) => Err(ApiError::serialization(START_OF_MAP)),
         _ => Err(ApiError::serialization(format!("{} cannot be converted to String", token(v)))),
     }
@@ -289,9 +283,7 @@ fn boolean(v: &Value) -> ApiResult<bool> {
             "false" | "no" | "0" => Ok(false),
             _ => Err(ApiError::serialization("Unexpected token received from parser")),
         },
-        Value::Array(_) => {
-            Err(ApiError::serialization("Unrecognized collection type class java.lang.Boolean"))
-        }
+        Value::Array(_) => Err(ApiError::serialization("Unrecognized collection type class java.lang.Boolean")),
         Value::Object(_) => Err(ApiError::serialization(START_OF_MAP)),
         _ => Err(ApiError::serialization(format!("{} cannot be converted to Boolean", token(v)))),
     }
@@ -302,15 +294,11 @@ fn blob(v: &Value) -> ApiResult<Vec<u8>> {
     let text = match v {
         Value::String(text) => text,
         Value::Array(_) => {
-            return Err(ApiError::serialization(
-                "Unrecognized collection type class java.nio.ByteBuffer",
-            ));
+            return Err(ApiError::serialization("Unrecognized collection type class java.nio.ByteBuffer"));
         }
         Value::Object(_) => return Err(ApiError::serialization(START_OF_MAP)),
         _ => {
-            return Err(ApiError::serialization(
-                "only base-64-encoded strings are convertible to bytes",
-            ));
+            return Err(ApiError::serialization("only base-64-encoded strings are convertible to bytes"));
         }
     };
     // Java counts UTF-16 units.
@@ -320,15 +308,11 @@ fn blob(v: &Value) -> ApiResult<Vec<u8>> {
             "Base64 encoded length is expected a multiple of 4 bytes but found: {length}"
         )));
     }
-    if let Some(c) =
-        text.chars().find(|&c| !c.is_ascii_alphanumeric() && !matches!(c, '+' | '/' | '='))
-    {
+    if let Some(c) = text.chars().find(|&c| !c.is_ascii_alphanumeric() && !matches!(c, '+' | '/' | '=')) {
         return Err(ApiError::serialization(format!("Invalid Base64 character: '{c}'")));
     }
     // Misplaced padding or stray bits in the last character; "dectected" is DynamoDB's spelling.
-    STANDARD
-        .decode(text)
-        .map_err(|_| ApiError::serialization("Invalid last non-pad Base64 character dectected"))
+    STANDARD.decode(text).map_err(|_| ApiError::serialization("Invalid last non-pad Base64 character dectected"))
 }
 
 /// The elements of a List member (L, SS, NS, BS), nulls dropped.
@@ -393,10 +377,7 @@ mod tests {
             ("T", AttributeValue::Bool(true)),
             ("Z", AttributeValue::Null),
             ("M", AttributeValue::M([("x".to_owned(), AttributeValue::S("y".into()))].into())),
-            (
-                "L",
-                AttributeValue::L(vec![AttributeValue::N(n("100")), AttributeValue::Bool(false)]),
-            ),
+            ("L", AttributeValue::L(vec![AttributeValue::N(n("100")), AttributeValue::Bool(false)])),
             ("SS", AttributeValue::Ss(vec!["b".into(), "a".into(), String::new()])),
             ("NS", AttributeValue::Ns(vec![n("2"), n("1")])),
             ("BS", AttributeValue::Bs(vec![vec![], vec![1]])),
@@ -405,9 +386,7 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         assert_eq!(item, expected);
-        for (name, type_name) in
-            [("T", "BOOL"), ("Z", "NULL"), ("M", "M"), ("SS", "SS"), ("BS", "BS")]
-        {
+        for (name, type_name) in [("T", "BOOL"), ("Z", "NULL"), ("M", "M"), ("SS", "SS"), ("BS", "BS")] {
             assert_eq!(item[name].type_name(), type_name);
         }
         // Canonical numbers and base64 on the way out; set order kept.
@@ -435,19 +414,10 @@ mod tests {
         assert_eq!(invalid(json!({ "S": "a", "N": "1" })), MORE_THAN_ONE);
         assert_eq!(invalid(json!({ "S": "a", "BOOL": true, "X": 1 })), MORE_THAN_ONE);
         // Unknown and null members are ignored.
-        assert_eq!(
-            decode(json!({ "S": "a", "X": 5, "N": null })).unwrap(),
-            AttributeValue::S("a".into())
-        );
+        assert_eq!(decode(json!({ "S": "a", "X": 5, "N": null })).unwrap(), AttributeValue::S("a".into()));
         // A member's own failure is reported before the count.
-        assert_eq!(
-            invalid(json!({ "S": "a", "N": "b" })),
-            "The parameter cannot be converted to a numeric value: b"
-        );
-        assert_eq!(
-            invalid(json!({ "S": "", "N": "" })),
-            "The parameter cannot be converted to a numeric value"
-        );
+        assert_eq!(invalid(json!({ "S": "a", "N": "b" })), "The parameter cannot be converted to a numeric value: b");
+        assert_eq!(invalid(json!({ "S": "", "N": "" })), "The parameter cannot be converted to a numeric value");
     }
 
     #[test]
@@ -461,22 +431,13 @@ mod tests {
             (json!({ "BS": [] }), "Binary sets should not be empty"),
             (json!({ "SS": ["a", "a"] }), "Input collection [a, a] contains duplicates."),
             (json!({ "SS": ["", "b", ""] }), "Input collection [, b, ] contains duplicates."),
-            (
-                json!({ "BS": ["Yg==", "Yg=="] }),
-                "Input collection [Yg==, Yg==]of type BS contains duplicates.",
-            ),
+            (json!({ "BS": ["Yg==", "Yg=="] }), "Input collection [Yg==, Yg==]of type BS contains duplicates."),
         ] {
             assert_eq!(invalid(v), format!("{p}{message}"));
         }
         assert_eq!(invalid(json!({ "NS": ["1", "1.0"] })), "Input collection contains duplicates");
-        assert_eq!(
-            invalid(json!({ "NS": ["1", ""] })),
-            "The parameter cannot be converted to a numeric value"
-        );
-        assert_eq!(
-            invalid(json!({ "NS": ["1", "b"] })),
-            "The parameter cannot be converted to a numeric value: b"
-        );
+        assert_eq!(invalid(json!({ "NS": ["1", ""] })), "The parameter cannot be converted to a numeric value");
+        assert_eq!(invalid(json!({ "NS": ["1", "b"] })), "The parameter cannot be converted to a numeric value: b");
         assert_eq!(
             invalid(json!({ "N": "1e126" })),
             "Number overflow. Attempting to store a number with magnitude larger than supported range"
@@ -490,10 +451,7 @@ mod tests {
             "Attempting to store more than 38 significant digits in a Number"
         );
         assert_eq!(decode(json!({ "BOOL": "TRUE" })).unwrap(), AttributeValue::Bool(true));
-        assert_eq!(
-            decode(json!({ "SS": ["a", null] })).unwrap(),
-            AttributeValue::Ss(vec!["a".into()])
-        );
+        assert_eq!(decode(json!({ "SS": ["a", null] })).unwrap(), AttributeValue::Ss(vec!["a".into()]));
     }
 
     #[test]
@@ -518,10 +476,7 @@ mod tests {
             (json!({ "BS": [true] }), "only base-64-encoded strings are convertible to bytes"),
             (json!({ "B": [] }), "Unrecognized collection type class java.nio.ByteBuffer"),
             (json!({ "B": {} }), START_OF_MAP),
-            (
-                json!({ "B": "23456" }),
-                "Base64 encoded length is expected a multiple of 4 bytes but found: 5",
-            ),
+            (json!({ "B": "23456" }), "Base64 encoded length is expected a multiple of 4 bytes but found: 5"),
             (json!({ "B": "=+/=" }), "Invalid last non-pad Base64 character dectected"),
             (json!({ "B": "+/+=" }), "Invalid last non-pad Base64 character dectected"),
             (json!({ "B": "ab!d" }), "Invalid Base64 character: '!'"),
@@ -584,15 +539,11 @@ mod tests {
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
             any::<f64>().prop_map(Value::from),
-            prop::sample::select(vec![
-                "", "a", "1", "1.0", "-2e3", "x", "QQ==", "QR==", "1e999", "true"
-            ])
-            .prop_map(Value::from),
+            prop::sample::select(vec!["", "a", "1", "1.0", "-2e3", "x", "QQ==", "QR==", "1e999", "true"])
+                .prop_map(Value::from),
         ];
         leaf.prop_recursive(6, 64, 6, |inner| {
-            let key = prop::sample::select(vec![
-                "S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X", "a",
-            ]);
+            let key = prop::sample::select(vec!["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X", "a"]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
                 prop::collection::btree_map(key.prop_map(str::to_owned), inner, 0..4)

@@ -63,7 +63,11 @@ enum Change {
     Put(Item),
     /// `key_item` holds the key attributes an absent item starts from; `legacy` says the update
     /// came from `AttributeUpdates`, whose errors DynamoDB words differently.
-    Update { update: Update, key_item: Item, legacy: bool },
+    Update {
+        update: Update,
+        key_item: Item,
+        legacy: bool,
+    },
     Delete,
 }
 
@@ -121,13 +125,7 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     if item_size(&item) > MAX_ITEM_BYTES {
         return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
     }
-    let plan = WritePlan {
-        table,
-        key,
-        condition,
-        change: Change::Put(item),
-        members: common,
-    };
+    let plan = WritePlan { table, key, condition, change: Change::Put(item), members: common };
     execute(cx.storage, plan)
 }
 
@@ -180,13 +178,7 @@ pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
     let table = Table::load(cx.storage, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
-    let plan = WritePlan {
-        table,
-        key,
-        condition,
-        change: Change::Delete,
-        members: common,
-    };
+    let plan = WritePlan { table, key, condition, change: Change::Delete, members: common };
     execute(cx.storage, plan)
 }
 
@@ -224,8 +216,11 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
 /// All expressions of the request share one set of substitutions, so unused names and values
 /// are found across them.
 fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<Condition>, Option<Update>)> {
-    let legacy_members: &[&str] =
-        if with_update { &["AttributeUpdates", "Expected", "ConditionalOperator"] } else { &["Expected", "ConditionalOperator"] };
+    let legacy_members: &[&str] = if with_update {
+        &["AttributeUpdates", "Expected", "ConditionalOperator"]
+    } else {
+        &["Expected", "ConditionalOperator"]
+    };
     let expression_members: &[&str] =
         if with_update { &["UpdateExpression", "ConditionExpression"] } else { &["ConditionExpression"] };
     let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();

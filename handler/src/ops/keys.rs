@@ -77,9 +77,7 @@ fn encode_part(attribute: &KeyAttribute, value: &AttributeValue, max_bytes: usiz
 
 /// The key attributes of an item, as DynamoDB JSON (for `LastEvaluatedKey`).
 pub fn key_attributes_of(table: &Table, item: &Item) -> Value {
-    let key: Item = table
-        .key_attributes()
-        .filter_map(|k| item.get(&k.name).map(|v| (k.name.clone(), v.clone())))
-        .collect();
+    let key: Item =
+        table.key_attributes().filter_map(|k| item.get(&k.name).map(|v| (k.name.clone(), v.clone()))).collect();
     item_to_json(&key)
 }

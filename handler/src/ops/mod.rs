@@ -22,8 +22,17 @@ pub struct Context<'a, S: Storage> {
 }
 
 /// Every operation this version answers.
-const OPERATIONS: &[&str] =
-    &["CreateTable", "DescribeTable", "ListTables", "DeleteTable", "PutItem", "GetItem", "UpdateItem", "DeleteItem", "Scan"];
+const OPERATIONS: &[&str] = &[
+    "CreateTable",
+    "DescribeTable",
+    "ListTables",
+    "DeleteTable",
+    "PutItem",
+    "GetItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Scan",
+];
 
 pub fn exists(name: &str) -> bool {
     OPERATIONS.contains(&name)

@@ -19,8 +19,17 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     reject_unsupported(
         input,
         &[
-            "ScanFilter", "FilterExpression", "ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames",
-            "ExpressionAttributeValues", "Segment", "TotalSegments", "Select", "IndexName", "ConditionalOperator",
+            "ScanFilter",
+            "FilterExpression",
+            "ProjectionExpression",
+            "AttributesToGet",
+            "ExpressionAttributeNames",
+            "ExpressionAttributeValues",
+            "Segment",
+            "TotalSegments",
+            "Select",
+            "IndexName",
+            "ConditionalOperator",
         ],
     )?;
     let name = table_name(input)?;
@@ -66,7 +75,9 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     }
     let reached_limit = limit.is_some_and(|l| items.len() as u32 >= l);
     let mut response = json!({"Count": items.len(), "ScannedCount": items.len()});
-    if (reached_limit || cut_short) && let Some(last) = items.last() {
+    if (reached_limit || cut_short)
+        && let Some(last) = items.last()
+    {
         response["LastEvaluatedKey"] = keys::key_attributes_of(&table, last);
     }
     response["Items"] = Value::Array(items.iter().map(item_to_json).collect());

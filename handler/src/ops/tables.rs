@@ -26,9 +26,9 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
 
 pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input)?;
-    let table = Table::load(cx.storage, name)
-        .map_err(|e| not_found_named(e, name))?;
-    let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error).map_err(|e| not_found_named(e, name))?;
+    let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
+    let (count, bytes) =
+        cx.storage.keyspace_stats(name).map_err(storage_error).map_err(|e| not_found_named(e, name))?;
     Ok(json!({"Table": table.description("ACTIVE", count, bytes)}))
 }
 

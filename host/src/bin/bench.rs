@@ -86,7 +86,9 @@ fn create_table_request() -> Request {
 fn put_request(key: usize) -> Request {
     request(
         "PutItem",
-        format!(r#"{{"TableName":"{TABLE}","Item":{{"pk":{{"S":"user{key}"}},"name":{{"S":"Alice"}},"age":{{"N":"24"}}}}}}"#),
+        format!(
+            r#"{{"TableName":"{TABLE}","Item":{{"pk":{{"S":"user{key}"}},"name":{{"S":"Alice"}},"age":{{"N":"24"}}}}}}"#
+        ),
     )
 }
 
@@ -226,7 +228,11 @@ fn load(label: &str, open: impl FnOnce() -> anyhow::Result<Backend>, duration: D
     Ok(())
 }
 
-async fn drive(address: std::net::SocketAddr, make: fn(usize) -> Request, duration: Duration) -> anyhow::Result<Vec<Duration>> {
+async fn drive(
+    address: std::net::SocketAddr,
+    make: fn(usize) -> Request,
+    duration: Duration,
+) -> anyhow::Result<Vec<Duration>> {
     let deadline = Instant::now() + duration;
     let mut workers = Vec::new();
     for worker in 0..CONNECTIONS {

@@ -19,7 +19,11 @@ impl storage::Host for RequestState {
         Ok(self.backend.describe_table(&name).await.map_err(Into::into))
     }
 
-    async fn list_tables(&mut self, start_after: Option<String>, limit: u32) -> Fallible<Vec<String>, storage::StorageError> {
+    async fn list_tables(
+        &mut self,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Fallible<Vec<String>, storage::StorageError> {
         Ok(self.backend.list_tables(start_after.as_deref(), limit).await.map_err(Into::into))
     }
 
@@ -31,7 +35,11 @@ impl storage::Host for RequestState {
         Ok(self.backend.keyspace_stats(&keyspace).await.map_err(Into::into))
     }
 
-    async fn get(&mut self, keyspace: String, key: storage::ItemKey) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
+    async fn get(
+        &mut self,
+        keyspace: String,
+        key: storage::ItemKey,
+    ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
         let found = self.backend.get(&keyspace, &key.into()).await;
         Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
     }
