@@ -43,6 +43,9 @@ suite!(
     deleted_table_is_gone,
     table_deleted_by_another_process,
     concurrent_optimistic_increments,
+    versions_never_repeat_for_a_key,
+    versions_never_repeat_across_handles,
+    every_valid_document_is_stored,
 );
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -166,7 +169,6 @@ fn doc(label: &str, n: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({"id": {"S": label}, "n": {"N": n.to_string()}})).unwrap()
 }
 
-/// Documents compare as JSON: PostgreSQL returns jsonb's normal form, not the bytes written.
 fn json(document: &[u8]) -> Value {
     serde_json::from_slice(document).unwrap()
 }
@@ -284,27 +286,31 @@ async fn put_get_overwrite_delete(store: &Store) {
     let sorted = key(b"p", b"s");
     assert_eq!(stored(backend, &t, &k).await, None);
 
+    let mut versions = Vec::new();
     for n in 1..=3 {
         backend.write(&[put(&t, &k, doc("k", n), Expect::Anything)]).await.unwrap();
-        assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", n)), n as u64)));
+        let (document, version) = stored(backend, &t, &k).await.unwrap();
+        assert_eq!(document, json(&doc("k", n)));
+        versions.push(version);
     }
+    assert!(versions.is_sorted_by(|a, b| a < b), "versions grow with every write: {versions:?}");
     backend.write(&[put(&t, &sorted, doc("sorted", 7), Expect::Anything)]).await.unwrap();
-    assert_eq!(stored(backend, &t, &sorted).await, Some((json(&doc("sorted", 7)), 1)));
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 3)), 3)));
+    let sorted_version = stored(backend, &t, &sorted).await.unwrap().1;
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 3)), versions[2])));
 
-    // The embedded store keeps documents byte for byte.
-    if store.kind != Kind::Postgres {
-        assert_eq!(backend.get(&t, &k).await.unwrap().unwrap().document, doc("k", 3));
-    }
+    // Documents come back byte for byte.
+    assert_eq!(backend.get(&t, &k).await.unwrap().unwrap().document, doc("k", 3));
 
     backend.write(&[delete(&t, &k, Expect::Anything)]).await.unwrap();
     assert_eq!(stored(backend, &t, &k).await, None);
-    assert_eq!(stored(backend, &t, &sorted).await, Some((json(&doc("sorted", 7)), 1)));
+    assert_eq!(stored(backend, &t, &sorted).await, Some((json(&doc("sorted", 7)), sorted_version)));
     // Deleting what is not there is fine.
     backend.write(&[delete(&t, &k, Expect::Anything)]).await.unwrap();
-    // A key written again after a delete is new: version 1.
+    // A key written again after a delete gets a version it never had.
     backend.write(&[put(&t, &k, doc("k", 4), Expect::Anything)]).await.unwrap();
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 4)), 1)));
+    let (document, version) = stored(backend, &t, &k).await.unwrap();
+    assert_eq!(document, json(&doc("k", 4)));
+    assert!(!versions.contains(&version), "version {version} repeats one of {versions:?}");
 }
 
 async fn guards(store: &Store) {
@@ -316,26 +322,29 @@ async fn guards(store: &Store) {
 
     backend.write(&[put(&t, &k, doc("a", 1), Expect::Absent)]).await.unwrap();
     assert_eq!(backend.write(&[put(&t, &k, doc("b", 2), Expect::Absent)]).await, failed);
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("a", 1)), 1)));
+    let (document, first) = stored(backend, &t, &k).await.unwrap();
+    assert_eq!(document, json(&doc("a", 1)));
 
-    backend.write(&[put(&t, &k, doc("b", 2), Expect::Version(1))]).await.unwrap();
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), 2)));
-    assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(1))]).await, failed);
-    assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(3))]).await, failed);
-    assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(u64::MAX))]).await, failed);
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), 2)));
+    backend.write(&[put(&t, &k, doc("b", 2), Expect::Version(first))]).await.unwrap();
+    let (document, second) = stored(backend, &t, &k).await.unwrap();
+    assert_eq!(document, json(&doc("b", 2)));
+    assert!(second > first);
+    for stale in [first, second + 1, u64::MAX] {
+        assert_eq!(backend.write(&[put(&t, &k, doc("c", 3), Expect::Version(stale))]).await, failed);
+    }
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), second)));
 
-    assert_eq!(backend.write(&[put(&t, &missing, doc("m", 1), Expect::Version(1))]).await, failed);
+    assert_eq!(backend.write(&[put(&t, &missing, doc("m", 1), Expect::Version(first))]).await, failed);
     assert_eq!(stored(backend, &t, &missing).await, None);
 
-    assert_eq!(backend.write(&[delete(&t, &k, Expect::Version(1))]).await, failed);
+    assert_eq!(backend.write(&[delete(&t, &k, Expect::Version(first))]).await, failed);
     assert_eq!(backend.write(&[delete(&t, &k, Expect::Absent)]).await, failed);
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), 2)));
-    backend.write(&[delete(&t, &k, Expect::Version(2))]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("b", 2)), second)));
+    backend.write(&[delete(&t, &k, Expect::Version(second))]).await.unwrap();
     assert_eq!(stored(backend, &t, &k).await, None);
 
     backend.write(&[delete(&t, &k, Expect::Absent)]).await.unwrap();
-    assert_eq!(backend.write(&[delete(&t, &k, Expect::Version(1))]).await, failed);
+    assert_eq!(backend.write(&[delete(&t, &k, Expect::Version(second))]).await, failed);
 }
 
 async fn groups_are_atomic(store: &Store) {
@@ -343,41 +352,45 @@ async fn groups_are_atomic(store: &Store) {
     let (t1, t2) = (store.table().await, store.table().await);
     let [a, b, c, x, y] = [b"a", b"b", b"c", b"x", b"y"].map(|p| key(p, b""));
     backend.write(&[put(&t1, &a, doc("a", 1), Expect::Anything)]).await.unwrap();
+    let a1 = stored(backend, &t1, &a).await.unwrap().1;
 
     // Across two tables, all guards holding.
     backend
         .write(&[
             put(&t1, &b, doc("b", 1), Expect::Absent),
             put(&t2, &c, doc("c", 1), Expect::Anything),
-            put(&t1, &a, doc("a", 2), Expect::Version(1)),
+            put(&t1, &a, doc("a", 2), Expect::Version(a1)),
         ])
         .await
         .unwrap();
-    assert_eq!(stored(backend, &t1, &a).await, Some((json(&doc("a", 2)), 2)));
-    assert_eq!(stored(backend, &t1, &b).await, Some((json(&doc("b", 1)), 1)));
-    assert_eq!(stored(backend, &t2, &c).await, Some((json(&doc("c", 1)), 1)));
+    let a2 = stored(backend, &t1, &a).await.unwrap();
+    assert_eq!(a2.0, json(&doc("a", 2)));
+    let b1 = stored(backend, &t1, &b).await.unwrap();
+    assert_eq!(b1.0, json(&doc("b", 1)));
+    let c1 = stored(backend, &t2, &c).await.unwrap();
+    assert_eq!(c1.0, json(&doc("c", 1)));
 
     // Writes 2 and 3 fail their guards: the error names 2, and nothing is written.
     let group = [
         put(&t1, &x, doc("x", 1), Expect::Anything),
         put(&t2, &y, doc("y", 1), Expect::Absent),
-        put(&t1, &a, doc("a", 3), Expect::Version(1)),
+        put(&t1, &a, doc("a", 3), Expect::Version(a1)),
         put(&t1, &b, doc("b", 2), Expect::Absent),
     ];
     assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(2)));
     assert_eq!(stored(backend, &t1, &x).await, None);
     assert_eq!(stored(backend, &t2, &y).await, None);
-    assert_eq!(stored(backend, &t1, &a).await, Some((json(&doc("a", 2)), 2)));
+    assert_eq!(stored(backend, &t1, &a).await, Some(a2.clone()));
 
     // A failing delete guard undoes an earlier delete and put of the group.
     let group = [
         delete(&t1, &b, Expect::Anything),
-        put(&t2, &c, doc("c", 2), Expect::Version(1)),
-        delete(&t2, &c, Expect::Version(7)),
+        put(&t2, &c, doc("c", 2), Expect::Version(c1.1)),
+        delete(&t2, &c, Expect::Version(c1.1)),
     ];
     assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(2)));
-    assert_eq!(stored(backend, &t1, &b).await, Some((json(&doc("b", 1)), 1)));
-    assert_eq!(stored(backend, &t2, &c).await, Some((json(&doc("c", 1)), 1)));
+    assert_eq!(stored(backend, &t1, &b).await, Some(b1));
+    assert_eq!(stored(backend, &t2, &c).await, Some(c1));
 
     // The first write failing.
     let group = [put(&t1, &a, doc("a", 3), Expect::Absent), put(&t1, &x, doc("x", 1), Expect::Anything)];
@@ -390,10 +403,15 @@ async fn groups_are_atomic(store: &Store) {
     assert_eq!(backend.write(&group).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
     assert_eq!(stored(backend, &t1, &x).await, None);
 
-    // Writes apply in order: a guard sees the earlier writes of its group.
-    let group = [put(&t1, &x, doc("x", 1), Expect::Absent), put(&t1, &x, doc("x", 2), Expect::Version(1))];
+    // Writes apply in order: a guard sees the earlier writes of its group. The version a write
+    // gives is not known before it commits, so the second write can only expect presence by
+    // guarding on what it cannot be: the key exists (an Absent put would fail).
+    let group = [put(&t1, &x, doc("x", 1), Expect::Absent), put(&t1, &x, doc("x", 2), Expect::Absent)];
+    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(1)));
+    assert_eq!(stored(backend, &t1, &x).await, None);
+    let group = [put(&t1, &x, doc("x", 1), Expect::Absent), delete(&t1, &x, Expect::Anything)];
     backend.write(&group).await.unwrap();
-    assert_eq!(stored(backend, &t1, &x).await, Some((json(&doc("x", 2)), 2)));
+    assert_eq!(stored(backend, &t1, &x).await, None);
 
     backend.write(&[]).await.unwrap();
 }
@@ -417,7 +435,7 @@ async fn scan_order_after_limit_and_budget(store: &Store) {
     assert_eq!(keys(&all.items), expected);
     assert!(!all.more);
     for (i, item) in all.items.iter().enumerate() {
-        assert_eq!((counter(&item.document), item.version), (i as i64, 1));
+        assert_eq!(counter(&item.document), i as i64);
     }
 
     // Pages of 4: full pages say `more`, the last, short one does not.
@@ -523,7 +541,7 @@ async fn deleted_table_is_gone(store: &Store) {
     assert_eq!(scan(backend, &t, None, 10, 1000).await, Page::default());
     assert_eq!(backend.keyspace_stats(&t).await, Ok((0, 0)));
     backend.write(&[put(&t, &k, doc("k", 3), Expect::Absent)]).await.unwrap();
-    assert_eq!(stored(backend, &t, &k).await, Some((json(&doc("k", 3)), 1)));
+    assert_eq!(stored(backend, &t, &k).await.map(|(document, _)| document), Some(json(&doc("k", 3))));
 }
 
 async fn table_deleted_by_another_process(store: &Store) {
@@ -549,7 +567,7 @@ async fn table_deleted_by_another_process(store: &Store) {
     assert_eq!(other.create_table(&t, &description(&t)).await, Ok(true));
     assert_eq!(stored(backend, &t, &k).await, None);
     backend.write(&[put(&t, &k, doc("k", 3), Expect::Anything)]).await.unwrap();
-    assert_eq!(stored(&other, &t, &k).await, Some((json(&doc("k", 3)), 1)));
+    assert_eq!(stored(&other, &t, &k).await.map(|(document, _)| document), Some(json(&doc("k", 3))));
 }
 
 async fn concurrent_optimistic_increments(store: &Store) {
@@ -582,7 +600,84 @@ async fn concurrent_optimistic_increments(store: &Store) {
     }
     let item = store.backend.get(&t, &k).await.unwrap().unwrap();
     assert_eq!(counter(&item.document), TASKS * INCREMENTS);
-    assert_eq!(item.version, (TASKS * INCREMENTS + 1) as u64);
+}
+
+/// The lost write that repeating versions allow: a writer reads the item at some version, the
+/// key is deleted and written again (and that write acknowledged), and the first writer's guard
+/// must not mistake the new item for the one it read.
+async fn versions_never_repeat_for_a_key(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"k", b"s");
+    backend.write(&[put(&t, &k, doc("old", 1), Expect::Anything)]).await.unwrap();
+    let read = backend.get(&t, &k).await.unwrap().unwrap();
+
+    backend.write(&[delete(&t, &k, Expect::Anything)]).await.unwrap();
+    backend.write(&[put(&t, &k, doc("acknowledged", 2), Expect::Absent)]).await.unwrap();
+
+    let stale = put(&t, &k, doc("decided on the old item", 3), Expect::Version(read.version));
+    assert_eq!(backend.write(&[stale]).await, Err(WriteError::GuardFailed(0)));
+    let stale = delete(&t, &k, Expect::Version(read.version));
+    assert_eq!(backend.write(&[stale]).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(stored(backend, &t, &k).await.unwrap().0, json(&doc("acknowledged", 2)));
+
+    // Every way of writing the key gives it a new version, also in a group.
+    let mut seen = vec![read.version];
+    for write in [
+        put(&t, &k, doc("k", 4), Expect::Anything),
+        delete(&t, &k, Expect::Anything),
+        put(&t, &k, doc("k", 5), Expect::Absent),
+        put(&t, &k, doc("k", 6), Expect::Version(u64::MAX)),
+    ] {
+        let current = stored(backend, &t, &k).await.map(|(_, version)| version);
+        let write = match write.expect {
+            Expect::Version(_) => Write { expect: Expect::Version(current.unwrap()), ..write },
+            _ => write,
+        };
+        backend.write(&[write, put(&t, &key(b"other", b""), doc("other", 0), Expect::Anything)]).await.unwrap();
+        if let Some((_, version)) = stored(backend, &t, &k).await {
+            assert!(!seen.contains(&version), "version {version} repeats one of {seen:?}");
+            seen.push(version);
+        }
+    }
+}
+
+/// Two handles on one store (two server processes) never give the same version to one key.
+async fn versions_never_repeat_across_handles(store: &Store) {
+    let Some(other) = store.another_handle().await else { return };
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"k", b"");
+    let mut seen = Vec::new();
+    for round in 0..20 {
+        let writer = if round % 2 == 0 { backend } else { &other };
+        writer.write(&[put(&t, &k, doc("k", round), Expect::Anything)]).await.unwrap();
+        let version = stored(backend, &t, &k).await.unwrap().1;
+        assert!(!seen.contains(&version), "version {version} repeats one of {seen:?}");
+        seen.push(version);
+        writer.write(&[delete(&t, &k, Expect::Anything)]).await.unwrap();
+    }
+}
+
+/// Any valid item can be stored, whatever its strings hold: U+0000 included, which PostgreSQL's
+/// jsonb cannot represent.
+async fn every_valid_document_is_stored(store: &Store) {
+    let backend = &store.backend;
+    let t = store.table().await;
+    let k = key(b"nul", b"");
+    let document = serde_json::to_vec(&json!({
+        "id": {"S": "a\u{0}b"},
+        "name\u{0}with nul": {"SS": ["\u{0}", "x\u{0}"]},
+        "nested": {"M": {"\u{0}": {"L": [{"S": "\u{0}\u{1}\u{1f}\"\\é😀"}]}}},
+    }))
+    .unwrap();
+    backend.write(&[put(&t, &k, document.clone(), Expect::Absent)]).await.unwrap();
+    assert_eq!(stored(backend, &t, &k).await.unwrap().0, json(&document));
+    let page = scan(backend, &t, None, 10, u32::MAX).await;
+    assert_eq!(page.items.iter().map(|i| json(&i.document)).collect::<Vec<_>>(), [json(&document)]);
+    let (count, bytes) = backend.keyspace_stats(&t).await.unwrap();
+    assert_eq!(count, 1);
+    assert!(bytes > 0);
 }
 
 #[tokio::test]
@@ -598,9 +693,20 @@ async fn embedded_data_survives_reopen() {
     let backend = Backend::open_embedded(Some(dir.path())).unwrap();
     assert_eq!(backend.list_tables(None, 10).await.unwrap(), [t]);
     assert_eq!(json(&backend.describe_table(t).await.unwrap().unwrap()), json(&description(t)));
-    assert_eq!(stored(&backend, t, &k).await, Some((json(&doc("k", 2)), 2)));
-    backend.write(&[put(t, &k, doc("k", 3), Expect::Version(2))]).await.unwrap();
-    assert_eq!(stored(&backend, t, &k).await, Some((json(&doc("k", 3)), 3)));
+    let (document, before) = stored(&backend, t, &k).await.unwrap();
+    assert_eq!(document, json(&doc("k", 2)));
+    backend.write(&[put(t, &k, doc("k", 3), Expect::Version(before))]).await.unwrap();
+    let (document, after) = stored(&backend, t, &k).await.unwrap();
+    assert_eq!(document, json(&doc("k", 3)));
+
+    // Versions handed out before the restart are never handed out again, even to a key deleted
+    // and written anew.
+    backend.write(&[delete(t, &k, Expect::Anything)]).await.unwrap();
+    drop(backend);
+    let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+    backend.write(&[put(t, &k, doc("k", 4), Expect::Absent)]).await.unwrap();
+    let (_, reborn) = stored(&backend, t, &k).await.unwrap();
+    assert!(reborn > after, "version {reborn} after a restart, {after} before it");
 }
 
 #[tokio::test]
@@ -610,4 +716,78 @@ async fn in_memory_stores_are_separate() {
     let second = Backend::open_embedded(None).unwrap();
     assert_eq!(second.describe_table("only-here").await, Ok(None));
     assert_eq!(second.list_tables(None, 10).await, Ok(vec![]));
+}
+
+/// A store written before versions came from one clock (each key counted from 1) is upgraded
+/// with its clock above every stored version, so no key can meet an old version again.
+#[tokio::test]
+async fn embedded_upgrade_starts_the_version_clock_above_stored_versions() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("dynabox.sqlite3")).unwrap();
+        conn.execute_batch(include_str!("../host/src/storage/migrations/sqlite/0001_catalog.sql")).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO tables (name, description) VALUES ('old', '{"TableName": "old"}');
+               CREATE TABLE items_1 (pk BLOB NOT NULL, sk BLOB NOT NULL, doc TEXT NOT NULL,
+                                     version INTEGER NOT NULL, PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+               INSERT INTO items_1 VALUES (x'6b', x'', '{"id": {"S": "k"}}', 7);
+               PRAGMA user_version = 1;"#,
+        )
+        .unwrap();
+    }
+    let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+    let (k, other) = (key(b"k", b""), key(b"other", b""));
+    assert_eq!(stored(&backend, "old", &k).await.unwrap().1, 7);
+    backend.write(&[put("old", &other, doc("other", 1), Expect::Absent)]).await.unwrap();
+    assert!(stored(&backend, "old", &other).await.unwrap().1 > 7);
+    backend.write(&[delete("old", &k, Expect::Version(7))]).await.unwrap();
+    backend.write(&[put("old", &k, doc("k", 2), Expect::Absent)]).await.unwrap();
+    assert!(stored(&backend, "old", &k).await.unwrap().1 > 7);
+}
+
+/// The same upgrade on PostgreSQL, in a database of its own (the schema name is fixed), from the
+/// first schema, whose documents were `jsonb`: afterwards documents with U+0000 are stored too.
+#[tokio::test]
+async fn postgres_upgrade_keeps_items_and_starts_versions_above_them() {
+    let Some(url) = postgres_url() else { return };
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let database = format!("dynabox_upgrade_{}", std::process::id());
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database}")).await.unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.dbname(&database);
+    {
+        let (old, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        old.batch_execute(
+            "CREATE SCHEMA dynabox;
+             CREATE TABLE dynabox.schema_migrations (version bigint PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now());
+             INSERT INTO dynabox.schema_migrations (version) VALUES (1);",
+        )
+        .await
+        .unwrap();
+        old.batch_execute(include_str!("../host/src/storage/migrations/postgres/0001_catalog.sql")).await.unwrap();
+        old.batch_execute(
+            r#"INSERT INTO dynabox.tables (name, description) VALUES ('old', '{"TableName": "old"}');
+               CREATE TABLE dynabox.items_1 (pk bytea NOT NULL, sk bytea NOT NULL, doc jsonb NOT NULL,
+                                             version bigint NOT NULL, PRIMARY KEY (pk, sk));
+               INSERT INTO dynabox.items_1 VALUES ('\x6b', '\x', '{"id": {"S": "k"}}', 7);"#,
+        )
+        .await
+        .unwrap();
+    }
+    let upgraded_url = format!("{url_base}/{database}", url_base = url.rsplit_once('/').unwrap().0);
+    let backend = connect_postgres(&upgraded_url).await;
+    let (k, nul) = (key(b"k", b""), key(b"nul", b""));
+    assert_eq!(stored(&backend, "old", &k).await, Some((json(br#"{"id": {"S": "k"}}"#), 7)));
+    backend.write(&[delete("old", &k, Expect::Version(7))]).await.unwrap();
+    backend.write(&[put("old", &k, doc("k", 2), Expect::Absent)]).await.unwrap();
+    assert!(stored(&backend, "old", &k).await.unwrap().1 > 7);
+    let with_nul = serde_json::to_vec(&json!({"id": {"S": "a\u{0}"}})).unwrap();
+    backend.write(&[put("old", &nul, with_nul.clone(), Expect::Absent)]).await.unwrap();
+    assert_eq!(backend.get("old", &nul).await.unwrap().unwrap().document, with_nul);
+    drop(backend);
+    admin.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)")).await.unwrap();
 }

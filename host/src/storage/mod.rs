@@ -15,9 +15,13 @@
 //!   item, so a scan always progresses.
 //! - The writes of a group apply in order; each guard sees the effect of the earlier writes of
 //!   the group. Guards are checked against the state at the moment the write runs.
-//! - Document bytes are counted (scan budget, `keyspace_stats`) as the store returns them. The
-//!   embedded store returns documents byte for byte; PostgreSQL returns jsonb's normal form (key
-//!   order and whitespace differ from what was written, the JSON value is the same).
+//! - Documents come back byte for byte as written; their bytes are what the scan budget and
+//!   `keyspace_stats` count.
+//! - Versions: every put gives its key a version that key never had, from one clock per store
+//!   (SQLite: a reserved block of a persistent counter; PostgreSQL: a sequence), so a guard that
+//!   holds a version read before a delete can never match the key written again. Versions grow
+//!   with each write of one process; across processes they are only unique. All puts of one group
+//!   may share a version.
 
 pub mod postgres;
 pub mod sqlite;
@@ -118,13 +122,13 @@ struct Migration {
 /// The statements on one storage table, as templates in which `{t}` stands for the table (`S` =
 /// `&'static str`) or rendered for one table (`S` = `String`). Parameters, by position:
 /// `get`, `exists`, `delete`: pk, sk. `upsert`, `insert_new`: pk, sk, doc.
-/// `update_at`: pk, sk, doc, version. `delete_at`: pk, sk, version. `stats`: none.
-/// `scan`, `scan_after`: dialect-specific, see the backend.
+/// `update_at`: pk, sk, doc, expected version. `delete_at`: pk, sk, expected version. `stats`: none.
+/// `scan`, `scan_after`, and how a put gets its new version: dialect-specific, see the backend.
 struct TableSql<S> {
     get: S,
     scan: S,
     scan_after: S,
-    /// Put without guard: new keys get version 1, existing keys their version + 1.
+    /// Put without guard.
     upsert: S,
     /// Put if absent: affects no row when the key exists.
     insert_new: S,

@@ -4,8 +4,9 @@
 //! `dynabox.schema_migrations`, item tables `dynabox.items_<n>`), rather than as `dynabox_*`
 //! objects in `public`: the names cannot collide with the user's tables, they do not depend on
 //! the connection's `search_path`, and an operator can grant read access to (or drop) dynabox's
-//! data as one unit. Documents are `jsonb`, so items can be queried with SQL:
-//! `SELECT doc->'name'->>'S' FROM dynabox.items_7`.
+//! data as one unit. Documents are `json` (not `jsonb`, which cannot hold U+0000), so items can be
+//! queried with SQL: `SELECT doc->'name'->>'S' FROM dynabox.items_7`. Item versions come from the
+//! sequence `dynabox.item_versions`, so no key ever gets a version twice.
 
 use std::sync::Arc;
 
@@ -19,12 +20,16 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{Migration, PageBuilder, TableCache, TableEntry, TableSql, checked_storage_table, plan};
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("migrations/postgres/0001_catalog.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("migrations/postgres/0001_catalog.sql") },
+    Migration { version: 2, sql: include_str!("migrations/postgres/0002_item_versions.sql") },
+    Migration { version: 3, sql: include_str!("migrations/postgres/0003_json_documents.sql") },
+];
 
 /// Serialises migrations of processes starting together; the value is "dynabox" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0064_796e_6162_6f78;
 
-const CREATE_TABLE: &str = "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc jsonb NOT NULL, \
+const CREATE_TABLE: &str = "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc json NOT NULL, \
                             version bigint NOT NULL, PRIMARY KEY (pk, sk))";
 
 /// A scan, parameters $1 limit, $2 byte budget, then (scan_after) $3 pk, $4 sk. It walks the
@@ -56,15 +61,17 @@ const SQL: TableSql<&str> = TableSql {
     get: "SELECT doc, version FROM {t} WHERE pk = $1 AND sk = $2",
     scan: scan_sql!(""),
     scan_after: scan_sql!("WHERE (pk, sk) > ($3, $4)"),
-    upsert: "INSERT INTO {t} AS t (pk, sk, doc, version) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (pk, sk) DO UPDATE SET doc = EXCLUDED.doc, version = t.version + 1",
-    insert_new: "INSERT INTO {t} (pk, sk, doc, version) VALUES ($1, $2, $3, 1) ON CONFLICT (pk, sk) DO NOTHING",
-    update_at: "UPDATE {t} SET doc = $3, version = version + 1 WHERE pk = $1 AND sk = $2 AND version = $4",
+    upsert: "INSERT INTO {t} (pk, sk, doc, version) VALUES ($1, $2, $3, nextval('dynabox.item_versions')) \
+             ON CONFLICT (pk, sk) DO UPDATE SET doc = EXCLUDED.doc, version = EXCLUDED.version",
+    insert_new: "INSERT INTO {t} (pk, sk, doc, version) VALUES ($1, $2, $3, nextval('dynabox.item_versions')) \
+                 ON CONFLICT (pk, sk) DO NOTHING",
+    update_at: "UPDATE {t} SET doc = $3, version = nextval('dynabox.item_versions') \
+                WHERE pk = $1 AND sk = $2 AND version = $4",
     delete: "DELETE FROM {t} WHERE pk = $1 AND sk = $2",
     exists: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2",
     delete_at: "DELETE FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
-    // The bytes of the documents as returned (jsonb's text form), not their compressed size on
-    // disk (pg_column_size): the same measure as the scan budget and the embedded store.
+    // The bytes of the documents as returned, not their compressed size on disk (pg_column_size):
+    // the same measure as the scan budget and the embedded store.
     stats: "SELECT count(*), coalesce(sum(octet_length(doc::text)), 0)::bigint FROM {t}",
 };
 
@@ -95,18 +102,16 @@ impl PostgresStore {
     pub(super) async fn create_table(&self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(internal)?;
-        // RETURNING the description as stored (jsonb's normal form), so this process answers
-        // describe_table exactly as the others will.
         let row = query_opt(
             &tx,
             "INSERT INTO dynabox.tables (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
-             RETURNING storage_table, description",
-            &[&name, &Jsonb(description)],
+             RETURNING storage_table",
+            &[&name, &Json(description)],
         )
         .await
         .map_err(internal)?;
         let Some(row) = row else { return Ok(false) };
-        let entry = entry(row.get(0), row.get::<_, JsonbText>(1).0)?;
+        let entry = entry(row.get(0), description.to_vec())?;
         tx.batch_execute(&CREATE_TABLE.replace("{t}", &qualified(row.get(0))?)).await.map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         self.tables.insert(name, entry);
@@ -168,7 +173,7 @@ impl PostgresStore {
         let row = query_opt(&client, &table.sql.get, &[&key.partition, &key.sort])
             .await
             .map_err(|e| self.failed(keyspace, e))?;
-        Ok(row.map(|r| StoredItem { key: key.clone(), document: r.get::<_, JsonbText>(0).0, version: version(&r, 1) }))
+        Ok(row.map(|r| StoredItem { key: key.clone(), document: r.get::<_, JsonText>(0).0, version: version(&r, 1) }))
     }
 
     pub(super) async fn scan(&self, request: &ScanRequest) -> Result<Page, StorageError> {
@@ -189,7 +194,7 @@ impl PostgresStore {
             }
             page.push(StoredItem {
                 key: ItemKey { partition: row.get(0), sort: row.get(1) },
-                document: row.get::<_, JsonbText>(2).0,
+                document: row.get::<_, JsonText>(2).0,
                 version: version(&row, 3),
             });
         }
@@ -228,7 +233,7 @@ impl PostgresStore {
         table: &TableEntry,
     ) -> Result<bool, StorageError> {
         let plan = plan(write, &table.sql);
-        let document = plan.document.map(Jsonb);
+        let document = plan.document.map(Json);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&write.key.partition, &write.key.sort];
         if let Some(document) = &document {
             params.push(document);
@@ -253,7 +258,7 @@ impl PostgresStore {
             .await
             .map_err(internal)?;
         match row {
-            Some(row) => Ok(Some(self.tables.insert(name, entry(row.get(0), row.get::<_, JsonbText>(1).0)?))),
+            Some(row) => Ok(Some(self.tables.insert(name, entry(row.get(0), row.get::<_, JsonText>(1).0)?))),
             None => Ok(None),
         }
     }
@@ -377,32 +382,28 @@ fn internal<E: std::error::Error + Send + Sync + 'static>(e: E) -> StorageError 
     StorageError::Internal(format!("postgres: {:#}", anyhow::Error::new(e)))
 }
 
-/// JSON text bound as jsonb in its binary format (version byte 1, then the text), so documents
-/// pass through the host without ever being parsed.
+/// JSON text bound as `json`, whose binary format is the text itself, so documents pass through
+/// the host without ever being parsed.
 #[derive(Debug)]
-struct Jsonb<'a>(&'a [u8]);
+struct Json<'a>(&'a [u8]);
 
-impl ToSql for Jsonb<'_> {
+impl ToSql for Json<'_> {
     fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.put_u8(1);
         out.put_slice(self.0);
         Ok(IsNull::No)
     }
 
-    accepts!(JSONB);
+    accepts!(JSON);
     to_sql_checked!();
 }
 
-/// A jsonb column read as its JSON text.
-struct JsonbText(Vec<u8>);
+/// A `json` column read as its text.
+struct JsonText(Vec<u8>);
 
-impl<'a> FromSql<'a> for JsonbText {
+impl<'a> FromSql<'a> for JsonText {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        match raw.split_first() {
-            Some((1, text)) => Ok(JsonbText(text.to_vec())),
-            _ => Err("unknown jsonb format version".into()),
-        }
+        Ok(JsonText(raw.to_vec()))
     }
 
-    accepts!(JSONB);
+    accepts!(JSON);
 }

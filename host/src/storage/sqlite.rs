@@ -16,22 +16,29 @@ use super::{Migration, PageBuilder, TableCache, TableEntry, TableSql, checked_st
 
 const FILE_NAME: &str = "dynabox.sqlite3";
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("migrations/sqlite/0001_catalog.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("migrations/sqlite/0001_catalog.sql") },
+    Migration { version: 2, sql: include_str!("migrations/sqlite/0002_version_clock.sql") },
+];
+
+/// Versions are reserved from the persistent clock this many at a time (see [`VersionClock`]).
+const VERSION_BLOCK: i64 = 1024;
 
 /// `doc` is TEXT so that SQLite's JSON functions work on it (`json_extract(doc, '$.id.S')`).
 const CREATE_TABLE: &str = "CREATE TABLE {t} (pk BLOB NOT NULL, sk BLOB NOT NULL, doc TEXT NOT NULL, \
                             version INTEGER NOT NULL, PRIMARY KEY (pk, sk)) WITHOUT ROWID";
 
 /// Scan parameters: ?1 limit, then (scan_after) ?2 pk, ?3 sk. The byte budget is applied while
-/// stepping through the rows, which SQLite produces one at a time.
+/// stepping through the rows, which SQLite produces one at a time. Puts take the new version as
+/// their last parameter (from [`VersionClock`]).
 const SQL: TableSql<&str> = TableSql {
     get: "SELECT doc, version FROM {t} WHERE pk = ?1 AND sk = ?2",
     scan: "SELECT pk, sk, doc, version FROM {t} ORDER BY pk, sk LIMIT ?1",
     scan_after: "SELECT pk, sk, doc, version FROM {t} WHERE (pk, sk) > (?2, ?3) ORDER BY pk, sk LIMIT ?1",
-    upsert: "INSERT INTO {t} (pk, sk, doc, version) VALUES (?1, ?2, ?3, 1) \
-             ON CONFLICT (pk, sk) DO UPDATE SET doc = excluded.doc, version = version + 1",
-    insert_new: "INSERT INTO {t} (pk, sk, doc, version) VALUES (?1, ?2, ?3, 1) ON CONFLICT (pk, sk) DO NOTHING",
-    update_at: "UPDATE {t} SET doc = ?3, version = version + 1 WHERE pk = ?1 AND sk = ?2 AND version = ?4",
+    upsert: "INSERT INTO {t} (pk, sk, doc, version) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (pk, sk) DO UPDATE SET doc = excluded.doc, version = excluded.version",
+    insert_new: "INSERT INTO {t} (pk, sk, doc, version) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (pk, sk) DO NOTHING",
+    update_at: "UPDATE {t} SET doc = ?3, version = ?5 WHERE pk = ?1 AND sk = ?2 AND version = ?4",
     delete: "DELETE FROM {t} WHERE pk = ?1 AND sk = ?2",
     exists: "SELECT 1 FROM {t} WHERE pk = ?1 AND sk = ?2",
     delete_at: "DELETE FROM {t} WHERE pk = ?1 AND sk = ?2 AND version = ?3",
@@ -41,8 +48,42 @@ const SQL: TableSql<&str> = TableSql {
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Locked only while `conn` is: writes are serialised by the connection anyway.
+    clock: Mutex<VersionClock>,
     tables: TableCache,
     dir: Option<PathBuf>,
+}
+
+/// Hands out item versions that are never handed out again, by this process or another one on the
+/// same file, also after a restart: blocks of [`VERSION_BLOCK`] numbers are reserved in the
+/// `version_clock` row, in the same transaction as the first write that uses one, so a durable
+/// version is always covered by a durable reservation. Reserving per block instead of per write
+/// keeps the clock's page out of almost every commit.
+#[derive(Debug, Clone, Copy)]
+struct VersionClock {
+    /// The next version to hand out, valid while it is at most `reserved`.
+    next: i64,
+    reserved: i64,
+}
+
+impl VersionClock {
+    /// A version for the writes of the transaction `tx`. Changes only this copy: the caller keeps
+    /// it once the transaction commits.
+    /// Nothing reserved yet: the first write reserves.
+    fn new() -> Self {
+        VersionClock { next: 1, reserved: 0 }
+    }
+
+    fn take(&mut self, tx: &Connection) -> rusqlite::Result<i64> {
+        if self.next > self.reserved {
+            self.reserved = tx
+                .prepare_cached("UPDATE version_clock SET reserved = reserved + ?1 RETURNING reserved")?
+                .query_row([VERSION_BLOCK], |r| r.get(0))?;
+            self.next = self.reserved - VERSION_BLOCK + 1;
+        }
+        self.next += 1;
+        Ok(self.next - 1)
+    }
 }
 
 impl SqliteStore {
@@ -66,7 +107,12 @@ impl SqliteStore {
         // Each table has ten statements; the default cache of 16 would thrash with two tables.
         conn.set_prepared_statement_cache_capacity(1024);
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), tables: TableCache::default(), dir: dir.map(Path::to_path_buf) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            clock: Mutex::new(VersionClock::new()),
+            tables: TableCache::default(),
+            dir: dir.map(Path::to_path_buf),
+        })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -174,14 +220,22 @@ impl SqliteStore {
         let tables = writes.iter().map(|w| self.existing_table(&conn, &w.keyspace)).collect::<Result<Vec<_>, _>>()?;
         // A transaction even for a single write: one code path, and it costs nothing measurable.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(internal)?;
+        let mut clock = *self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        // One version for the whole group: it is new for every key the group puts.
+        let version = match writes.iter().any(|w| w.document.is_some()) {
+            true => Some(clock.take(&tx).map_err(internal)?),
+            false => None,
+        };
         for (index, (write, table)) in writes.iter().zip(&tables).enumerate() {
-            let held = apply(&tx, write, table).map_err(|e| self.failed(&write.keyspace, e))?;
+            let held = apply(&tx, write, table, version).map_err(|e| self.failed(&write.keyspace, e))?;
             if !held {
-                // Dropping the transaction rolls back the earlier writes of the group.
+                // Dropping the transaction rolls back the earlier writes of the group (and the
+                // clock's reservation, which stays unused in memory too).
                 return Err(WriteError::GuardFailed(index as u32));
             }
         }
         tx.commit().map_err(internal)?;
+        *self.clock.lock().unwrap_or_else(PoisonError::into_inner) = clock;
         Ok(())
     }
 
@@ -240,8 +294,8 @@ fn entry(storage_table: &str, description: Vec<u8>) -> Result<TableEntry, Storag
     Ok(TableEntry { description, sql: SQL.render(checked_storage_table(storage_table)?) })
 }
 
-/// Runs the statement of one write; whether its guard held.
-fn apply(conn: &Connection, write: &Write, table: &TableEntry) -> rusqlite::Result<bool> {
+/// Runs the statement of one write, giving a put the version `new_version`; whether its guard held.
+fn apply(conn: &Connection, write: &Write, table: &TableEntry, new_version: Option<i64>) -> rusqlite::Result<bool> {
     let plan = plan(write, &table.sql);
     let mut stmt = conn.prepare_cached(plan.sql)?;
     stmt.raw_bind_parameter(1, &write.key.partition)?;
@@ -253,6 +307,10 @@ fn apply(conn: &Connection, write: &Write, table: &TableEntry) -> rusqlite::Resu
     }
     if let Some(version) = plan.version {
         stmt.raw_bind_parameter(next, version)?;
+        next += 1;
+    }
+    if plan.document.is_some() {
+        stmt.raw_bind_parameter(next, new_version.expect("a group with puts has a version"))?;
     }
     let rows = match stmt.column_count() {
         0 => stmt.raw_execute()? as u64,
@@ -266,9 +324,27 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let applied: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         tx.execute_batch(migration.sql).with_context(|| format!("applying migration {}", migration.version))?;
+        if migration.version == 2 {
+            start_version_clock_above_stored_versions(&tx)?;
+        }
         tx.pragma_update(None, "user_version", migration.version)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Part of migration 2, which SQL alone cannot do: the storage tables are known only from the
+/// catalog.
+fn start_version_clock_above_stored_versions(tx: &Connection) -> anyhow::Result<()> {
+    let storage_tables: Vec<String> =
+        tx.prepare("SELECT storage_table FROM tables")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut highest = 0i64;
+    for table in storage_tables {
+        let table = checked_storage_table(&table).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let max: i64 = tx.query_row(&format!("SELECT coalesce(max(version), 0) FROM {table}"), [], |r| r.get(0))?;
+        highest = highest.max(max);
+    }
+    tx.execute("UPDATE version_clock SET reserved = ?1", [highest])?;
     Ok(())
 }
 
