@@ -394,3 +394,84 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Holds the lock a write of `table` needs, from outside the server, for `hold`: on PostgreSQL
+/// the table's rows (reads go on), on the embedded store the database's write lock.
+fn hold_write_lock(store: &Store, table: &str, hold: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let task = match store.clone() {
+        Store::Postgres(url) => {
+            let table = table.to_string();
+            tokio::spawn(async move {
+                let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                let tx = client.transaction().await.unwrap();
+                let row = tx.query_one("SELECT storage_table FROM dynabox.tables WHERE name = $1", &[&table]).await;
+                let storage_table: String = row.unwrap().get(0);
+                tx.batch_execute(&format!("LOCK TABLE dynabox.{storage_table} IN EXCLUSIVE MODE")).await.unwrap();
+                locked_tx.send(()).unwrap();
+                tokio::time::sleep(hold).await;
+                tx.rollback().await.unwrap();
+            })
+        }
+        Store::Embedded(dir) => tokio::task::spawn_blocking(move || {
+            let mut conn = rusqlite::Connection::open(dir.join("dynabox.sqlite3")).unwrap();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            tx.rollback().unwrap();
+        }),
+        Store::InMemory => panic!("an in-memory store cannot be locked from outside"),
+    };
+    locked.recv().expect("the lock is taken");
+    task
+}
+
+/// A write that waits on storage longer than the request may run in the sandbox is still
+/// answered with its outcome: sandbox time excludes storage waits. A write that waits longer than
+/// the storage timeout fails with a retryable error and applies nothing. (Before, the deadline
+/// counted waits: the write committed, the client got a 500, retried, and applied twice.)
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_waiting_on_storage_are_answered_by_their_outcome() {
+    use std::time::Duration;
+    for store in stores() {
+        let server = Server::start_with(&store, &["--request-sandbox-ms", "300", "--storage-timeout-ms", "1500"]);
+        let client = server.client();
+        // One attempt per call: a retry would hide what the first answer was.
+        let client = Client::from_conf(
+            client.config().to_builder().retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()).build(),
+        );
+        let name = unique("waits");
+        create_table(&client, &name, None).await;
+        client.put_item().table_name(&name).item("pk", s("k")).item("n", n("0")).send().await.unwrap();
+        let increment = || {
+            client
+                .update_item()
+                .table_name(&name)
+                .key("pk", s("k"))
+                .update_expression("ADD n :one")
+                .expression_attribute_values(":one", n("1"))
+                .send()
+        };
+        let counter = async || {
+            let got = client.get_item().table_name(&name).key("pk", s("k")).consistent_read(true).send().await;
+            got.unwrap().item().unwrap()["n"].clone()
+        };
+
+        // Waits 800 ms for the lock: more than the sandbox time, less than the storage timeout.
+        let lock = hold_write_lock(&store, &name, Duration::from_millis(800));
+        increment().await.unwrap_or_else(|e| panic!("{store:?}: a committed write was reported as {e:?}"));
+        lock.await.unwrap();
+        assert_eq!(counter().await, n("1"), "{store:?}");
+
+        // Waits longer than the storage timeout: a retryable error, and nothing applied.
+        let lock = hold_write_lock(&store, &name, Duration::from_millis(4000));
+        let error = increment().await.expect_err("the write times out");
+        assert_eq!(error.code(), Some("InternalServerError"), "{store:?}: {error:?}");
+        assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(500));
+        lock.await.unwrap();
+        assert_eq!(counter().await, n("1"), "{store:?}: the timed-out write applied nothing");
+        increment().await.unwrap();
+        assert_eq!(counter().await, n("2"), "{store:?}");
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dynabox::storage::Backend;
+use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
 use dynabox_handler::storage::{Expect, ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
 use serde_json::{Value, json};
 
@@ -72,9 +72,9 @@ impl Store {
             Kind::OnDisk => {
                 // Two levels that do not exist yet: open_embedded creates them.
                 let dir = TempDir::new();
-                (Backend::open_embedded(Some(&dir.path().join("store"))).unwrap(), Some(dir), None)
+                (Backend::open_embedded(Some(&dir.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(), Some(dir), None)
             }
-            Kind::InMemory => (Backend::open_embedded(None).unwrap(), None, None),
+            Kind::InMemory => (Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap(), None, None),
             Kind::Postgres => {
                 let url = postgres_url()?;
                 (connect_postgres(&url).await, None, Some(url))
@@ -87,7 +87,7 @@ impl Store {
     /// have; `None` in memory, where there is no such thing.
     async fn another_handle(&self) -> Option<Backend> {
         match self.kind {
-            Kind::OnDisk => Some(Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store"))).unwrap()),
+            Kind::OnDisk => Some(Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap()),
             Kind::InMemory => None,
             Kind::Postgres => Some(connect_postgres(self.url.as_ref()?).await),
         }
@@ -128,7 +128,7 @@ fn postgres_url() -> Option<String> {
 
 async fn connect_postgres(url: &str) -> Backend {
     // Small pools: many tests run at once against one server.
-    Backend::connect_postgres(url, 4).await.unwrap()
+    Backend::connect_postgres(url, 4, DEFAULT_WAIT_TIMEOUT).await.unwrap()
 }
 
 /// A directory under the system temp dir, removed on drop.
@@ -685,12 +685,12 @@ async fn embedded_data_survives_reopen() {
     let dir = TempDir::new();
     let (t, k) = ("survivor", key(b"k", b"s"));
     {
-        let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+        let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
         assert_eq!(backend.create_table(t, &description(t)).await, Ok(true));
         backend.write(&[put(t, &k, doc("k", 1), Expect::Anything)]).await.unwrap();
         backend.write(&[put(t, &k, doc("k", 2), Expect::Anything)]).await.unwrap();
     }
-    let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+    let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
     assert_eq!(backend.list_tables(None, 10).await.unwrap(), [t]);
     assert_eq!(json(&backend.describe_table(t).await.unwrap().unwrap()), json(&description(t)));
     let (document, before) = stored(&backend, t, &k).await.unwrap();
@@ -703,7 +703,7 @@ async fn embedded_data_survives_reopen() {
     // and written anew.
     backend.write(&[delete(t, &k, Expect::Anything)]).await.unwrap();
     drop(backend);
-    let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+    let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
     backend.write(&[put(t, &k, doc("k", 4), Expect::Absent)]).await.unwrap();
     let (_, reborn) = stored(&backend, t, &k).await.unwrap();
     assert!(reborn > after, "version {reborn} after a restart, {after} before it");
@@ -711,9 +711,9 @@ async fn embedded_data_survives_reopen() {
 
 #[tokio::test]
 async fn in_memory_stores_are_separate() {
-    let first = Backend::open_embedded(None).unwrap();
+    let first = Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap();
     assert_eq!(first.create_table("only-here", b"{}").await, Ok(true));
-    let second = Backend::open_embedded(None).unwrap();
+    let second = Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap();
     assert_eq!(second.describe_table("only-here").await, Ok(None));
     assert_eq!(second.list_tables(None, 10).await, Ok(vec![]));
 }
@@ -736,7 +736,7 @@ async fn embedded_upgrade_starts_the_version_clock_above_stored_versions() {
         )
         .unwrap();
     }
-    let backend = Backend::open_embedded(Some(dir.path())).unwrap();
+    let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
     let (k, other) = (key(b"k", b""), key(b"other", b""));
     assert_eq!(stored(&backend, "old", &k).await.unwrap().1, 7);
     backend.write(&[put("old", &other, doc("other", 1), Expect::Absent)]).await.unwrap();

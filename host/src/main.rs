@@ -37,9 +37,15 @@ struct Args {
     /// starts with 2).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..))]
     request_memory_mib: u32,
-    /// CPU time one request may spend inside the sandbox, in milliseconds.
+    /// Time one request may spend running inside the sandbox, in milliseconds. Waits on storage
+    /// do not count (they are bounded by --storage-timeout-ms).
     #[arg(long, default_value_t = 10_000)]
-    request_cpu_ms: u64,
+    request_sandbox_ms: u64,
+    /// How long one storage call may wait (for a lock, a connection, the database), in
+    /// milliseconds. A write that times out is rolled back and answered with a retryable
+    /// InternalServerError; a write that committed is always answered as a success.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    storage_timeout_ms: u64,
     /// Requests executed at once (each holds one sandbox instance); more wait.
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
@@ -55,15 +61,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let wait_timeout = Duration::from_millis(args.storage_timeout_ms);
     let backend = match (&args.database_url, args.in_memory) {
-        (Some(url), _) => Backend::connect_postgres(url, args.pool_size).await.context("connecting to PostgreSQL")?,
-        (None, true) => Backend::open_embedded(None)?,
-        (None, false) => Backend::open_embedded(Some(&args.data_dir))
+        (Some(url), _) => Backend::connect_postgres(url, args.pool_size, wait_timeout)
+            .await
+            .context("connecting to PostgreSQL")?,
+        (None, true) => Backend::open_embedded(None, wait_timeout)?,
+        (None, false) => Backend::open_embedded(Some(&args.data_dir), wait_timeout)
             .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?,
     };
     let limits = Limits {
         memory_bytes: (args.request_memory_mib as usize) << 20,
-        cpu_time: Duration::from_millis(args.request_cpu_ms),
+        sandbox_time: Duration::from_millis(args.request_sandbox_ms),
         concurrency: args.concurrency,
     };
     let cache_dir = args.cache_dir.or_else(default_cache_dir);

@@ -1,6 +1,7 @@
 //! The sandbox: one engine and one pre-instantiated handler component; every request gets a
-//! fresh store and instance from the pooling allocator, with a memory cap and a CPU deadline.
-//! A trap ends that request alone, answered as DynamoDB's `InternalServerError`.
+//! fresh store and instance from the pooling allocator, with a memory cap and a budget of sandbox
+//! time (time spent running guest code; waits on storage do not count). A trap ends that request
+//! alone, answered as DynamoDB's `InternalServerError`.
 
 mod imports;
 
@@ -16,7 +17,9 @@ use dynabox_handler::protocol::{error_response, request_id};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::auth::Authenticator;
@@ -32,22 +35,23 @@ wasmtime::component::bindgen!({
 /// The handler component, built by `build.rs`.
 const HANDLER_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/handler.wasm"));
 
-/// How often the epoch ticks; CPU deadlines are whole ticks.
+/// How often the epoch ticks; sandbox-time deadlines are checked at whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Linear memory one request may use.
     pub memory_bytes: usize,
-    /// CPU time one request may spend inside the sandbox (time waiting on storage not counted).
-    pub cpu_time: Duration,
+    /// Time one request may spend running guest code. Waits on storage do not count, so a slow
+    /// store can never turn a committed write into a trap; storage calls have their own timeout.
+    pub sandbox_time: Duration,
     /// Requests running at once; more wait for a free slot.
     pub concurrency: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, cpu_time: Duration::from_secs(10), concurrency: 64 }
+        Limits { memory_bytes: 256 << 20, sandbox_time: Duration::from_secs(10), concurrency: 64 }
     }
 }
 
@@ -66,6 +70,21 @@ pub struct RequestState {
     auth: Arc<Authenticator>,
     wasi: WasiCtx,
     table: ResourceTable,
+    clock: SandboxClock,
+}
+
+/// Measures a request's sandbox time: wall time since the store was made, minus the time its host
+/// calls spent waiting on storage.
+struct SandboxClock {
+    started: Instant,
+    waited: Duration,
+    budget: Duration,
+}
+
+impl SandboxClock {
+    fn used(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.waited)
+    }
 }
 
 impl WasiView for RequestState {
@@ -112,16 +131,29 @@ impl Runtime {
         call(&handler, &mut store, request).await
     }
 
-    /// A fresh store for one request: its own WASI context and resource table, the CPU deadline.
+    /// A fresh store for one request: its own WASI context and resource table, the sandbox-time
+    /// deadline.
     fn new_store(&self) -> Store<RequestState> {
+        let budget = self.limits.sandbox_time;
         let state = RequestState {
             backend: self.backend.clone(),
             auth: self.auth.clone(),
             wasi: WasiCtx::builder().inherit_stderr().build(),
             table: ResourceTable::new(),
+            clock: SandboxClock { started: Instant::now(), waited: Duration::ZERO, budget },
         };
         let mut store = Store::new(&self.engine, state);
-        store.set_epoch_deadline(ticks(self.limits.cpu_time));
+        // The epoch deadline counts wall time, host calls included. When it passes, the time
+        // spent waiting on storage is given back: the request traps only once its sandbox time
+        // is spent.
+        store.set_epoch_deadline(ticks(budget));
+        store.epoch_deadline_callback(|store: StoreContextMut<'_, RequestState>| {
+            let clock = &store.data().clock;
+            match clock.budget.checked_sub(clock.used()) {
+                Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(ticks(left))),
+                _ => Err(wasmtime::format_err!("the request ran out of sandbox time ({:?})", clock.budget)),
+            }
+        });
         store
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Phases, Runtime};
-use dynabox::storage::Backend;
+use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
 use dynabox_handler::http::Request;
 use dynabox_handler::storage::{ItemKey, Page, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
 use http_body_util::{BodyExt, Full};
@@ -42,12 +42,12 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let duration = Duration::from_secs(seconds);
-    load("embedded (in memory)", || Backend::open_embedded(None), duration)?;
+    load("embedded (in memory)", || Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT), duration)?;
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
-    load("embedded (on disk)", || Backend::open_embedded(Some(&dir)), duration)?;
+    load("embedded (on disk)", || Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
     let _ = std::fs::remove_dir_all(&dir);
     match database_url {
-        Some(url) => load("PostgreSQL", || tokio_block_on(Backend::connect_postgres(&url, 16)), duration)?,
+        Some(url) => load("PostgreSQL", || tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?,
         None => println!("PostgreSQL: skipped (set DATABASE_URL or pass --database-url)"),
     }
     Ok(())
@@ -133,7 +133,7 @@ impl Storage for NativeStorage<'_> {
 fn sandbox_tax() -> anyhow::Result<()> {
     const ROUNDS: usize = 20_000;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let backend = Arc::new(Backend::open_embedded(None)?);
+    let backend = Arc::new(Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT)?);
     let auth = Authenticator;
     let cache = std::env::temp_dir().join("dynabox-bench-cache");
     let runtime = Runtime::new(backend.clone(), Arc::new(Authenticator), Limits::default(), Some(&cache))?;

@@ -1,9 +1,12 @@
 //! The host side of the WIT imports: `storage` calls go to the backend, `auth` to the
 //! authenticator. Types cross the boundary by plain conversion into the handler crate's own.
+//! Every storage call's time is booked as waiting, which the request's sandbox time excludes.
+
+use std::time::Instant;
 
 use dynabox_handler::storage as native;
 
-use super::RequestState;
+use super::{RequestState, SandboxClock};
 use super::dynabox::service::{auth, http, storage};
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
@@ -12,11 +15,11 @@ impl http::Host for RequestState {}
 
 impl storage::Host for RequestState {
     async fn create_table(&mut self, name: String, description: Vec<u8>) -> Fallible<bool, storage::StorageError> {
-        Ok(self.backend.create_table(&name, &description).await.map_err(Into::into))
+        Ok(waiting(&mut self.clock, self.backend.create_table(&name, &description)).await.map_err(Into::into))
     }
 
     async fn describe_table(&mut self, name: String) -> Fallible<Option<Vec<u8>>, storage::StorageError> {
-        Ok(self.backend.describe_table(&name).await.map_err(Into::into))
+        Ok(waiting(&mut self.clock, self.backend.describe_table(&name)).await.map_err(Into::into))
     }
 
     async fn list_tables(
@@ -24,15 +27,15 @@ impl storage::Host for RequestState {
         start_after: Option<String>,
         limit: u32,
     ) -> Fallible<Vec<String>, storage::StorageError> {
-        Ok(self.backend.list_tables(start_after.as_deref(), limit).await.map_err(Into::into))
+        Ok(waiting(&mut self.clock, self.backend.list_tables(start_after.as_deref(), limit)).await.map_err(Into::into))
     }
 
     async fn delete_table(&mut self, name: String) -> Fallible<bool, storage::StorageError> {
-        Ok(self.backend.delete_table(&name).await.map_err(Into::into))
+        Ok(waiting(&mut self.clock, self.backend.delete_table(&name)).await.map_err(Into::into))
     }
 
     async fn keyspace_stats(&mut self, keyspace: String) -> Fallible<(u64, u64), storage::StorageError> {
-        Ok(self.backend.keyspace_stats(&keyspace).await.map_err(Into::into))
+        Ok(waiting(&mut self.clock, self.backend.keyspace_stats(&keyspace)).await.map_err(Into::into))
     }
 
     async fn get(
@@ -40,7 +43,7 @@ impl storage::Host for RequestState {
         keyspace: String,
         key: storage::ItemKey,
     ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
-        let found = self.backend.get(&keyspace, &key.into()).await;
+        let found = waiting(&mut self.clock, self.backend.get(&keyspace, &key.into())).await;
         Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
     }
 
@@ -51,7 +54,7 @@ impl storage::Host for RequestState {
             limit: request.limit,
             byte_budget: request.byte_budget,
         };
-        let page = self.backend.scan(&request).await;
+        let page = waiting(&mut self.clock, self.backend.scan(&request)).await;
         Ok(page
             .map(|page| storage::Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more })
             .map_err(Into::into))
@@ -71,7 +74,7 @@ impl storage::Host for RequestState {
                 },
             })
             .collect();
-        Ok(self.backend.write(&writes).await.map_err(|e| match e {
+        Ok(waiting(&mut self.clock, self.backend.write(&writes)).await.map_err(|e| match e {
             native::WriteError::GuardFailed(index) => storage::WriteError::GuardFailed(index),
             native::WriteError::Storage(e) => storage::WriteError::Storage(e.into()),
         }))
@@ -89,6 +92,14 @@ impl auth::Host for RequestState {
         let principal = self.auth.authenticate(&access_key_id, &credential_scope, &string_to_sign, &signature);
         Ok(principal.map(|p| auth::Principal { account_id: p.account_id, access_key_id: p.access_key_id }))
     }
+}
+
+/// Runs one storage call and books its wall time as waiting.
+async fn waiting<T>(clock: &mut SandboxClock, call: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = call.await;
+    clock.waited += started.elapsed();
+    result
 }
 
 impl From<native::StorageError> for storage::StorageError {

@@ -29,6 +29,7 @@ pub mod sqlite;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use dynabox_handler::storage::{Expect, ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
 
@@ -37,15 +38,21 @@ pub enum Backend {
     Postgres(postgres::PostgresStore),
 }
 
+/// How long one storage call waits for a lock or a connection when nothing else is said.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Backend {
     /// Embedded store in `dir` (created if missing; data survives restarts), or in memory when None.
-    pub fn open_embedded(dir: Option<&Path>) -> anyhow::Result<Backend> {
-        Ok(Backend::Embedded(sqlite::SqliteStore::open(dir)?))
+    /// A call waits at most `wait_timeout` for another process's lock on the file.
+    pub fn open_embedded(dir: Option<&Path>, wait_timeout: Duration) -> anyhow::Result<Backend> {
+        Ok(Backend::Embedded(sqlite::SqliteStore::open(dir, wait_timeout)?))
     }
 
-    /// Connects (pool of `pool_size` connections) and runs pending migrations.
-    pub async fn connect_postgres(url: &str, pool_size: usize) -> anyhow::Result<Backend> {
-        Ok(Backend::Postgres(postgres::PostgresStore::connect(url, pool_size).await?))
+    /// Connects (pool of `pool_size` connections) and runs pending migrations. A call waits at
+    /// most `wait_timeout` for a connection, and each statement runs at most that long (the server
+    /// cancels it, so a write that times out is rolled back, never half-known).
+    pub async fn connect_postgres(url: &str, pool_size: usize, wait_timeout: Duration) -> anyhow::Result<Backend> {
+        Ok(Backend::Postgres(postgres::PostgresStore::connect(url, pool_size, wait_timeout).await?))
     }
 
     /// One line for the start-up log; never contains a password.

@@ -9,6 +9,7 @@
 //! sequence `dynabox.item_versions`, so no key ever gets a version twice.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::{BufMut, BytesMut};
@@ -77,14 +78,24 @@ const SQL: TableSql<&str> = TableSql {
 
 pub struct PostgresStore {
     pool: Pool,
+    wait_timeout: Duration,
     tables: TableCache,
     location: String,
 }
 
 impl PostgresStore {
-    pub(super) async fn connect(url: &str, pool_size: usize) -> anyhow::Result<PostgresStore> {
-        let config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL connection string")?;
+    pub(super) async fn connect(url: &str, pool_size: usize, wait_timeout: Duration) -> anyhow::Result<PostgresStore> {
+        let mut config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL connection string")?;
         let location = location(&config);
+        // The server enforces the timeout on every statement: a statement it cancels rolls back,
+        // so a write that times out has applied nothing, which a timeout on the client side could
+        // not tell. Lock waits count.
+        let timeout = format!("-c statement_timeout={}", wait_timeout.as_millis());
+        let options = match config.get_options() {
+            Some(options) => format!("{options} {timeout}"),
+            None => timeout,
+        };
+        config.options(&options).connect_timeout(wait_timeout);
         // Fast recycling: no test query when a connection is taken from the pool, so an item
         // operation is one round trip.
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -92,7 +103,7 @@ impl PostgresStore {
         let mut client = pool.get().await.with_context(|| format!("connecting to PostgreSQL at {location}"))?;
         migrate(&mut client).await.with_context(|| format!("migrating the schema at {location}"))?;
         drop(client);
-        Ok(PostgresStore { pool, tables: TableCache::default(), location })
+        Ok(PostgresStore { pool, wait_timeout, tables: TableCache::default(), location })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -245,8 +256,12 @@ impl PostgresStore {
         Ok(plan.check.holds(rows))
     }
 
+    /// A pooled connection, waiting at most the wait timeout for one to be free.
     async fn client(&self) -> Result<Object, StorageError> {
-        self.pool.get().await.map_err(internal)
+        match tokio::time::timeout(self.wait_timeout, self.pool.get()).await {
+            Ok(client) => client.map_err(internal),
+            Err(_) => Err(StorageError::Internal(format!("postgres: no connection free within {:?}", self.wait_timeout))),
+        }
     }
 
     /// The table from the cache, else from the catalog.

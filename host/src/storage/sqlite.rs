@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context;
 use dynabox_handler::storage::{ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
@@ -87,7 +88,7 @@ impl VersionClock {
 }
 
 impl SqliteStore {
-    pub(super) fn open(dir: Option<&Path>) -> anyhow::Result<SqliteStore> {
+    pub(super) fn open(dir: Option<&Path>, wait_timeout: Duration) -> anyhow::Result<SqliteStore> {
         let mut conn = match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -103,7 +104,8 @@ impl SqliteStore {
             None => Connection::open_in_memory()?,
         };
         // Another process may hold the file for a moment (a second server, an operator's shell).
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A write that gives up waiting has applied nothing.
+        conn.busy_timeout(wait_timeout)?;
         // Each table has ten statements; the default cache of 16 would thrash with two tables.
         conn.set_prepared_statement_cache_capacity(1024);
         migrate(&mut conn)?;
