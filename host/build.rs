@@ -2,23 +2,39 @@
 //! `runtime.rs` embeds it: a plain `cargo build` of the host is the whole set-up.
 
 use std::env;
-use std::path::{Path, PathBuf};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::process::Command;
 
+const WASM_TARGET: &str = "wasm32-wasip2";
+
 fn main() {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is inside the workspace");
-    for input in ["handler/src", "handler/Cargo.toml", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(input).display());
-    }
+    // Several checkouts may share one target directory (CI's runs do). Cargo tells a build's
+    // freshness by modification times and gives every checkout's units the same names, so it
+    // could take this script's last run, made for another checkout, as fresh and embed that
+    // checkout's handler. So the script runs on every build (this file never exists), builds
+    // the handler of the checkout it runs for (from CARGO_MANIFEST_DIR at run time, not `env!`,
+    // which is fixed when the script is compiled) in a target directory of that checkout's own,
+    // and replaces the embedded component only when its bytes changed. A run with nothing to do
+    // costs the inner cargo's no-op, well under a second.
+    println!("cargo:rerun-if-changed=build.rs.always-rerun");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.parent().expect("host/ is inside the workspace");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // A target directory of its own: the outer cargo holds the lock on ours while we run.
-    let target_dir =
-        out_dir.ancestors().nth(4).expect("OUT_DIR is <target>/<profile>/build/<pkg>/out").join("handler-wasm");
+    ensure_wasm_target();
+    // Not the outer target directory: the outer cargo holds its lock while we run.
+    let mut checkout = DefaultHasher::new();
+    workspace.hash(&mut checkout);
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .expect("OUT_DIR is <target>/<profile>/build/<pkg>/out")
+        .join(format!("handler-wasm/{:016x}", checkout.finish()));
 
     let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(workspace)
-        .args(["rustc", "--release", "--lib", "-p", "dynabox-handler", "--target", "wasm32-wasip2", "--target-dir"])
+        .args(["rustc", "--release", "--lib", "-p", "dynabox-handler", "--target", WASM_TARGET, "--target-dir"])
         .arg(&target_dir)
         // For the component's link only (hence `cargo rustc`, not RUSTFLAGS for every crate): 2 MiB
         // of initial linear memory instead of the 1 MiB stack + data + ~60 KiB of heap, so a
@@ -35,11 +51,42 @@ fn main() {
         cargo.env_remove(var);
     }
     let status = cargo.status().expect("cargo runs");
-    assert!(
-        status.success(),
-        "building the handler component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)"
-    );
+    assert!(status.success(), "building the handler component failed");
 
-    let built = target_dir.join("wasm32-wasip2/release/dynabox_handler.wasm");
-    std::fs::copy(&built, out_dir.join("handler.wasm")).expect("the component was built");
+    let built = std::fs::read(target_dir.join("wasm32-wasip2/release/dynabox_handler.wasm")).expect("the component");
+    let embedded = out_dir.join("handler.wasm");
+    // Rewriting identical bytes would make cargo recompile the host for nothing.
+    if std::fs::read(&embedded).ok().as_ref() != Some(&built) {
+        std::fs::write(&embedded, built).expect("OUT_DIR is writable");
+    }
+}
+
+/// Installs the wasm target's standard library if this toolchain lacks it. rustup adds the targets
+/// `rust-toolchain.toml` names only when it installs the toolchain itself, so a machine that had
+/// this toolchain before the clone has no wasm target, and `cargo run` would fail on `core`.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(rustc).args(["--print", "target-libdir", "--target", WASM_TARGET]).output();
+    let installed = libdir
+        .ok()
+        .filter(|out| out.status.success())
+        .is_some_and(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).exists());
+    if installed {
+        return;
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", WASM_TARGET]);
+    // The toolchain cargo runs under (set by rustup's proxies), not whatever rustup's default is.
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        rustup.arg("--toolchain").arg(toolchain);
+    }
+    // Its output goes to our stderr: a build script's stdout is read by cargo as directives.
+    match rustup.output() {
+        Ok(out) if out.status.success() => println!("cargo:warning=installed the {WASM_TARGET} target with rustup"),
+        Ok(out) => panic!(
+            "the {WASM_TARGET} target is missing and `rustup target add {WASM_TARGET}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("the {WASM_TARGET} target is missing; install it (`rustup target add {WASM_TARGET}`): {e}"),
+    }
 }

@@ -4,7 +4,6 @@
 # Tests build with the release profile so the same build serves the acceptance runs in .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 source scripts/postgres.sh
 pg_ensure
 if [[ -n ${DATABASE_URL:-} ]]; then
