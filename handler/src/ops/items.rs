@@ -346,6 +346,9 @@ fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
                     let mut item = old.clone();
                     expr::apply_update(update, &mut item).map(|()| item)
                 }
+                // Only SET and ADD write attributes: an update of nothing but REMOVE and DELETE
+                // actions leaves a missing item missing.
+                None if update.set.is_empty() && update.add.is_empty() => return Ok(None),
                 // DynamoDB ignores REMOVE actions on an item that does not exist yet.
                 None => {
                     let mut item = key_item.clone();

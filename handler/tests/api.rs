@@ -1,0 +1,105 @@
+//! DynamoDB's behaviour as a client sees it, request by request through `handle` against the
+//! in-memory store: what is written, what comes back, and the exact error messages.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Memory, call};
+
+/// A store with table `tab` (hash key `pk`, S).
+fn store() -> Memory {
+    let mut store = Memory::default();
+    let table = json!({
+        "TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    });
+    assert_eq!(call(&mut store, "CreateTable", &table).0, 200);
+    store
+}
+
+/// Calls an operation that must succeed.
+fn ok(store: &mut Memory, operation: &str, body: Value) -> Value {
+    let (status, answer) = call(store, operation, &body);
+    assert_eq!(status, 200, "{operation} {body}: {answer}");
+    answer
+}
+
+/// Calls an operation that must fail; its `__type` after the `#`, and its message.
+fn fails(store: &mut Memory, operation: &str, body: Value) -> (String, String) {
+    let (status, answer) = call(store, operation, &body);
+    assert_eq!(status, 400, "{operation} {body}: {answer}");
+    let kind = answer["__type"].as_str().and_then(|t| t.split('#').nth(1)).expect("a __type");
+    (kind.to_string(), answer["message"].as_str().unwrap_or_default().to_string())
+}
+
+fn validation(store: &mut Memory, operation: &str, body: Value) -> String {
+    let (kind, message) = fails(store, operation, body);
+    assert_eq!(kind, "ValidationException", "{message}");
+    message
+}
+
+fn get(store: &mut Memory, pk: &str) -> Option<Value> {
+    let answer = ok(store, "GetItem", json!({"TableName": "tab", "Key": {"pk": {"S": pk}}, "ConsistentRead": true}));
+    answer.get("Item").cloned()
+}
+
+// ---- UpdateItem on an item that does not exist ---------------------------------------------
+
+fn update(store: &mut Memory, members: Value) -> Value {
+    let mut body = json!({"TableName": "tab", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"});
+    body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+    ok(store, "UpdateItem", body)
+}
+
+#[test]
+fn removing_from_a_missing_item_creates_nothing() {
+    for expression in ["REMOVE x", "REMOVE x[0]", "REMOVE x.y, z[3].w"] {
+        let mut store = store();
+        let answer = update(&mut store, json!({"UpdateExpression": expression}));
+        assert_eq!(answer, json!({}), "{expression}");
+        assert_eq!(get(&mut store, "a"), None, "{expression}");
+    }
+}
+
+#[test]
+fn deleting_from_a_missing_item_creates_nothing() {
+    for members in [
+        json!({"AttributeUpdates": {"x": {"Action": "DELETE"}}}),
+        json!({"AttributeUpdates": {"x": {"Action": "DELETE"}, "s": {"Action": "DELETE", "Value": {"SS": ["v"]}}}}),
+        json!({"UpdateExpression": "DELETE s :v", "ExpressionAttributeValues": {":v": {"SS": ["v"]}}}),
+        json!({"UpdateExpression": "REMOVE x DELETE s :v", "ExpressionAttributeValues": {":v": {"SS": ["v"]}}}),
+    ] {
+        let mut store = store();
+        assert_eq!(update(&mut store, members.clone()), json!({}), "{members}");
+        assert_eq!(get(&mut store, "a"), None, "{members}");
+    }
+}
+
+#[test]
+fn setting_or_adding_creates_the_missing_item() {
+    let values = json!({":v": {"S": "v"}});
+    for (members, created) in [
+        (json!({"UpdateExpression": "SET x = :v", "ExpressionAttributeValues": values}), json!({"x": {"S": "v"}})),
+        (
+            json!({"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}),
+            json!({"n": {"N": "1"}}),
+        ),
+        (
+            json!({"UpdateExpression": "REMOVE y SET x = :v", "ExpressionAttributeValues": values}),
+            json!({"x": {"S": "v"}}),
+        ),
+        (json!({"AttributeUpdates": {"x": {"Action": "PUT", "Value": {"S": "v"}}}}), json!({"x": {"S": "v"}})),
+        (
+            json!({"AttributeUpdates": {"x": {"Action": "PUT", "Value": {"S": "v"}}, "y": {"Action": "DELETE"}}}),
+            json!({"x": {"S": "v"}}),
+        ),
+    ] {
+        let mut store = store();
+        let mut item = created.as_object().unwrap().clone();
+        item.insert("pk".into(), json!({"S": "a"}));
+        let item = Value::Object(item);
+        assert_eq!(update(&mut store, members.clone()), json!({"Attributes": item}), "{members}");
+        assert_eq!(get(&mut store, "a"), Some(item), "{members}");
+    }
+}
