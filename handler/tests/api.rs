@@ -103,3 +103,19 @@ fn setting_or_adding_creates_the_missing_item() {
         assert_eq!(get(&mut store, "a"), Some(item), "{members}");
     }
 }
+
+// ---- JSON types ------------------------------------------------------------------------------
+
+#[test]
+fn a_boolean_member_takes_only_json_booleans() {
+    for value in [json!({"BOOL": "true"}), json!({"BOOL": "0"}), json!({"NULL": "true"}), json!({"BOOL": "x"})] {
+        let mut store = store();
+        let item = json!({"pk": {"S": "a"}, "v": value});
+        let (kind, message) = fails(&mut store, "PutItem", json!({"TableName": "tab", "Item": item}));
+        assert_eq!(
+            (kind.as_str(), message.as_str()),
+            ("SerializationException", "STRING_VALUE cannot be converted to Boolean")
+        );
+        assert_eq!(get(&mut store, "a"), None);
+    }
+}

@@ -274,15 +274,10 @@ fn string(v: &Value) -> ApiResult<&str> {
     }
 }
 
-/// A Boolean member (BOOL, NULL). Coral also reads a few words in strings as booleans.
+/// A Boolean member (BOOL, NULL): a JSON boolean, nothing else (not even the string "true").
 fn boolean(v: &Value) -> ApiResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(true),
-            "false" | "no" | "0" => Ok(false),
-            _ => Err(ApiError::serialization("Unexpected token received from parser")),
-        },
         Value::Array(_) => Err(ApiError::serialization("Unrecognized collection type class java.lang.Boolean")),
         Value::Object(_) => Err(ApiError::serialization(START_OF_MAP)),
         _ => Err(ApiError::serialization(format!("{} cannot be converted to Boolean", token(v)))),
@@ -425,7 +420,6 @@ mod tests {
         let p = "One or more parameter values were invalid: ";
         for (v, message) in [
             (json!({ "NULL": false }), "Null attribute value types must have the value of true"),
-            (json!({ "NULL": "no" }), "Null attribute value types must have the value of true"),
             (json!({ "SS": [] }), "An string set  may not be empty"),
             (json!({ "NS": [] }), "An number set  may not be empty"),
             (json!({ "BS": [] }), "Binary sets should not be empty"),
@@ -450,7 +444,6 @@ mod tests {
             invalid(json!({ "N": "1".repeat(39) })),
             "Attempting to store more than 38 significant digits in a Number"
         );
-        assert_eq!(decode(json!({ "BOOL": "TRUE" })).unwrap(), AttributeValue::Bool(true));
         assert_eq!(decode(json!({ "SS": ["a", null] })).unwrap(), AttributeValue::Ss(vec!["a".into()]));
     }
 
@@ -467,7 +460,9 @@ mod tests {
             (json!({ "S": {} }), START_OF_MAP),
             (json!({ "SS": ["a", 1] }), "NUMBER_VALUE cannot be converted to String"),
             (json!({ "NS": [true] }), "TRUE_VALUE cannot be converted to String"),
-            (json!({ "BOOL": "23" }), "Unexpected token received from parser"),
+            (json!({ "BOOL": "23" }), "STRING_VALUE cannot be converted to Boolean"),
+            (json!({ "BOOL": "true" }), "STRING_VALUE cannot be converted to Boolean"),
+            (json!({ "NULL": "true" }), "STRING_VALUE cannot be converted to Boolean"),
             (json!({ "BOOL": 23 }), "NUMBER_VALUE cannot be converted to Boolean"),
             (json!({ "NULL": 34.56 }), "DECIMAL_VALUE cannot be converted to Boolean"),
             (json!({ "BOOL": [] }), "Unrecognized collection type class java.lang.Boolean"),
