@@ -119,3 +119,13 @@ fn a_boolean_member_takes_only_json_booleans() {
         assert_eq!(get(&mut store, "a"), None);
     }
 }
+
+#[test]
+fn a_body_that_is_not_json_gets_a_serialization_exception_without_message() {
+    for body in [&b"{broken json"[..], b"{\"TableName\": ", b"\xff"] {
+        let response = support::send(&mut store(), "ListTables", body.to_vec());
+        assert_eq!(response.status, 400);
+        let answer: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(answer, json!({"__type": "com.amazon.coral.service#SerializationException"}));
+    }
+}
