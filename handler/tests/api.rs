@@ -129,3 +129,25 @@ fn a_body_that_is_not_json_gets_a_serialization_exception_without_message() {
         assert_eq!(answer, json!({"__type": "com.amazon.coral.service#SerializationException"}));
     }
 }
+
+// ---- Consumed capacity -----------------------------------------------------------------------
+
+/// Puts item `pk` holding `data`, a string that makes the item exactly `size` bytes.
+fn put_sized(store: &mut Memory, pk: &str, size: usize) {
+    let data = "x".repeat(size - "pk".len() - pk.len() - "data".len());
+    ok(store, "PutItem", json!({"TableName": "tab", "Item": {"pk": {"S": pk}, "data": {"S": data}}}));
+}
+
+#[test]
+fn a_consistent_read_of_4_kb_costs_one_unit() {
+    for (size, consistent, units) in [(4096, true, 1.0), (4096, false, 0.5), (4097, true, 2.0), (8192, true, 2.0)] {
+        let mut store = store();
+        put_sized(&mut store, "a", size);
+        let body = json!({
+            "TableName": "tab", "Key": {"pk": {"S": "a"}}, "ConsistentRead": consistent,
+            "ReturnConsumedCapacity": "TOTAL", "ProjectionExpression": "pk",
+        });
+        let answer = ok(&mut store, "GetItem", body);
+        assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": units}), "{size}");
+    }
+}

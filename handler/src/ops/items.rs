@@ -195,7 +195,12 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let table = Table::load(cx.storage, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
     let stored = cx.storage.get(name, &key).map_err(storage_error)?;
-    let size = stored.as_ref().map(|s| s.document.len());
+    // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
+    // projection keeps; decoded for that only when capacity is asked for.
+    let size = match &stored {
+        Some(stored) if capacity != ReturnConsumedCapacity::None => Some(item_size(&stored_item(stored)?)),
+        _ => None,
+    };
     let mut response = match (stored, projection) {
         (None, _) => json!({}),
         (Some(stored), None) => json!({"Item": stored_document(&stored)?}),
@@ -204,7 +209,6 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
             json!({"Item": item_to_json(&item)})
         }
     };
-    // Capacity is charged on the whole item, whatever the projection keeps.
     if let Some(consumed) = capacity.consumed(name, crate::capacity::read_units(size, consistent)) {
         response["ConsumedCapacity"] = consumed;
     }
