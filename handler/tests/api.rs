@@ -151,3 +151,41 @@ fn a_consistent_read_of_4_kb_costs_one_unit() {
         assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": units}), "{size}");
     }
 }
+
+#[test]
+fn scan_reports_the_units_of_everything_it_read() {
+    let mut store = store();
+    let scan = |store: &mut Memory, members: Value| {
+        let mut body = json!({"TableName": "tab"});
+        body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+        ok(store, "Scan", body)
+    };
+    // Nothing read still costs the minimum.
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "TOTAL"}));
+    assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 0.5}));
+    // 3 items of 3000 bytes: 9000 bytes, three 4 KB units.
+    for pk in ["a", "b", "c"] {
+        put_sized(&mut store, pk, 3000);
+    }
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "TOTAL", "ConsistentRead": true}));
+    assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 3.0}));
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "INDEXES"}));
+    assert_eq!(
+        answer["ConsumedCapacity"],
+        json!({"TableName": "tab", "CapacityUnits": 1.5, "Table": {"CapacityUnits": 1.5}})
+    );
+    // Only what the page read: 2 items, 6000 bytes.
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "TOTAL", "Limit": 2}));
+    assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 1.0}));
+    for members in [json!({}), json!({"ReturnConsumedCapacity": "NONE"})] {
+        assert!(scan(&mut store, members).get("ConsumedCapacity").is_none());
+    }
+    let message =
+        validation(&mut store, "Scan", json!({"TableName": "tab", "ReturnConsumedCapacity": "ALL", "Limit": 0}));
+    assert_eq!(
+        message,
+        "2 validation errors detected: \
+         Value 'ALL' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]; \
+         Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+    );
+}
