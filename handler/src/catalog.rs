@@ -51,8 +51,9 @@ impl Table {
         std::iter::once(&self.hash_key).chain(&self.range_key)
     }
 
-    /// DynamoDB's `TableDescription` for this table in the given state.
-    pub fn description(&self, status: &str, item_count: u64, size_bytes: u64) -> Value {
+    /// DynamoDB's full `TableDescription` (CreateTable, DescribeTable). Tables are ACTIVE from
+    /// the start: there is nothing to provision.
+    pub fn description(&self, item_count: u64, size_bytes: u64) -> Value {
         let key_schema: Vec<Value> = std::iter::once(json!({"AttributeName": self.hash_key.name, "KeyType": "HASH"}))
             .chain(self.range_key.iter().map(|k| json!({"AttributeName": k.name, "KeyType": "RANGE"})))
             .collect();
@@ -60,6 +61,18 @@ impl Table {
             .key_attributes()
             .map(|k| json!({"AttributeName": k.name, "AttributeType": k.attribute_type}))
             .collect();
+        let mut description = self.deleting_description(item_count, size_bytes);
+        description["TableStatus"] = json!("ACTIVE");
+        description["CreationDateTime"] = json!(self.creation_date_time);
+        description["KeySchema"] = json!(key_schema);
+        description["AttributeDefinitions"] = json!(definitions);
+        description["DeletionProtectionEnabled"] = json!(false);
+        description
+    }
+
+    /// The `TableDescription` DeleteTable returns: DynamoDB leaves out the schema and the
+    /// creation time of a table on its way out.
+    pub fn deleting_description(&self, item_count: u64, size_bytes: u64) -> Value {
         let (billing_mode, throughput) = match &self.provisioned {
             Some(t) => ("PROVISIONED", (t.read_capacity_units, t.write_capacity_units)),
             None => ("PAY_PER_REQUEST", (0, 0)),
@@ -72,10 +85,7 @@ impl Table {
             "TableName": self.table_name,
             "TableArn": self.table_arn,
             "TableId": self.table_id,
-            "TableStatus": status,
-            "CreationDateTime": self.creation_date_time,
-            "KeySchema": key_schema,
-            "AttributeDefinitions": definitions,
+            "TableStatus": "DELETING",
             "BillingModeSummary": billing_summary,
             "ProvisionedThroughput": {
                 "NumberOfDecreasesToday": 0,
@@ -84,7 +94,6 @@ impl Table {
             },
             "ItemCount": item_count,
             "TableSizeBytes": size_bytes,
-            "DeletionProtectionEnabled": false,
         })
     }
 }

@@ -189,3 +189,33 @@ fn scan_reports_the_units_of_everything_it_read() {
          Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
     );
 }
+
+// ---- Tables ----------------------------------------------------------------------------------
+
+#[test]
+fn delete_table_describes_a_deleting_table() {
+    let mut store = store();
+    put_sized(&mut store, "a", 100);
+    let answer = ok(&mut store, "DeleteTable", json!({"TableName": "tab"}));
+    let description = answer["TableDescription"].as_object().unwrap();
+    let members: Vec<&str> = description.keys().map(String::as_str).collect();
+    assert_eq!(
+        members,
+        [
+            "BillingModeSummary",
+            "ItemCount",
+            "ProvisionedThroughput",
+            "TableArn",
+            "TableId",
+            "TableName",
+            "TableSizeBytes",
+            "TableStatus"
+        ]
+    );
+    assert_eq!(description["TableStatus"], "DELETING");
+    assert_eq!(description["TableName"], "tab");
+    assert_eq!(description["ItemCount"], 1);
+    assert_eq!(description["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST");
+    let (kind, _) = fails(&mut store, "DescribeTable", json!({"TableName": "tab"}));
+    assert_eq!(kind, "ResourceNotFoundException");
+}
