@@ -219,3 +219,28 @@ fn delete_table_describes_a_deleting_table() {
     let (kind, _) = fails(&mut store, "DescribeTable", json!({"TableName": "tab"}));
     assert_eq!(kind, "ResourceNotFoundException");
 }
+
+// ---- Attribute names -------------------------------------------------------------------------
+
+#[test]
+fn attribute_names_are_1_to_65535_bytes() {
+    let put = |store: &mut Memory, name: &str| {
+        let item = json!({"pk": {"S": "a"}, name: {"N": "1"}});
+        call(store, "PutItem", &json!({"TableName": "tab", "Item": item}))
+    };
+    let mut store = store();
+    for (name, message) in [
+        (String::new(), "Empty attribute name"),
+        ("n".repeat(65536), "Attribute name is too large, must be less than 65536 bytes"),
+        // Bytes, not characters: 21,846 three-byte characters are 65,538 bytes.
+        ("€".repeat(21846), "Attribute name is too large, must be less than 65536 bytes"),
+    ] {
+        let (status, answer) = put(&mut store, &name);
+        assert_eq!(status, 400);
+        assert_eq!(answer["message"], message);
+        assert_eq!(get(&mut store, "a"), None);
+    }
+    let longest = "n".repeat(65535);
+    assert_eq!(put(&mut store, &longest).0, 200);
+    assert_eq!(get(&mut store, "a").unwrap()[&longest], json!({"N": "1"}));
+}

@@ -23,12 +23,11 @@ use super::parser::{
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::mismatch;
 use crate::model::size::value_size;
+use crate::model::value::check_attribute_name;
 use crate::model::{AttributeValue, Number};
 
 /// Longest placeholder key, in UTF-16 units.
 const MAX_KEY_LENGTH: usize = 255;
-/// Longest attribute name, in UTF-8 bytes.
-const MAX_NAME_BYTES: usize = 65535;
 /// Each of the two maps, and both together, in bytes (keys plus names or values).
 const MAX_MAPS_SIZE: usize = 2 * 1024 * 1024;
 /// An expression's length plus the sizes of the placeholders it uses, each time it uses them.
@@ -227,17 +226,11 @@ fn check_names(names: Vec<(&String, &String)>) -> ApiResult<Vec<(String, String)
     in_map_order(&mut names, |(key, _)| java_hash(key));
     names
         .into_iter()
-        .map(|(key, name)| {
-            let problem = if name.len() > MAX_NAME_BYTES {
-                "Attribute name is too large, must be less than 65536 bytes"
-            } else if name.is_empty() {
-                "Empty attribute name"
-            } else {
-                return Ok((key.clone(), name.clone()));
-            };
-            Err(ApiError::validation(format!(
+        .map(|(key, name)| match check_attribute_name(name) {
+            Ok(()) => Ok((key.clone(), name.clone())),
+            Err(problem) => Err(ApiError::validation(format!(
                 "ExpressionAttributeNames contains invalid value: {problem} for key {key}"
-            )))
+            ))),
         })
         .collect()
 }

@@ -25,6 +25,8 @@ const MORE_THAN_ONE: &str =
     "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
 const TOO_DEEP: &str = "1 validation error detected: Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
 const START_OF_MAP: &str = "Start of structure or map found where not expected";
+/// Longest attribute name, in UTF-8 bytes.
+const MAX_NAME_BYTES: usize = 65535;
 const UNEXPECTED_FIELD: &str = "Unexpected field type";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +97,18 @@ pub fn item_from_json(v: &Value) -> ApiResult<Item> {
     decoder.finish(item)
 }
 
+/// DynamoDB's rule for an attribute name, in an item or in ExpressionAttributeNames: 1 to 65,535
+/// bytes. `Err` is the reason, which each caller words into its own message.
+pub fn check_attribute_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("Empty attribute name")
+    } else if name.len() > MAX_NAME_BYTES {
+        Err("Attribute name is too large, must be less than 65536 bytes")
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks an item built by an update (rather than decoded) against the nesting limit.
 pub fn check_nesting(item: &Item) -> ApiResult<()> {
     fn level(value: &AttributeValue) -> usize {
@@ -145,6 +159,10 @@ impl Decoder {
         };
         let mut item = Item::new();
         for (name, value) in fields.iter().filter(|(_, value)| !value.is_null()) {
+            // The names of an item's attributes; map keys deeper down have no such rule.
+            if let (1, Err(reason)) = (level, check_attribute_name(name)) {
+                self.reject(ApiError::validation(reason));
+            }
             item.insert(name.clone(), self.value(value, level)?);
         }
         Ok(item)
