@@ -117,12 +117,12 @@ pub struct Placement<'a> {
 /// Validates a `CreateTable` request the way DynamoDB does (constraint checks on every member
 /// first, then the rules between members) and returns the new table's record.
 pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> ApiResult<Table> {
+    let name = Some(input.required_string("TableName")?);
     for unsupported in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"] {
         if input.has(unsupported) {
             return Err(ApiError::validation(format!("dynabox does not support {unsupported} yet")));
         }
     }
-    let name = input.string("TableName")?;
     let key_schema = read_pairs(input, "KeySchema", "KeyType")?;
     let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
     let billing_mode = input.string("BillingMode")?;

@@ -45,6 +45,14 @@ impl<'a> Input<'a> {
         self.members.get(name).filter(|v| !v.is_null())
     }
 
+    /// A String member the table operations cannot do without: its absence is reported before
+    /// anything else, in a message of its own.
+    pub fn required_string(&self, name: &str) -> ApiResult<&'a str> {
+        self.string(name)?.ok_or_else(|| {
+            ApiError::validation(format!("The parameter '{name}' is required but was not present in the request"))
+        })
+    }
+
     pub fn string(&self, name: &str) -> ApiResult<Option<&'a str>> {
         match self.present(name) {
             None => Ok(None),

@@ -244,3 +244,32 @@ fn attribute_names_are_1_to_65535_bytes() {
     assert_eq!(put(&mut store, &longest).0, 200);
     assert_eq!(get(&mut store, "a").unwrap()[&longest], json!({"N": "1"}));
 }
+
+// ---- Request validation ----------------------------------------------------------------------
+
+fn create_table(store: &mut Memory, key_schema: Value, definitions: Value) -> String {
+    let body = json!({
+        "TableName": "new", "BillingMode": "PAY_PER_REQUEST", "KeySchema": key_schema, "AttributeDefinitions": definitions,
+    });
+    validation(store, "CreateTable", body)
+}
+
+fn key(name: &str, kind: &str) -> Value {
+    json!({"AttributeName": name, "KeyType": kind})
+}
+
+fn definition(name: &str) -> Value {
+    json!({"AttributeName": name, "AttributeType": "S"})
+}
+
+#[test]
+fn table_operations_require_a_table_name() {
+    let mut store = store();
+    let required = "The parameter 'TableName' is required but was not present in the request";
+    // Before any other member is looked at.
+    let body = json!({"KeySchema": [], "BillingMode": "x"});
+    assert_eq!(validation(&mut store, "CreateTable", body), required);
+    assert_eq!(validation(&mut store, "CreateTable", json!({"TableName": null})), required);
+    assert_eq!(validation(&mut store, "DescribeTable", json!({})), required);
+    assert_eq!(validation(&mut store, "DeleteTable", json!({})), required);
+}

@@ -183,7 +183,7 @@ pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 }
 
 pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input)?;
+    let name = table_name(input, false)?;
     let key = input.object("Key")?;
     let consistent = input.boolean("ConsistentRead")?.unwrap_or(false);
     let capacity = ReturnConsumedCapacity::from_input(input)?;

@@ -24,7 +24,7 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
 }
 
 pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input)?;
+    let name = table_name(input, true)?;
     let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
     let (count, bytes) =
         cx.storage.keyspace_stats(name).map_err(storage_error).map_err(|e| not_found_named(e, name))?;
@@ -32,7 +32,7 @@ pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
 }
 
 pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input)?;
+    let name = table_name(input, true)?;
     let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
     let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error)?;
     if !cx.storage.delete_table(name).map_err(storage_error)? {
