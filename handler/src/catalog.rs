@@ -133,15 +133,11 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
-    check_pairs(&mut violations, key_schema.as_deref(), "keySchema", "keyType", &["HASH", "RANGE"], 2);
-    check_pairs(
-        &mut violations,
-        definitions.as_deref(),
-        "attributeDefinitions",
-        "attributeType",
-        &["B", "N", "S"],
-        usize::MAX,
-    );
+    let key_schema_shape = PairShape { path: "keySchema", element: "KeySchemaElement", kind_path: "keyType" };
+    check_pairs(&mut violations, key_schema.as_deref(), &key_schema_shape, &["HASH", "RANGE"], 2);
+    let definitions_shape =
+        PairShape { path: "attributeDefinitions", element: "AttributeDefinition", kind_path: "attributeType" };
+    check_pairs(&mut violations, definitions.as_deref(), &definitions_shape, &["B", "N", "S"], usize::MAX);
     violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
     if let Some((read, write)) = throughput {
         for (units, path) in
@@ -223,19 +219,36 @@ fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pa
     Ok(Some(pairs))
 }
 
-fn check_pairs(
-    v: &mut Violations,
-    pairs: Option<&[(String, String)]>,
-    path: &str,
-    kind_path: &str,
-    kinds: &[&str],
-    max: usize,
-) {
+/// Where a list of pairs sits in the request and how DynamoDB names its parts: the member's path,
+/// the Java class of its elements, the path of an element's second member.
+struct PairShape {
+    path: &'static str,
+    element: &'static str,
+    kind_path: &'static str,
+}
+
+impl PairShape {
+    /// The list as DynamoDB prints it in a violation: its elements' Java `toString`, as
+    /// `[KeySchemaElement(attributeName=pk, keyType=HASH), ...]`.
+    fn show(&self, pairs: &[(String, String)]) -> String {
+        let shown = |part: &str| if part.is_empty() { "null".to_string() } else { part.to_string() };
+        let elements: Vec<String> = pairs
+            .iter()
+            .map(|(name, kind)| {
+                format!("{}(attributeName={}, {}={})", self.element, shown(name), self.kind_path, shown(kind))
+            })
+            .collect();
+        format!("[{}]", elements.join(", "))
+    }
+}
+
+fn check_pairs(v: &mut Violations, pairs: Option<&[(String, String)]>, shape: &PairShape, kinds: &[&str], max: usize) {
+    let (path, kind_path) = (shape.path, shape.kind_path);
     let Some(pairs) = v.not_null(pairs, path) else { return };
     if pairs.is_empty() {
         v.add(Some("[]"), path, "have length greater than or equal to 1");
     } else if pairs.len() > max {
-        v.add(Some(&format!("{pairs:?}")), path, &format!("have length less than or equal to {max}"));
+        v.add(Some(&shape.show(pairs)), path, &format!("have length less than or equal to {max}"));
     }
     for (i, (name, kind)) in pairs.iter().enumerate() {
         let element = format!("{path}.{}.member", i + 1);

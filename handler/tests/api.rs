@@ -273,3 +273,17 @@ fn table_operations_require_a_table_name() {
     assert_eq!(validation(&mut store, "DescribeTable", json!({})), required);
     assert_eq!(validation(&mut store, "DeleteTable", json!({})), required);
 }
+
+#[test]
+fn more_than_two_key_elements_are_shown_as_dynamodb_prints_them() {
+    let mut store = store();
+    let schema = json!([key("pk", "HASH"), key("sk", "RANGE"), {"KeyType": "RANGE"}]);
+    let message = create_table(&mut store, schema, json!([definition("pk"), definition("sk")]));
+    assert_eq!(
+        message,
+        "2 validation errors detected: Value '[KeySchemaElement(attributeName=pk, keyType=HASH), \
+         KeySchemaElement(attributeName=sk, keyType=RANGE), KeySchemaElement(attributeName=null, keyType=RANGE)]' \
+         at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2; \
+         Value null at 'keySchema.3.member.attributeName' failed to satisfy constraint: Member must not be null"
+    );
+}
