@@ -153,8 +153,13 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         unreachable!("null members were reported as violations")
     };
 
-    let (hash, range) = key_names(&key_schema)?;
     let definition_names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
+    // Counted before the keys are looked at: a KeySchema naming one attribute twice with one
+    // definition fails here, not on its repeated name.
+    if key_schema.len() > definitions.len() {
+        return Err(ApiError::validation("Invalid KeySchema: Some index key attribute have no definition"));
+    }
+    let (hash, range) = key_names(&key_schema)?;
     let undefined: Vec<&str> =
         [Some(hash), range].into_iter().flatten().filter(|k| !definition_names.contains(k)).collect();
     if !undefined.is_empty() {

@@ -275,6 +275,25 @@ fn table_operations_require_a_table_name() {
 }
 
 #[test]
+fn a_key_schema_naming_one_attribute_twice() {
+    let mut store = store();
+    let no_definition = "Invalid KeySchema: Some index key attribute have no definition";
+    // More key elements than definitions fails on that before anything else about the keys.
+    let twice = json!([key("pk", "HASH"), key("pk", "RANGE")]);
+    assert_eq!(create_table(&mut store, twice.clone(), json!([definition("pk")])), no_definition);
+    let hash_twice = json!([key("pk", "HASH"), key("pk", "HASH")]);
+    assert_eq!(create_table(&mut store, hash_twice, json!([definition("pk")])), no_definition);
+    let range_undefined = json!([key("pk", "HASH"), key("sk", "RANGE")]);
+    assert_eq!(create_table(&mut store, range_undefined, json!([definition("sk")])), no_definition);
+    // With as many definitions as keys, the keys' own rules speak.
+    let message = create_table(&mut store, twice, json!([definition("pk"), definition("sk")]));
+    assert_eq!(
+        message,
+        "Invalid KeySchema: The second KeySchemaElement has the same name as the first KeySchemaElement"
+    );
+}
+
+#[test]
 fn more_than_two_key_elements_are_shown_as_dynamodb_prints_them() {
     let mut store = store();
     let schema = json!([key("pk", "HASH"), key("sk", "RANGE"), {"KeyType": "RANGE"}]);
