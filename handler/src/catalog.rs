@@ -154,6 +154,9 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     };
 
     let definition_names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(twice) = definition_names.iter().enumerate().find(|(i, n)| definition_names[..*i].contains(n)) {
+        return Err(ApiError::validation(format!("Attribute Name is duplicated: {}", twice.1)));
+    }
     // Counted before the keys are looked at: a KeySchema naming one attribute twice with one
     // definition fails here, not on its repeated name.
     if key_schema.len() > definitions.len() {

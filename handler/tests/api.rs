@@ -306,3 +306,10 @@ fn more_than_two_key_elements_are_shown_as_dynamodb_prints_them() {
          Value null at 'keySchema.3.member.attributeName' failed to satisfy constraint: Member must not be null"
     );
 }
+
+#[test]
+fn an_attribute_defined_twice() {
+    let mut store = store();
+    let definitions = json!([definition("pk"), {"AttributeName": "pk", "AttributeType": "N"}]);
+    assert_eq!(create_table(&mut store, json!([key("pk", "HASH")]), definitions), "Attribute Name is duplicated: pk");
+}
