@@ -141,9 +141,13 @@ impl Violations {
         value
     }
 
-    /// DynamoDB's table name rules: 3 to 255 characters of [a-zA-Z0-9_.-].
+    /// DynamoDB's table name rules: 3 to 255 characters of [a-zA-Z0-9_.-]. An empty name only
+    /// breaks the member's own minimum length of 1 (the member also takes a table ARN).
     pub fn table_name(&mut self, name: Option<&str>, path: &str) {
         let Some(name) = self.not_null(name, path) else { return };
+        if name.is_empty() {
+            return self.length(name, path, 1, usize::MAX);
+        }
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
             self.add(Some(name), path, "satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
         }

@@ -313,3 +313,14 @@ fn an_attribute_defined_twice() {
     let definitions = json!([definition("pk"), {"AttributeName": "pk", "AttributeType": "N"}]);
     assert_eq!(create_table(&mut store, json!([key("pk", "HASH")]), definitions), "Attribute Name is duplicated: pk");
 }
+
+#[test]
+fn an_empty_table_name_is_too_short_to_be_one() {
+    let mut store = store();
+    let item = json!({"pk": {"S": "a"}});
+    assert_eq!(
+        validation(&mut store, "PutItem", json!({"TableName": "", "Item": item})),
+        "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: \
+         Member must have length greater than or equal to 1"
+    );
+}
