@@ -324,3 +324,31 @@ fn an_empty_table_name_is_too_short_to_be_one() {
          Member must have length greater than or equal to 1"
     );
 }
+
+#[test]
+fn return_item_collection_metrics_is_checked_with_the_other_members() {
+    let mut store = store();
+    let key = json!({"pk": {"S": "a"}});
+    let body = json!({
+        "TableName": "tab", "Item": key, "ReturnValues": "x", "ReturnItemCollectionMetrics": "y",
+        "ReturnConsumedCapacity": "z",
+    });
+    assert_eq!(
+        validation(&mut store, "PutItem", body),
+        "3 validation errors detected: \
+         Value 'x' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW]; \
+         Value 'y' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]; \
+         Value 'z' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
+    );
+    for operation in ["UpdateItem", "DeleteItem"] {
+        let body = json!({"TableName": "tab", "Key": key, "ReturnItemCollectionMetrics": "SIZES"});
+        assert_eq!(
+            validation(&mut store, operation, body),
+            "1 validation error detected: Value 'SIZES' at 'returnItemCollectionMetrics' failed to satisfy constraint: \
+             Member must satisfy enum value set: [SIZE, NONE]"
+        );
+    }
+    // A valid value is accepted (no secondary indexes: there are no metrics to return).
+    let body = json!({"TableName": "tab", "Item": key, "ReturnItemCollectionMetrics": "SIZE"});
+    assert_eq!(ok(&mut store, "PutItem", body), json!({}));
+}

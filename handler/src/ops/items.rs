@@ -85,6 +85,9 @@ impl<'a> WriteMembers<'a> {
         let table_name = input.string("TableName")?;
         violations.table_name(table_name, "tableName");
         let return_values = ReturnValues::read(input, violations, allowed)?;
+        // Checked only: without secondary indexes there are no item collections to measure.
+        let metrics = input.string("ReturnItemCollectionMetrics")?;
+        violations.one_of(metrics, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
         let on_failure = input.string("ReturnValuesOnConditionCheckFailure")?;
         violations.one_of(on_failure, "returnValuesOnConditionCheckFailure", &["ALL_OLD", "NONE"]);
         let capacity = ReturnConsumedCapacity::gather(input, violations)?;
