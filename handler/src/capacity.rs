@@ -1,7 +1,9 @@
-//! Capacity units, as `ReturnConsumedCapacity` reports them for the single-item operations.
+//! Capacity units, as `ReturnConsumedCapacity` reports them for the single-item operations and
+//! Scan.
 //!
 //! After the Developer Guide's "DynamoDB read and write operations": a read takes one unit per
-//! 4 KB of the item (rounded up), half that when eventually consistent; a write one unit per 1 KB.
+//! 4 KB of the item (rounded up; for a Scan, of all the items it read together), half that when
+//! eventually consistent; a write one unit per 1 KB.
 //! A write that replaces an item is charged for the larger of the old and the new item, a delete
 //! for the item it removes. Nothing found or nothing there still costs the minimum of one unit
 //! (half a unit for an eventually consistent read). Sizes are `model::size::item_size`.

@@ -51,8 +51,9 @@ impl Table {
         std::iter::once(&self.hash_key).chain(&self.range_key)
     }
 
-    /// DynamoDB's `TableDescription` for this table in the given state.
-    pub fn description(&self, status: &str, item_count: u64, size_bytes: u64) -> Value {
+    /// DynamoDB's full `TableDescription` (CreateTable, DescribeTable). Tables are ACTIVE from
+    /// the start: there is nothing to provision.
+    pub fn description(&self, item_count: u64, size_bytes: u64) -> Value {
         let key_schema: Vec<Value> = std::iter::once(json!({"AttributeName": self.hash_key.name, "KeyType": "HASH"}))
             .chain(self.range_key.iter().map(|k| json!({"AttributeName": k.name, "KeyType": "RANGE"})))
             .collect();
@@ -60,6 +61,18 @@ impl Table {
             .key_attributes()
             .map(|k| json!({"AttributeName": k.name, "AttributeType": k.attribute_type}))
             .collect();
+        let mut description = self.deleting_description(item_count, size_bytes);
+        description["TableStatus"] = json!("ACTIVE");
+        description["CreationDateTime"] = json!(self.creation_date_time);
+        description["KeySchema"] = json!(key_schema);
+        description["AttributeDefinitions"] = json!(definitions);
+        description["DeletionProtectionEnabled"] = json!(false);
+        description
+    }
+
+    /// The `TableDescription` DeleteTable returns: DynamoDB leaves out the schema and the
+    /// creation time of a table on its way out.
+    pub fn deleting_description(&self, item_count: u64, size_bytes: u64) -> Value {
         let (billing_mode, throughput) = match &self.provisioned {
             Some(t) => ("PROVISIONED", (t.read_capacity_units, t.write_capacity_units)),
             None => ("PAY_PER_REQUEST", (0, 0)),
@@ -72,10 +85,7 @@ impl Table {
             "TableName": self.table_name,
             "TableArn": self.table_arn,
             "TableId": self.table_id,
-            "TableStatus": status,
-            "CreationDateTime": self.creation_date_time,
-            "KeySchema": key_schema,
-            "AttributeDefinitions": definitions,
+            "TableStatus": "DELETING",
             "BillingModeSummary": billing_summary,
             "ProvisionedThroughput": {
                 "NumberOfDecreasesToday": 0,
@@ -84,7 +94,6 @@ impl Table {
             },
             "ItemCount": item_count,
             "TableSizeBytes": size_bytes,
-            "DeletionProtectionEnabled": false,
         })
     }
 }
@@ -108,12 +117,12 @@ pub struct Placement<'a> {
 /// Validates a `CreateTable` request the way DynamoDB does (constraint checks on every member
 /// first, then the rules between members) and returns the new table's record.
 pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> ApiResult<Table> {
+    let name = Some(input.required_string("TableName")?);
     for unsupported in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"] {
         if input.has(unsupported) {
             return Err(ApiError::validation(format!("dynabox does not support {unsupported} yet")));
         }
     }
-    let name = input.string("TableName")?;
     let key_schema = read_pairs(input, "KeySchema", "KeyType")?;
     let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
     let billing_mode = input.string("BillingMode")?;
@@ -124,15 +133,11 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
-    check_pairs(&mut violations, key_schema.as_deref(), "keySchema", "keyType", &["HASH", "RANGE"], 2);
-    check_pairs(
-        &mut violations,
-        definitions.as_deref(),
-        "attributeDefinitions",
-        "attributeType",
-        &["B", "N", "S"],
-        usize::MAX,
-    );
+    let key_schema_shape = PairShape { path: "keySchema", element: "KeySchemaElement", kind_path: "keyType" };
+    check_pairs(&mut violations, key_schema.as_deref(), &key_schema_shape, &["HASH", "RANGE"], 2);
+    let definitions_shape =
+        PairShape { path: "attributeDefinitions", element: "AttributeDefinition", kind_path: "attributeType" };
+    check_pairs(&mut violations, definitions.as_deref(), &definitions_shape, &["B", "N", "S"], usize::MAX);
     violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
     if let Some((read, write)) = throughput {
         for (units, path) in
@@ -148,8 +153,16 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         unreachable!("null members were reported as violations")
     };
 
-    let (hash, range) = key_names(&key_schema)?;
     let definition_names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(twice) = definition_names.iter().enumerate().find(|(i, n)| definition_names[..*i].contains(n)) {
+        return Err(ApiError::validation(format!("Attribute Name is duplicated: {}", twice.1)));
+    }
+    // Counted before the keys are looked at: a KeySchema naming one attribute twice with one
+    // definition fails here, not on its repeated name.
+    if key_schema.len() > definitions.len() {
+        return Err(ApiError::validation("Invalid KeySchema: Some index key attribute have no definition"));
+    }
+    let (hash, range) = key_names(&key_schema)?;
     let undefined: Vec<&str> =
         [Some(hash), range].into_iter().flatten().filter(|k| !definition_names.contains(k)).collect();
     if !undefined.is_empty() {
@@ -214,19 +227,36 @@ fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pa
     Ok(Some(pairs))
 }
 
-fn check_pairs(
-    v: &mut Violations,
-    pairs: Option<&[(String, String)]>,
-    path: &str,
-    kind_path: &str,
-    kinds: &[&str],
-    max: usize,
-) {
+/// Where a list of pairs sits in the request and how DynamoDB names its parts: the member's path,
+/// the Java class of its elements, the path of an element's second member.
+struct PairShape {
+    path: &'static str,
+    element: &'static str,
+    kind_path: &'static str,
+}
+
+impl PairShape {
+    /// The list as DynamoDB prints it in a violation: its elements' Java `toString`, as
+    /// `[KeySchemaElement(attributeName=pk, keyType=HASH), ...]`.
+    fn show(&self, pairs: &[(String, String)]) -> String {
+        let shown = |part: &str| if part.is_empty() { "null".to_string() } else { part.to_string() };
+        let elements: Vec<String> = pairs
+            .iter()
+            .map(|(name, kind)| {
+                format!("{}(attributeName={}, {}={})", self.element, shown(name), self.kind_path, shown(kind))
+            })
+            .collect();
+        format!("[{}]", elements.join(", "))
+    }
+}
+
+fn check_pairs(v: &mut Violations, pairs: Option<&[(String, String)]>, shape: &PairShape, kinds: &[&str], max: usize) {
+    let (path, kind_path) = (shape.path, shape.kind_path);
     let Some(pairs) = v.not_null(pairs, path) else { return };
     if pairs.is_empty() {
         v.add(Some("[]"), path, "have length greater than or equal to 1");
     } else if pairs.len() > max {
-        v.add(Some(&format!("{pairs:?}")), path, &format!("have length less than or equal to {max}"));
+        v.add(Some(&shape.show(pairs)), path, &format!("have length less than or equal to {max}"));
     }
     for (i, (name, kind)) in pairs.iter().enumerate() {
         let element = format!("{path}.{}.member", i + 1);

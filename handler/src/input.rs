@@ -26,7 +26,8 @@ impl<'a> Input<'a> {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(members)) => Ok(members),
             Ok(other) => Err(mismatch(&other, "Structure")),
-            Err(_) => Err(ApiError::serialization("Unexpected end-of-input or malformed JSON in request body")),
+            // DynamoDB's answer to a body that does not parse carries no message at all.
+            Err(_) => Err(ApiError::serialization("")),
         }
     }
 
@@ -42,6 +43,14 @@ impl<'a> Input<'a> {
     /// JSON null counts as absent, as in DynamoDB's decoder.
     fn present(&self, name: &str) -> Option<&'a Value> {
         self.members.get(name).filter(|v| !v.is_null())
+    }
+
+    /// A String member the table operations cannot do without: its absence is reported before
+    /// anything else, in a message of its own.
+    pub fn required_string(&self, name: &str) -> ApiResult<&'a str> {
+        self.string(name)?.ok_or_else(|| {
+            ApiError::validation(format!("The parameter '{name}' is required but was not present in the request"))
+        })
     }
 
     pub fn string(&self, name: &str) -> ApiResult<Option<&'a str>> {
@@ -132,9 +141,13 @@ impl Violations {
         value
     }
 
-    /// DynamoDB's table name rules: 3 to 255 characters of [a-zA-Z0-9_.-].
+    /// DynamoDB's table name rules: 3 to 255 characters of [a-zA-Z0-9_.-]. An empty name only
+    /// breaks the member's own minimum length of 1 (the member also takes a table ARN).
     pub fn table_name(&mut self, name: Option<&str>, path: &str) {
         let Some(name) = self.not_null(name, path) else { return };
+        if name.is_empty() {
+            return self.length(name, path, 1, usize::MAX);
+        }
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
             self.add(Some(name), path, "satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
         }
@@ -198,7 +211,7 @@ mod tests {
         let input = Input::new(&body);
         assert_eq!(input.string("TableName").unwrap_err().message, "NUMBER_VALUE cannot be converted to String");
         assert_eq!(input.integer("Limit").unwrap_err().message, "STRING_VALUE cannot be converted to Long");
-        assert!(Input::parse_body(b"{not json").is_err());
+        assert_eq!(Input::parse_body(b"{not json").unwrap_err().message, "");
         assert!(Input::parse_body(b"").unwrap().is_empty());
     }
 }

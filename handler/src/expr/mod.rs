@@ -4,12 +4,15 @@
 
 mod ast;
 mod eval;
+mod java_order;
 pub mod legacy;
 mod lexer;
 mod parser;
 mod projection;
 mod reserved;
+mod resolve;
 mod substitution;
+mod syntax;
 mod update;
 
 pub use ast::*;

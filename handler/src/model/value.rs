@@ -25,6 +25,8 @@ const MORE_THAN_ONE: &str =
     "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
 const TOO_DEEP: &str = "1 validation error detected: Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
 const START_OF_MAP: &str = "Start of structure or map found where not expected";
+/// Longest attribute name, in UTF-8 bytes.
+const MAX_NAME_BYTES: usize = 65535;
 const UNEXPECTED_FIELD: &str = "Unexpected field type";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +97,18 @@ pub fn item_from_json(v: &Value) -> ApiResult<Item> {
     decoder.finish(item)
 }
 
+/// DynamoDB's rule for an attribute name, in an item or in ExpressionAttributeNames: 1 to 65,535
+/// bytes. `Err` is the reason, which each caller words into its own message.
+pub fn check_attribute_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("Empty attribute name")
+    } else if name.len() > MAX_NAME_BYTES {
+        Err("Attribute name is too large, must be less than 65536 bytes")
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks an item built by an update (rather than decoded) against the nesting limit.
 pub fn check_nesting(item: &Item) -> ApiResult<()> {
     fn level(value: &AttributeValue) -> usize {
@@ -145,6 +159,10 @@ impl Decoder {
         };
         let mut item = Item::new();
         for (name, value) in fields.iter().filter(|(_, value)| !value.is_null()) {
+            // The names of an item's attributes; map keys deeper down have no such rule.
+            if let (1, Err(reason)) = (level, check_attribute_name(name)) {
+                self.reject(ApiError::validation(reason));
+            }
             item.insert(name.clone(), self.value(value, level)?);
         }
         Ok(item)
@@ -274,15 +292,10 @@ fn string(v: &Value) -> ApiResult<&str> {
     }
 }
 
-/// A Boolean member (BOOL, NULL). Coral also reads a few words in strings as booleans.
+/// A Boolean member (BOOL, NULL): a JSON boolean, nothing else (not even the string "true").
 fn boolean(v: &Value) -> ApiResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(true),
-            "false" | "no" | "0" => Ok(false),
-            _ => Err(ApiError::serialization("Unexpected token received from parser")),
-        },
         Value::Array(_) => Err(ApiError::serialization("Unrecognized collection type class java.lang.Boolean")),
         Value::Object(_) => Err(ApiError::serialization(START_OF_MAP)),
         _ => Err(ApiError::serialization(format!("{} cannot be converted to Boolean", token(v)))),
@@ -425,7 +438,6 @@ mod tests {
         let p = "One or more parameter values were invalid: ";
         for (v, message) in [
             (json!({ "NULL": false }), "Null attribute value types must have the value of true"),
-            (json!({ "NULL": "no" }), "Null attribute value types must have the value of true"),
             (json!({ "SS": [] }), "An string set  may not be empty"),
             (json!({ "NS": [] }), "An number set  may not be empty"),
             (json!({ "BS": [] }), "Binary sets should not be empty"),
@@ -450,7 +462,6 @@ mod tests {
             invalid(json!({ "N": "1".repeat(39) })),
             "Attempting to store more than 38 significant digits in a Number"
         );
-        assert_eq!(decode(json!({ "BOOL": "TRUE" })).unwrap(), AttributeValue::Bool(true));
         assert_eq!(decode(json!({ "SS": ["a", null] })).unwrap(), AttributeValue::Ss(vec!["a".into()]));
     }
 
@@ -467,7 +478,9 @@ mod tests {
             (json!({ "S": {} }), START_OF_MAP),
             (json!({ "SS": ["a", 1] }), "NUMBER_VALUE cannot be converted to String"),
             (json!({ "NS": [true] }), "TRUE_VALUE cannot be converted to String"),
-            (json!({ "BOOL": "23" }), "Unexpected token received from parser"),
+            (json!({ "BOOL": "23" }), "STRING_VALUE cannot be converted to Boolean"),
+            (json!({ "BOOL": "true" }), "STRING_VALUE cannot be converted to Boolean"),
+            (json!({ "NULL": "true" }), "STRING_VALUE cannot be converted to Boolean"),
             (json!({ "BOOL": 23 }), "NUMBER_VALUE cannot be converted to Boolean"),
             (json!({ "NULL": 34.56 }), "DECIMAL_VALUE cannot be converted to Boolean"),
             (json!({ "BOOL": [] }), "Unrecognized collection type class java.lang.Boolean"),

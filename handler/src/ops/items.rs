@@ -85,6 +85,9 @@ impl<'a> WriteMembers<'a> {
         let table_name = input.string("TableName")?;
         violations.table_name(table_name, "tableName");
         let return_values = ReturnValues::read(input, violations, allowed)?;
+        // Checked only: without secondary indexes there are no item collections to measure.
+        let metrics = input.string("ReturnItemCollectionMetrics")?;
+        violations.one_of(metrics, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
         let on_failure = input.string("ReturnValuesOnConditionCheckFailure")?;
         violations.one_of(on_failure, "returnValuesOnConditionCheckFailure", &["ALL_OLD", "NONE"]);
         let capacity = ReturnConsumedCapacity::gather(input, violations)?;
@@ -183,7 +186,7 @@ pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 }
 
 pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input)?;
+    let name = table_name(input, false)?;
     let key = input.object("Key")?;
     let consistent = input.boolean("ConsistentRead")?.unwrap_or(false);
     let capacity = ReturnConsumedCapacity::from_input(input)?;
@@ -195,7 +198,12 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let table = Table::load(cx.storage, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
     let stored = cx.storage.get(name, &key).map_err(storage_error)?;
-    let size = stored.as_ref().map(|s| s.document.len());
+    // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
+    // projection keeps; decoded for that only when capacity is asked for.
+    let size = match &stored {
+        Some(stored) if capacity != ReturnConsumedCapacity::None => Some(item_size(&stored_item(stored)?)),
+        _ => None,
+    };
     let mut response = match (stored, projection) {
         (None, _) => json!({}),
         (Some(stored), None) => json!({"Item": stored_document(&stored)?}),
@@ -204,7 +212,6 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
             json!({"Item": item_to_json(&item)})
         }
     };
-    // Capacity is charged on the whole item, whatever the projection keeps.
     if let Some(consumed) = capacity.consumed(name, crate::capacity::read_units(size, consistent)) {
         response["ConsumedCapacity"] = consumed;
     }
@@ -346,6 +353,9 @@ fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
                     let mut item = old.clone();
                     expr::apply_update(update, &mut item).map(|()| item)
                 }
+                // Only SET and ADD write attributes: an update of nothing but REMOVE and DELETE
+                // actions leaves a missing item missing.
+                None if update.set.is_empty() && update.add.is_empty() => return Ok(None),
                 // DynamoDB ignores REMOVE actions on an item that does not exist yet.
                 None => {
                     let mut item = key_item.clone();

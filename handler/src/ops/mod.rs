@@ -63,9 +63,10 @@ fn reject_unsupported(input: Input<'_>, members: &[&str]) -> ApiResult<()> {
     }
 }
 
-/// The request's `TableName`, checked against DynamoDB's naming rules.
-fn table_name(input: Input<'_>) -> ApiResult<&str> {
-    let name = input.string("TableName")?;
+/// The request's `TableName`, checked against DynamoDB's naming rules. `required`: the table
+/// operations (DescribeTable, DeleteTable) refuse a missing name before anything else.
+fn table_name(input: Input<'_>, required: bool) -> ApiResult<&str> {
+    let name = if required { Some(input.required_string("TableName")?) } else { input.string("TableName")? };
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
     violations.finish()?;

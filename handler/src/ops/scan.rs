@@ -2,7 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, items::stored_item, keys, reject_unsupported, table_name};
+use super::{Context, items::stored_item, keys, reject_unsupported};
+use crate::capacity::{ReturnConsumedCapacity, read_units};
 use crate::catalog::{Table, storage_error};
 use crate::error::ApiResult;
 use crate::input::{Input, Violations};
@@ -32,15 +33,19 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
             "ConditionalOperator",
         ],
     )?;
-    let name = table_name(input)?;
+    let name = input.string("TableName")?;
     let limit = input.integer("Limit")?;
     let start = input.object("ExclusiveStartKey")?;
-    input.boolean("ConsistentRead")?;
+    let consistent = input.boolean("ConsistentRead")?.unwrap_or(false);
+    // In DynamoDB's order, so the violations are listed as it lists them.
     let mut violations = Violations::default();
+    let capacity = ReturnConsumedCapacity::gather(input, &mut violations)?;
+    violations.table_name(name, "tableName");
     if let Some(limit) = limit {
         violations.range(limit, "limit", 1, i64::from(i32::MAX));
     }
     violations.finish()?;
+    let name = name.expect("a null name is a violation");
 
     let table = Table::load(cx.storage, name)?;
     let after = match start {
@@ -81,5 +86,9 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
         response["LastEvaluatedKey"] = keys::key_attributes_of(&table, last);
     }
     response["Items"] = Value::Array(items.iter().map(item_to_json).collect());
+    // A scan is charged for all it read, as one read of that many bytes.
+    if let Some(consumed) = capacity.consumed(name, read_units(Some(bytes), consistent)) {
+        response["ConsumedCapacity"] = consumed;
+    }
     Ok(response)
 }

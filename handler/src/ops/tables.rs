@@ -20,26 +20,25 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     if !cx.storage.create_table(&table.table_name, &record).map_err(storage_error)? {
         return Err(ApiError::new(ErrorKind::ResourceInUse, format!("Table already exists: {}", table.table_name)));
     }
-    // Tables are ACTIVE at once: there is nothing to provision.
-    Ok(json!({"TableDescription": table.description("ACTIVE", 0, 0)}))
+    Ok(json!({"TableDescription": table.description(0, 0)}))
 }
 
 pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input)?;
+    let name = table_name(input, true)?;
     let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
     let (count, bytes) =
         cx.storage.keyspace_stats(name).map_err(storage_error).map_err(|e| not_found_named(e, name))?;
-    Ok(json!({"Table": table.description("ACTIVE", count, bytes)}))
+    Ok(json!({"Table": table.description(count, bytes)}))
 }
 
 pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input)?;
+    let name = table_name(input, true)?;
     let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
     let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error)?;
     if !cx.storage.delete_table(name).map_err(storage_error)? {
         return Err(table_not_found(name));
     }
-    Ok(json!({"TableDescription": table.description("DELETING", count, bytes)}))
+    Ok(json!({"TableDescription": table.deleting_description(count, bytes)}))
 }
 
 pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {

@@ -1,0 +1,354 @@
+//! DynamoDB's behaviour as a client sees it, request by request through `handle` against the
+//! in-memory store: what is written, what comes back, and the exact error messages.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Memory, call};
+
+/// A store with table `tab` (hash key `pk`, S).
+fn store() -> Memory {
+    let mut store = Memory::default();
+    let table = json!({
+        "TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    });
+    assert_eq!(call(&mut store, "CreateTable", &table).0, 200);
+    store
+}
+
+/// Calls an operation that must succeed.
+fn ok(store: &mut Memory, operation: &str, body: Value) -> Value {
+    let (status, answer) = call(store, operation, &body);
+    assert_eq!(status, 200, "{operation} {body}: {answer}");
+    answer
+}
+
+/// Calls an operation that must fail; its `__type` after the `#`, and its message.
+fn fails(store: &mut Memory, operation: &str, body: Value) -> (String, String) {
+    let (status, answer) = call(store, operation, &body);
+    assert_eq!(status, 400, "{operation} {body}: {answer}");
+    let kind = answer["__type"].as_str().and_then(|t| t.split('#').nth(1)).expect("a __type");
+    (kind.to_string(), answer["message"].as_str().unwrap_or_default().to_string())
+}
+
+fn validation(store: &mut Memory, operation: &str, body: Value) -> String {
+    let (kind, message) = fails(store, operation, body);
+    assert_eq!(kind, "ValidationException", "{message}");
+    message
+}
+
+fn get(store: &mut Memory, pk: &str) -> Option<Value> {
+    let answer = ok(store, "GetItem", json!({"TableName": "tab", "Key": {"pk": {"S": pk}}, "ConsistentRead": true}));
+    answer.get("Item").cloned()
+}
+
+// ---- UpdateItem on an item that does not exist ---------------------------------------------
+
+fn update(store: &mut Memory, members: Value) -> Value {
+    let mut body = json!({"TableName": "tab", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"});
+    body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+    ok(store, "UpdateItem", body)
+}
+
+#[test]
+fn removing_from_a_missing_item_creates_nothing() {
+    for expression in ["REMOVE x", "REMOVE x[0]", "REMOVE x.y, z[3].w"] {
+        let mut store = store();
+        let answer = update(&mut store, json!({"UpdateExpression": expression}));
+        assert_eq!(answer, json!({}), "{expression}");
+        assert_eq!(get(&mut store, "a"), None, "{expression}");
+    }
+}
+
+#[test]
+fn deleting_from_a_missing_item_creates_nothing() {
+    for members in [
+        json!({"AttributeUpdates": {"x": {"Action": "DELETE"}}}),
+        json!({"AttributeUpdates": {"x": {"Action": "DELETE"}, "s": {"Action": "DELETE", "Value": {"SS": ["v"]}}}}),
+        json!({"UpdateExpression": "DELETE s :v", "ExpressionAttributeValues": {":v": {"SS": ["v"]}}}),
+        json!({"UpdateExpression": "REMOVE x DELETE s :v", "ExpressionAttributeValues": {":v": {"SS": ["v"]}}}),
+    ] {
+        let mut store = store();
+        assert_eq!(update(&mut store, members.clone()), json!({}), "{members}");
+        assert_eq!(get(&mut store, "a"), None, "{members}");
+    }
+}
+
+#[test]
+fn setting_or_adding_creates_the_missing_item() {
+    let values = json!({":v": {"S": "v"}});
+    for (members, created) in [
+        (json!({"UpdateExpression": "SET x = :v", "ExpressionAttributeValues": values}), json!({"x": {"S": "v"}})),
+        (
+            json!({"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}),
+            json!({"n": {"N": "1"}}),
+        ),
+        (
+            json!({"UpdateExpression": "REMOVE y SET x = :v", "ExpressionAttributeValues": values}),
+            json!({"x": {"S": "v"}}),
+        ),
+        (json!({"AttributeUpdates": {"x": {"Action": "PUT", "Value": {"S": "v"}}}}), json!({"x": {"S": "v"}})),
+        (
+            json!({"AttributeUpdates": {"x": {"Action": "PUT", "Value": {"S": "v"}}, "y": {"Action": "DELETE"}}}),
+            json!({"x": {"S": "v"}}),
+        ),
+    ] {
+        let mut store = store();
+        let mut item = created.as_object().unwrap().clone();
+        item.insert("pk".into(), json!({"S": "a"}));
+        let item = Value::Object(item);
+        assert_eq!(update(&mut store, members.clone()), json!({"Attributes": item}), "{members}");
+        assert_eq!(get(&mut store, "a"), Some(item), "{members}");
+    }
+}
+
+// ---- JSON types ------------------------------------------------------------------------------
+
+#[test]
+fn a_boolean_member_takes_only_json_booleans() {
+    for value in [json!({"BOOL": "true"}), json!({"BOOL": "0"}), json!({"NULL": "true"}), json!({"BOOL": "x"})] {
+        let mut store = store();
+        let item = json!({"pk": {"S": "a"}, "v": value});
+        let (kind, message) = fails(&mut store, "PutItem", json!({"TableName": "tab", "Item": item}));
+        assert_eq!(
+            (kind.as_str(), message.as_str()),
+            ("SerializationException", "STRING_VALUE cannot be converted to Boolean")
+        );
+        assert_eq!(get(&mut store, "a"), None);
+    }
+}
+
+#[test]
+fn a_body_that_is_not_json_gets_a_serialization_exception_without_message() {
+    for body in [&b"{broken json"[..], b"{\"TableName\": ", b"\xff"] {
+        let response = support::send(&mut store(), "ListTables", body.to_vec());
+        assert_eq!(response.status, 400);
+        let answer: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(answer, json!({"__type": "com.amazon.coral.service#SerializationException"}));
+    }
+}
+
+// ---- Consumed capacity -----------------------------------------------------------------------
+
+/// Puts item `pk` holding `data`, a string that makes the item exactly `size` bytes.
+fn put_sized(store: &mut Memory, pk: &str, size: usize) {
+    let data = "x".repeat(size - "pk".len() - pk.len() - "data".len());
+    ok(store, "PutItem", json!({"TableName": "tab", "Item": {"pk": {"S": pk}, "data": {"S": data}}}));
+}
+
+#[test]
+fn a_consistent_read_of_4_kb_costs_one_unit() {
+    for (size, consistent, units) in [(4096, true, 1.0), (4096, false, 0.5), (4097, true, 2.0), (8192, true, 2.0)] {
+        let mut store = store();
+        put_sized(&mut store, "a", size);
+        let body = json!({
+            "TableName": "tab", "Key": {"pk": {"S": "a"}}, "ConsistentRead": consistent,
+            "ReturnConsumedCapacity": "TOTAL", "ProjectionExpression": "pk",
+        });
+        let answer = ok(&mut store, "GetItem", body);
+        assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": units}), "{size}");
+    }
+}
+
+#[test]
+fn scan_reports_the_units_of_everything_it_read() {
+    let mut store = store();
+    let scan = |store: &mut Memory, members: Value| {
+        let mut body = json!({"TableName": "tab"});
+        body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+        ok(store, "Scan", body)
+    };
+    // Nothing read still costs the minimum.
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "TOTAL"}));
+    assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 0.5}));
+    // 3 items of 3000 bytes: 9000 bytes, three 4 KB units.
+    for pk in ["a", "b", "c"] {
+        put_sized(&mut store, pk, 3000);
+    }
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "TOTAL", "ConsistentRead": true}));
+    assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 3.0}));
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "INDEXES"}));
+    assert_eq!(
+        answer["ConsumedCapacity"],
+        json!({"TableName": "tab", "CapacityUnits": 1.5, "Table": {"CapacityUnits": 1.5}})
+    );
+    // Only what the page read: 2 items, 6000 bytes.
+    let answer = scan(&mut store, json!({"ReturnConsumedCapacity": "TOTAL", "Limit": 2}));
+    assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 1.0}));
+    for members in [json!({}), json!({"ReturnConsumedCapacity": "NONE"})] {
+        assert!(scan(&mut store, members).get("ConsumedCapacity").is_none());
+    }
+    let message =
+        validation(&mut store, "Scan", json!({"TableName": "tab", "ReturnConsumedCapacity": "ALL", "Limit": 0}));
+    assert_eq!(
+        message,
+        "2 validation errors detected: \
+         Value 'ALL' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]; \
+         Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+    );
+}
+
+// ---- Tables ----------------------------------------------------------------------------------
+
+#[test]
+fn delete_table_describes_a_deleting_table() {
+    let mut store = store();
+    put_sized(&mut store, "a", 100);
+    let answer = ok(&mut store, "DeleteTable", json!({"TableName": "tab"}));
+    let description = answer["TableDescription"].as_object().unwrap();
+    let members: Vec<&str> = description.keys().map(String::as_str).collect();
+    assert_eq!(
+        members,
+        [
+            "BillingModeSummary",
+            "ItemCount",
+            "ProvisionedThroughput",
+            "TableArn",
+            "TableId",
+            "TableName",
+            "TableSizeBytes",
+            "TableStatus"
+        ]
+    );
+    assert_eq!(description["TableStatus"], "DELETING");
+    assert_eq!(description["TableName"], "tab");
+    assert_eq!(description["ItemCount"], 1);
+    assert_eq!(description["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST");
+    let (kind, _) = fails(&mut store, "DescribeTable", json!({"TableName": "tab"}));
+    assert_eq!(kind, "ResourceNotFoundException");
+}
+
+// ---- Attribute names -------------------------------------------------------------------------
+
+#[test]
+fn attribute_names_are_1_to_65535_bytes() {
+    let put = |store: &mut Memory, name: &str| {
+        let item = json!({"pk": {"S": "a"}, name: {"N": "1"}});
+        call(store, "PutItem", &json!({"TableName": "tab", "Item": item}))
+    };
+    let mut store = store();
+    for (name, message) in [
+        (String::new(), "Empty attribute name"),
+        ("n".repeat(65536), "Attribute name is too large, must be less than 65536 bytes"),
+        // Bytes, not characters: 21,846 three-byte characters are 65,538 bytes.
+        ("€".repeat(21846), "Attribute name is too large, must be less than 65536 bytes"),
+    ] {
+        let (status, answer) = put(&mut store, &name);
+        assert_eq!(status, 400);
+        assert_eq!(answer["message"], message);
+        assert_eq!(get(&mut store, "a"), None);
+    }
+    let longest = "n".repeat(65535);
+    assert_eq!(put(&mut store, &longest).0, 200);
+    assert_eq!(get(&mut store, "a").unwrap()[&longest], json!({"N": "1"}));
+}
+
+// ---- Request validation ----------------------------------------------------------------------
+
+fn create_table(store: &mut Memory, key_schema: Value, definitions: Value) -> String {
+    let body = json!({
+        "TableName": "new", "BillingMode": "PAY_PER_REQUEST", "KeySchema": key_schema, "AttributeDefinitions": definitions,
+    });
+    validation(store, "CreateTable", body)
+}
+
+fn key(name: &str, kind: &str) -> Value {
+    json!({"AttributeName": name, "KeyType": kind})
+}
+
+fn definition(name: &str) -> Value {
+    json!({"AttributeName": name, "AttributeType": "S"})
+}
+
+#[test]
+fn table_operations_require_a_table_name() {
+    let mut store = store();
+    let required = "The parameter 'TableName' is required but was not present in the request";
+    // Before any other member is looked at.
+    let body = json!({"KeySchema": [], "BillingMode": "x"});
+    assert_eq!(validation(&mut store, "CreateTable", body), required);
+    assert_eq!(validation(&mut store, "CreateTable", json!({"TableName": null})), required);
+    assert_eq!(validation(&mut store, "DescribeTable", json!({})), required);
+    assert_eq!(validation(&mut store, "DeleteTable", json!({})), required);
+}
+
+#[test]
+fn a_key_schema_naming_one_attribute_twice() {
+    let mut store = store();
+    let no_definition = "Invalid KeySchema: Some index key attribute have no definition";
+    // More key elements than definitions fails on that before anything else about the keys.
+    let twice = json!([key("pk", "HASH"), key("pk", "RANGE")]);
+    assert_eq!(create_table(&mut store, twice.clone(), json!([definition("pk")])), no_definition);
+    let hash_twice = json!([key("pk", "HASH"), key("pk", "HASH")]);
+    assert_eq!(create_table(&mut store, hash_twice, json!([definition("pk")])), no_definition);
+    let range_undefined = json!([key("pk", "HASH"), key("sk", "RANGE")]);
+    assert_eq!(create_table(&mut store, range_undefined, json!([definition("sk")])), no_definition);
+    // With as many definitions as keys, the keys' own rules speak.
+    let message = create_table(&mut store, twice, json!([definition("pk"), definition("sk")]));
+    assert_eq!(
+        message,
+        "Invalid KeySchema: The second KeySchemaElement has the same name as the first KeySchemaElement"
+    );
+}
+
+#[test]
+fn more_than_two_key_elements_are_shown_as_dynamodb_prints_them() {
+    let mut store = store();
+    let schema = json!([key("pk", "HASH"), key("sk", "RANGE"), {"KeyType": "RANGE"}]);
+    let message = create_table(&mut store, schema, json!([definition("pk"), definition("sk")]));
+    assert_eq!(
+        message,
+        "2 validation errors detected: Value '[KeySchemaElement(attributeName=pk, keyType=HASH), \
+         KeySchemaElement(attributeName=sk, keyType=RANGE), KeySchemaElement(attributeName=null, keyType=RANGE)]' \
+         at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2; \
+         Value null at 'keySchema.3.member.attributeName' failed to satisfy constraint: Member must not be null"
+    );
+}
+
+#[test]
+fn an_attribute_defined_twice() {
+    let mut store = store();
+    let definitions = json!([definition("pk"), {"AttributeName": "pk", "AttributeType": "N"}]);
+    assert_eq!(create_table(&mut store, json!([key("pk", "HASH")]), definitions), "Attribute Name is duplicated: pk");
+}
+
+#[test]
+fn an_empty_table_name_is_too_short_to_be_one() {
+    let mut store = store();
+    let item = json!({"pk": {"S": "a"}});
+    assert_eq!(
+        validation(&mut store, "PutItem", json!({"TableName": "", "Item": item})),
+        "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: \
+         Member must have length greater than or equal to 1"
+    );
+}
+
+#[test]
+fn return_item_collection_metrics_is_checked_with_the_other_members() {
+    let mut store = store();
+    let key = json!({"pk": {"S": "a"}});
+    let body = json!({
+        "TableName": "tab", "Item": key, "ReturnValues": "x", "ReturnItemCollectionMetrics": "y",
+        "ReturnConsumedCapacity": "z",
+    });
+    assert_eq!(
+        validation(&mut store, "PutItem", body),
+        "3 validation errors detected: \
+         Value 'x' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW]; \
+         Value 'y' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]; \
+         Value 'z' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
+    );
+    for operation in ["UpdateItem", "DeleteItem"] {
+        let body = json!({"TableName": "tab", "Key": key, "ReturnItemCollectionMetrics": "SIZES"});
+        assert_eq!(
+            validation(&mut store, operation, body),
+            "1 validation error detected: Value 'SIZES' at 'returnItemCollectionMetrics' failed to satisfy constraint: \
+             Member must satisfy enum value set: [SIZE, NONE]"
+        );
+    }
+    // A valid value is accepted (no secondary indexes: there are no metrics to return).
+    let body = json!({"TableName": "tab", "Item": key, "ReturnItemCollectionMetrics": "SIZE"});
+    assert_eq!(ok(&mut store, "PutItem", body), json!({}));
+}

@@ -1,0 +1,134 @@
+//! DynamoDB behaviour a client sees, end to end: the real `dynabox` binary on every backend,
+//! driven by the AWS SDK for Rust (and raw HTTP for bodies no SDK sends). The exhaustive cases
+//! are the handler's own tests (`handler/tests/api.rs`); these check that they reach a client.
+
+mod support;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnConsumedCapacity, ReturnValue,
+    ScalarAttributeType, TableStatus,
+};
+use support::{Server, raw_request, signed_headers, stores, unique};
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+/// A new on-demand table with hash key `pk` (S).
+async fn create_table(client: &Client) -> String {
+    let name = unique("api");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_that_only_removes_leaves_a_missing_item_missing() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = create_table(&client).await;
+        let update = |expression: &str| {
+            client
+                .update_item()
+                .table_name(&table)
+                .key("pk", s("a"))
+                .update_expression(expression)
+                .return_values(ReturnValue::AllNew)
+        };
+        let removed = update("REMOVE x[0], y").send().await.expect("remove");
+        assert_eq!(removed.attributes(), None, "{store:?}");
+        let got = client.get_item().table_name(&table).key("pk", s("a")).consistent_read(true).send().await.unwrap();
+        assert_eq!(got.item(), None, "{store:?}");
+
+        let set = update("SET x = :v").expression_attribute_values(":v", s("v")).send().await.expect("set");
+        let created = set.attributes().expect("the new item");
+        assert_eq!(created.get("x"), Some(&s("v")), "{store:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_are_charged_on_item_size_in_4_kb_units() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = create_table(&client).await;
+        // "pk" + "a" + "data" + 4089 bytes: exactly 4,096 bytes as DynamoDB counts them.
+        let data = "x".repeat(4096 - 2 - 1 - 4);
+        client.put_item().table_name(&table).item("pk", s("a")).item("data", s(&data)).send().await.unwrap();
+
+        let got = client
+            .get_item()
+            .table_name(&table)
+            .key("pk", s("a"))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .unwrap();
+        let consumed = got.consumed_capacity().expect("consumed capacity");
+        assert_eq!((consumed.table_name(), consumed.capacity_units()), (Some(table.as_str()), Some(1.0)), "{store:?}");
+
+        let scan = |capacity| client.scan().table_name(&table).return_consumed_capacity(capacity);
+        let total = scan(ReturnConsumedCapacity::Total).consistent_read(true).send().await.unwrap();
+        assert_eq!(total.consumed_capacity().and_then(|c| c.capacity_units()), Some(1.0), "{store:?}");
+        let indexes = scan(ReturnConsumedCapacity::Indexes).send().await.unwrap();
+        let consumed = indexes.consumed_capacity().expect("consumed capacity");
+        assert_eq!(consumed.capacity_units(), Some(0.5), "{store:?}");
+        assert_eq!(consumed.table().and_then(|t| t.capacity_units()), Some(0.5), "{store:?}");
+        let none = scan(ReturnConsumedCapacity::None).send().await.unwrap();
+        assert_eq!(none.consumed_capacity(), None, "{store:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_table_describes_the_table_on_its_way_out() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = create_table(&client).await;
+        let deleted = client.delete_table().table_name(&table).send().await.expect("delete");
+        let description = deleted.table_description().expect("description");
+        assert_eq!(description.table_status(), Some(&TableStatus::Deleting), "{store:?}");
+        assert_eq!(description.table_name(), Some(table.as_str()));
+        assert!(description.table_arn().is_some_and(|arn| arn.ends_with(&format!(":table/{table}"))));
+        assert_eq!(description.item_count(), Some(0));
+        assert_eq!(description.creation_date_time(), None, "{store:?}");
+        assert!(description.key_schema().is_empty(), "{store:?}");
+        assert!(description.attribute_definitions().is_empty(), "{store:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_bodies_get_dynamodb_serialization_errors() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let table = create_table(&server.client()).await;
+        let post = |target: &str, body: &[u8]| {
+            let headers = signed_headers(target);
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            raw_request(&server.address, "POST", &headers, body)
+        };
+        let broken = post("ListTables", b"{broken json");
+        assert_eq!(broken.status, 400, "{store:?}");
+        assert_eq!(broken.body, r#"{"__type":"com.amazon.coral.service#SerializationException"}"#);
+
+        let item = format!(r#"{{"TableName": "{table}", "Item": {{"pk": {{"S": "a"}}, "b": {{"BOOL": "true"}}}}}}"#);
+        let stringly = post("PutItem", item.as_bytes());
+        assert_eq!(stringly.status, 400, "{store:?}");
+        assert_eq!(
+            stringly.body,
+            r#"{"__type":"com.amazon.coral.service#SerializationException","message":"STRING_VALUE cannot be converted to Boolean"}"#
+        );
+    }
+}
