@@ -468,6 +468,8 @@ async fn writes_waiting_on_storage_are_answered_by_their_outcome() {
         let lock = hold_write_lock(&store, &name, Duration::from_millis(4000));
         let error = increment().await.expect_err("the write times out");
         assert_eq!(error.code(), Some("InternalServerError"), "{store:?}: {error:?}");
+        // What failed inside is for the server's log, not for clients.
+        assert_eq!(error.message(), Some("Internal server error"), "{store:?}");
         assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(500));
         lock.await.unwrap();
         assert_eq!(counter().await, n("1"), "{store:?}: the timed-out write applied nothing");

@@ -102,7 +102,11 @@ impl Table {
 pub fn storage_error(error: StorageError) -> ApiError {
     match error {
         StorageError::NoSuchKeyspace => ApiError::resource_not_found("Requested resource not found"),
-        StorageError::Internal(detail) => ApiError::internal(format!("Internal server error ({detail})")),
+        StorageError::Internal(detail) => {
+            // The detail names the store's internals: for the server's log, never for clients.
+            eprintln!("dynabox: storage failed: {detail}");
+            ApiError::internal("Internal server error")
+        }
     }
 }
 
