@@ -72,7 +72,11 @@ impl Store {
             Kind::OnDisk => {
                 // Two levels that do not exist yet: open_embedded creates them.
                 let dir = TempDir::new();
-                (Backend::open_embedded(Some(&dir.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(), Some(dir), None)
+                (
+                    Backend::open_embedded(Some(&dir.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(),
+                    Some(dir),
+                    None,
+                )
             }
             Kind::InMemory => (Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap(), None, None),
             Kind::Postgres => {
@@ -87,7 +91,9 @@ impl Store {
     /// have; `None` in memory, where there is no such thing.
     async fn another_handle(&self) -> Option<Backend> {
         match self.kind {
-            Kind::OnDisk => Some(Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap()),
+            Kind::OnDisk => Some(
+                Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(),
+            ),
             Kind::InMemory => None,
             Kind::Postgres => Some(connect_postgres(self.url.as_ref()?).await),
         }

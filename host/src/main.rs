@@ -63,9 +63,9 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let wait_timeout = Duration::from_millis(args.storage_timeout_ms);
     let backend = match (&args.database_url, args.in_memory) {
-        (Some(url), _) => Backend::connect_postgres(url, args.pool_size, wait_timeout)
-            .await
-            .context("connecting to PostgreSQL")?,
+        (Some(url), _) => {
+            Backend::connect_postgres(url, args.pool_size, wait_timeout).await.context("connecting to PostgreSQL")?
+        }
         (None, true) => Backend::open_embedded(None, wait_timeout)?,
         (None, false) => Backend::open_embedded(Some(&args.data_dir), wait_timeout)
             .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?,

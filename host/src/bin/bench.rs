@@ -47,7 +47,9 @@ fn main() -> anyhow::Result<()> {
     load("embedded (on disk)", || Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
     let _ = std::fs::remove_dir_all(&dir);
     match database_url {
-        Some(url) => load("PostgreSQL", || tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?,
+        Some(url) => {
+            load("PostgreSQL", || tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?
+        }
         None => println!("PostgreSQL: skipped (set DATABASE_URL or pass --database-url)"),
     }
     Ok(())

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use dynabox_handler::storage as native;
 
-use super::{RequestState, SandboxClock};
 use super::dynabox::service::{auth, http, storage};
+use super::{RequestState, SandboxClock};
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 

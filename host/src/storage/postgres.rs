@@ -260,7 +260,9 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StorageError> {
         match tokio::time::timeout(self.wait_timeout, self.pool.get()).await {
             Ok(client) => client.map_err(internal),
-            Err(_) => Err(StorageError::Internal(format!("postgres: no connection free within {:?}", self.wait_timeout))),
+            Err(_) => {
+                Err(StorageError::Internal(format!("postgres: no connection free within {:?}", self.wait_timeout)))
+            }
         }
     }
 
