@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations, as_object};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Keyspace, Storage, StorageError};
 
 /// A key attribute of a table: its name and scalar type ("S", "N" or "B").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,38 @@ pub struct Throughput {
     pub write_capacity_units: i64,
 }
 
+/// What an index holds of each item besides the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Projection {
+    All,
+    KeysOnly,
+    /// The keys and these attributes.
+    Include(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexStatus {
+    /// Being filled with the entries of the items the table held when the index was created.
+    Creating,
+    Active,
+}
+
+/// A secondary index as the catalog records it. Its entries live in the keyspace
+/// `Keyspace::index(table, index_name)`, keyed by `model::key::index_entry_key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Index {
+    pub index_name: String,
+    /// A global secondary index; a local one otherwise (same hash key as the table).
+    pub global: bool,
+    pub hash_key: KeyAttribute,
+    pub range_key: Option<KeyAttribute>,
+    pub projection: Projection,
+    pub status: IndexStatus,
+    /// For global indexes of provisioned tables.
+    pub provisioned: Option<Throughput>,
+}
+
 /// The catalog's record of a table. Stored as JSON in the catalog so an operator can read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -36,15 +68,31 @@ pub struct Table {
     pub range_key: Option<KeyAttribute>,
     /// `None` for on-demand (PAY_PER_REQUEST) tables.
     pub provisioned: Option<Throughput>,
+    /// Local and global secondary indexes, in the order they were declared or added.
+    #[serde(default)]
+    pub indexes: Vec<Index>,
+    /// The stored record's version (not part of the record itself), for guarded updates.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Table {
     /// Loads a table's record; a missing table is DynamoDB's `ResourceNotFoundException`.
-    pub fn load(storage: &mut impl Storage, name: &str) -> ApiResult<Table> {
-        let stored = storage.describe_table(name).map_err(storage_error)?;
+    pub fn load(storage: &mut impl Storage, account: &str, name: &str) -> ApiResult<Table> {
+        let stored = storage.describe_table(account, name).map_err(storage_error)?;
         let stored = stored.ok_or_else(|| ApiError::resource_not_found("Requested resource not found"))?;
-        serde_json::from_slice(&stored)
-            .map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))
+        let table: Table = serde_json::from_slice(&stored.description)
+            .map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))?;
+        Ok(Table { version: stored.version, ..table })
+    }
+
+    pub fn index(&self, name: &str) -> Option<&Index> {
+        self.indexes.iter().find(|index| index.index_name == name)
+    }
+
+    /// The keyspace of the table's items.
+    pub fn keyspace(&self) -> Keyspace {
+        Keyspace::table(&self.table_name)
     }
 
     pub fn key_attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
@@ -212,6 +260,8 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         hash_key: attribute(hash),
         range_key: range.map(attribute),
         provisioned,
+        indexes: Vec::new(),
+        version: 1,
     })
 }
 

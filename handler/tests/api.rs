@@ -4,11 +4,11 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Memory, call};
+use support::{MemoryStore, call};
 
 /// A store with table `tab` (hash key `pk`, S).
-fn store() -> Memory {
-    let mut store = Memory::default();
+fn store() -> MemoryStore {
+    let mut store = MemoryStore::default();
     let table = json!({
         "TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -19,34 +19,34 @@ fn store() -> Memory {
 }
 
 /// Calls an operation that must succeed.
-fn ok(store: &mut Memory, operation: &str, body: Value) -> Value {
+fn ok(store: &mut MemoryStore, operation: &str, body: Value) -> Value {
     let (status, answer) = call(store, operation, &body);
     assert_eq!(status, 200, "{operation} {body}: {answer}");
     answer
 }
 
 /// Calls an operation that must fail; its `__type` after the `#`, and its message.
-fn fails(store: &mut Memory, operation: &str, body: Value) -> (String, String) {
+fn fails(store: &mut MemoryStore, operation: &str, body: Value) -> (String, String) {
     let (status, answer) = call(store, operation, &body);
     assert_eq!(status, 400, "{operation} {body}: {answer}");
     let kind = answer["__type"].as_str().and_then(|t| t.split('#').nth(1)).expect("a __type");
     (kind.to_string(), answer["message"].as_str().unwrap_or_default().to_string())
 }
 
-fn validation(store: &mut Memory, operation: &str, body: Value) -> String {
+fn validation(store: &mut MemoryStore, operation: &str, body: Value) -> String {
     let (kind, message) = fails(store, operation, body);
     assert_eq!(kind, "ValidationException", "{message}");
     message
 }
 
-fn get(store: &mut Memory, pk: &str) -> Option<Value> {
+fn get(store: &mut MemoryStore, pk: &str) -> Option<Value> {
     let answer = ok(store, "GetItem", json!({"TableName": "tab", "Key": {"pk": {"S": pk}}, "ConsistentRead": true}));
     answer.get("Item").cloned()
 }
 
 // ---- UpdateItem on an item that does not exist ---------------------------------------------
 
-fn update(store: &mut Memory, members: Value) -> Value {
+fn update(store: &mut MemoryStore, members: Value) -> Value {
     let mut body = json!({"TableName": "tab", "Key": {"pk": {"S": "a"}}, "ReturnValues": "ALL_NEW"});
     body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
     ok(store, "UpdateItem", body)
@@ -133,7 +133,7 @@ fn a_body_that_is_not_json_gets_a_serialization_exception_without_message() {
 // ---- Consumed capacity -----------------------------------------------------------------------
 
 /// Puts item `pk` holding `data`, a string that makes the item exactly `size` bytes.
-fn put_sized(store: &mut Memory, pk: &str, size: usize) {
+fn put_sized(store: &mut MemoryStore, pk: &str, size: usize) {
     let data = "x".repeat(size - "pk".len() - pk.len() - "data".len());
     ok(store, "PutItem", json!({"TableName": "tab", "Item": {"pk": {"S": pk}, "data": {"S": data}}}));
 }
@@ -155,7 +155,7 @@ fn a_consistent_read_of_4_kb_costs_one_unit() {
 #[test]
 fn scan_reports_the_units_of_everything_it_read() {
     let mut store = store();
-    let scan = |store: &mut Memory, members: Value| {
+    let scan = |store: &mut MemoryStore, members: Value| {
         let mut body = json!({"TableName": "tab"});
         body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
         ok(store, "Scan", body)
@@ -224,7 +224,7 @@ fn delete_table_describes_a_deleting_table() {
 
 #[test]
 fn attribute_names_are_1_to_65535_bytes() {
-    let put = |store: &mut Memory, name: &str| {
+    let put = |store: &mut MemoryStore, name: &str| {
         let item = json!({"pk": {"S": "a"}, name: {"N": "1"}});
         call(store, "PutItem", &json!({"TableName": "tab", "Item": item}))
     };
@@ -247,7 +247,7 @@ fn attribute_names_are_1_to_65535_bytes() {
 
 // ---- Request validation ----------------------------------------------------------------------
 
-fn create_table(store: &mut Memory, key_schema: Value, definitions: Value) -> String {
+fn create_table(store: &mut MemoryStore, key_schema: Value, definitions: Value) -> String {
     let body = json!({
         "TableName": "new", "BillingMode": "PAY_PER_REQUEST", "KeySchema": key_schema, "AttributeDefinitions": definitions,
     });

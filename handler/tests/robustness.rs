@@ -18,12 +18,12 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::Union;
 use serde_json::{Value, json};
-use support::{AcceptAll, Memory, request};
+use support::{AcceptAll, MemoryStore, request};
 
 // ---- Sending and checking ----------------------------------------------------------------
 
 /// Sends one request; `Err` says what was wrong with the answer.
-fn send(store: &mut Memory, operation: &str, body: Vec<u8>) -> Result<Response, String> {
+fn send(store: &mut MemoryStore, operation: &str, body: Vec<u8>) -> Result<Response, String> {
     let request = request(operation, body);
     let shown = || format!("{operation} {}", String::from_utf8_lossy(&request.body));
     let response = catch_unwind(AssertUnwindSafe(|| dynabox_handler::handle(&request, store, &mut AcceptAll)))
@@ -47,7 +47,7 @@ fn send(store: &mut Memory, operation: &str, body: Vec<u8>) -> Result<Response, 
 }
 
 /// The two tables every case starts with.
-fn setup(store: &mut Memory) -> Result<(), String> {
+fn setup(store: &mut MemoryStore) -> Result<(), String> {
     let tables = [
         json!({
             "TableName": "tab1", "BillingMode": "PAY_PER_REQUEST",
@@ -483,7 +483,7 @@ fn request_case() -> impl Strategy<Value = (String, Vec<u8>)> {
 /// The harness itself works: requests reach the store and come back.
 #[test]
 fn round_trip_through_the_memory_store() {
-    let mut store = Memory::default();
+    let mut store = MemoryStore::default();
     setup(&mut store).unwrap();
     let item = json!({"pk": {"N": "1"}, "sk": {"S": "a"}, "v": {"SS": ["x"]}});
     let put = send(&mut store, "PutItem", json!({"TableName": "tab2", "Item": item}).to_string().into_bytes()).unwrap();
@@ -508,7 +508,7 @@ proptest! {
 
     #[test]
     fn every_request_gets_a_dynamodb_answer(requests in prop::collection::vec(request_case(), 1..12)) {
-        let mut store = Memory::default();
+        let mut store = MemoryStore::default();
         setup(&mut store).map_err(TestCaseError::fail)?;
         for (operation, body) in requests {
             send(&mut store, &operation, body).map_err(TestCaseError::fail)?;

@@ -11,6 +11,7 @@
 //! complements the magnitude bytes, which reverses their order, terminator included.
 
 use super::{AttributeValue, Number};
+use crate::storage::ItemKey;
 
 const TAG_B: u8 = b'B';
 const TAG_N: u8 = b'N';
@@ -48,6 +49,57 @@ fn number(n: &Number) -> Vec<u8> {
         out[magnitude..].iter_mut().for_each(|b| *b = !*b);
     }
     out
+}
+
+/// Index entries. An index keyspace's key is (index partition, index sort ++ table partition ++
+/// table sort): the index partition is the encoded index hash key; the sort part joins the
+/// encoded index range key (if the index has one) and the table's partition, each made
+/// self-delimiting by [`delimited`], and the table's sort key last. Byte order is then the order
+/// of (index sort, table partition, table sort), and the entry's key is unique per table item.
+pub fn index_entry_key(index_partition: Vec<u8>, index_sort: Option<&[u8]>, table_key: &ItemKey) -> ItemKey {
+    let mut sort = Vec::with_capacity(index_sort.map_or(0, |s| s.len() + 2) + table_key.partition.len() + 2);
+    if let Some(index_sort) = index_sort {
+        push_delimited(&mut sort, index_sort);
+    }
+    push_delimited(&mut sort, &table_key.partition);
+    sort.extend_from_slice(&table_key.sort);
+    ItemKey { partition: index_partition, sort }
+}
+
+/// An encoding made self-delimiting: 0x00 becomes 0x00 0xFF, and 0x00 0x01 ends it. Byte order
+/// is kept, and no result is a prefix of another, so a sequence of them orders component-wise.
+pub fn delimited(encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 2);
+    push_delimited(&mut out, encoded);
+    out
+}
+
+/// [`delimited`] without the end mark: a prefix of every delimited encoding of a value that starts
+/// with `encoded` (for `begins_with` on an index sort key).
+pub fn escaped(encoded: &[u8]) -> Vec<u8> {
+    let mut out = delimited(encoded);
+    out.truncate(out.len() - DELIMITER.len());
+    out
+}
+
+/// The least byte string above every string that starts with `delimited` (a [`delimited`]
+/// encoding): an upper bound that keeps all index entries of that index sort value.
+pub fn after_delimited(delimited: &[u8]) -> Vec<u8> {
+    let mut out = delimited.to_vec();
+    *out.last_mut().expect("a delimited encoding ends with its mark") += 1;
+    out
+}
+
+const DELIMITER: [u8; 2] = [0x00, 0x01];
+
+fn push_delimited(out: &mut Vec<u8>, encoded: &[u8]) {
+    for &byte in encoded {
+        out.push(byte);
+        if byte == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&DELIMITER);
 }
 
 #[cfg(test)]
@@ -159,6 +211,25 @@ mod tests {
         fn binary_order(a in any::<Vec<u8>>(), b in any::<Vec<u8>>()) {
             let (x, y) = (AttributeValue::B(a.clone()), AttributeValue::B(b.clone()));
             prop_assert_eq!(encode(&x).cmp(&encode(&y)), a.cmp(&b));
+        }
+
+        /// Index entry keys order as (index sort, table partition, table sort), whatever the
+        /// bytes (zeros included), and bounds built from one index sort value keep exactly its
+        /// entries on the right side.
+        #[test]
+        fn index_entry_order(
+            a in (proptest::collection::vec(0u8..4, 0..5), proptest::collection::vec(0u8..4, 0..4), proptest::collection::vec(0u8..4, 0..3)),
+            b in (proptest::collection::vec(0u8..4, 0..5), proptest::collection::vec(0u8..4, 0..4), proptest::collection::vec(0u8..4, 0..3)),
+        ) {
+            let entry = |(isk, pk, sk): &(Vec<u8>, Vec<u8>, Vec<u8>)| {
+                index_entry_key(b"p".to_vec(), Some(isk), &ItemKey { partition: pk.clone(), sort: sk.clone() }).sort
+            };
+            let (ka, kb) = (entry(&a), entry(&b));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            let (lower, upper) = (delimited(&b.0), after_delimited(&delimited(&b.0)));
+            prop_assert_eq!(ka >= lower && ka < upper, a.0 == b.0);
+            prop_assert_eq!(ka < lower, a.0 < b.0);
+            prop_assert_eq!(ka.starts_with(&escaped(&b.0)), a.0.starts_with(&b.0));
         }
     }
 }

@@ -123,13 +123,13 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let (condition, _) = write_expressions(input, false)?;
     ReturnValues::check_allowed(input, &allowed)?;
     let item = item_from_json(&Value::Object(item.expect("checked").clone()))?;
-    let table = Table::load(cx.storage, name)?;
+    let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_item(&table, &item)?;
     if item_size(&item) > MAX_ITEM_BYTES {
         return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
     }
     let plan = WritePlan { table, key, condition, change: Change::Put(item), members: common };
-    execute(cx.storage, plan)
+    execute(cx.storage, &cx.principal.account_id, plan)
 }
 
 pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -147,7 +147,7 @@ pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let update = update.unwrap_or_default();
     let legacy_update = input.has("AttributeUpdates");
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
-    let table = Table::load(cx.storage, name)?;
+    let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
     for path in expr::updated_paths(&update) {
         if let Some(expr::PathElement::Name(first)) = path.0.first()
@@ -165,7 +165,7 @@ pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
         change: Change::Update { update, key_item, legacy: legacy_update },
         members: common,
     };
-    execute(cx.storage, plan)
+    execute(cx.storage, &cx.principal.account_id, plan)
 }
 
 pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -179,10 +179,10 @@ pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let (condition, _) = write_expressions(input, false)?;
     ReturnValues::check_allowed(input, &allowed)?;
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
-    let table = Table::load(cx.storage, name)?;
+    let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
     let plan = WritePlan { table, key, condition, change: Change::Delete, members: common };
-    execute(cx.storage, plan)
+    execute(cx.storage, &cx.principal.account_id, plan)
 }
 
 pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -195,9 +195,9 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     violations.finish()?;
     let projection = projection(input)?;
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
-    let table = Table::load(cx.storage, name)?;
+    let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
-    let stored = cx.storage.get(name, &key).map_err(storage_error)?;
+    let stored = cx.storage.get(&cx.principal.account_id, &table.keyspace(), &key).map_err(storage_error)?;
     // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
     // projection keeps; decoded for that only when capacity is asked for.
     let size = match &stored {
@@ -290,15 +290,15 @@ fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Sub
 }
 
 /// Decides and applies one write (see the module comment).
-fn execute(storage: &mut impl Storage, plan: WritePlan<'_>) -> ApiResult<Value> {
-    let keyspace = plan.table.table_name.as_str();
+fn execute(storage: &mut impl Storage, account: &str, plan: WritePlan<'_>) -> ApiResult<Value> {
+    let keyspace = plan.table.keyspace();
     // An unconditional put or delete that returns nothing needs no read: one round trip.
     let needs_old = plan.condition.is_some()
         || matches!(plan.change, Change::Update { .. })
         || plan.members.return_values != ReturnValues::None
         || plan.members.capacity != ReturnConsumedCapacity::None;
     let (old, new) = loop {
-        let stored = if needs_old { storage.get(keyspace, &plan.key).map_err(storage_error)? } else { None };
+        let stored = if needs_old { storage.get(account, &keyspace, &plan.key).map_err(storage_error)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = &plan.condition
             && !expr::evaluate(condition, old.as_ref())?
@@ -313,9 +313,13 @@ fn execute(storage: &mut impl Storage, plan: WritePlan<'_>) -> ApiResult<Value> 
         };
         let document = new.as_ref().map(|item| serde_json::to_vec(&item_to_json(item))).transpose();
         let document = document.map_err(|e| ApiError::internal(e.to_string()))?;
-        let write = Write { keyspace: keyspace.to_string(), key: plan.key.clone(), document, expect };
-        match storage.write(std::slice::from_ref(&write)) {
-            Ok(()) => break (old, new),
+        let (keyspace, key) = (keyspace.clone(), plan.key.clone());
+        let write = match document {
+            Some(document) => Write::Put { keyspace, key, document, expect, expires_at: None },
+            None => Write::Delete { keyspace, key, expect },
+        };
+        match storage.write(account, std::slice::from_ref(&write)) {
+            Ok(_) => break (old, new),
             Err(WriteError::GuardFailed(_)) => continue,
             Err(WriteError::Storage(e)) => return Err(storage_error(e)),
         }
@@ -336,7 +340,7 @@ fn execute(storage: &mut impl Storage, plan: WritePlan<'_>) -> ApiResult<Value> 
         response["Attributes"] = item_to_json(&attributes);
     }
     let units = crate::capacity::write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
-    if let Some(consumed) = plan.members.capacity.consumed(keyspace, units) {
+    if let Some(consumed) = plan.members.capacity.consumed(&plan.table.table_name, units) {
         response["ConsumedCapacity"] = consumed;
     }
     Ok(response)

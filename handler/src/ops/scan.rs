@@ -47,7 +47,7 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     violations.finish()?;
     let name = name.expect("a null name is a violation");
 
-    let table = Table::load(cx.storage, name)?;
+    let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let after = match start {
         Some(start) => Some(keys::of_request(
             &table,
@@ -58,13 +58,15 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     };
     let limit = limit.map(|l| l as u32);
     let request = ScanRequest {
-        keyspace: name.to_string(),
+        keyspace: table.keyspace(),
+        segment: 0,
+        total_segments: 1,
         after,
         limit: limit.unwrap_or(MAX_ITEMS_PER_CALL).min(MAX_ITEMS_PER_CALL),
         // Documents are larger than DynamoDB's item size; the exact 1 MB cut is made below.
         byte_budget: (2 * PAGE_BYTES) as u32,
     };
-    let page = cx.storage.scan(&request).map_err(storage_error)?;
+    let page = cx.storage.scan(&cx.principal.account_id, &request).map_err(storage_error)?;
 
     let mut items = Vec::with_capacity(page.items.len());
     let mut bytes = 0;

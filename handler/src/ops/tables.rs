@@ -17,7 +17,8 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     };
     let table = table_from_create_request(input, placement)?;
     let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
-    if !cx.storage.create_table(&table.table_name, &record).map_err(storage_error)? {
+    let account = &cx.principal.account_id;
+    if !cx.storage.create_table(account, &table.table_name, &record, &[]).map_err(storage_error)? {
         return Err(ApiError::new(ErrorKind::ResourceInUse, format!("Table already exists: {}", table.table_name)));
     }
     Ok(json!({"TableDescription": table.description(0, 0)}))
@@ -25,17 +26,22 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
 
 pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input, true)?;
-    let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
-    let (count, bytes) =
-        cx.storage.keyspace_stats(name).map_err(storage_error).map_err(|e| not_found_named(e, name))?;
+    let account = &cx.principal.account_id;
+    let table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
+    let (count, bytes) = cx
+        .storage
+        .keyspace_stats(account, &table.keyspace())
+        .map_err(storage_error)
+        .map_err(|e| not_found_named(e, name))?;
     Ok(json!({"Table": table.description(count, bytes)}))
 }
 
 pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input, true)?;
-    let table = Table::load(cx.storage, name).map_err(|e| not_found_named(e, name))?;
-    let (count, bytes) = cx.storage.keyspace_stats(name).map_err(storage_error)?;
-    if !cx.storage.delete_table(name).map_err(storage_error)? {
+    let account = &cx.principal.account_id;
+    let table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
+    let (count, bytes) = cx.storage.keyspace_stats(account, &table.keyspace()).map_err(storage_error)?;
+    if !cx.storage.delete_table(account, name).map_err(storage_error)? {
         return Err(table_not_found(name));
     }
     Ok(json!({"TableDescription": table.deleting_description(count, bytes)}))
@@ -54,7 +60,7 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     violations.finish()?;
     let limit = limit.unwrap_or(100) as u32;
     // One name more than asked for tells whether another page follows.
-    let mut names = cx.storage.list_tables(start, limit + 1).map_err(storage_error)?;
+    let mut names = cx.storage.list_tables(&cx.principal.account_id, start, limit + 1).map_err(storage_error)?;
     let more = names.len() > limit as usize;
     names.truncate(limit as usize);
     let mut response = json!({"TableNames": names});

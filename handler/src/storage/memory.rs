@@ -1,0 +1,248 @@
+//! The storage contract on BTreeMaps: the reference implementation, small enough to read as the
+//! contract's definition. The handler's tests run on it, and it passes the same conformance suite
+//! as the host's backends (`tests/storage_conformance.rs`).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::{
+    Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, Storage, StorageError,
+    StoredItem, TableChange, TableRecord, Write, WriteError, partition_hash, segment_hashes,
+};
+
+type Items = BTreeMap<ItemKey, Entry>;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    document: Vec<u8>,
+    version: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Table {
+    record: Option<TableRecord>,
+    /// The base keyspace under `None`, each index under its name.
+    keyspaces: BTreeMap<Option<String>, Items>,
+    changes: u64,
+}
+
+/// Every account's tables, in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    tables: BTreeMap<(String, String), Table>,
+    /// The last item version given: one clock for all keys, so versions never repeat.
+    clock: u64,
+}
+
+impl MemoryStore {
+    fn table(&self, account: &str, name: &str) -> Option<&Table> {
+        self.tables.get(&(account.to_string(), name.to_string()))
+    }
+
+    fn items(&self, account: &str, keyspace: &Keyspace) -> Result<&Items, StorageError> {
+        let table = self.table(account, &keyspace.table).ok_or(StorageError::NoSuchKeyspace)?;
+        table.keyspaces.get(&keyspace.index).ok_or(StorageError::NoSuchKeyspace)
+    }
+
+    fn items_mut(&mut self, account: &str, keyspace: &Keyspace) -> Result<&mut Items, StorageError> {
+        let table = self.tables.get_mut(&(account.to_string(), keyspace.table.clone()));
+        table.and_then(|t| t.keyspaces.get_mut(&keyspace.index)).ok_or(StorageError::NoSuchKeyspace)
+    }
+
+    /// Applies one write to this state; whether its guard held.
+    fn apply(&mut self, account: &str, write: &Write, committed: &mut Committed) -> Result<bool, StorageError> {
+        let holds = |items: &Items, key: &ItemKey, expect: Expect| {
+            let current = items.get(key).map(|e| e.version);
+            match expect {
+                Expect::Anything => true,
+                Expect::Absent => current.is_none(),
+                Expect::Version(version) => current == Some(version),
+            }
+        };
+        match write {
+            Write::Put { keyspace, key, document, expect, expires_at: _ } => {
+                self.clock += 1;
+                let version = self.clock;
+                let items = self.items_mut(account, keyspace)?;
+                if !holds(items, key, *expect) {
+                    return Ok(false);
+                }
+                items.insert(key.clone(), Entry { document: document.clone(), version });
+            }
+            Write::Delete { keyspace, key, expect } => {
+                let items = self.items_mut(account, keyspace)?;
+                if !holds(items, key, *expect) {
+                    return Ok(false);
+                }
+                items.remove(key);
+            }
+            Write::Check { keyspace, key, expect } => return Ok(holds(self.items(account, keyspace)?, key, *expect)),
+            Write::TableAt { table, version } => {
+                let record = self.table(account, table).and_then(|t| t.record.as_ref());
+                return Ok(record.ok_or(StorageError::NoSuchKeyspace)?.version == *version);
+            }
+            Write::AppendChange { table, .. } => {
+                let table = self.tables.get_mut(&(account.to_string(), table.clone()));
+                let table = table.ok_or(StorageError::NoSuchKeyspace)?;
+                table.changes += 1;
+                committed.change_sequences.push(table.changes);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Collects a page in read order until the limit or the byte budget ends it.
+fn page<'a>(entries: impl Iterator<Item = (&'a ItemKey, &'a Entry)>, limit: u32, byte_budget: u32) -> Page {
+    let mut page = Page { items: Vec::new(), more: limit == 0 };
+    let mut bytes = 0u64;
+    for (key, entry) in entries {
+        if page.more {
+            break;
+        }
+        bytes += entry.document.len() as u64;
+        page.items.push(StoredItem { key: key.clone(), document: entry.document.clone(), version: entry.version });
+        page.more = page.items.len() as u64 >= u64::from(limit) || bytes >= u64::from(byte_budget);
+    }
+    page
+}
+
+fn sort_holds(range: &SortRange, sort: &[u8]) -> bool {
+    match range {
+        SortRange::All => true,
+        SortRange::Prefix(prefix) => sort.starts_with(prefix),
+        SortRange::Between(lower, upper) => {
+            (match lower {
+                Bound::Unbounded => true,
+                Bound::Included(l) => sort >= l.as_slice(),
+                Bound::Excluded(l) => sort > l.as_slice(),
+            }) && (match upper {
+                Bound::Unbounded => true,
+                Bound::Included(u) => sort <= u.as_slice(),
+                Bound::Excluded(u) => sort < u.as_slice(),
+            })
+        }
+    }
+}
+
+impl Storage for MemoryStore {
+    fn create_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        let id = (account.to_string(), name.to_string());
+        if self.tables.contains_key(&id) {
+            return Ok(false);
+        }
+        let mut table =
+            Table { record: Some(TableRecord { description: description.to_vec(), version: 1 }), ..Table::default() };
+        table.keyspaces.insert(None, Items::new());
+        for index in indexes {
+            table.keyspaces.insert(Some(index.clone()), Items::new());
+        }
+        self.tables.insert(id, table);
+        Ok(true)
+    }
+
+    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
+        Ok(self.table(account, name).and_then(|t| t.record.clone()))
+    }
+
+    fn update_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        let table = self.tables.get_mut(&(account.to_string(), name.to_string()));
+        let table = table.ok_or(StorageError::NoSuchKeyspace)?;
+        let record = table.record.as_mut().ok_or(StorageError::NoSuchKeyspace)?;
+        if record.version != expected_version {
+            return Ok(None);
+        }
+        record.version += 1;
+        record.description = change.description.to_vec();
+        let version = record.version;
+        for index in change.drop_indexes {
+            table.keyspaces.remove(&Some(index.clone()));
+        }
+        for index in change.create_indexes {
+            table.keyspaces.insert(Some(index.clone()), Items::new());
+        }
+        Ok(Some(version))
+    }
+
+    fn list_tables(
+        &mut self,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let names = self.tables.keys().filter(|(a, _)| a == account).map(|(_, name)| name);
+        let names = names.filter(|name| start_after.is_none_or(|after| name.as_bytes() > after.as_bytes()));
+        Ok(names.take(limit as usize).cloned().collect())
+    }
+
+    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
+        Ok(self.tables.remove(&(account.to_string(), name.to_string())).is_some())
+    }
+
+    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
+        let items = self.items(account, keyspace)?;
+        Ok((items.len() as u64, items.values().map(|e| e.document.len() as u64).sum()))
+    }
+
+    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
+        let entry = self.items(account, keyspace)?.get(key);
+        Ok(entry.map(|e| StoredItem { key: key.clone(), document: e.document.clone(), version: e.version }))
+    }
+
+    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
+        let items = self.items(account, &request.keyspace)?;
+        let partition = |key: &ItemKey| key.partition == request.partition;
+        let wanted = |(key, _): &(&ItemKey, &Entry)| partition(key) && sort_holds(&request.sort, &key.sort);
+        let after = request.after.as_ref();
+        let entries: Vec<_> = match request.forward {
+            true => items.iter().filter(wanted).filter(|(k, _)| after.is_none_or(|a| *k > a)).collect(),
+            false => items.iter().rev().filter(wanted).filter(|(k, _)| after.is_none_or(|a| *k < a)).collect(),
+        };
+        Ok(page(entries.into_iter(), request.limit, request.byte_budget))
+    }
+
+    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
+        let items = self.items(account, &request.keyspace)?;
+        let (start, end) = segment_hashes(request.segment, request.total_segments);
+        let position = |key: &ItemKey| (partition_hash(&key.partition), key.clone());
+        let mut entries: Vec<_> =
+            items.iter().filter(|(key, _)| (start..end).contains(&u64::from(partition_hash(&key.partition)))).collect();
+        entries.sort_by_key(|(key, _)| position(key));
+        let after = request.after.as_ref().map(position);
+        let entries = entries.into_iter().filter(|(key, _)| after.as_ref().is_none_or(|a| position(key) > *a));
+        Ok(page(entries, request.limit, request.byte_budget))
+    }
+
+    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        // Writes apply in order, each guard seeing the earlier writes; a failure restores the
+        // state from before the group.
+        let before = self.clone();
+        let mut committed = Committed::default();
+        for (index, write) in writes.iter().enumerate() {
+            match self.apply(account, write, &mut committed) {
+                Ok(true) => {}
+                Ok(false) => {
+                    *self = before;
+                    return Err(WriteError::GuardFailed(index as u32));
+                }
+                Err(e) => {
+                    *self = before;
+                    return Err(WriteError::Storage(e));
+                }
+            }
+        }
+        Ok(committed)
+    }
+}
