@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
-use dynabox_handler::storage::{Expect, ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
+use dynabox_handler::storage::{
+    Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, StorageError, StoredItem, TableChange,
+    Write, WriteError, partition_hash,
+};
 use serde_json::{Value, json};
 
 macro_rules! suite {
@@ -18,6 +21,7 @@ macro_rules! suite {
         suite!(@backend embedded_on_disk, OnDisk, $($scenario),*);
         suite!(@backend embedded_in_memory, InMemory, $($scenario),*);
         suite!(@backend postgres, Postgres, $($scenario),*);
+        suite!(@backend reference, Reference, $($scenario),*);
     };
     (@backend $module:ident, $kind:ident, $($scenario:ident),*) => {
         mod $module {
@@ -46,6 +50,12 @@ suite!(
     versions_never_repeat_for_a_key,
     versions_never_repeat_across_handles,
     every_valid_document_is_stored,
+    queries_read_one_partition_in_either_direction,
+    segments_split_a_keyspace,
+    index_keyspaces_live_and_die_with_their_table,
+    table_versions_guard_changes_and_never_repeat,
+    checks_and_change_logs,
+    accounts_are_separate,
 );
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,11 +63,86 @@ enum Kind {
     OnDisk,
     InMemory,
     Postgres,
+    /// The handler's reference store: the contract's definition passes its own suite.
+    Reference,
+}
+
+/// The account every test acts for, unless it is about accounts.
+const ACCOUNT: &str = "000000000000";
+
+/// One account's view of a backend, with the base keyspace of a table named by the table: what
+/// most scenarios need, in few words. Scenarios about indexes, queries and accounts use the
+/// backend itself.
+struct Tenant {
+    backend: Backend,
+    account: String,
+}
+
+impl Tenant {
+    fn local(backend: Backend) -> Tenant {
+        Tenant { backend, account: ACCOUNT.to_string() }
+    }
+
+    fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    async fn create_table(&self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
+        self.backend.create_table(&self.account, name, description, &[]).await
+    }
+
+    async fn describe_table(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.backend.describe_table(&self.account, name).await?.map(|record| record.description))
+    }
+
+    async fn list_tables(&self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
+        self.backend.list_tables(&self.account, start_after, limit).await
+    }
+
+    async fn delete_table(&self, name: &str) -> Result<bool, StorageError> {
+        self.backend.delete_table(&self.account, name).await
+    }
+
+    async fn keyspace_stats(&self, table: &str) -> Result<(u64, u64), StorageError> {
+        self.backend.keyspace_stats(&self.account, &Keyspace::table(table)).await
+    }
+
+    async fn get(&self, table: &str, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
+        self.backend.get(&self.account, &Keyspace::table(table), key).await
+    }
+
+    async fn scan(&self, request: &ScanRequest) -> Result<Page, StorageError> {
+        self.backend.scan(&self.account, request).await
+    }
+
+    async fn write(&self, writes: &[Write]) -> Result<(), WriteError> {
+        self.backend.write(&self.account, writes).await.map(|_| ())
+    }
+}
+
+/// A query on table `t`'s base keyspace.
+fn query(
+    t: &str,
+    partition: &[u8],
+    sort: SortRange,
+    forward: bool,
+    after: Option<&ItemKey>,
+    limit: u32,
+) -> QueryRequest {
+    QueryRequest {
+        keyspace: Keyspace::table(t),
+        partition: partition.to_vec(),
+        sort,
+        forward,
+        after: after.cloned(),
+        limit,
+        byte_budget: u32::MAX,
+    }
 }
 
 /// A backend under test, plus what it takes to open a second handle on the same data.
 struct Store {
-    backend: Arc<Backend>,
+    backend: Arc<Tenant>,
     kind: Kind,
     dir: Option<TempDir>,
     url: Option<String>,
@@ -83,20 +168,23 @@ impl Store {
                 let url = postgres_url()?;
                 (connect_postgres(&url).await, None, Some(url))
             }
+            Kind::Reference => (Backend::reference(), None, None),
         };
-        Some(Store { backend: Arc::new(backend), kind, dir, url, created: Mutex::default() })
+        Some(Store { backend: Arc::new(Tenant::local(backend)), kind, dir, url, created: Mutex::default() })
     }
 
     /// A second handle on the same data with its own caches, as another server process would
     /// have; `None` in memory, where there is no such thing.
-    async fn another_handle(&self) -> Option<Backend> {
-        match self.kind {
+    async fn another_handle(&self) -> Option<Tenant> {
+        let backend = match self.kind {
             Kind::OnDisk => Some(
                 Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(),
             ),
             Kind::InMemory => None,
             Kind::Postgres => Some(connect_postgres(self.url.as_ref()?).await),
-        }
+            Kind::Reference => None,
+        };
+        backend.map(Tenant::local)
     }
 
     /// Creates a table with a unique name.
@@ -183,23 +271,30 @@ fn counter(document: &[u8]) -> i64 {
     json(document)["n"]["N"].as_str().unwrap().parse().unwrap()
 }
 
-fn put(keyspace: &str, key: &ItemKey, document: Vec<u8>, expect: Expect) -> Write {
-    Write { keyspace: keyspace.to_string(), key: key.clone(), document: Some(document), expect }
+fn put(table: &str, key: &ItemKey, document: Vec<u8>, expect: Expect) -> Write {
+    Write::Put { keyspace: Keyspace::table(table), key: key.clone(), document, expect, expires_at: None }
 }
 
-fn delete(keyspace: &str, key: &ItemKey, expect: Expect) -> Write {
-    Write { keyspace: keyspace.to_string(), key: key.clone(), document: None, expect }
+fn delete(table: &str, key: &ItemKey, expect: Expect) -> Write {
+    Write::Delete { keyspace: Keyspace::table(table), key: key.clone(), expect }
 }
 
 /// The document (as JSON) and version stored at `key`, if any.
-async fn stored(backend: &Backend, keyspace: &str, key: &ItemKey) -> Option<(Value, u64)> {
+async fn stored(backend: &Tenant, keyspace: &str, key: &ItemKey) -> Option<(Value, u64)> {
     let item = backend.get(keyspace, key).await.unwrap()?;
     assert_eq!(&item.key, key);
     Some((json(&item.document), item.version))
 }
 
-async fn scan(backend: &Backend, keyspace: &str, after: Option<&ItemKey>, limit: u32, byte_budget: u32) -> Page {
-    let request = ScanRequest { keyspace: keyspace.to_string(), after: after.cloned(), limit, byte_budget };
+async fn scan(backend: &Tenant, keyspace: &str, after: Option<&ItemKey>, limit: u32, byte_budget: u32) -> Page {
+    let request = ScanRequest {
+        keyspace: Keyspace::table(keyspace),
+        segment: 0,
+        total_segments: 1,
+        after: after.cloned(),
+        limit,
+        byte_budget,
+    };
     backend.scan(&request).await.unwrap()
 }
 
@@ -217,6 +312,7 @@ async fn describes_itself(store: &Store) {
             )
         }
         Kind::InMemory => assert_eq!(described, "in-memory store"),
+        Kind::Reference => assert_eq!(described, "reference store"),
         Kind::Postgres => {
             let config: tokio_postgres::Config = store.url.as_ref().unwrap().parse().unwrap();
             assert!(described.starts_with("PostgreSQL at "), "{described}");
@@ -430,8 +526,10 @@ async fn scan_order_after_limit_and_budget(store: &Store) {
     let partitions: [&[u8]; 7] = [&[0x00], &[0x01], &[0x01, 0x00], &[0x7f], &[0x80], &[0xff], &[0xff, 0xff]];
     let sorts: [&[u8]; 3] = [&[], &[0x7f, 0xff], &[0x80]];
     let mut expected: Vec<ItemKey> = partitions.iter().flat_map(|p| sorts.iter().map(|s| key(p, s))).collect();
-    // Written out of order; the label is the key's position in the order.
-    expected.sort();
+    // Scan order: partitions by hash (then bytes), each partition's items by sort key. Written
+    // out of order; the label is the key's position in the order.
+    let position = |k: &ItemKey| (partition_hash(&k.partition), k.clone());
+    expected.sort_by_key(position);
     for (i, k) in expected.iter().enumerate().rev() {
         backend.write(&[put(&t, k, doc(&format!("item {i}"), i as i64), Expect::Anything)]).await.unwrap();
     }
@@ -471,7 +569,7 @@ async fn scan_order_after_limit_and_budget(store: &Store) {
     let page = scan(backend, &t, Some(&expected[5]), 2, u32::MAX).await;
     assert_eq!(keys(&page.items), expected[6..8]);
     let between = key(&[0x7f], &[0x7f]);
-    let next = expected.iter().position(|k| *k > between).unwrap();
+    let next = expected.iter().position(|k| position(k) > position(&between)).unwrap();
     assert_eq!(expected[next], key(&[0x7f], &[0x7f, 0xff]));
     let page = scan(backend, &t, Some(&between), 1, u32::MAX).await;
     assert_eq!(keys(&page.items), expected[next..=next]);
@@ -535,7 +633,14 @@ async fn deleted_table_is_gone(store: &Store) {
         Err(WriteError::Storage(gone.clone()))
     );
     assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
-    let request = ScanRequest { keyspace: t.clone(), after: None, limit: 10, byte_budget: 1000 };
+    let request = ScanRequest {
+        keyspace: Keyspace::table(&t),
+        segment: 0,
+        total_segments: 1,
+        after: None,
+        limit: 10,
+        byte_budget: 1000,
+    };
     assert_eq!(backend.scan(&request).await, Err(gone.clone()));
     assert_eq!(backend.keyspace_stats(&t).await, Err(gone.clone()));
     let never = unique("never");
@@ -636,9 +741,12 @@ async fn versions_never_repeat_for_a_key(store: &Store) {
         put(&t, &k, doc("k", 6), Expect::Version(u64::MAX)),
     ] {
         let current = stored(backend, &t, &k).await.map(|(_, version)| version);
-        let write = match write.expect {
-            Expect::Version(_) => Write { expect: Expect::Version(current.unwrap()), ..write },
-            _ => write,
+        // The last put expects the version the key has when it runs.
+        let write = match write {
+            Write::Put { expect: Expect::Version(_), .. } => {
+                put(&t, &k, doc("k", 6), Expect::Version(current.unwrap()))
+            }
+            write => write,
         };
         backend.write(&[write, put(&t, &key(b"other", b""), doc("other", 0), Expect::Anything)]).await.unwrap();
         if let Some((_, version)) = stored(backend, &t, &k).await {
@@ -691,12 +799,12 @@ async fn embedded_data_survives_reopen() {
     let dir = TempDir::new();
     let (t, k) = ("survivor", key(b"k", b"s"));
     {
-        let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
+        let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
         assert_eq!(backend.create_table(t, &description(t)).await, Ok(true));
         backend.write(&[put(t, &k, doc("k", 1), Expect::Anything)]).await.unwrap();
         backend.write(&[put(t, &k, doc("k", 2), Expect::Anything)]).await.unwrap();
     }
-    let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
+    let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
     assert_eq!(backend.list_tables(None, 10).await.unwrap(), [t]);
     assert_eq!(json(&backend.describe_table(t).await.unwrap().unwrap()), json(&description(t)));
     let (document, before) = stored(&backend, t, &k).await.unwrap();
@@ -709,7 +817,7 @@ async fn embedded_data_survives_reopen() {
     // and written anew.
     backend.write(&[delete(t, &k, Expect::Anything)]).await.unwrap();
     drop(backend);
-    let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
+    let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
     backend.write(&[put(t, &k, doc("k", 4), Expect::Absent)]).await.unwrap();
     let (_, reborn) = stored(&backend, t, &k).await.unwrap();
     assert!(reborn > after, "version {reborn} after a restart, {after} before it");
@@ -717,9 +825,9 @@ async fn embedded_data_survives_reopen() {
 
 #[tokio::test]
 async fn in_memory_stores_are_separate() {
-    let first = Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap();
+    let first = Tenant::local(Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap());
     assert_eq!(first.create_table("only-here", b"{}").await, Ok(true));
-    let second = Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap();
+    let second = Tenant::local(Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap());
     assert_eq!(second.describe_table("only-here").await, Ok(None));
     assert_eq!(second.list_tables(None, 10).await, Ok(vec![]));
 }
@@ -742,7 +850,7 @@ async fn embedded_upgrade_starts_the_version_clock_above_stored_versions() {
         )
         .unwrap();
     }
-    let backend = Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap();
+    let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
     let (k, other) = (key(b"k", b""), key(b"other", b""));
     assert_eq!(stored(&backend, "old", &k).await.unwrap().1, 7);
     backend.write(&[put("old", &other, doc("other", 1), Expect::Absent)]).await.unwrap();
@@ -785,7 +893,7 @@ async fn postgres_upgrade_keeps_items_and_starts_versions_above_them() {
         .unwrap();
     }
     let upgraded_url = format!("{url_base}/{database}", url_base = url.rsplit_once('/').unwrap().0);
-    let backend = connect_postgres(&upgraded_url).await;
+    let backend = Tenant::local(connect_postgres(&upgraded_url).await);
     let (k, nul) = (key(b"k", b""), key(b"nul", b""));
     assert_eq!(stored(&backend, "old", &k).await, Some((json(br#"{"id": {"S": "k"}}"#), 7)));
     backend.write(&[delete("old", &k, Expect::Version(7))]).await.unwrap();
@@ -796,4 +904,240 @@ async fn postgres_upgrade_keeps_items_and_starts_versions_above_them() {
     assert_eq!(backend.get("old", &nul).await.unwrap().unwrap().document, with_nul);
     drop(backend);
     admin.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)")).await.unwrap();
+}
+
+async fn queries_read_one_partition_in_either_direction(store: &Store) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let (tenant, backend) = (&store.backend, &store.backend.backend);
+    let t = store.table().await;
+    // Sort keys around the edges a bound must get right: a prefix of another, 0x00, 0xff.
+    let sorts: [&[u8]; 7] = [b"", b"a", b"a\x00", b"ab", b"b", b"b\xff", b"\xff\xff"];
+    for (i, sort) in sorts.iter().enumerate() {
+        tenant.write(&[put(&t, &key(b"p", sort), doc("p", i as i64), Expect::Anything)]).await.unwrap();
+    }
+    // Neighbouring partitions that must never show up.
+    for partition in [&b"o"[..], b"p\x00", b"q", b""] {
+        tenant.write(&[put(&t, &key(partition, b"a"), doc("other", 99), Expect::Anything)]).await.unwrap();
+    }
+    let read = async |sort: SortRange, forward: bool, after: Option<&ItemKey>, limit: u32| {
+        let page = backend.query(ACCOUNT, &query(&t, b"p", sort, forward, after, limit)).await.unwrap();
+        assert!(page.items.iter().all(|i| i.key.partition == b"p"));
+        (page.items.iter().map(|i| counter(&i.document)).collect::<Vec<_>>(), page.more)
+    };
+    let v = |b: &[u8]| b.to_vec();
+    for (sort, expected) in [
+        (SortRange::All, vec![0, 1, 2, 3, 4, 5, 6]),
+        (SortRange::Prefix(v(b"a")), vec![1, 2, 3]),
+        (SortRange::Prefix(v(b"b\xff")), vec![5]),
+        (SortRange::Prefix(v(b"\xff")), vec![6]),
+        (SortRange::Prefix(v(b"")), vec![0, 1, 2, 3, 4, 5, 6]),
+        (SortRange::Between(Included(v(b"a")), Included(v(b"ab"))), vec![1, 2, 3]),
+        (SortRange::Between(Excluded(v(b"a")), Excluded(v(b"ab"))), vec![2]),
+        (SortRange::Between(Excluded(v(b"a\x00")), Unbounded), vec![3, 4, 5, 6]),
+        (SortRange::Between(Unbounded, Included(v(b"a"))), vec![0, 1]),
+        (SortRange::Between(Included(v(b"c")), Unbounded), vec![6]),
+        (SortRange::Between(Included(v(b"b")), Excluded(v(b"b"))), vec![]),
+    ] {
+        assert_eq!(read(sort.clone(), true, None, 100).await, (expected.clone(), false), "{sort:?}");
+        let backward: Vec<i64> = expected.iter().rev().copied().collect();
+        assert_eq!(read(sort.clone(), false, None, 100).await, (backward, false), "{sort:?} backward");
+    }
+    // Limits and resuming, both ways.
+    assert_eq!(read(SortRange::All, true, None, 3).await, (vec![0, 1, 2], true));
+    assert_eq!(read(SortRange::All, true, Some(&key(b"p", b"a\x00")), 3).await, (vec![3, 4, 5], true));
+    assert_eq!(read(SortRange::All, false, Some(&key(b"p", b"a\x00")), 3).await, (vec![1, 0], false));
+    assert_eq!(read(SortRange::Prefix(v(b"a")), false, Some(&key(b"p", b"ab")), 1).await, (vec![2], true));
+    // The byte budget ends the page with the item that reaches it.
+    let first = backend.query(ACCOUNT, &query(&t, b"p", SortRange::All, true, None, 1)).await.unwrap();
+    let budget = first.items[0].document.len() as u32 + 1;
+    let limited = QueryRequest { byte_budget: budget, ..query(&t, b"p", SortRange::All, true, None, 100) };
+    assert_eq!(backend.query(ACCOUNT, &limited).await.unwrap().items.len(), 2);
+    // A partition with nothing in it, and a keyspace that does not exist.
+    let empty = backend.query(ACCOUNT, &query(&t, b"none", SortRange::All, true, None, 10)).await.unwrap();
+    assert_eq!(empty, Page::default());
+    let missing = backend.query(ACCOUNT, &query(&unique("missing"), b"p", SortRange::All, true, None, 10)).await;
+    assert_eq!(missing, Err(StorageError::NoSuchKeyspace));
+}
+
+async fn segments_split_a_keyspace(store: &Store) {
+    let (tenant, backend) = (&store.backend, &store.backend.backend);
+    let t = store.table().await;
+    let mut all: Vec<ItemKey> = (0..60u8).flat_map(|p| [key(&[p, p], b""), key(&[p, p], b"s")]).collect();
+    for k in &all {
+        tenant.write(&[put(&t, k, doc("k", 1), Expect::Anything)]).await.unwrap();
+    }
+    all.sort();
+    for total in [1, 2, 3, 7, 1000] {
+        let mut seen = Vec::new();
+        for segment in 0..total {
+            // Pages of 5, resumed after the last key, until the segment says it is done.
+            let (mut after, mut keys_of_segment) = (None, Vec::new());
+            loop {
+                let request = ScanRequest {
+                    keyspace: Keyspace::table(&t),
+                    segment,
+                    total_segments: total,
+                    after: after.clone(),
+                    limit: 5,
+                    byte_budget: u32::MAX,
+                };
+                let page = backend.scan(ACCOUNT, &request).await.unwrap();
+                keys_of_segment.extend(keys(&page.items));
+                after = keys_of_segment.last().cloned();
+                if !page.more {
+                    break;
+                }
+            }
+            for k in &keys_of_segment {
+                let hash = u64::from(partition_hash(&k.partition));
+                assert_eq!(
+                    (hash * u64::from(total)) >> 32,
+                    u64::from(segment),
+                    "{k:?} in segment {segment} of {total}"
+                );
+            }
+            seen.extend(keys_of_segment);
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len(), "segments of {total} overlap");
+        assert_eq!(sorted, all, "segments of {total} miss items");
+    }
+}
+
+async fn index_keyspaces_live_and_die_with_their_table(store: &Store) {
+    let backend = &store.backend.backend;
+    let name = unique("indexed");
+    let indexes = ["by-a".to_string(), "by-b".to_string()];
+    assert_eq!(backend.create_table(ACCOUNT, &name, &description(&name), &indexes).await, Ok(true));
+    store.created.lock().unwrap().push(name.clone());
+    let k = key(b"p", b"s");
+    let entry = |index: &str| Write::Put {
+        keyspace: Keyspace::index(&name, index),
+        key: k.clone(),
+        document: doc(index, 1),
+        expect: Expect::Absent,
+        expires_at: None,
+    };
+    // An item and its entries in one group; only the table is listed.
+    backend
+        .write(ACCOUNT, &[put(&name, &k, doc("item", 1), Expect::Absent), entry("by-a"), entry("by-b")])
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.get(ACCOUNT, &Keyspace::index(&name, "by-a"), &k).await.unwrap().unwrap().document,
+        doc("by-a", 1)
+    );
+    assert_eq!(backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, "by-b")).await.unwrap().0, 1);
+    let listed = backend.list_tables(ACCOUNT, Some(&name[..name.len() - 1]), 100).await.unwrap();
+    assert_eq!(listed.iter().filter(|n| n.starts_with(&name)).collect::<Vec<_>>(), [&name]);
+    let missing_index = Keyspace::index(&name, "nope");
+    assert_eq!(backend.get(ACCOUNT, &missing_index, &k).await, Err(StorageError::NoSuchKeyspace));
+
+    // Dropping one index and creating another, with the description, at the table's version.
+    let version = backend.describe_table(ACCOUNT, &name).await.unwrap().unwrap().version;
+    let change = TableChange {
+        description: b"{\"changed\": true}",
+        create_indexes: &["by-c".to_string()],
+        drop_indexes: &["by-a".to_string()],
+    };
+    let updated = backend.update_table(ACCOUNT, &name, version, &change).await.unwrap().unwrap();
+    assert!(updated > version);
+    let record = backend.describe_table(ACCOUNT, &name).await.unwrap().unwrap();
+    assert_eq!((json(&record.description), record.version), (json!({"changed": true}), updated));
+    assert_eq!(backend.get(ACCOUNT, &Keyspace::index(&name, "by-a"), &k).await, Err(StorageError::NoSuchKeyspace));
+    assert_eq!(backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, "by-c")).await, Ok((0, 0)));
+    assert_eq!(backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, "by-b")).await.unwrap().0, 1);
+    // Another process sees the change at once.
+    if let Some(other) = store.another_handle().await {
+        let seen = other.backend.describe_table(ACCOUNT, &name).await.unwrap().unwrap();
+        assert_eq!(seen.version, updated);
+        let gone = other.backend.get(ACCOUNT, &Keyspace::index(&name, "by-a"), &k).await;
+        assert_eq!(gone, Err(StorageError::NoSuchKeyspace));
+    }
+
+    // The table takes its index keyspaces with it.
+    assert_eq!(backend.delete_table(ACCOUNT, &name).await, Ok(true));
+    for index in ["by-b", "by-c"] {
+        let gone = backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, index)).await;
+        assert_eq!(gone, Err(StorageError::NoSuchKeyspace));
+    }
+}
+
+async fn table_versions_guard_changes_and_never_repeat(store: &Store) {
+    let backend = &store.backend.backend;
+    let t = store.table().await;
+    let first = backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version;
+    let change = TableChange { description: b"{}", create_indexes: &[], drop_indexes: &[] };
+    let second = backend.update_table(ACCOUNT, &t, first, &change).await.unwrap().unwrap();
+    // A change decided on the old version, and a write guarded by it, are refused.
+    assert_eq!(backend.update_table(ACCOUNT, &t, first, &change).await, Ok(None));
+    let k = key(b"k", b"");
+    let guarded = [Write::TableAt { table: t.clone(), version: first }, put(&t, &k, doc("k", 1), Expect::Anything)];
+    assert_eq!(backend.write(ACCOUNT, &guarded).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(store.backend.get(&t, &k).await, Ok(None));
+    let guarded = [Write::TableAt { table: t.clone(), version: second }, put(&t, &k, doc("k", 1), Expect::Anything)];
+    backend.write(ACCOUNT, &guarded).await.unwrap();
+    // A table made again under the same name starts at a version the old one never had.
+    assert_eq!(backend.delete_table(ACCOUNT, &t).await, Ok(true));
+    assert_eq!(backend.update_table(ACCOUNT, &t, second, &change).await, Err(StorageError::NoSuchKeyspace));
+    assert_eq!(backend.create_table(ACCOUNT, &t, &description(&t), &[]).await, Ok(true));
+    let again = backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version;
+    assert!(again != first && again != second, "versions {first}, {second}, then {again}");
+}
+
+async fn checks_and_change_logs(store: &Store) {
+    let backend = &store.backend.backend;
+    let t = store.table().await;
+    let (k, missing) = (key(b"k", b""), key(b"missing", b""));
+    store.backend.write(&[put(&t, &k, doc("k", 1), Expect::Absent)]).await.unwrap();
+    let version = store.backend.get(&t, &k).await.unwrap().unwrap().version;
+    let check = |key: &ItemKey, expect| Write::Check { keyspace: Keyspace::table(&t), key: key.clone(), expect };
+    let change = |record: &[u8]| Write::AppendChange { table: t.clone(), record: record.to_vec() };
+
+    // Checks guard without writing; change records are numbered 1, 2, ... in commit order.
+    let committed = backend
+        .write(
+            ACCOUNT,
+            &[check(&k, Expect::Version(version)), check(&missing, Expect::Absent), change(b"one"), change(b"two")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed.change_sequences, [1, 2]);
+    assert_eq!(store.backend.get(&t, &k).await.unwrap().unwrap().version, version);
+    for failing in
+        [check(&k, Expect::Absent), check(&missing, Expect::Version(version)), check(&k, Expect::Version(version + 1))]
+    {
+        let group = [change(b"lost"), put(&t, &missing, doc("m", 1), Expect::Anything), failing];
+        assert_eq!(backend.write(ACCOUNT, &group).await, Err(WriteError::GuardFailed(2)));
+    }
+    assert_eq!(store.backend.get(&t, &missing).await, Ok(None));
+    // Failed groups used no sequence number.
+    let committed = backend.write(ACCOUNT, &[check(&k, Expect::Anything), change(b"three")]).await.unwrap();
+    assert_eq!(committed.change_sequences, [3]);
+    let unknown = Write::AppendChange { table: unique("missing"), record: b"x".to_vec() };
+    assert_eq!(backend.write(ACCOUNT, &[unknown]).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
+}
+
+async fn accounts_are_separate(store: &Store) {
+    let backend = &store.backend.backend;
+    let name = unique("shared-name");
+    let other_account = unique("account");
+    for account in [ACCOUNT, &other_account] {
+        assert_eq!(backend.create_table(account, &name, &description(account), &[]).await, Ok(true));
+    }
+    store.created.lock().unwrap().push(name.clone());
+    let k = key(b"k", b"");
+    let put_as = |label: &str| put(&name, &k, doc(label, 1), Expect::Absent);
+    backend.write(ACCOUNT, &[put_as("mine")]).await.unwrap();
+    backend.write(&other_account, &[put_as("theirs")]).await.unwrap();
+    let read = async |account: &str| backend.get(account, &Keyspace::table(&name), &k).await.unwrap().unwrap().document;
+    assert_eq!((read(ACCOUNT).await, read(&other_account).await), (doc("mine", 1), doc("theirs", 1)));
+    let described = backend.describe_table(&other_account, &name).await.unwrap().unwrap().description;
+    assert_eq!(json(&described), json(&description(&other_account)));
+    assert_eq!(backend.list_tables(&other_account, None, 100).await.unwrap(), [name.clone()]);
+    assert_eq!(backend.list_tables(&unique("nobody"), None, 100).await.unwrap(), Vec::<String>::new());
+    assert_eq!(backend.delete_table(&other_account, &name).await, Ok(true));
+    assert_eq!(read(ACCOUNT).await, doc("mine", 1));
 }

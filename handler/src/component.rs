@@ -5,8 +5,13 @@
 // The generated import of `authenticate` takes its four strings as eight core parameters.
 #![allow(clippy::too_many_arguments)]
 
+use std::ops::Bound;
+
 use crate::auth::{Auth, Principal};
-use crate::storage::{Expect, ItemKey, Page, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
+use crate::storage::{
+    Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, Storage, StorageError,
+    StoredItem, TableChange, TableRecord, Write, WriteError,
+};
 
 wit_bindgen::generate!({
     world: "handler",
@@ -36,59 +41,118 @@ export!(Component);
 struct HostStorage;
 
 impl Storage for HostStorage {
-    fn create_table(&mut self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
-        wit::create_table(name, description).map_err(Into::into)
+    fn create_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        wit::create_table(account, name, description, indexes).map_err(Into::into)
     }
 
-    fn describe_table(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        wit::describe_table(name).map_err(Into::into)
+    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
+        let record = wit::describe_table(account, name)?;
+        Ok(record.map(|r| TableRecord { description: r.description, version: r.version }))
     }
 
-    fn list_tables(&mut self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        wit::list_tables(start_after, limit).map_err(Into::into)
+    fn update_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        let change = wit::TableChange {
+            description: change.description.to_vec(),
+            create_indexes: change.create_indexes.to_vec(),
+            drop_indexes: change.drop_indexes.to_vec(),
+        };
+        wit::update_table(account, name, expected_version, &change).map_err(Into::into)
     }
 
-    fn delete_table(&mut self, name: &str) -> Result<bool, StorageError> {
-        wit::delete_table(name).map_err(Into::into)
+    fn list_tables(
+        &mut self,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        wit::list_tables(account, start_after, limit).map_err(Into::into)
     }
 
-    fn keyspace_stats(&mut self, keyspace: &str) -> Result<(u64, u64), StorageError> {
-        wit::keyspace_stats(keyspace).map_err(Into::into)
+    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
+        wit::delete_table(account, name).map_err(Into::into)
     }
 
-    fn get(&mut self, keyspace: &str, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        Ok(wit::get(keyspace, &key.clone().into())?.map(Into::into))
+    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
+        wit::keyspace_stats(account, &keyspace.into()).map_err(Into::into)
     }
 
-    fn scan(&mut self, request: &ScanRequest) -> Result<Page, StorageError> {
-        let request = wit::ScanRequest {
-            keyspace: request.keyspace.clone(),
-            after: request.after.clone().map(Into::into),
+    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
+        Ok(wit::get(account, &keyspace.into(), &key.into())?.map(Into::into))
+    }
+
+    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
+        let bound = |bound: &Bound<Vec<u8>>| match bound {
+            Bound::Unbounded => wit::Bound::Unbounded,
+            Bound::Included(b) => wit::Bound::Inclusive(b.clone()),
+            Bound::Excluded(b) => wit::Bound::Exclusive(b.clone()),
+        };
+        let request = wit::QueryRequest {
+            keyspace: (&request.keyspace).into(),
+            partition: request.partition.clone(),
+            sort: match &request.sort {
+                SortRange::All => wit::SortRange::All,
+                SortRange::Prefix(prefix) => wit::SortRange::Prefix(prefix.clone()),
+                SortRange::Between(lower, upper) => wit::SortRange::Between((bound(lower), bound(upper))),
+            },
+            forward: request.forward,
+            after: request.after.as_ref().map(Into::into),
             limit: request.limit,
             byte_budget: request.byte_budget,
         };
-        let page = wit::scan(&request)?;
-        Ok(Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more })
+        Ok(wit::query(account, &request)?.into())
     }
 
-    fn write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
+    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
+        let request = wit::ScanRequest {
+            keyspace: (&request.keyspace).into(),
+            segment: request.segment,
+            total_segments: request.total_segments,
+            after: request.after.as_ref().map(Into::into),
+            limit: request.limit,
+            byte_budget: request.byte_budget,
+        };
+        Ok(wit::scan(account, &request)?.into())
+    }
+
+    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        let guarded = |keyspace: &Keyspace, key: &ItemKey, expect: &Expect| wit::GuardedKey {
+            keyspace: keyspace.into(),
+            key: key.into(),
+            expect: expect.into(),
+        };
         let writes: Vec<wit::WriteOp> = writes
             .iter()
-            .map(|w| wit::WriteOp {
-                keyspace: w.keyspace.clone(),
-                key: w.key.clone().into(),
-                document: w.document.clone(),
-                expect: match w.expect {
-                    Expect::Anything => wit::Expect::Anything,
-                    Expect::Absent => wit::Expect::Absent,
-                    Expect::Version(v) => wit::Expect::Version(v),
-                },
+            .map(|write| match write {
+                Write::Put { keyspace, key, document, expect, expires_at } => wit::WriteOp::Put(wit::Put {
+                    keyspace: keyspace.into(),
+                    key: key.into(),
+                    document: document.clone(),
+                    expect: expect.into(),
+                    expires_at: *expires_at,
+                }),
+                Write::Delete { keyspace, key, expect } => wit::WriteOp::Delete(guarded(keyspace, key, expect)),
+                Write::Check { keyspace, key, expect } => wit::WriteOp::Check(guarded(keyspace, key, expect)),
+                Write::TableAt { table, version } => wit::WriteOp::TableAt((table.clone(), *version)),
+                Write::AppendChange { table, record } => wit::WriteOp::AppendChange((table.clone(), record.clone())),
             })
             .collect();
-        wit::write(&writes).map_err(|e| match e {
-            wit::WriteError::GuardFailed(index) => WriteError::GuardFailed(index),
-            wit::WriteError::Storage(e) => WriteError::Storage(e.into()),
-        })
+        match wit::write(account, &writes) {
+            Ok(committed) => Ok(Committed { change_sequences: committed.change_sequences }),
+            Err(wit::WriteError::GuardFailed(index)) => Err(WriteError::GuardFailed(index)),
+            Err(wit::WriteError::Storage(e)) => Err(WriteError::Storage(e.into())),
+        }
     }
 }
 
@@ -101,9 +165,25 @@ impl From<wit::StorageError> for StorageError {
     }
 }
 
-impl From<ItemKey> for wit::ItemKey {
-    fn from(k: ItemKey) -> Self {
-        wit::ItemKey { partition: k.partition, sort: k.sort }
+impl From<&Keyspace> for wit::Keyspace {
+    fn from(k: &Keyspace) -> Self {
+        wit::Keyspace { table: k.table.clone(), index: k.index.clone() }
+    }
+}
+
+impl From<&ItemKey> for wit::ItemKey {
+    fn from(k: &ItemKey) -> Self {
+        wit::ItemKey { partition: k.partition.clone(), sort: k.sort.clone() }
+    }
+}
+
+impl From<&Expect> for wit::Expect {
+    fn from(e: &Expect) -> Self {
+        match *e {
+            Expect::Anything => wit::Expect::Anything,
+            Expect::Absent => wit::Expect::Absent,
+            Expect::Version(v) => wit::Expect::Version(v),
+        }
     }
 }
 
@@ -114,6 +194,12 @@ impl From<wit::StoredItem> for StoredItem {
             document: i.document,
             version: i.version,
         }
+    }
+}
+
+impl From<wit::Page> for Page {
+    fn from(page: wit::Page) -> Self {
+        Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more }
     }
 }
 

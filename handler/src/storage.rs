@@ -9,7 +9,8 @@
 //! What the store holds, per account (the host binds every call to the account it authenticated
 //! and refuses any other):
 //! - Tables: a name, an opaque description (JSON of `catalog::Table`) and the description's
-//!   version, which grows with every change, so updates of the description can be guarded.
+//!   version, new with every change (never one the name had before), so updates of the
+//!   description and writes decided on it can be guarded.
 //! - Keyspaces: every table has its base keyspace (its items) and one keyspace per index, created
 //!   and dropped with the table or the index. Only tables are listed.
 //! - Items: in a keyspace, a key (partition and sort bytes, ordered unsigned, partition first), a
@@ -196,7 +197,8 @@ pub struct TableChange<'a> {
 /// The store, as one request sees it. Every call names the account it acts for.
 pub trait Storage {
     /// Creates the table's base keyspace and one keyspace per index in `indexes`, and records its
-    /// description at version 1, atomically. `Ok(false)` when a table of that name exists already
+    /// description, atomically. Description versions, like item versions, never repeat: not even
+    /// for a table deleted and made again under its name. `Ok(false)` when a table of that name exists already
     /// (nothing changes then).
     fn create_table(
         &mut self,

@@ -72,6 +72,8 @@ pub struct RequestState {
     wasi: WasiCtx,
     table: ResourceTable,
     clock: SandboxClock,
+    /// The account `auth` returned for this request: the only one its storage calls may name.
+    account: Option<String>,
 }
 
 /// Measures a request's sandbox time: wall time since the store was made, minus the time its host
@@ -142,6 +144,7 @@ impl Runtime {
             wasi: WasiCtx::builder().inherit_stderr().build(),
             table: ResourceTable::new(),
             clock: SandboxClock { started: Instant::now(), waited: Duration::ZERO, budget },
+            account: None,
         };
         let mut store = Store::new(&self.engine, state);
         // The epoch deadline counts wall time, host calls included. When it passes, the time

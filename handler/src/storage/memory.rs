@@ -30,7 +30,8 @@ struct Table {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     tables: BTreeMap<(String, String), Table>,
-    /// The last item version given: one clock for all keys, so versions never repeat.
+    /// The last version given, to an item or a table description: one clock for all, so versions
+    /// never repeat.
     clock: u64,
 }
 
@@ -137,8 +138,9 @@ impl Storage for MemoryStore {
         if self.tables.contains_key(&id) {
             return Ok(false);
         }
-        let mut table =
-            Table { record: Some(TableRecord { description: description.to_vec(), version: 1 }), ..Table::default() };
+        self.clock += 1;
+        let record = TableRecord { description: description.to_vec(), version: self.clock };
+        let mut table = Table { record: Some(record), ..Table::default() };
         table.keyspaces.insert(None, Items::new());
         for index in indexes {
             table.keyspaces.insert(Some(index.clone()), Items::new());
@@ -164,7 +166,8 @@ impl Storage for MemoryStore {
         if record.version != expected_version {
             return Ok(None);
         }
-        record.version += 1;
+        self.clock += 1;
+        record.version = self.clock;
         record.description = change.description.to_vec();
         let version = record.version;
         for index in change.drop_indexes {

@@ -16,7 +16,10 @@ use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Phases, Runtime};
 use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
 use dynabox_handler::http::Request;
-use dynabox_handler::storage::{ItemKey, Page, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
+use dynabox_handler::storage::{
+    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
+    TableRecord, Write, WriteError,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -105,29 +108,52 @@ struct NativeStorage<'a> {
 }
 
 impl Storage for NativeStorage<'_> {
-    fn create_table(&mut self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
-        self.rt.block_on(self.backend.create_table(name, description))
+    fn create_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        self.rt.block_on(self.backend.create_table(account, name, description, indexes))
     }
-    fn describe_table(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.rt.block_on(self.backend.describe_table(name))
+    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
+        self.rt.block_on(self.backend.describe_table(account, name))
     }
-    fn list_tables(&mut self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        self.rt.block_on(self.backend.list_tables(start_after, limit))
+    fn update_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        self.rt.block_on(self.backend.update_table(account, name, expected_version, change))
     }
-    fn delete_table(&mut self, name: &str) -> Result<bool, StorageError> {
-        self.rt.block_on(self.backend.delete_table(name))
+    fn list_tables(
+        &mut self,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        self.rt.block_on(self.backend.list_tables(account, start_after, limit))
     }
-    fn keyspace_stats(&mut self, keyspace: &str) -> Result<(u64, u64), StorageError> {
-        self.rt.block_on(self.backend.keyspace_stats(keyspace))
+    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
+        self.rt.block_on(self.backend.delete_table(account, name))
     }
-    fn get(&mut self, keyspace: &str, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.rt.block_on(self.backend.get(keyspace, key))
+    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
+        self.rt.block_on(self.backend.keyspace_stats(account, keyspace))
     }
-    fn scan(&mut self, request: &ScanRequest) -> Result<Page, StorageError> {
-        self.rt.block_on(self.backend.scan(request))
+    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
+        self.rt.block_on(self.backend.get(account, keyspace, key))
     }
-    fn write(&mut self, writes: &[Write]) -> Result<(), WriteError> {
-        self.rt.block_on(self.backend.write(writes))
+    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
+        self.rt.block_on(self.backend.query(account, request))
+    }
+    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
+        self.rt.block_on(self.backend.scan(account, request))
+    }
+    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        self.rt.block_on(self.backend.write(account, writes))
     }
 }
 

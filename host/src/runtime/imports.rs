@@ -1,7 +1,10 @@
 //! The host side of the WIT imports: `storage` calls go to the backend, `auth` to the
 //! authenticator. Types cross the boundary by plain conversion into the handler crate's own.
-//! Every storage call's time is booked as waiting, which the request's sandbox time excludes.
+//! Every storage call's time is booked as waiting, which the request's sandbox time excludes, and
+//! every storage call must name the account `auth` returned for this request: the host, not the
+//! guest, decides whose data a request reaches.
 
+use std::ops::Bound;
 use std::time::Instant;
 
 use dynabox_handler::storage as native;
@@ -13,71 +16,177 @@ type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
 impl http::Host for RequestState {}
 
+impl RequestState {
+    /// Refuses a storage call for any account but the request's own; an error the guest cannot
+    /// catch, since no honest handler makes such a call.
+    fn check_account(&self, account: &str) -> wasmtime::Result<()> {
+        match &self.account {
+            Some(bound) if bound == account => Ok(()),
+            _ => Err(wasmtime::format_err!("a storage call named an account the request was not authenticated for")),
+        }
+    }
+}
+
 impl storage::Host for RequestState {
-    async fn create_table(&mut self, name: String, description: Vec<u8>) -> Fallible<bool, storage::StorageError> {
-        Ok(waiting(&mut self.clock, self.backend.create_table(&name, &description)).await.map_err(Into::into))
+    async fn create_table(
+        &mut self,
+        account: String,
+        name: String,
+        description: Vec<u8>,
+        indexes: Vec<String>,
+    ) -> Fallible<bool, storage::StorageError> {
+        self.check_account(&account)?;
+        let created = waiting(&mut self.clock, self.backend.create_table(&account, &name, &description, &indexes));
+        Ok(created.await.map_err(Into::into))
     }
 
-    async fn describe_table(&mut self, name: String) -> Fallible<Option<Vec<u8>>, storage::StorageError> {
-        Ok(waiting(&mut self.clock, self.backend.describe_table(&name)).await.map_err(Into::into))
+    async fn describe_table(
+        &mut self,
+        account: String,
+        name: String,
+    ) -> Fallible<Option<storage::TableRecord>, storage::StorageError> {
+        self.check_account(&account)?;
+        let record = waiting(&mut self.clock, self.backend.describe_table(&account, &name)).await;
+        Ok(record
+            .map(|r| r.map(|r| storage::TableRecord { description: r.description, version: r.version }))
+            .map_err(Into::into))
+    }
+
+    async fn update_table(
+        &mut self,
+        account: String,
+        name: String,
+        expected_version: u64,
+        change: storage::TableChange,
+    ) -> Fallible<Option<u64>, storage::StorageError> {
+        self.check_account(&account)?;
+        let change = native::TableChange {
+            description: &change.description,
+            create_indexes: &change.create_indexes,
+            drop_indexes: &change.drop_indexes,
+        };
+        let updated = waiting(&mut self.clock, self.backend.update_table(&account, &name, expected_version, &change));
+        Ok(updated.await.map_err(Into::into))
     }
 
     async fn list_tables(
         &mut self,
+        account: String,
         start_after: Option<String>,
         limit: u32,
     ) -> Fallible<Vec<String>, storage::StorageError> {
-        Ok(waiting(&mut self.clock, self.backend.list_tables(start_after.as_deref(), limit)).await.map_err(Into::into))
+        self.check_account(&account)?;
+        let names = waiting(&mut self.clock, self.backend.list_tables(&account, start_after.as_deref(), limit));
+        Ok(names.await.map_err(Into::into))
     }
 
-    async fn delete_table(&mut self, name: String) -> Fallible<bool, storage::StorageError> {
-        Ok(waiting(&mut self.clock, self.backend.delete_table(&name)).await.map_err(Into::into))
+    async fn delete_table(&mut self, account: String, name: String) -> Fallible<bool, storage::StorageError> {
+        self.check_account(&account)?;
+        Ok(waiting(&mut self.clock, self.backend.delete_table(&account, &name)).await.map_err(Into::into))
     }
 
-    async fn keyspace_stats(&mut self, keyspace: String) -> Fallible<(u64, u64), storage::StorageError> {
-        Ok(waiting(&mut self.clock, self.backend.keyspace_stats(&keyspace)).await.map_err(Into::into))
+    async fn keyspace_stats(
+        &mut self,
+        account: String,
+        keyspace: storage::Keyspace,
+    ) -> Fallible<(u64, u64), storage::StorageError> {
+        self.check_account(&account)?;
+        let keyspace = keyspace.into();
+        let stats = waiting(&mut self.clock, self.backend.keyspace_stats(&account, &keyspace)).await;
+        Ok(stats.map_err(Into::into))
     }
 
     async fn get(
         &mut self,
-        keyspace: String,
+        account: String,
+        keyspace: storage::Keyspace,
         key: storage::ItemKey,
     ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
-        let found = waiting(&mut self.clock, self.backend.get(&keyspace, &key.into())).await;
+        self.check_account(&account)?;
+        let (keyspace, key) = (keyspace.into(), key.into());
+        let found = waiting(&mut self.clock, self.backend.get(&account, &keyspace, &key)).await;
         Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
     }
 
-    async fn scan(&mut self, request: storage::ScanRequest) -> Fallible<storage::Page, storage::StorageError> {
-        let request = native::ScanRequest {
-            keyspace: request.keyspace,
+    async fn query(
+        &mut self,
+        account: String,
+        request: storage::QueryRequest,
+    ) -> Fallible<storage::Page, storage::StorageError> {
+        self.check_account(&account)?;
+        let bound = |bound: storage::Bound| match bound {
+            storage::Bound::Unbounded => Bound::Unbounded,
+            storage::Bound::Inclusive(b) => Bound::Included(b),
+            storage::Bound::Exclusive(b) => Bound::Excluded(b),
+        };
+        let request = native::QueryRequest {
+            keyspace: request.keyspace.into(),
+            partition: request.partition,
+            sort: match request.sort {
+                storage::SortRange::All => native::SortRange::All,
+                storage::SortRange::Prefix(prefix) => native::SortRange::Prefix(prefix),
+                storage::SortRange::Between((lower, upper)) => native::SortRange::Between(bound(lower), bound(upper)),
+            },
+            forward: request.forward,
             after: request.after.map(Into::into),
             limit: request.limit,
             byte_budget: request.byte_budget,
         };
-        let page = waiting(&mut self.clock, self.backend.scan(&request)).await;
-        Ok(page
-            .map(|page| storage::Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more })
-            .map_err(Into::into))
+        let page = waiting(&mut self.clock, self.backend.query(&account, &request)).await;
+        Ok(page.map(Into::into).map_err(Into::into))
     }
 
-    async fn write(&mut self, writes: Vec<storage::WriteOp>) -> Fallible<(), storage::WriteError> {
+    async fn scan(
+        &mut self,
+        account: String,
+        request: storage::ScanRequest,
+    ) -> Fallible<storage::Page, storage::StorageError> {
+        self.check_account(&account)?;
+        let request = native::ScanRequest {
+            keyspace: request.keyspace.into(),
+            segment: request.segment,
+            total_segments: request.total_segments,
+            after: request.after.map(Into::into),
+            limit: request.limit,
+            byte_budget: request.byte_budget,
+        };
+        let page = waiting(&mut self.clock, self.backend.scan(&account, &request)).await;
+        Ok(page.map(Into::into).map_err(Into::into))
+    }
+
+    async fn write(
+        &mut self,
+        account: String,
+        writes: Vec<storage::WriteOp>,
+    ) -> Fallible<storage::Committed, storage::WriteError> {
+        self.check_account(&account)?;
         let writes: Vec<native::Write> = writes
             .into_iter()
-            .map(|w| native::Write {
-                keyspace: w.keyspace,
-                key: w.key.into(),
-                document: w.document,
-                expect: match w.expect {
-                    storage::Expect::Anything => native::Expect::Anything,
-                    storage::Expect::Absent => native::Expect::Absent,
-                    storage::Expect::Version(v) => native::Expect::Version(v),
+            .map(|write| match write {
+                storage::WriteOp::Put(p) => native::Write::Put {
+                    keyspace: p.keyspace.into(),
+                    key: p.key.into(),
+                    document: p.document,
+                    expect: p.expect.into(),
+                    expires_at: p.expires_at,
                 },
+                storage::WriteOp::Delete(g) => {
+                    native::Write::Delete { keyspace: g.keyspace.into(), key: g.key.into(), expect: g.expect.into() }
+                }
+                storage::WriteOp::Check(g) => {
+                    native::Write::Check { keyspace: g.keyspace.into(), key: g.key.into(), expect: g.expect.into() }
+                }
+                storage::WriteOp::TableAt((table, version)) => native::Write::TableAt { table, version },
+                storage::WriteOp::AppendChange((table, record)) => native::Write::AppendChange { table, record },
             })
             .collect();
-        Ok(waiting(&mut self.clock, self.backend.write(&writes)).await.map_err(|e| match e {
-            native::WriteError::GuardFailed(index) => storage::WriteError::GuardFailed(index),
-            native::WriteError::Storage(e) => storage::WriteError::Storage(e.into()),
-        }))
+        Ok(waiting(&mut self.clock, self.backend.write(&account, &writes))
+            .await
+            .map_err(|e| match e {
+                native::WriteError::GuardFailed(index) => storage::WriteError::GuardFailed(index),
+                native::WriteError::Storage(e) => storage::WriteError::Storage(e.into()),
+            })
+            .map(|c| storage::Committed { change_sequences: c.change_sequences }))
     }
 }
 
@@ -90,6 +199,9 @@ impl auth::Host for RequestState {
         signature: String,
     ) -> Fallible<auth::Principal, String> {
         let principal = self.auth.authenticate(&access_key_id, &credential_scope, &string_to_sign, &signature);
+        if let Ok(principal) = &principal {
+            self.account = Some(principal.account_id.clone());
+        }
         Ok(principal.map(|p| auth::Principal { account_id: p.account_id, access_key_id: p.access_key_id }))
     }
 }
@@ -111,9 +223,25 @@ impl From<native::StorageError> for storage::StorageError {
     }
 }
 
+impl From<storage::Keyspace> for native::Keyspace {
+    fn from(k: storage::Keyspace) -> Self {
+        native::Keyspace { table: k.table, index: k.index }
+    }
+}
+
 impl From<storage::ItemKey> for native::ItemKey {
     fn from(k: storage::ItemKey) -> Self {
         native::ItemKey { partition: k.partition, sort: k.sort }
+    }
+}
+
+impl From<storage::Expect> for native::Expect {
+    fn from(e: storage::Expect) -> Self {
+        match e {
+            storage::Expect::Anything => native::Expect::Anything,
+            storage::Expect::Absent => native::Expect::Absent,
+            storage::Expect::Version(v) => native::Expect::Version(v),
+        }
     }
 }
 
@@ -124,5 +252,11 @@ impl From<native::StoredItem> for storage::StoredItem {
             document: i.document,
             version: i.version,
         }
+    }
+}
+
+impl From<native::Page> for storage::Page {
+    fn from(page: native::Page) -> Self {
+        storage::Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more }
     }
 }

@@ -2,14 +2,17 @@
 //! contract of `dynabox_handler::storage` (see that module for the semantics) as async methods on
 //! [`Backend`], with the same types.
 //!
-//! Layout, the same in both: a catalog table maps each DynamoDB table name to its description and
-//! to a storage table `items_<n>` with columns `pk`, `sk` (bytes, `sk` empty without a sort key),
-//! `doc` (the DynamoDB JSON document) and `version`, primary key `(pk, sk)`. Table names are never
+//! Layout, the same in both: the catalog `tables` holds each account's tables (name, description,
+//! its version, the change log's last sequence number); `keyspaces` maps each table's base
+//! keyspace (index name '') and index keyspaces to a storage table `ks_<n>` (or `items_<n>`, from
+//! before indexes) with columns `pk`, `sk` (bytes, `sk` empty without a sort key), `doc` (the
+//! document), `version`, `h` (the partition's hash, for scan segments, indexed with the key) and
+//! `expires` (optional, indexed where set); `changes` holds the change logs. Table names are never
 //! used as SQL identifiers; `<n>` comes from a counter that never hands out a number twice, so a
-//! stale reference to a deleted table can never reach a newer one.
+//! stale reference to a deleted table or index can never reach a newer one.
 //!
 //! Choices the contract leaves open, identical in both backends:
-//! - Scan sets `more` when it stopped because of the limit or the byte budget, without looking
+//! - Query and scan set `more` when they stopped because of the limit or the byte budget, without looking
 //!   whether anything follows: a page that ends exactly at the last item still says `more`, and
 //!   the next scan returns an empty page with `more == false`. A byte budget of 0 still yields one
 //!   item, so a scan always progresses.
@@ -27,19 +30,39 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use dynabox_handler::storage::{Expect, ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
+use dynabox_handler::storage::memory::MemoryStore;
+use dynabox_handler::storage::{
+    Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, Storage, StorageError,
+    StoredItem, TableChange, TableRecord, Write, WriteError, partition_hash, segment_hashes,
+};
 
 pub enum Backend {
     Embedded(sqlite::SqliteStore),
     Postgres(postgres::PostgresStore),
+    /// The handler's reference store (`dynabox_handler::storage::memory`), so that the one
+    /// conformance suite also holds the definition of the contract to account.
+    Reference(Mutex<MemoryStore>),
 }
 
 /// How long one storage call waits for a lock or a connection when nothing else is said.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dispatches one call to the backend: the embedded store and the reference store answer at
+/// once (their calls take microseconds), PostgreSQL asynchronously.
+macro_rules! dispatch {
+    ($backend:expr, $method:ident($($arg:expr),*)) => {
+        match $backend {
+            Backend::Embedded(s) => s.$method($($arg),*),
+            Backend::Postgres(s) => s.$method($($arg),*).await,
+            Backend::Reference(s) => s.lock().unwrap_or_else(PoisonError::into_inner).$method($($arg),*),
+        }
+    };
+}
 
 impl Backend {
     /// Embedded store in `dir` (created if missing; data survives restarts), or in memory when None.
@@ -55,68 +78,80 @@ impl Backend {
         Ok(Backend::Postgres(postgres::PostgresStore::connect(url, pool_size, wait_timeout).await?))
     }
 
+    /// The handler's reference store, empty.
+    pub fn reference() -> Backend {
+        Backend::Reference(Mutex::default())
+    }
+
     /// One line for the start-up log; never contains a password.
     pub fn describe(&self) -> String {
         match self {
             Backend::Embedded(s) => s.describe(),
             Backend::Postgres(s) => s.describe(),
+            Backend::Reference(_) => "reference store".to_string(),
         }
     }
 
-    pub async fn create_table(&self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
-        match self {
-            Backend::Embedded(s) => s.create_table(name, description),
-            Backend::Postgres(s) => s.create_table(name, description).await,
-        }
+    pub async fn create_table(
+        &self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, create_table(account, name, description, indexes))
     }
 
-    pub async fn describe_table(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        match self {
-            Backend::Embedded(s) => s.describe_table(name),
-            Backend::Postgres(s) => s.describe_table(name).await,
-        }
+    pub async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
+        dispatch!(self, describe_table(account, name))
     }
 
-    pub async fn list_tables(&self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        match self {
-            Backend::Embedded(s) => s.list_tables(start_after, limit),
-            Backend::Postgres(s) => s.list_tables(start_after, limit).await,
-        }
+    pub async fn update_table(
+        &self,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        dispatch!(self, update_table(account, name, expected_version, change))
     }
 
-    pub async fn delete_table(&self, name: &str) -> Result<bool, StorageError> {
-        match self {
-            Backend::Embedded(s) => s.delete_table(name),
-            Backend::Postgres(s) => s.delete_table(name).await,
-        }
+    pub async fn list_tables(
+        &self,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        dispatch!(self, list_tables(account, start_after, limit))
     }
 
-    pub async fn keyspace_stats(&self, keyspace: &str) -> Result<(u64, u64), StorageError> {
-        match self {
-            Backend::Embedded(s) => s.keyspace_stats(keyspace),
-            Backend::Postgres(s) => s.keyspace_stats(keyspace).await,
-        }
+    pub async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
+        dispatch!(self, delete_table(account, name))
     }
 
-    pub async fn get(&self, keyspace: &str, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        match self {
-            Backend::Embedded(s) => s.get(keyspace, key),
-            Backend::Postgres(s) => s.get(keyspace, key).await,
-        }
+    pub async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
+        dispatch!(self, keyspace_stats(account, keyspace))
     }
 
-    pub async fn scan(&self, request: &ScanRequest) -> Result<Page, StorageError> {
-        match self {
-            Backend::Embedded(s) => s.scan(request),
-            Backend::Postgres(s) => s.scan(request).await,
-        }
+    pub async fn get(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+    ) -> Result<Option<StoredItem>, StorageError> {
+        dispatch!(self, get(account, keyspace, key))
     }
 
-    pub async fn write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        match self {
-            Backend::Embedded(s) => s.write(writes),
-            Backend::Postgres(s) => s.write(writes).await,
-        }
+    pub async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
+        dispatch!(self, query(account, request))
+    }
+
+    pub async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
+        dispatch!(self, scan(account, request))
+    }
+
+    pub async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        dispatch!(self, write(account, writes))
     }
 }
 
@@ -128,13 +163,12 @@ struct Migration {
 
 /// The statements on one storage table, as templates in which `{t}` stands for the table (`S` =
 /// `&'static str`) or rendered for one table (`S` = `String`). Parameters, by position:
-/// `get`, `exists`, `delete`: pk, sk. `upsert`, `insert_new`: pk, sk, doc.
-/// `update_at`: pk, sk, doc, expected version. `delete_at`: pk, sk, expected version. `stats`: none.
-/// `scan`, `scan_after`, and how a put gets its new version: dialect-specific, see the backend.
+/// `get`, `exists`, `delete`: pk, sk. `exists_at`, `delete_at`: pk, sk, expected version.
+/// `upsert`, `insert_new`: pk, sk, doc, hash, expiry. `update_at`: pk, sk, doc, hash, expiry,
+/// expected version. `stats`: none. How a put gets its new version is the dialect's own.
+/// Queries and scans are built per request shape by [`query_sql`] and [`scan_sql`].
 struct TableSql<S> {
     get: S,
-    scan: S,
-    scan_after: S,
     /// Put without guard.
     upsert: S,
     /// Put if absent: affects no row when the key exists.
@@ -142,8 +176,10 @@ struct TableSql<S> {
     /// Put at a version: affects no row unless the key exists at that version.
     update_at: S,
     delete: S,
-    /// Returns a row when the key exists (the guard of a delete expecting absence).
+    /// Returns a row when the key exists.
     exists: S,
+    /// Returns a row when the key exists at the version.
+    exists_at: S,
     /// Delete at a version: affects no row unless the key exists at that version.
     delete_at: S,
     /// Item count and the sum of document byte lengths.
@@ -155,81 +191,76 @@ impl TableSql<&'static str> {
         let r = |template: &str| template.replace("{t}", table);
         TableSql {
             get: r(self.get),
-            scan: r(self.scan),
-            scan_after: r(self.scan_after),
             upsert: r(self.upsert),
             insert_new: r(self.insert_new),
             update_at: r(self.update_at),
             delete: r(self.delete),
             exists: r(self.exists),
+            exists_at: r(self.exists_at),
             delete_at: r(self.delete_at),
             stats: r(self.stats),
         }
     }
 }
 
-impl TableSql<String> {
-    fn all(&self) -> [&str; 10] {
-        [
-            &self.get,
-            &self.scan,
-            &self.scan_after,
-            &self.upsert,
-            &self.insert_new,
-            &self.update_at,
-            &self.delete,
-            &self.exists,
-            &self.delete_at,
-            &self.stats,
-        ]
-    }
-}
-
-/// What the process knows about one table: enough to serve items without reading the catalog.
-struct TableEntry {
-    description: Vec<u8>,
+/// What the process knows about one keyspace: its table's id and its statements.
+struct KeyspaceEntry {
+    table_id: i64,
+    storage_table: String,
     sql: TableSql<String>,
 }
 
-/// Table name → [`TableEntry`], so item operations never read the catalog. Only this process's
-/// own create/delete invalidate it, plus a statement that finds its storage table gone; another
-/// replica's delete is noticed that way, a change it makes otherwise goes unseen.
-// TODO: cross-replica coherence (PostgreSQL LISTEN/NOTIFY on catalog changes) comes later.
+/// (account, table, index) → [`KeyspaceEntry`], so item operations do not read the catalog.
+/// Safe across processes because storage tables are never named twice: an entry another process
+/// made stale (its table or index dropped) points at a table that no longer exists, and the
+/// statement that finds it gone makes the backend forget the entry and look again.
+/// Descriptions are not cached: every process reads them from the catalog, so a change made by
+/// one is seen by all at once.
 #[derive(Default)]
-struct TableCache {
-    tables: RwLock<HashMap<String, Arc<TableEntry>>>,
+struct KeyspaceCache {
+    entries: RwLock<HashMap<(String, Keyspace), Arc<KeyspaceEntry>>>,
 }
 
-impl TableCache {
-    fn get(&self, name: &str) -> Option<Arc<TableEntry>> {
-        self.tables.read().unwrap().get(name).cloned()
+impl KeyspaceCache {
+    fn get(&self, account: &str, keyspace: &Keyspace) -> Option<Arc<KeyspaceEntry>> {
+        self.entries.read().unwrap().get(&(account.to_string(), keyspace.clone())).cloned()
     }
 
-    fn insert(&self, name: &str, entry: TableEntry) -> Arc<TableEntry> {
+    fn insert(&self, account: &str, keyspace: &Keyspace, entry: KeyspaceEntry) -> Arc<KeyspaceEntry> {
         let entry = Arc::new(entry);
-        self.tables.write().unwrap().insert(name.to_string(), entry.clone());
+        self.entries.write().unwrap().insert((account.to_string(), keyspace.clone()), entry.clone());
         entry
     }
 
-    fn remove(&self, name: &str) -> Option<Arc<TableEntry>> {
-        self.tables.write().unwrap().remove(name)
+    /// Forgets every keyspace of the table; the entries forgotten.
+    fn forget_table(&self, account: &str, table: &str) -> Vec<Arc<KeyspaceEntry>> {
+        let mut entries = self.entries.write().unwrap();
+        let stale: Vec<_> = entries.keys().filter(|(a, k)| a == account && k.table == table).cloned().collect();
+        stale.iter().filter_map(|key| entries.remove(key)).collect()
     }
 }
 
-/// Storage tables are named `items_<n>`. The name is read back from the catalog and spliced into
-/// SQL, so anything else there is refused rather than executed.
+/// Storage tables are named `items_<n>` (base keyspaces of tables created before keyspaces had
+/// ids of their own) or `ks_<n>`. The name is read back from the catalog and spliced into SQL,
+/// so anything else there is refused rather than executed.
 fn checked_storage_table(name: &str) -> Result<&str, StorageError> {
-    match name.strip_prefix("items_") {
+    match name.strip_prefix("items_").or_else(|| name.strip_prefix("ks_")) {
         Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok(name),
         _ => Err(StorageError::Internal(format!("catalog names an invalid storage table {name:?}"))),
     }
 }
 
-/// The one statement that carries out a write, and how to tell whether its guard held.
+/// How the index name of a keyspace is kept in the catalog: '' for the base keyspace (index
+/// names are never empty).
+fn index_column(keyspace: &Keyspace) -> &str {
+    keyspace.index.as_deref().unwrap_or("")
+}
+
+/// The one statement that carries out an item write, and how to tell whether its guard held.
 struct Plan<'a> {
     sql: &'a str,
-    /// The document, for puts.
-    document: Option<&'a [u8]>,
+    /// The document, partition hash and expiry, for puts.
+    put: Option<(&'a [u8], i64, Option<i64>)>,
     /// The expected version, for guarded writes at a version.
     version: Option<i64>,
     check: Check,
@@ -237,7 +268,7 @@ struct Plan<'a> {
 
 enum Check {
     None,
-    /// The guard held when the statement affected one row.
+    /// The guard held when the statement affected (or returned) one row.
     OneRow,
     /// The guard held when the statement returned no row.
     NoRow,
@@ -253,21 +284,117 @@ impl Check {
     }
 }
 
-fn plan<'a>(write: &'a Write, sql: &'a TableSql<String>) -> Plan<'a> {
+/// The statement for an item write (`Put`, `Delete` or `Check`); `None` for a check that
+/// expects nothing, which needs no statement.
+fn plan<'a>(write: &'a Write, sql: &'a TableSql<String>) -> Option<Plan<'a>> {
     // No stored version is negative, so a version beyond i64 simply never matches.
     let at = |v: u64| Some(i64::try_from(v).unwrap_or(-1));
-    let (sql, version, check) = match (&write.document, write.expect) {
-        (Some(_), Expect::Anything) => (&sql.upsert, None, Check::None),
-        (Some(_), Expect::Absent) => (&sql.insert_new, None, Check::OneRow),
-        (Some(_), Expect::Version(v)) => (&sql.update_at, at(v), Check::OneRow),
-        (None, Expect::Anything) => (&sql.delete, None, Check::None),
-        (None, Expect::Absent) => (&sql.exists, None, Check::NoRow),
-        (None, Expect::Version(v)) => (&sql.delete_at, at(v), Check::OneRow),
-    };
-    Plan { sql, document: write.document.as_deref(), version, check }
+    let plan = |sql, put, version, check| Some(Plan { sql, put, version, check });
+    match write {
+        Write::Put { key, document, expect, expires_at, .. } => {
+            let put = Some((
+                document.as_slice(),
+                i64::from(partition_hash(&key.partition)),
+                expires_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+            ));
+            match *expect {
+                Expect::Anything => plan(&sql.upsert, put, None, Check::None),
+                Expect::Absent => plan(&sql.insert_new, put, None, Check::OneRow),
+                Expect::Version(v) => plan(&sql.update_at, put, at(v), Check::OneRow),
+            }
+        }
+        Write::Delete { expect, .. } => match *expect {
+            Expect::Anything => plan(&sql.delete, None, None, Check::None),
+            Expect::Absent => plan(&sql.exists, None, None, Check::NoRow),
+            Expect::Version(v) => plan(&sql.delete_at, None, at(v), Check::OneRow),
+        },
+        Write::Check { expect, .. } => match *expect {
+            Expect::Anything => None,
+            Expect::Absent => plan(&sql.exists, None, None, Check::NoRow),
+            Expect::Version(v) => plan(&sql.exists_at, None, at(v), Check::OneRow),
+        },
+        Write::TableAt { .. } | Write::AppendChange { .. } => unreachable!("not an item write"),
+    }
 }
 
-/// Collects a scan page and decides where it stops (see the module doc for `more`).
+/// The keyspace and key of an item write.
+fn item_write(write: &Write) -> Option<(&Keyspace, &ItemKey)> {
+    match write {
+        Write::Put { keyspace, key, .. } | Write::Delete { keyspace, key, .. } | Write::Check { keyspace, key, .. } => {
+            Some((keyspace, key))
+        }
+        Write::TableAt { .. } | Write::AppendChange { .. } => None,
+    }
+}
+
+/// Placeholders: `?N` (SQLite) or `$N` (PostgreSQL), numbered from 1.
+type Placeholder = fn(usize) -> String;
+
+/// A query's SQL over the storage table `table`, and the byte values to bind after the partition
+/// (`$1`); the row limit is the last parameter.
+fn query_sql(table: &str, request: &QueryRequest, placeholder: Placeholder) -> (String, Vec<Vec<u8>>) {
+    let mut sql = format!("SELECT pk, sk, doc, version FROM {table} WHERE pk = {}", placeholder(1));
+    let mut values = Vec::new();
+    let mut condition = |op: &str, value: &[u8]| {
+        values.push(value.to_vec());
+        sql.push_str(&format!(" AND sk {op} {}", placeholder(values.len() + 1)));
+    };
+    let (lower, upper) = match &request.sort {
+        SortRange::All => (Bound::Unbounded, Bound::Unbounded),
+        SortRange::Prefix(prefix) => {
+            (Bound::Included(prefix.clone()), successor(prefix).map_or(Bound::Unbounded, Bound::Excluded))
+        }
+        SortRange::Between(lower, upper) => (lower.clone(), upper.clone()),
+    };
+    match &lower {
+        Bound::Included(v) => condition(">=", v),
+        Bound::Excluded(v) => condition(">", v),
+        Bound::Unbounded => {}
+    }
+    match &upper {
+        Bound::Included(v) => condition("<=", v),
+        Bound::Excluded(v) => condition("<", v),
+        Bound::Unbounded => {}
+    }
+    if let Some(after) = &request.after {
+        condition(if request.forward { ">" } else { "<" }, &after.sort);
+    }
+    let direction = if request.forward { "ASC" } else { "DESC" };
+    sql.push_str(&format!(" ORDER BY sk {direction} LIMIT {}", placeholder(values.len() + 2)));
+    (sql, values)
+}
+
+/// The least byte string greater than every string that starts with `prefix`, if any.
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let end = prefix.iter().rposition(|&b| b != 0xFF)?;
+    let mut next = prefix[..=end].to_vec();
+    next[end] += 1;
+    Some(next)
+}
+
+/// A scan's SQL over `table`. Parameters: the segment's first hash and the hash past it, then
+/// (when resuming) the hash, partition and sort of the key to resume after, then the row limit.
+fn scan_sql(table: &str, resume: bool, placeholder: Placeholder) -> String {
+    let p = placeholder;
+    let after = match resume {
+        true => format!(" AND (h, pk, sk) > ({}, {}, {})", p(3), p(4), p(5)),
+        false => String::new(),
+    };
+    let limit = p(if resume { 6 } else { 3 });
+    format!(
+        "SELECT pk, sk, doc, version FROM {table} WHERE h >= {} AND h < {}{after} ORDER BY h, pk, sk LIMIT {limit}",
+        p(1),
+        p(2)
+    )
+}
+
+/// The hash range of a scan request, as i64 for binding.
+fn scan_range(request: &ScanRequest) -> (i64, i64) {
+    let (start, end) = segment_hashes(request.segment, request.total_segments);
+    (start as i64, end as i64)
+}
+
+/// Collects a page and decides where it stops (see the module doc for `more`).
 struct PageBuilder {
     page: Page,
     limit: usize,
@@ -276,11 +403,11 @@ struct PageBuilder {
 }
 
 impl PageBuilder {
-    fn new(request: &ScanRequest) -> Self {
+    fn new(limit: u32, byte_budget: u32) -> Self {
         PageBuilder {
-            page: Page { items: Vec::new(), more: request.limit == 0 },
-            limit: request.limit as usize,
-            byte_budget: u64::from(request.byte_budget),
+            page: Page { items: Vec::new(), more: limit == 0 },
+            limit: limit as usize,
+            byte_budget: u64::from(byte_budget),
             bytes: 0,
         }
     }
@@ -290,7 +417,16 @@ impl PageBuilder {
         !self.page.more
     }
 
-    /// Adds the next item in key order.
+    fn len(&self) -> usize {
+        self.page.items.len()
+    }
+
+    /// The key of the last item taken: where the next read of the same page resumes.
+    fn last_key(&self) -> Option<ItemKey> {
+        self.page.items.last().map(|item| item.key.clone())
+    }
+
+    /// Adds the next item in read order.
     fn push(&mut self, item: StoredItem) {
         self.bytes += item.document.len() as u64;
         self.page.items.push(item);

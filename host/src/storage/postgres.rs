@@ -1,85 +1,98 @@
 //! The PostgreSQL store.
 //!
-//! Everything dynabox creates lives in the schema `dynabox` (catalog `dynabox.tables`, migrations
-//! `dynabox.schema_migrations`, item tables `dynabox.items_<n>`), rather than as `dynabox_*`
-//! objects in `public`: the names cannot collide with the user's tables, they do not depend on
-//! the connection's `search_path`, and an operator can grant read access to (or drop) dynabox's
-//! data as one unit. Documents are `json` (not `jsonb`, which cannot hold U+0000), so items can be
-//! queried with SQL: `SELECT doc->'name'->>'S' FROM dynabox.items_7`. Item versions come from the
-//! sequence `dynabox.item_versions`, so no key ever gets a version twice.
+//! Everything dynabox creates lives in the schema `dynabox` (catalog `dynabox.tables` and
+//! `dynabox.keyspaces`, change logs `dynabox.changes`, migrations `dynabox.schema_migrations`,
+//! storage tables `dynabox.ks_<n>`), rather than as `dynabox_*` objects in `public`: the names
+//! cannot collide with the user's tables, they do not depend on the connection's `search_path`,
+//! and an operator can grant read access to (or drop) dynabox's data as one unit. Documents are
+//! `json` (not `jsonb`, which cannot hold U+0000), so items can be queried with SQL:
+//! `SELECT doc->'name'->>'S' FROM dynabox.ks_7`. Item versions come from the sequence
+//! `dynabox.item_versions`, so no key ever gets a version twice.
+//!
+//! Several processes may serve one database: descriptions are read from the catalog on every
+//! call, so each sees the others' CreateTable, UpdateTable and DeleteTable at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::{BufMut, BytesMut};
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use dynabox_handler::storage::{ItemKey, Page, ScanRequest, StorageError, StoredItem, Write, WriteError};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use dynabox_handler::storage::{
+    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange, TableRecord,
+    Write, WriteError, partition_hash,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, accepts, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 
-use super::{Migration, PageBuilder, TableCache, TableEntry, TableSql, checked_storage_table, plan};
+use super::{
+    KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, TableSql, checked_storage_table, index_column, item_write,
+    plan, query_sql, scan_range, scan_sql,
+};
 
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("migrations/postgres/0001_catalog.sql") },
     Migration { version: 2, sql: include_str!("migrations/postgres/0002_item_versions.sql") },
     Migration { version: 3, sql: include_str!("migrations/postgres/0003_json_documents.sql") },
+    Migration { version: 4, sql: include_str!("migrations/postgres/0004_accounts_keyspaces_changes.sql") },
 ];
 
 /// Serialises migrations of processes starting together; the value is "dynabox" in ASCII.
 const MIGRATION_LOCK: i64 = 0x0064_796e_6162_6f78;
 
 const CREATE_TABLE: &str = "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc json NOT NULL, \
-                            version bigint NOT NULL, PRIMARY KEY (pk, sk))";
+                            version bigint NOT NULL, h bigint NOT NULL, expires bigint, PRIMARY KEY (pk, sk));
+                            CREATE INDEX ON {t} (h, pk, sk);
+                            CREATE INDEX ON {t} (expires) WHERE expires IS NOT NULL";
 
-/// A scan, parameters $1 limit, $2 byte budget, then (scan_after) $3 pk, $4 sk. It walks the
-/// index one key at a time, adding up document sizes, and stops at the limit or the budget, so
-/// the server reads and sends only the rows of the page: a plain `LIMIT` would read `limit` rows
-/// even when the budget ends the page after a few large ones. Sizes are measured as the text the
-/// client receives (`octet_length(doc::text)`), so the page ends where [`PageBuilder`] ends it.
-macro_rules! scan_sql {
-    ($start:literal) => {
-        concat!(
-            "WITH RECURSIVE page AS (
-                (SELECT pk, sk, doc, version, octet_length(doc::text)::bigint AS total, 1::bigint AS n
-                   FROM {t} ",
-            $start,
-            " ORDER BY pk, sk LIMIT 1)
-                UNION ALL
-                SELECT next.pk, next.sk, next.doc, next.version, page.total + octet_length(next.doc::text), page.n + 1
-                  FROM page CROSS JOIN LATERAL (
-                      SELECT t.pk, t.sk, t.doc, t.version FROM {t} AS t
-                       WHERE (t.pk, t.sk) > (page.pk, page.sk) ORDER BY t.pk, t.sk LIMIT 1) next
-                 WHERE page.n < $1 AND page.total < $2
-            )
-            SELECT pk, sk, doc, version FROM page ORDER BY n"
-        )
-    };
-}
-
+/// Puts bind document, hash and expiry as $3 to $5, and a put at a version the version as $6.
 const SQL: TableSql<&str> = TableSql {
     get: "SELECT doc, version FROM {t} WHERE pk = $1 AND sk = $2",
-    scan: scan_sql!(""),
-    scan_after: scan_sql!("WHERE (pk, sk) > ($3, $4)"),
-    upsert: "INSERT INTO {t} (pk, sk, doc, version) VALUES ($1, $2, $3, nextval('dynabox.item_versions')) \
-             ON CONFLICT (pk, sk) DO UPDATE SET doc = EXCLUDED.doc, version = EXCLUDED.version",
-    insert_new: "INSERT INTO {t} (pk, sk, doc, version) VALUES ($1, $2, $3, nextval('dynabox.item_versions')) \
-                 ON CONFLICT (pk, sk) DO NOTHING",
-    update_at: "UPDATE {t} SET doc = $3, version = nextval('dynabox.item_versions') \
-                WHERE pk = $1 AND sk = $2 AND version = $4",
+    upsert: "INSERT INTO {t} (pk, sk, doc, h, expires, version) \
+             VALUES ($1, $2, $3, $4, $5, nextval('dynabox.item_versions')) \
+             ON CONFLICT (pk, sk) DO UPDATE SET doc = EXCLUDED.doc, expires = EXCLUDED.expires, \
+             version = EXCLUDED.version",
+    insert_new: "INSERT INTO {t} (pk, sk, doc, h, expires, version) \
+                 VALUES ($1, $2, $3, $4, $5, nextval('dynabox.item_versions')) ON CONFLICT (pk, sk) DO NOTHING",
+    update_at: "UPDATE {t} SET doc = $3, h = $4, expires = $5, version = nextval('dynabox.item_versions') \
+                WHERE pk = $1 AND sk = $2 AND version = $6",
     delete: "DELETE FROM {t} WHERE pk = $1 AND sk = $2",
     exists: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2",
+    exists_at: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
     delete_at: "DELETE FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
     // The bytes of the documents as returned, not their compressed size on disk (pg_column_size):
-    // the same measure as the scan budget and the embedded store.
+    // the same measure as the read budget and the embedded store.
     stats: "SELECT count(*), coalesce(sum(octet_length(doc::text)), 0)::bigint FROM {t}",
 };
+
+/// Queries and scans read in chunks that start this small and grow fourfold, so a page that the
+/// byte budget ends after a few large items does not make the server read `limit` rows.
+const FIRST_CHUNK: u32 = 16;
+
+/// Runs `$statement` (an expression that uses `$entry`, the keyspace's cache entry) on an
+/// existing keyspace, and once more after a fresh lookup if its storage table is gone (another
+/// process dropped it, and may have made the keyspace anew).
+macro_rules! on_keyspace {
+    ($store:expr, $client:expr, $account:expr, $keyspace:expr, |$entry:ident| $statement:expr) => {{
+        let mut retried = false;
+        loop {
+            let $entry = $store.keyspace($client, $account, $keyspace).await?;
+            match $statement {
+                Err(e) if !retried && e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+                    $store.forget($account, &$keyspace.table);
+                    retried = true;
+                }
+                result => break result.map_err(|e| $store.failed_on($account, &$keyspace.table, e)),
+            }
+        }
+    }};
+}
 
 pub struct PostgresStore {
     pool: Pool,
     wait_timeout: Duration,
-    tables: TableCache,
+    keyspaces: KeyspaceCache,
     location: String,
 }
 
@@ -103,156 +116,282 @@ impl PostgresStore {
         let mut client = pool.get().await.with_context(|| format!("connecting to PostgreSQL at {location}"))?;
         migrate(&mut client).await.with_context(|| format!("migrating the schema at {location}"))?;
         drop(client);
-        Ok(PostgresStore { pool, wait_timeout, tables: TableCache::default(), location })
+        Ok(PostgresStore { pool, wait_timeout, keyspaces: KeyspaceCache::default(), location })
     }
 
     pub(super) fn describe(&self) -> String {
         format!("PostgreSQL at {}", self.location)
     }
 
-    pub(super) async fn create_table(&self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
+    pub(super) async fn create_table(
+        &self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(internal)?;
         let row = query_opt(
             &tx,
-            "INSERT INTO dynabox.tables (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
-             RETURNING storage_table",
-            &[&name, &Json(description)],
+            "INSERT INTO dynabox.tables (account, name, description, version) \
+             VALUES ($1, $2, $3, nextval('dynabox.item_versions')) \
+             ON CONFLICT (account, name) DO NOTHING RETURNING id",
+            &[&account, &name, &Json(description)],
         )
         .await
         .map_err(internal)?;
         let Some(row) = row else { return Ok(false) };
-        let entry = entry(row.get(0), description.to_vec())?;
-        tx.batch_execute(&CREATE_TABLE.replace("{t}", &qualified(row.get(0))?)).await.map_err(internal)?;
+        let id: i64 = row.get(0);
+        for index in std::iter::once("").chain(indexes.iter().map(String::as_str)) {
+            create_keyspace(&tx, id, index).await?;
+        }
         tx.commit().await.map_err(internal)?;
-        self.tables.insert(name, entry);
         Ok(true)
     }
 
-    pub(super) async fn describe_table(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        // The handler describes the table on every request: a cache hit takes no connection.
-        if let Some(entry) = self.tables.get(name) {
-            return Ok(Some(entry.description.clone()));
-        }
+    pub(super) async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
         let client = self.client().await?;
-        Ok(self.table(&client, name).await?.map(|t| t.description.clone()))
+        let row = query_opt(
+            &client,
+            "SELECT description, version FROM dynabox.tables WHERE account = $1 AND name = $2",
+            &[&account, &name],
+        )
+        .await
+        .map_err(internal)?;
+        Ok(row.map(|r| TableRecord { description: r.get::<_, JsonText>(0).0, version: r.get::<_, i64>(1) as u64 }))
     }
 
-    pub(super) async fn list_tables(&self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
+    pub(super) async fn update_table(
+        &self,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(internal)?;
+        // FOR UPDATE: waits for write groups guarded by the table's version (they hold it FOR
+        // SHARE), so none commits on a description this change replaces.
+        let row = query_opt(
+            &tx,
+            "SELECT id, version FROM dynabox.tables WHERE account = $1 AND name = $2 FOR UPDATE",
+            &[&account, &name],
+        )
+        .await
+        .map_err(internal)?;
+        let row = row.ok_or(StorageError::NoSuchKeyspace)?;
+        let (id, version): (i64, i64) = (row.get(0), row.get(1));
+        if version as u64 != expected_version {
+            return Ok(None);
+        }
+        // Description versions come from the item versions' sequence: they never repeat either.
+        let row = query_one(
+            &tx,
+            "UPDATE dynabox.tables SET description = $2, version = nextval('dynabox.item_versions') \
+             WHERE id = $1 RETURNING version",
+            &[&id, &Json(change.description)],
+        )
+        .await
+        .map_err(internal)?;
+        let new_version: i64 = row.get(0);
+        for index in change.drop_indexes {
+            drop_keyspace(&tx, id, index).await?;
+        }
+        for index in change.create_indexes {
+            create_keyspace(&tx, id, index).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        self.forget(account, name);
+        Ok(Some(new_version as u64))
+    }
+
+    pub(super) async fn list_tables(
+        &self,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
         let client = self.client().await?;
         let rows = query(
             &client,
-            "SELECT name FROM dynabox.tables WHERE name > coalesce($1, '') ORDER BY name LIMIT $2",
-            &[&start_after, &i64::from(limit)],
+            "SELECT name FROM dynabox.tables WHERE account = $1 AND name > coalesce($2, '') ORDER BY name LIMIT $3",
+            &[&account, &start_after, &i64::from(limit)],
         )
         .await
         .map_err(internal)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    pub(super) async fn delete_table(&self, name: &str) -> Result<bool, StorageError> {
+    pub(super) async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(internal)?;
-        let row = query_opt(&tx, "DELETE FROM dynabox.tables WHERE name = $1 RETURNING storage_table", &[&name])
-            .await
-            .map_err(internal)?;
+        let row = query_opt(
+            &tx,
+            "DELETE FROM dynabox.tables WHERE account = $1 AND name = $2 RETURNING id",
+            &[&account, &name],
+        )
+        .await
+        .map_err(internal)?;
         let deleted = match row {
             Some(row) => {
-                tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", qualified(row.get(0))?))
+                let id: i64 = row.get(0);
+                let indexes = query(&tx, "SELECT index_name FROM dynabox.keyspaces WHERE table_id = $1", &[&id])
                     .await
                     .map_err(internal)?;
+                for index in indexes.iter().map(|r| r.get::<_, String>(0)) {
+                    drop_keyspace(&tx, id, &index).await?;
+                }
+                execute(&tx, "DELETE FROM dynabox.changes WHERE table_id = $1", &[&id]).await.map_err(internal)?;
                 tx.commit().await.map_err(internal)?;
                 true
             }
             None => false,
         };
         // After the commit, so that no concurrent lookup re-caches the table in between.
-        self.forget(name);
+        self.forget(account, name);
         Ok(deleted)
     }
 
-    pub(super) async fn keyspace_stats(&self, keyspace: &str) -> Result<(u64, u64), StorageError> {
+    pub(super) async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
         let client = self.client().await?;
-        let table = self.existing_table(&client, keyspace).await?;
-        let row = query_one(&client, &table.sql.stats, &[]).await.map_err(|e| self.failed(keyspace, e))?;
+        let row = on_keyspace!(self, &client, account, keyspace, |entry| {
+            query_one(&client, &entry.sql.stats, &[]).await
+        })?;
         Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
     }
 
-    pub(super) async fn get(&self, keyspace: &str, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
+    pub(super) async fn get(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+    ) -> Result<Option<StoredItem>, StorageError> {
         let client = self.client().await?;
-        let table = self.existing_table(&client, keyspace).await?;
-        let row = query_opt(&client, &table.sql.get, &[&key.partition, &key.sort])
-            .await
-            .map_err(|e| self.failed(keyspace, e))?;
+        let row = on_keyspace!(self, &client, account, keyspace, |entry| {
+            query_opt(&client, &entry.sql.get, &[&key.partition, &key.sort]).await
+        })?;
         Ok(row.map(|r| StoredItem { key: key.clone(), document: r.get::<_, JsonText>(0).0, version: version(&r, 1) }))
     }
 
-    pub(super) async fn scan(&self, request: &ScanRequest) -> Result<Page, StorageError> {
+    pub(super) async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
         let client = self.client().await?;
-        let table = self.existing_table(&client, &request.keyspace).await?;
-        let (limit, budget) = (i64::from(request.limit), i64::from(request.byte_budget));
-        let rows = match &request.after {
-            None => query(&client, &table.sql.scan, &[&limit, &budget]).await,
-            Some(after) => {
-                query(&client, &table.sql.scan_after, &[&limit, &budget, &after.partition, &after.sort]).await
+        let mut page = PageBuilder::new(request.limit, request.byte_budget);
+        let mut chunk = QueryRequest { limit: FIRST_CHUNK, ..request.clone() };
+        loop {
+            chunk.limit = chunk.limit.min(request.limit - page_len(&page));
+            let limit = i64::from(chunk.limit);
+            let rows = on_keyspace!(self, &client, account, &request.keyspace, |entry| {
+                let (sql, values) = query_sql(&entry.storage_table, &chunk, |n| format!("${n}"));
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&chunk.partition];
+                params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+                params.push(&limit);
+                query(&client, &sql, &params).await
+            })?;
+            let exhausted = rows.len() < chunk.limit as usize;
+            if !fill(&mut page, rows) || exhausted {
+                return Ok(page.finish());
             }
+            chunk.after = page.last_key();
+            chunk.limit = chunk.limit.saturating_mul(4);
         }
-        .map_err(|e| self.failed(&request.keyspace, e))?;
-        let mut page = PageBuilder::new(request);
-        for row in rows {
-            if !page.wants_more() {
-                break;
-            }
-            page.push(StoredItem {
-                key: ItemKey { partition: row.get(0), sort: row.get(1) },
-                document: row.get::<_, JsonText>(2).0,
-                version: version(&row, 3),
-            });
-        }
-        Ok(page.finish())
     }
 
-    /// One write is one statement; a group is a transaction, rolled back (by dropping it) when a
-    /// guard fails.
-    pub(super) async fn write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        let mut client = self.client().await?;
-        let mut tables = Vec::with_capacity(writes.len());
-        for write in writes {
-            tables.push(self.existing_table(&client, &write.keyspace).await?);
+    pub(super) async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
+        let client = self.client().await?;
+        let (start, end) = scan_range(request);
+        let mut page = PageBuilder::new(request.limit, request.byte_budget);
+        let (mut after, mut chunk) = (request.after.clone(), FIRST_CHUNK);
+        loop {
+            chunk = chunk.min(request.limit - page_len(&page));
+            let limit = i64::from(chunk);
+            let rows = on_keyspace!(self, &client, account, &request.keyspace, |entry| {
+                let sql = scan_sql(&entry.storage_table, after.is_some(), |n| format!("${n}"));
+                match &after {
+                    None => query(&client, &sql, &[&start, &end, &limit]).await,
+                    Some(key) => {
+                        let hash = i64::from(partition_hash(&key.partition));
+                        query(&client, &sql, &[&start, &end, &hash, &key.partition, &key.sort, &limit]).await
+                    }
+                }
+            })?;
+            let exhausted = rows.len() < chunk as usize;
+            if !fill(&mut page, rows) || exhausted {
+                return Ok(page.finish());
+            }
+            after = page.last_key();
+            chunk = chunk.saturating_mul(4);
         }
-        if let ([write], [table]) = (writes, tables.as_slice()) {
-            return match self.apply(&client, write, table).await? {
-                true => Ok(()),
+    }
+
+    /// A group with one item write is one statement; any other group is a transaction, rolled
+    /// back (by dropping it) when a guard fails.
+    pub(super) async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        let mut client = self.client().await?;
+        let mut entries = Vec::with_capacity(writes.len());
+        for write in writes {
+            let keyspace = match write {
+                Write::TableAt { table, .. } | Write::AppendChange { table, .. } => &Keyspace::table(table),
+                _ => item_write(write).expect("an item write").0,
+            };
+            entries.push(self.keyspace(&client, account, keyspace).await?);
+        }
+        let mut committed = Committed::default();
+        if let ([write @ (Write::Put { .. } | Write::Delete { .. })], [entry]) = (writes, entries.as_slice()) {
+            return match self.apply(&client, account, write, entry, &mut committed).await? {
+                true => Ok(committed),
                 false => Err(WriteError::GuardFailed(0)),
             };
         }
         let tx = client.transaction().await.map_err(internal)?;
-        for (index, (write, table)) in writes.iter().zip(&tables).enumerate() {
-            if !self.apply(&tx, write, table).await? {
+        for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
+            if !self.apply(&tx, account, write, entry, &mut committed).await? {
                 return Err(WriteError::GuardFailed(index as u32));
             }
         }
         tx.commit().await.map_err(internal)?;
-        Ok(())
+        Ok(committed)
     }
 
-    /// Runs the statement of one write; whether its guard held.
+    /// Runs one write of a group; whether its guard held.
     async fn apply(
         &self,
         client: &impl GenericClient,
+        account: &str,
         write: &Write,
-        table: &TableEntry,
+        entry: &KeyspaceEntry,
+        committed: &mut Committed,
     ) -> Result<bool, StorageError> {
-        let plan = plan(write, &table.sql);
-        let document = plan.document.map(Json);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&write.key.partition, &write.key.sort];
-        if let Some(document) = &document {
-            params.push(document);
+        let failed = |e| self.failed(account, write, e);
+        match write {
+            Write::TableAt { version, .. } => {
+                let version = i64::try_from(*version).unwrap_or(-1);
+                // FOR SHARE: an UpdateTable waits until this group commits (see update_table).
+                let sql = "SELECT 1 FROM dynabox.tables WHERE id = $1 AND version = $2 FOR SHARE";
+                return Ok(query_opt(client, sql, &[&entry.table_id, &version]).await.map_err(failed)?.is_some());
+            }
+            Write::AppendChange { record, .. } => {
+                let sql = "WITH next AS (UPDATE dynabox.tables SET changes = changes + 1 WHERE id = $1 \
+                           RETURNING changes) \
+                           INSERT INTO dynabox.changes (table_id, seq, record) SELECT $1, changes, $2 FROM next \
+                           RETURNING seq";
+                let row = query_one(client, sql, &[&entry.table_id, record]).await.map_err(failed)?;
+                committed.change_sequences.push(row.get::<_, i64>(0) as u64);
+                return Ok(true);
+            }
+            _ => {}
+        }
+        let Some(plan) = plan(write, &entry.sql) else { return Ok(true) };
+        let key = item_write(write).expect("an item write").1;
+        let put = plan.put.map(|(document, hash, expires)| (Json(document), hash, expires));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key.partition, &key.sort];
+        if let Some((document, hash, expires)) = &put {
+            params.extend([document as &(dyn ToSql + Sync), hash, expires]);
         }
         if let Some(version) = &plan.version {
             params.push(version);
         }
-        let rows = execute(client, plan.sql, &params).await.map_err(|e| self.failed(&write.keyspace, e))?;
+        let rows = execute(client, plan.sql, &params).await.map_err(failed)?;
         Ok(plan.check.holds(rows))
     }
 
@@ -266,54 +405,126 @@ impl PostgresStore {
         }
     }
 
-    /// The table from the cache, else from the catalog.
-    async fn table(&self, client: &impl GenericClient, name: &str) -> Result<Option<Arc<TableEntry>>, StorageError> {
-        if let Some(entry) = self.tables.get(name) {
-            return Ok(Some(entry));
+    /// The keyspace from the cache, else from the catalog.
+    async fn keyspace(
+        &self,
+        client: &impl GenericClient,
+        account: &str,
+        keyspace: &Keyspace,
+    ) -> Result<Arc<KeyspaceEntry>, StorageError> {
+        if let Some(entry) = self.keyspaces.get(account, keyspace) {
+            return Ok(entry);
         }
-        let row = query_opt(client, "SELECT storage_table, description FROM dynabox.tables WHERE name = $1", &[&name])
-            .await
-            .map_err(internal)?;
-        match row {
-            Some(row) => Ok(Some(self.tables.insert(name, entry(row.get(0), row.get::<_, JsonText>(1).0)?))),
-            None => Ok(None),
-        }
+        let row = query_opt(
+            client,
+            "SELECT k.table_id, k.storage_table FROM dynabox.keyspaces AS k \
+             JOIN dynabox.tables AS t ON t.id = k.table_id \
+             WHERE t.account = $1 AND t.name = $2 AND k.index_name = $3",
+            &[&account, &keyspace.table, &index_column(keyspace)],
+        )
+        .await
+        .map_err(internal)?;
+        let row = row.ok_or(StorageError::NoSuchKeyspace)?;
+        Ok(self.keyspaces.insert(account, keyspace, entry(row.get(0), row.get(1))?))
     }
 
-    async fn existing_table(&self, client: &impl GenericClient, name: &str) -> Result<Arc<TableEntry>, StorageError> {
-        self.table(client, name).await?.ok_or(StorageError::NoSuchKeyspace)
+    /// Maps an error of a write's statement. A missing storage table means another process
+    /// dropped the keyspace since this one cached it: the group fails as if it never existed.
+    fn failed(&self, account: &str, write: &Write, e: tokio_postgres::Error) -> StorageError {
+        let table = match write {
+            Write::TableAt { table, .. } | Write::AppendChange { table, .. } => table,
+            _ => &item_write(write).expect("an item write").0.table,
+        };
+        self.failed_on(account, table, e)
     }
 
-    /// Maps an error of a statement on table `name`. A missing storage table means another
-    /// process deleted the table since this one cached it.
-    fn failed(&self, name: &str, e: tokio_postgres::Error) -> StorageError {
+    fn failed_on(&self, account: &str, table: &str, e: tokio_postgres::Error) -> StorageError {
         if e.code() == Some(&SqlState::UNDEFINED_TABLE) {
-            self.forget(name);
+            self.forget(account, table);
             return StorageError::NoSuchKeyspace;
         }
         internal(e)
     }
 
-    /// Drops a table from the cache, and its statements from every pooled connection.
-    fn forget(&self, name: &str) {
-        if let Some(entry) = self.tables.remove(name) {
-            for sql in entry.sql.all() {
-                self.pool.manager().statement_caches.remove(sql, &[]);
+    /// Drops a table's keyspaces from the cache, and their statements from every pooled
+    /// connection.
+    fn forget(&self, account: &str, table: &str) {
+        for entry in self.keyspaces.forget_table(account, table) {
+            let sql = &entry.sql;
+            for statement in [
+                &sql.get,
+                &sql.upsert,
+                &sql.insert_new,
+                &sql.update_at,
+                &sql.delete,
+                &sql.exists,
+                &sql.exists_at,
+                &sql.delete_at,
+                &sql.stats,
+            ] {
+                self.pool.manager().statement_caches.remove(statement, &[]);
             }
         }
     }
 }
 
-fn entry(storage_table: &str, description: Vec<u8>) -> Result<TableEntry, StorageError> {
-    Ok(TableEntry { description, sql: SQL.render(&qualified(storage_table)?) })
+/// Adds rows (pk, sk, doc, version) to the page; false once the page is full.
+fn fill(page: &mut PageBuilder, rows: Vec<Row>) -> bool {
+    for row in rows {
+        if !page.wants_more() {
+            return false;
+        }
+        page.push(StoredItem {
+            key: ItemKey { partition: row.get(0), sort: row.get(1) },
+            document: row.get::<_, JsonText>(2).0,
+            version: version(&row, 3),
+        });
+    }
+    page.wants_more()
 }
 
-fn qualified(storage_table: &str) -> Result<String, StorageError> {
-    Ok(format!("dynabox.{}", checked_storage_table(storage_table)?))
+fn page_len(page: &PageBuilder) -> u32 {
+    page.len() as u32
+}
+
+fn entry(table_id: i64, storage_table: &str) -> Result<KeyspaceEntry, StorageError> {
+    let storage_table = format!("dynabox.{}", checked_storage_table(storage_table)?);
+    Ok(KeyspaceEntry { table_id, sql: SQL.render(&storage_table), storage_table })
+}
+
+/// Registers a keyspace of table `table_id` (`index` '' for the base) and creates its storage
+/// table, named after the keyspace's id.
+async fn create_keyspace(tx: &Transaction<'_>, table_id: i64, index: &str) -> Result<(), StorageError> {
+    let row = query_one(
+        tx,
+        "WITH next AS (SELECT nextval(pg_get_serial_sequence('dynabox.keyspaces', 'id')) AS id) \
+         INSERT INTO dynabox.keyspaces (id, table_id, index_name, storage_table) OVERRIDING SYSTEM VALUE \
+         SELECT id, $1, $2, 'ks_' || id FROM next RETURNING storage_table",
+        &[&table_id, &index],
+    )
+    .await
+    .map_err(internal)?;
+    let storage_table = format!("dynabox.{}", checked_storage_table(row.get(0))?);
+    tx.batch_execute(&CREATE_TABLE.replace("{t}", &storage_table)).await.map_err(internal)
+}
+
+async fn drop_keyspace(tx: &Transaction<'_>, table_id: i64, index: &str) -> Result<(), StorageError> {
+    let row = query_opt(
+        tx,
+        "DELETE FROM dynabox.keyspaces WHERE table_id = $1 AND index_name = $2 RETURNING storage_table",
+        &[&table_id, &index],
+    )
+    .await
+    .map_err(internal)?;
+    if let Some(row) = row {
+        let sql = format!("DROP TABLE IF EXISTS dynabox.{}", checked_storage_table(row.get(0))?);
+        tx.batch_execute(&sql).await.map_err(internal)?;
+    }
+    Ok(())
 }
 
 fn version(row: &Row, column: usize) -> u64 {
-    // Versions start at 1 and only grow.
+    // Versions come from a sequence that starts at 1.
     row.get::<_, i64>(column) as u64
 }
 
