@@ -271,20 +271,21 @@ fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
 }
 
 /// The request's ExpressionAttributeNames/Values, which need at least one of the operation's
-/// `expression_members` (in DynamoDB's order, for its message).
-fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Substitutions> {
+/// `expression_members` (in DynamoDB's order, for its message); values need one that takes
+/// values (not a ProjectionExpression).
+pub(super) fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Substitutions> {
     let names = input.object("ExpressionAttributeNames")?;
     let values = input.object("ExpressionAttributeValues")?;
-    if !expression_members.iter().any(|m| input.has(m)) {
-        if names.is_some() {
-            return Err(ApiError::validation("ExpressionAttributeNames can only be specified when using expressions"));
-        }
-        if values.is_some() {
-            return Err(ApiError::validation(format!(
-                "ExpressionAttributeValues can only be specified when using expressions: {} is null",
-                expression_members.join(" and ")
-            )));
-        }
+    if names.is_some() && !expression_members.iter().any(|m| input.has(m)) {
+        return Err(ApiError::validation("ExpressionAttributeNames can only be specified when using expressions"));
+    }
+    let with_values: Vec<&str> = expression_members.iter().copied().filter(|m| *m != "ProjectionExpression").collect();
+    if values.is_some() && !with_values.iter().any(|m| input.has(m)) {
+        let verb = if with_values.len() > 1 { "are" } else { "is" };
+        return Err(ApiError::validation(format!(
+            "ExpressionAttributeValues can only be specified when using expressions: {} {verb} null",
+            with_values.join(" and ")
+        )));
     }
     Substitutions::new(names, values)
 }

@@ -1,10 +1,8 @@
 //! Turning an item or a request's `Key` into the storage key, with DynamoDB's key rules.
 
-use serde_json::Value;
-
 use crate::catalog::{KeyAttribute, Table};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{AttributeValue, Item, item_to_json, key, size::value_size};
+use crate::model::{AttributeValue, Item, key, size::value_size};
 use crate::storage::ItemKey;
 
 const MAX_PARTITION_KEY_BYTES: usize = 2048;
@@ -73,11 +71,4 @@ fn encode_part(attribute: &KeyAttribute, value: &AttributeValue, max_bytes: usiz
         }));
     }
     key::encode(value).ok_or_else(|| ApiError::internal("key attribute of a non-key type"))
-}
-
-/// The key attributes of an item, as DynamoDB JSON (for `LastEvaluatedKey`).
-pub fn key_attributes_of(table: &Table, item: &Item) -> Value {
-    let key: Item =
-        table.key_attributes().filter_map(|k| item.get(&k.name).map(|v| (k.name.clone(), v.clone()))).collect();
-    item_to_json(&key)
 }
