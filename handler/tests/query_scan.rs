@@ -552,3 +552,63 @@ fn a_page_stops_after_1_mb_read() {
     let bytes = 4 * (300 * 1024 + "pk".len() + 1 + "sk".len() + 2 + "d".len());
     assert_eq!(answer["ConsumedCapacity"]["CapacityUnits"], json!(bytes.div_ceil(4096) as f64));
 }
+
+#[test]
+fn validation_follows_dynamodb_order() {
+    let mut store = store();
+    let bad_everything = json!({
+        "QueryFilter": {"a": {"ComparisonOperator": "EQ", "AttributeValueList": [{}]}},
+        "AttributesToGet": ["a", "a"], "ExclusiveStartKey": {"a": {}}, "ConditionalOperator": "OR",
+        "Select": "SPECIFIC_ATTRIBUTES",
+    });
+    let mut body = bad_everything.clone();
+    body["ExpressionAttributeNames"] = json!({});
+    assert_eq!(query_error(&mut store, body), "ExpressionAttributeNames can only be specified when using expressions");
+    // The filter's entries, then AttributesToGet, then the start key, then the key conditions.
+    assert_eq!(
+        query_error(
+            &mut store,
+            json!({"QueryFilter": {}, "ExclusiveStartKey": {"a": {}}, "AttributesToGet": ["a", "a"]})
+        ),
+        "One or more parameter values were invalid: Duplicate value in attribute name: a"
+    );
+    for (value, message) in [
+        (
+            json!({}),
+            "The provided starting key is invalid: Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+        ),
+        (
+            json!({"SS": []}),
+            "The provided starting key is invalid: One or more parameter values were invalid: An string set  may not be empty",
+        ),
+        (json!({"NS": []}), "One or more parameter values were invalid: An number set  may not be empty"),
+        (
+            json!({"N": "1e126"}),
+            "Number overflow. Attempting to store a number with magnitude larger than supported range",
+        ),
+    ] {
+        let body =
+            json!({"KeyConditionExpression": "", "ExpressionAttributeNames": {}, "ExclusiveStartKey": {"a": value}});
+        assert_eq!(query_error(&mut store, body), message, "{value}");
+    }
+    assert_eq!(
+        query_error(&mut store, json!({"KeyConditionExpression": "", "ExpressionAttributeValues": {":0": {"S": "b"}}})),
+        "Invalid KeyConditionExpression: The expression can not be empty;"
+    );
+    // Scan checks its segments after the start key and before its expressions.
+    assert_eq!(
+        validation(&mut store, "Scan", with_table(json!({"Segment": 1, "FilterExpression": ""}))),
+        "The TotalSegments parameter is required but was not present in the request when Segment parameter is present"
+    );
+    assert_eq!(
+        validation(&mut store, "Scan", with_table(json!({"Segment": 1, "ExclusiveStartKey": {"a": {}}}))),
+        "The provided starting key is invalid: Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
+    );
+    // A missing table is found before the key conditions are checked against a schema.
+    let (status, answer) = call(
+        &mut store,
+        "Query",
+        &json!({"TableName": "nope", "KeyConditionExpression": "z = :a", "ExpressionAttributeValues": {":a": {"N": "1"}}}),
+    );
+    assert_eq!((status, answer["message"].as_str()), (400, Some("Requested resource not found")));
+}

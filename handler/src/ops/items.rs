@@ -233,7 +233,8 @@ fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<C
     let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
     legacy::check_not_mixed(&present(legacy_members), &present(expression_members))?;
 
-    let mut subs = substitutions(input, expression_members)?;
+    let (names, values) = expression_maps(input, expression_members)?;
+    let mut subs = Substitutions::new(names, values)?;
     // DynamoDB parses the update before the condition, so its errors win.
     let update = match (with_update, input.string("UpdateExpression")?) {
         (false, _) => None,
@@ -272,8 +273,10 @@ fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
 
 /// The request's ExpressionAttributeNames/Values, which need at least one of the operation's
 /// `expression_members` (in DynamoDB's order, for its message); values need one that takes
-/// values (not a ProjectionExpression).
-pub(super) fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Substitutions> {
+/// values (not a ProjectionExpression). The maps themselves are checked by `Substitutions::new`.
+pub(super) type ExpressionMaps<'a> = (Option<&'a Map<String, Value>>, Option<&'a Map<String, Value>>);
+
+pub(super) fn expression_maps<'a>(input: Input<'a>, expression_members: &[&str]) -> ApiResult<ExpressionMaps<'a>> {
     let names = input.object("ExpressionAttributeNames")?;
     let values = input.object("ExpressionAttributeValues")?;
     if names.is_some() && !expression_members.iter().any(|m| input.has(m)) {
@@ -287,7 +290,7 @@ pub(super) fn substitutions(input: Input<'_>, expression_members: &[&str]) -> Ap
             with_values.join(" and ")
         )));
     }
-    Substitutions::new(names, values)
+    Ok((names, values))
 }
 
 /// Decides and applies one write (see the module comment).

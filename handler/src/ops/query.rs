@@ -40,7 +40,7 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
         legacy::filter_violations(Some(conditions), "keyConditions", None, &mut violations)?;
     }
     violations.finish()?;
-    let expressions = ReadExpressions::parse(input, true, "QueryFilter")?;
+    let expressions = ReadExpressions::parse(input, true, "QueryFilter", || Ok(()))?;
     let conditions = match (&expressions.key_condition, input.object("KeyConditions")?) {
         (Some(condition), _) => key_tests(condition)?,
         (None, Some(conditions)) => legacy_key_tests(conditions)?,
@@ -50,13 +50,13 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
         return Err(ApiError::validation("Conditions can be of length 1 or 2 only"));
     }
     let select = members.select(expressions.projection_member)?;
-    let start = members.start_item()?;
+    let start = &expressions.start;
 
     let table = Table::load(cx.storage, &cx.principal.account_id, members.table_name)?;
     let source = Source::new(&table, members.index_name, members.consistent)?;
     let (partition, sort) = key_range(&source, &conditions)?;
     let after = start.as_ref().map(|start| source.start_key(start)).transpose()?;
-    if let Some(start) = &start {
+    if let Some(start) = start {
         check_start(&source, start, &conditions)?;
     }
     if let Some(paths) = &expressions.projection {

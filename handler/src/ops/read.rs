@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use super::{items::stored_item, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units};
 use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table, storage_error};
-use crate::error::{ApiError, ApiResult};
-use crate::expr::{self, Condition, ExpressionKind, Operand, Path, PathElement, legacy};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::expr::{self, Condition, ExpressionKind, Operand, Path, PathElement, Substitutions, legacy};
 use crate::input::{Input, Violations};
 use crate::model::{Item, item_from_json, item_to_json, key, size::item_size};
 use crate::storage::{ItemKey, Keyspace, Page, Storage, StorageError};
@@ -40,7 +40,6 @@ pub struct ReadMembers<'a> {
     select: Option<&'a str>,
     pub consistent: bool,
     pub capacity: ReturnConsumedCapacity,
-    start: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> ReadMembers<'a> {
@@ -50,7 +49,6 @@ impl<'a> ReadMembers<'a> {
         let index_name = input.string("IndexName")?;
         let limit = input.integer("Limit")?;
         let select = input.string("Select")?;
-        let start = input.object("ExclusiveStartKey")?;
         let consistent = input.boolean("ConsistentRead")?.unwrap_or(false);
         // In DynamoDB's order, so the violations are listed as it lists them.
         let capacity = ReturnConsumedCapacity::gather(input, violations)?;
@@ -75,7 +73,6 @@ impl<'a> ReadMembers<'a> {
             select,
             consistent,
             capacity,
-            start,
         })
     }
 
@@ -108,14 +105,10 @@ impl<'a> ReadMembers<'a> {
             Some(_) => Ok(Select::Specific),
         }
     }
-
-    /// The ExclusiveStartKey, decoded.
-    pub fn start_item(&self) -> ApiResult<Option<Item>> {
-        self.start.map(|start| item_from_json(&Value::Object(start.clone()))).transpose()
-    }
 }
 
-/// The expressions of a read (or their legacy members), parsed with one set of substitutions.
+/// The expressions of a read (or their legacy members), parsed with one set of substitutions,
+/// and the ExclusiveStartKey: what a read validates before it looks at the table.
 pub struct ReadExpressions {
     pub key_condition: Option<Condition>,
     pub filter: Option<Condition>,
@@ -124,12 +117,21 @@ pub struct ReadExpressions {
     pub projection_member: Option<&'static str>,
     /// Which member the filter came from, for Query's messages on key attributes.
     pub filter_member: &'static str,
+    pub start: Option<Item>,
 }
 
 impl ReadExpressions {
+    /// In DynamoDB's order: expression and legacy members not mixed, the legacy filter and
+    /// AttributesToGet (Query checks the filter first, Scan the names), the ExclusiveStartKey's
+    /// values, then `before_expressions` (the operation's own checks), then the expressions.
     /// `key_conditions`: Query (KeyConditionExpression or KeyConditions); `filter_member`:
     /// "QueryFilter" or "ScanFilter".
-    pub fn parse(input: Input<'_>, key_conditions: bool, filter_member: &'static str) -> ApiResult<ReadExpressions> {
+    pub fn parse(
+        input: Input<'_>,
+        key_conditions: bool,
+        filter_member: &'static str,
+        before_expressions: impl FnOnce() -> ApiResult<()>,
+    ) -> ApiResult<ReadExpressions> {
         let mut legacy_members = vec!["AttributesToGet", filter_member, "ConditionalOperator"];
         let mut expression_members = vec!["ProjectionExpression", "FilterExpression"];
         if key_conditions {
@@ -141,19 +143,30 @@ impl ReadExpressions {
         }
         let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
         legacy::check_not_mixed(&present(&legacy_members), &present(&expression_members))?;
-        let mut subs = super::items::substitutions(input, &expression_members)?;
-        let filter_map = input.object(filter_member)?;
+        let (names, values) = super::items::expression_maps(input, &expression_members)?;
+
         let operator = input.string("ConditionalOperator")?;
-        let legacy_filter = filter_map.map(|f| legacy::filter_condition(f, operator, filter_member)).transpose()?;
-        if operator.is_some() && filter_map.is_none() {
-            legacy::filter_condition(&Map::new(), operator, filter_member)?;
-        }
-        let attributes = input.list("AttributesToGet")?.map(legacy::attributes_to_get).transpose()?;
+        let legacy_filter = || -> ApiResult<Option<Condition>> {
+            let no_filter = Map::new();
+            legacy::filter_condition(input.object(filter_member)?.unwrap_or(&no_filter), operator, filter_member)
+        };
+        let attributes = || input.list("AttributesToGet")?.map(legacy::attributes_to_get).transpose();
+        let (legacy_filter, attributes) = if key_conditions {
+            let filter = legacy_filter()?;
+            (filter, attributes()?)
+        } else {
+            let attributes = attributes()?;
+            (legacy_filter()?, attributes)
+        };
+        let start = input.object("ExclusiveStartKey")?.map(start_item).transpose()?;
         if key_conditions && !input.has("KeyConditionExpression") && !input.has("KeyConditions") {
             return Err(ApiError::validation(
                 "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
             ));
         }
+        before_expressions()?;
+
+        let mut subs = Substitutions::new(names, values)?;
         let key_condition = input
             .string("KeyConditionExpression")?
             .map(|text| expr::parse_key_condition(text, &mut subs))
@@ -172,12 +185,25 @@ impl ReadExpressions {
         };
         Ok(ReadExpressions {
             key_condition,
-            filter: filter.or(legacy_filter.flatten()),
+            filter: filter.or(legacy_filter),
             projection: projection.or(attributes),
             projection_member,
             filter_member: if input.has("FilterExpression") { "Filter Expression" } else { filter_member },
+            start,
         })
     }
+}
+
+/// An ExclusiveStartKey's values. DynamoDB puts its own prefix before most of their errors, but
+/// not before those of numbers and of sets with duplicates, which it checks elsewhere.
+fn start_item(start: &Map<String, Value>) -> ApiResult<Item> {
+    item_from_json(&Value::Object(start.clone())).map_err(|mut e| {
+        let checked_elsewhere = ["numeric value", "Number", "number set", "duplicates"];
+        if e.kind == ErrorKind::Validation && !checked_elsewhere.iter().any(|m| e.message.contains(m)) {
+            e.message = format!("The provided starting key is invalid: {}", e.message);
+        }
+        e
+    })
 }
 
 /// The keyspace a Query or Scan reads, and its key schema: the table's, or one index's.

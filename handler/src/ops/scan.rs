@@ -24,28 +24,32 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
         violations.range(total, "totalSegments", 1, MAX_TOTAL_SEGMENTS);
     }
     violations.finish()?;
-    let expressions = ReadExpressions::parse(input, false, "ScanFilter")?;
-    let (segment, total) = match (segment, total) {
-        (None, None) => (0, 1),
-        (Some(_), None) => {
-            return Err(ApiError::validation(
-                "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::validation(
-                "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
-            ));
-        }
-        (Some(segment), Some(total)) if segment >= total => {
-            return Err(ApiError::validation(format!(
-                "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
-            )));
-        }
-        (Some(segment), Some(total)) => (segment as u32, total as u32),
-    };
+    let mut segments = (0, 1);
+    let expressions = ReadExpressions::parse(input, false, "ScanFilter", || {
+        segments = match (segment, total) {
+            (None, None) => (0, 1),
+            (Some(_), None) => {
+                return Err(ApiError::validation(
+                    "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ApiError::validation(
+                    "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
+                ));
+            }
+            (Some(segment), Some(total)) if segment >= total => {
+                return Err(ApiError::validation(format!(
+                    "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
+                )));
+            }
+            (Some(segment), Some(total)) => (segment as u32, total as u32),
+        };
+        Ok(())
+    })?;
+    let (segment, total) = segments;
     let select = members.select(expressions.projection_member)?;
-    let start = members.start_item()?;
+    let start = &expressions.start;
 
     let table = Table::load(cx.storage, &cx.principal.account_id, members.table_name)?;
     let source = Source::new(&table, members.index_name, members.consistent)?;
