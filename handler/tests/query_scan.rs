@@ -275,7 +275,25 @@ fn limit_counts_items_read_and_pages_resume() {
         json!({"KeyConditionExpression": "pk = :a", "ExpressionAttributeValues": {":a": {"S": "a"}},
                "ExclusiveStartKey": {"pk": {"S": "a"}}}),
     );
-    assert_eq!(message, "The provided starting key is invalid: The provided key element does not match the schema");
+    assert_eq!(message, "The provided starting key is invalid");
+    let message = query_error(
+        &mut store,
+        json!({"KeyConditionExpression": "pk = :a", "ExpressionAttributeValues": {":a": {"S": "a"}},
+               "ExclusiveStartKey": {"pk": {"S": "a"}, "sk": {"S": "1"}}}),
+    );
+    assert_eq!(message, "The provided key element does not match the schema");
+    // A scan of the table words both as one.
+    for start in [json!({"pk": {"S": "a"}}), json!({"pk": {"S": "a"}, "sk": {"S": "1"}})] {
+        let message = validation(&mut store, "Scan", with_table(json!({"ExclusiveStartKey": start})));
+        assert_eq!(message, "The provided starting key is invalid: The provided key element does not match the schema");
+    }
+    // The start key's names are checked before the key conditions, its types after.
+    let message = query_error(
+        &mut store,
+        json!({"KeyConditionExpression": "sk = :n", "ExpressionAttributeValues": {":n": {"N": "1"}},
+               "ExclusiveStartKey": {"pk": {"S": "a"}, "sk": {"S": "1"}}}),
+    );
+    assert_eq!(message, "Query condition missed key schema element: pk");
 }
 
 #[test]

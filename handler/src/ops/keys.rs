@@ -50,6 +50,11 @@ fn encode_key<'v>(
     Ok(ItemKey { partition, sort })
 }
 
+/// One key attribute's value encoded, with DynamoDB's checks (`hash`: a partition key).
+pub fn encode_attribute(attribute: &KeyAttribute, value: &AttributeValue, hash: bool) -> ApiResult<Vec<u8>> {
+    encode_part(attribute, value, if hash { MAX_PARTITION_KEY_BYTES } else { MAX_SORT_KEY_BYTES })
+}
+
 fn encode_part(attribute: &KeyAttribute, value: &AttributeValue, max_bytes: usize) -> ApiResult<Vec<u8>> {
     let empty_kind = match value {
         AttributeValue::S(s) if s.is_empty() => Some("string"),

@@ -54,8 +54,13 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
 
     let table = Table::load(cx.storage, &cx.principal.account_id, members.table_name)?;
     let source = Source::new(&table, members.index_name, members.consistent)?;
+    // DynamoDB checks the start key's attributes along with the key conditions: their names
+    // before, their types after.
+    if let Some(start) = start {
+        source.check_start_names(start)?;
+    }
     let (partition, sort) = key_range(&source, &conditions)?;
-    let after = start.as_ref().map(|start| source.start_key(start)).transpose()?;
+    let after = start.as_ref().map(|start| source.start_key(start, true)).transpose()?;
     if let Some(start) = start {
         check_start(&source, start, &conditions)?;
     }

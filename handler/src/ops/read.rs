@@ -256,25 +256,35 @@ impl<'t> Source<'t> {
         names
     }
 
-    /// The storage key to resume after, from an ExclusiveStartKey checked against the key schema.
-    pub fn start_key(&self, start: &Item) -> ApiResult<ItemKey> {
-        let mismatch = "The provided starting key is invalid: The provided key element does not match the schema";
-        let Some(index) = self.index else { return keys::of_request(self.table, start, mismatch) };
-        let invalid = || ApiError::validation("The provided starting key is invalid");
+    /// A Query's start key, or an index scan's, names exactly the key attributes of the table and
+    /// the index.
+    pub fn check_start_names(&self, start: &Item) -> ApiResult<()> {
         let names = self.key_names();
         if start.len() != names.len() || names.iter().any(|n| !start.contains_key(&n.name)) {
-            return Err(invalid());
+            return Err(ApiError::validation("The provided starting key is invalid"));
         }
-        let encoded = |attribute: &KeyAttribute| match &start[&attribute.name] {
-            value if value.type_name() == attribute.attribute_type => {
-                key::encode(value).ok_or_else(|| ApiError::internal("key attribute of a non-key type"))
+        Ok(())
+    }
+
+    /// The storage key to resume after, from an ExclusiveStartKey checked against the key schema
+    /// with DynamoDB's messages, which differ between a table scan and the other reads.
+    pub fn start_key(&self, start: &Item, query: bool) -> ApiResult<ItemKey> {
+        let mismatch = "The provided starting key is invalid: The provided key element does not match the schema";
+        if !query && self.index.is_none() {
+            return keys::of_request(self.table, start, mismatch);
+        }
+        self.check_start_names(start)?;
+        let schema = [Some(self.hash_key()), self.range_key()];
+        for attribute in schema.into_iter().flatten() {
+            if start[&attribute.name].type_name() != attribute.attribute_type {
+                return Err(ApiError::validation("The provided key element does not match the schema"));
             }
-            _ => Err(ApiError::validation("The provided key element does not match the schema")),
-        };
-        let partition = encoded(&index.hash_key)?;
-        let sort = index.range_key.as_ref().map(encoded).transpose()?;
+        }
         let table_key: Item = self.table.key_attributes().map(|k| (k.name.clone(), start[&k.name].clone())).collect();
         let table_key = keys::of_request(self.table, &table_key, mismatch)?;
+        let Some(index) = self.index else { return Ok(table_key) };
+        let partition = keys::encode_attribute(&index.hash_key, &start[&index.hash_key.name], true)?;
+        let sort = index.range_key.as_ref().map(|k| keys::encode_attribute(k, &start[&k.name], false)).transpose()?;
         Ok(key::index_entry_key(partition, sort.as_deref(), &table_key))
     }
 

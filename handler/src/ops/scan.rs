@@ -53,7 +53,7 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
 
     let table = Table::load(cx.storage, &cx.principal.account_id, members.table_name)?;
     let source = Source::new(&table, members.index_name, members.consistent)?;
-    let after = start.as_ref().map(|start| source.start_key(start)).transpose()?;
+    let after = start.as_ref().map(|start| source.start_key(start, false)).transpose()?;
     source.check_select(select)?;
     if let Some(after) = &after {
         let (low, high) = segment_hashes(segment, total);
