@@ -185,6 +185,21 @@ fn query_begins_with_on_a_string_sort_key() {
             "sk": {"ComparisonOperator": "NOT_NULL"}}}),
     );
     assert_eq!(message, "Attempted conditional constraint is not an indexable operation");
+    let message = validation(&mut store, "Query", json!({"TableName": "str", "KeyConditions": {}}));
+    assert_eq!(message, "Conditions can be of length 1 or 2 only");
+    let message = validation(
+        &mut store,
+        "Query",
+        json!({"TableName": "str", "KeyConditions": {"pk": {"AttributeValueList": [{"S": "p"}]}},
+               "QueryFilter": {"x": {"ComparisonOperator": "LIKE"}}}),
+    );
+    assert_eq!(
+        message,
+        "2 validation errors detected: \
+         Value 'LIKE' at 'queryFilter.x.member.comparisonOperator' failed to satisfy constraint: Member must satisfy enum value set: \
+         [IN, NULL, BETWEEN, LT, NOT_CONTAINS, EQ, GT, NOT_NULL, NE, LE, BEGINS_WITH, GE, CONTAINS]; \
+         Value null at 'keyConditions.pk.member.comparisonOperator' failed to satisfy constraint: Member must not be null"
+    );
 }
 
 #[test]

@@ -208,16 +208,23 @@ pub fn expected_violations(
     read_expected(expected, conditional_operator, violations, Conditions::Expected).map(drop)
 }
 
-/// The type mismatches and Coral constraint violations of a filter map (`ScanFilter` or
-/// `QueryFilter`, at `path`, e.g. "scanFilter") and `ConditionalOperator`.
+/// The type mismatches and Coral constraint violations of a filter map (`member`: "ScanFilter",
+/// "QueryFilter" or "KeyConditions") and `ConditionalOperator`.
 pub fn filter_violations(
     filter: Option<&Map<String, Value>>,
-    path: &str,
+    member: &str,
     conditional_operator: Option<&str>,
     violations: &mut Violations,
 ) -> ApiResult<()> {
     let empty = Map::new();
-    read_expected(filter.unwrap_or(&empty), conditional_operator, violations, Conditions::Filter(path)).map(drop)
+    let path = member_path(member);
+    read_expected(filter.unwrap_or(&empty), conditional_operator, violations, Conditions::Filter(&path)).map(drop)
+}
+
+/// How Coral names a member in violations: "ScanFilter" is "scanFilter".
+fn member_path(member: &str) -> String {
+    let mut chars = member.chars();
+    chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// A filter map (`ScanFilter`, `QueryFilter`) with `ConditionalOperator` as one condition, as
@@ -227,8 +234,7 @@ pub fn filter_condition(
     conditional_operator: Option<&str>,
     member: &str,
 ) -> ApiResult<Option<Condition>> {
-    let path = format!("{}{}", member[..1].to_lowercase(), &member[1..]);
-    conditions(filter, conditional_operator, Conditions::Filter(&path))
+    conditions(filter, conditional_operator, Conditions::Filter(&member_path(member)))
 }
 
 /// `KeyConditions`: each entry's attribute and its condition (AND-ed, never OR-ed), checked as

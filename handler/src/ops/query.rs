@@ -37,7 +37,7 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
     let mut violations = Violations::default();
     let members = ReadMembers::read(input, &mut violations, "QueryFilter")?;
     if let Some(conditions) = input.object("KeyConditions")? {
-        legacy::filter_violations(Some(conditions), "keyConditions", None, &mut violations)?;
+        legacy::filter_violations(Some(conditions), "KeyConditions", None, &mut violations)?;
     }
     violations.finish()?;
     let expressions = ReadExpressions::parse(input, true, "QueryFilter", || Ok(()))?;
@@ -46,7 +46,7 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
         (None, Some(conditions)) => legacy_key_tests(conditions)?,
         (None, None) => unreachable!("ReadExpressions::parse requires one"),
     };
-    if conditions.len() > 2 {
+    if conditions.is_empty() || conditions.len() > 2 {
         return Err(ApiError::validation("Conditions can be of length 1 or 2 only"));
     }
     let select = members.select(expressions.projection_member)?;

@@ -64,8 +64,7 @@ impl<'a> ReadMembers<'a> {
             legacy::attributes_to_get_violations(names, violations)?;
         }
         let filter = input.object(filter_member)?;
-        let path = format!("{}{}", filter_member[..1].to_lowercase(), &filter_member[1..]);
-        legacy::filter_violations(filter, &path, input.string("ConditionalOperator")?, violations)?;
+        legacy::filter_violations(filter, filter_member, input.string("ConditionalOperator")?, violations)?;
         Ok(ReadMembers {
             table_name: name.unwrap_or_default(),
             index_name,
