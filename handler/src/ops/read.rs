@@ -75,8 +75,8 @@ impl<'a> ReadMembers<'a> {
         })
     }
 
-    /// Select as DynamoDB decides it before looking at the table (`projected`: the request has
-    /// AttributesToGet or a ProjectionExpression, named by `projection_member`).
+    /// Select as DynamoDB decides it before looking at the table; `projection_member` names the
+    /// member a projection came from (AttributesToGet or ProjectionExpression), if any.
     pub fn select(&self, projection_member: Option<&str>) -> ApiResult<Select> {
         let with_projection = |select: &str| {
             projection_member.map_or(Ok(()), |member| {
@@ -326,8 +326,8 @@ impl<'t> Source<'t> {
         if let Some(key) = self.table.key_attributes().find(|k| nested(&k.name)) {
             return refuse("Key", &key.name);
         }
-        let index_keys = self.table.indexes.iter().flat_map(|i| std::iter::once(&i.hash_key).chain(&i.range_key));
-        if let Some(key) = index_keys.clone().find(|k| nested(&k.name)) {
+        let mut index_keys = self.table.indexes.iter().flat_map(|i| std::iter::once(&i.hash_key).chain(&i.range_key));
+        if let Some(key) = index_keys.find(|k| nested(&k.name)) {
             return refuse("IndexKey", &key.name);
         }
         Ok(())
