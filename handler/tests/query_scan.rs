@@ -459,7 +459,7 @@ fn index_queries() {
             json!({"IndexName": "gsi", "Select": "ALL_ATTRIBUTES"}),
             "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index gsi because its projection type is not ALL",
         ),
-        (json!({"IndexName": "new"}), "Cannot read from backfilling global secondary index: new"),
+        (json!({"IndexName": "new"}), "Cannot read from backfilling global secondary index"),
     ] {
         let mut body = json!({"KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "G"}}});
         body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
