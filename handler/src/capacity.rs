@@ -60,6 +60,32 @@ impl ReturnConsumedCapacity {
     }
 }
 
+impl ReturnConsumedCapacity {
+    /// `ConsumedCapacity` of a read of an index (`global` or local) that also read `table_units`
+    /// from the table: INDEXES gives each keyspace's share.
+    pub fn consumed_with_index(
+        self,
+        table: &str,
+        table_units: f64,
+        index: &str,
+        global: bool,
+        index_units: f64,
+    ) -> Option<Value> {
+        let total = table_units + index_units;
+        match self {
+            ReturnConsumedCapacity::None => None,
+            ReturnConsumedCapacity::Total => Some(json!({"TableName": table, "CapacityUnits": total})),
+            ReturnConsumedCapacity::Indexes => {
+                let kind = if global { "GlobalSecondaryIndexes" } else { "LocalSecondaryIndexes" };
+                let mut consumed =
+                    json!({"TableName": table, "CapacityUnits": total, "Table": {"CapacityUnits": table_units}});
+                consumed[kind] = json!({ index: {"CapacityUnits": index_units} });
+                Some(consumed)
+            }
+        }
+    }
+}
+
 /// Read units of reading one item of `item_bytes` (`None`: nothing found).
 pub fn read_units(item_bytes: Option<usize>, consistent: bool) -> f64 {
     let units = units(item_bytes.unwrap_or(0), READ_UNIT_BYTES);

@@ -80,6 +80,7 @@ const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "UpdateItem",
     "Scan",
+    "Query",
     "CreateTable",
     "DescribeTable",
     "ListTables",
@@ -353,6 +354,11 @@ fn member() -> BoxedStrategy<(String, Value)> {
         ("UpdateExpression", expression().prop_map(Value::from).boxed()),
         ("ProjectionExpression", expression().prop_map(Value::from).boxed()),
         ("FilterExpression", expression().prop_map(Value::from).boxed()),
+        ("KeyConditionExpression", expression().prop_map(Value::from).boxed()),
+        ("KeyConditions", map(NAMES, expected_entry())),
+        ("QueryFilter", map(NAMES, expected_entry())),
+        ("ScanIndexForward", any::<bool>().prop_map(Value::from).boxed()),
+        ("IndexName", pick(&["gsi", "idx", "x"]).prop_map(Value::from).boxed()),
         ("ExpressionAttributeNames", map(&["#a", "#n", "#pk", "a"], pick(NAMES).prop_map(Value::from).boxed())),
         ("ExpressionAttributeValues", map(&[":v", ":w", ":x", "v"], attribute_value())),
         ("Expected", map(NAMES, expected_entry())),
@@ -451,7 +457,7 @@ enum Wire {
 
 /// One request: the operation and its body.
 fn request_case() -> impl Strategy<Value = (String, Vec<u8>)> {
-    let operation = prop_oneof![30 => pick(OPERATIONS), 1 => pick(&["Query", "", "dynamodb.PutItem"])];
+    let operation = prop_oneof![30 => pick(OPERATIONS), 1 => pick(&["BatchGetItem", "", "dynamodb.PutItem"])];
     let wire = prop_oneof![
         16 => Just(Wire::Json),
         1 => any::<Index>().prop_map(Wire::Truncated),

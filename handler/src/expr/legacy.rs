@@ -113,6 +113,20 @@ impl Operator {
         }
     }
 
+    /// Whether a key condition may use the operator.
+    fn indexable(self) -> bool {
+        matches!(
+            self,
+            Operator::Eq
+                | Operator::Le
+                | Operator::Lt
+                | Operator::Ge
+                | Operator::Gt
+                | Operator::BeginsWith
+                | Operator::Between
+        )
+    }
+
     /// Which argument types the operator accepts.
     fn accepts(self, value: &AttributeValue) -> bool {
         use AttributeValue as V;
@@ -143,19 +157,31 @@ fn read_expected<'a>(
     expected: &'a Map<String, Value>,
     conditional_operator: Option<&str>,
     violations: &mut Violations,
+    member: Conditions<'_>,
 ) -> ApiResult<Vec<Expectation<'a>>> {
     violations.one_of(conditional_operator, "conditionalOperator", CONDITIONAL_OPERATORS);
     let mut entries = Vec::with_capacity(expected.len());
-    for (name, members) in structures(expected, "ExpectedAttributeValue")? {
+    let (prefix, class) = match member {
+        Conditions::Expected => ("expected", "ExpectedAttributeValue"),
+        Conditions::Filter(path) => (path, "Condition"),
+    };
+    let filter = matches!(member, Conditions::Filter(_));
+    for (name, members) in structures(expected, class)? {
         let input = Input::new(members);
         let operator = input.string("ComparisonOperator")?;
-        let exists = input.boolean("Exists")?;
-        let value = attribute_value(members, "Value")?;
+        // A filter's Condition has neither Exists nor Value.
+        let exists = if filter { None } else { input.boolean("Exists")? };
+        let value = if filter { None } else { attribute_value(members, "Value")? };
         let list = match input.list("AttributeValueList")? {
             Some(values) => Some(values.iter().filter(|v| !v.is_null()).map(decode).collect::<ApiResult<Vec<_>>>()?),
+            // A filter without values has an empty list, which its operator may not take.
+            None if filter => Some(Vec::new()),
             None => None,
         };
-        let path = format!("expected.{name}.member.comparisonOperator");
+        let path = format!("{prefix}.{name}.member.comparisonOperator");
+        if filter {
+            violations.not_null(operator, &path);
+        }
         violations.one_of(operator, &path, COMPARISON_OPERATORS);
         match operator.map(Operator::parse) {
             Some(None) => {}
@@ -165,13 +191,72 @@ fn read_expected<'a>(
     Ok(entries)
 }
 
+/// Which map of legacy conditions is read: `Expected`, or a filter (`ScanFilter`,
+/// `QueryFilter`, `KeyConditions`) under its path in violations.
+#[derive(Clone, Copy)]
+enum Conditions<'p> {
+    Expected,
+    Filter(&'p str),
+}
+
 /// The type mismatches and Coral constraint violations of `Expected` and `ConditionalOperator`.
 pub fn expected_violations(
     expected: &Map<String, Value>,
     conditional_operator: Option<&str>,
     violations: &mut Violations,
 ) -> ApiResult<()> {
-    read_expected(expected, conditional_operator, violations).map(drop)
+    read_expected(expected, conditional_operator, violations, Conditions::Expected).map(drop)
+}
+
+/// The type mismatches and Coral constraint violations of a filter map (`member`: "ScanFilter",
+/// "QueryFilter" or "KeyConditions") and `ConditionalOperator`.
+pub fn filter_violations(
+    filter: Option<&Map<String, Value>>,
+    member: &str,
+    conditional_operator: Option<&str>,
+    violations: &mut Violations,
+) -> ApiResult<()> {
+    let empty = Map::new();
+    let path = member_path(member);
+    read_expected(filter.unwrap_or(&empty), conditional_operator, violations, Conditions::Filter(&path)).map(drop)
+}
+
+/// How Coral names a member in violations: "ScanFilter" is "scanFilter".
+fn member_path(member: &str) -> String {
+    let mut chars = member.chars();
+    chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// A filter map (`ScanFilter`, `QueryFilter`) with `ConditionalOperator` as one condition, as
+/// [`expected_condition`] does for `Expected`. `member` names the map ("ScanFilter").
+pub fn filter_condition(
+    filter: &Map<String, Value>,
+    conditional_operator: Option<&str>,
+    member: &str,
+) -> ApiResult<Option<Condition>> {
+    conditions(filter, conditional_operator, Conditions::Filter(&member_path(member)))
+}
+
+/// `KeyConditions`: each entry's attribute and its condition (AND-ed, never OR-ed), checked as
+/// any filter; which operators a key takes is the caller's to check.
+pub fn key_conditions(conditions: &Map<String, Value>) -> ApiResult<Vec<(String, Condition)>> {
+    let mut violations = Violations::default();
+    let entries = read_expected(conditions, None, &mut violations, Conditions::Filter("keyConditions"))?;
+    violations.finish()?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let name = entry.name.to_string();
+            let operator = entry.operator;
+            let condition = entry.condition()?;
+            match operator {
+                Some(op) if !op.indexable() => {
+                    Err(ApiError::validation("Attempted conditional constraint is not an indexable operation"))
+                }
+                _ => Ok((name, condition)),
+            }
+        })
+        .collect()
 }
 
 /// `Expected` + `ConditionalOperator` as one condition (AND by default); `None` for an empty
@@ -181,8 +266,16 @@ pub fn expected_condition(
     expected: &Map<String, Value>,
     conditional_operator: Option<&str>,
 ) -> ApiResult<Option<Condition>> {
+    conditions(expected, conditional_operator, Conditions::Expected)
+}
+
+fn conditions(
+    expected: &Map<String, Value>,
+    conditional_operator: Option<&str>,
+    member: Conditions<'_>,
+) -> ApiResult<Option<Condition>> {
     let mut violations = Violations::default();
-    let entries = read_expected(expected, conditional_operator, &mut violations)?;
+    let entries = read_expected(expected, conditional_operator, &mut violations, member)?;
     violations.finish()?;
     let conditions = entries.into_iter().map(Expectation::condition).collect::<ApiResult<Vec<_>>>()?;
     if conditional_operator.is_some() {

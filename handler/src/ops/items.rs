@@ -233,7 +233,8 @@ fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<C
     let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
     legacy::check_not_mixed(&present(legacy_members), &present(expression_members))?;
 
-    let mut subs = substitutions(input, expression_members)?;
+    let (names, values) = expression_maps(input, expression_members)?;
+    let mut subs = Substitutions::new(names, values)?;
     // DynamoDB parses the update before the condition, so its errors win.
     let update = match (with_update, input.string("UpdateExpression")?) {
         (false, _) => None,
@@ -271,22 +272,25 @@ fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
 }
 
 /// The request's ExpressionAttributeNames/Values, which need at least one of the operation's
-/// `expression_members` (in DynamoDB's order, for its message).
-fn substitutions(input: Input<'_>, expression_members: &[&str]) -> ApiResult<Substitutions> {
+/// `expression_members` (in DynamoDB's order, for its message); values need one that takes
+/// values (not a ProjectionExpression). The maps themselves are checked by `Substitutions::new`.
+pub(super) type ExpressionMaps<'a> = (Option<&'a Map<String, Value>>, Option<&'a Map<String, Value>>);
+
+pub(super) fn expression_maps<'a>(input: Input<'a>, expression_members: &[&str]) -> ApiResult<ExpressionMaps<'a>> {
     let names = input.object("ExpressionAttributeNames")?;
     let values = input.object("ExpressionAttributeValues")?;
-    if !expression_members.iter().any(|m| input.has(m)) {
-        if names.is_some() {
-            return Err(ApiError::validation("ExpressionAttributeNames can only be specified when using expressions"));
-        }
-        if values.is_some() {
-            return Err(ApiError::validation(format!(
-                "ExpressionAttributeValues can only be specified when using expressions: {} is null",
-                expression_members.join(" and ")
-            )));
-        }
+    if names.is_some() && !expression_members.iter().any(|m| input.has(m)) {
+        return Err(ApiError::validation("ExpressionAttributeNames can only be specified when using expressions"));
     }
-    Substitutions::new(names, values)
+    let with_values: Vec<&str> = expression_members.iter().copied().filter(|m| *m != "ProjectionExpression").collect();
+    if values.is_some() && !with_values.iter().any(|m| input.has(m)) {
+        let verb = if with_values.len() > 1 { "are" } else { "is" };
+        return Err(ApiError::validation(format!(
+            "ExpressionAttributeValues can only be specified when using expressions: {} {verb} null",
+            with_values.join(" and ")
+        )));
+    }
+    Ok((names, values))
 }
 
 /// Decides and applies one write (see the module comment).

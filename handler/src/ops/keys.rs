@@ -1,10 +1,8 @@
 //! Turning an item or a request's `Key` into the storage key, with DynamoDB's key rules.
 
-use serde_json::Value;
-
 use crate::catalog::{KeyAttribute, Table};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{AttributeValue, Item, item_to_json, key, size::value_size};
+use crate::model::{AttributeValue, Item, key, size::value_size};
 use crate::storage::ItemKey;
 
 const MAX_PARTITION_KEY_BYTES: usize = 2048;
@@ -52,6 +50,11 @@ fn encode_key<'v>(
     Ok(ItemKey { partition, sort })
 }
 
+/// One key attribute's value encoded, with DynamoDB's checks (`hash`: a partition key).
+pub fn encode_attribute(attribute: &KeyAttribute, value: &AttributeValue, hash: bool) -> ApiResult<Vec<u8>> {
+    encode_part(attribute, value, if hash { MAX_PARTITION_KEY_BYTES } else { MAX_SORT_KEY_BYTES })
+}
+
 fn encode_part(attribute: &KeyAttribute, value: &AttributeValue, max_bytes: usize) -> ApiResult<Vec<u8>> {
     let empty_kind = match value {
         AttributeValue::S(s) if s.is_empty() => Some("string"),
@@ -73,11 +76,4 @@ fn encode_part(attribute: &KeyAttribute, value: &AttributeValue, max_bytes: usiz
         }));
     }
     key::encode(value).ok_or_else(|| ApiError::internal("key attribute of a non-key type"))
-}
-
-/// The key attributes of an item, as DynamoDB JSON (for `LastEvaluatedKey`).
-pub fn key_attributes_of(table: &Table, item: &Item) -> Value {
-    let key: Item =
-        table.key_attributes().filter_map(|k| item.get(&k.name).map(|v| (k.name.clone(), v.clone()))).collect();
-    item_to_json(&key)
 }

@@ -3,13 +3,15 @@
 
 mod items;
 mod keys;
+mod query;
+mod read;
 mod scan;
 mod tables;
 
 use serde_json::{Map, Value};
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::input::{Input, Violations};
 use crate::storage::Storage;
 
@@ -31,6 +33,7 @@ const OPERATIONS: &[&str] = &[
     "GetItem",
     "UpdateItem",
     "DeleteItem",
+    "Query",
     "Scan",
 ];
 
@@ -50,16 +53,9 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "GetItem" => items::get_item(input, cx),
         "UpdateItem" => items::update_item(input, cx),
         "DeleteItem" => items::delete_item(input, cx),
+        "Query" => query::query(input, cx),
         "Scan" => scan::scan(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
-    }
-}
-
-/// Refuses members this version does not implement yet, rather than silently ignoring them.
-fn reject_unsupported(input: Input<'_>, members: &[&str]) -> ApiResult<()> {
-    match members.iter().find(|m| input.has(m)) {
-        Some(member) => Err(ApiError::validation(format!("dynabox does not support {member} yet"))),
-        None => Ok(()),
     }
 }
 
