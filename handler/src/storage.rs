@@ -246,7 +246,7 @@ pub fn partition_hash(partition: &[u8]) -> u32 {
 /// segment's end (2^32) fits. A hash `h` is in segment `h * total / 2^32` (rounded down).
 pub fn segment_hashes(segment: u32, total: u32) -> (u64, u64) {
     let total = u64::from(total.max(1));
-    let start = |s: u32| ((u64::from(s) << 32) + total - 1) / total;
+    let start = |s: u32| (u64::from(s) << 32).div_ceil(total);
     (start(segment), start(segment + 1))
 }
 
