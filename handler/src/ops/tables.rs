@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Context, table_name};
-use crate::catalog::{Placement, Table, storage_error, table_from_create_request};
+use crate::catalog::{Placement, Stats, Table, storage_error, table_from_create_request};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
 use crate::storage::Storage;
@@ -18,28 +18,30 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     let table = table_from_create_request(input, placement)?;
     let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
     let account = &cx.principal.account_id;
-    if !cx.storage.create_table(account, &table.table_name, &record, &[]).map_err(storage_error)? {
+    let indexes: Vec<String> = table.indexes.iter().map(|i| i.index_name.clone()).collect();
+    if !cx.storage.create_table(account, &table.table_name, &record, &indexes).map_err(storage_error)? {
         return Err(ApiError::new(ErrorKind::ResourceInUse, format!("Table already exists: {}", table.table_name)));
     }
-    Ok(json!({"TableDescription": table.description(0, 0)}))
+    Ok(json!({"TableDescription": table.description(&Stats::empty(&table))}))
 }
 
 pub fn describe_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input, true)?;
     let account = &cx.principal.account_id;
     let table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
-    let (count, bytes) = cx
-        .storage
-        .keyspace_stats(account, &table.keyspace())
-        .map_err(storage_error)
-        .map_err(|e| not_found_named(e, name))?;
-    Ok(json!({"Table": table.description(count, bytes)}))
+    let stats = Stats::load(cx.storage, account, &table).map_err(|e| not_found_named(e, name))?;
+    Ok(json!({"Table": table.description(&stats)}))
 }
 
 pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input, true)?;
     let account = &cx.principal.account_id;
     let table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
+    if table.deletion_protection {
+        return Err(ApiError::validation(
+            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+        ));
+    }
     let (count, bytes) = cx.storage.keyspace_stats(account, &table.keyspace()).map_err(storage_error)?;
     if !cx.storage.delete_table(account, name).map_err(storage_error)? {
         return Err(table_not_found(name));

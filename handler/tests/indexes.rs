@@ -1,0 +1,226 @@
+//! Secondary indexes through `handle` on the in-memory store: what CreateTable and UpdateTable
+//! accept and describe, and that every item write keeps the index keyspaces exact.
+
+mod support;
+
+use dynabox_handler::storage::{Keyspace, Storage};
+use serde_json::{Value, json};
+use support::{MemoryStore, ok, validation};
+
+const ACCOUNT: &str = "123456789012";
+
+/// Table `tab` (pk S, sk S) with LSI `lsi` (pk, l N, KEYS_ONLY) and GSI `gsi` (g S, INCLUDE x).
+fn table_request() -> Value {
+    json!({
+        "TableName": "tab", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "l", "AttributeType": "N"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        "LocalSecondaryIndexes": [{
+            "IndexName": "lsi",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "l", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "gsi",
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["z", "x"]},
+        }],
+    })
+}
+
+type Edit = dyn FnOnce(&mut Value);
+
+/// Edits a request: `edit` gets the request's JSON to change in place.
+fn with(mut request: Value, edit: impl FnOnce(&mut Value)) -> Value {
+    edit(&mut request);
+    request
+}
+
+fn create_fails(request: Value) -> String {
+    validation(&mut MemoryStore::default(), "CreateTable", request)
+}
+
+// ---- CreateTable and DescribeTable ------------------------------------------------------------
+
+#[test]
+fn create_table_describes_its_indexes() {
+    let mut store = MemoryStore::default();
+    let created = ok(&mut store, "CreateTable", table_request())["TableDescription"].clone();
+    let described = ok(&mut store, "DescribeTable", json!({"TableName": "tab"}))["Table"].clone();
+    let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tab";
+    for description in [created, described] {
+        assert_eq!(
+            description["AttributeDefinitions"],
+            json!([
+                {"AttributeName": "g", "AttributeType": "S"},
+                {"AttributeName": "l", "AttributeType": "N"},
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ])
+        );
+        assert_eq!(
+            description["LocalSecondaryIndexes"],
+            json!([{
+                "IndexName": "lsi",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "l", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "IndexSizeBytes": 0,
+                "ItemCount": 0,
+                "IndexArn": format!("{arn}/index/lsi"),
+            }])
+        );
+        assert_eq!(
+            description["GlobalSecondaryIndexes"],
+            json!([{
+                "IndexName": "gsi",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["x", "z"]},
+                "IndexStatus": "ACTIVE",
+                "ProvisionedThroughput": {"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
+                "IndexSizeBytes": 0,
+                "ItemCount": 0,
+                "IndexArn": format!("{arn}/index/gsi"),
+            }])
+        );
+    }
+    for index in ["lsi", "gsi"] {
+        assert_eq!(store.keyspace_stats(ACCOUNT, &Keyspace::index("tab", index)), Ok((0, 0)));
+    }
+}
+
+#[test]
+fn global_indexes_of_provisioned_tables_need_their_own_throughput() {
+    let provisioned = |request: Value| {
+        with(request, |r| {
+            r["BillingMode"] = json!("PROVISIONED");
+            r["ProvisionedThroughput"] = json!({"ReadCapacityUnits": 5, "WriteCapacityUnits": 5});
+        })
+    };
+    assert_eq!(
+        create_fails(provisioned(table_request())),
+        "One or more parameter values were invalid: ProvisionedThroughput is not specified for index: gsi"
+    );
+    let request = provisioned(with(table_request(), |r| {
+        r["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"] =
+            json!({"ReadCapacityUnits": 3, "WriteCapacityUnits": 4})
+    }));
+    let description = ok(&mut MemoryStore::default(), "CreateTable", request)["TableDescription"].clone();
+    assert_eq!(
+        description["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"],
+        json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": 3, "WriteCapacityUnits": 4})
+    );
+    assert_eq!(description["LocalSecondaryIndexes"][0].get("ProvisionedThroughput"), None);
+    let on_demand = with(table_request(), |r| {
+        r["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"] =
+            json!({"ReadCapacityUnits": 3, "WriteCapacityUnits": 4})
+    });
+    assert_eq!(
+        create_fails(on_demand),
+        "One or more parameter values were invalid: ProvisionedThroughput should not be specified for index: gsi when BillingMode is PAY_PER_REQUEST"
+    );
+}
+
+#[test]
+fn create_table_refuses_malformed_indexes() {
+    let invalid = "One or more parameter values were invalid: ";
+    let cases: Vec<(Box<Edit>, String)> = vec![
+        (
+            Box::new(|r| r["LocalSecondaryIndexes"] = json!([])),
+            format!("{invalid}List of LocalSecondaryIndexes is empty"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"] = json!([])),
+            format!("{invalid}List of GlobalSecondaryIndexes is empty"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["IndexName"] = json!("lsi")),
+            format!("{invalid}Duplicate index name: lsi"),
+        ),
+        (
+            Box::new(|r| r["LocalSecondaryIndexes"][0]["KeySchema"][0]["AttributeName"] = json!("g")),
+            format!(
+                "{invalid}Index KeySchema does not have the same leading hash key as table KeySchema for index: lsi. index hash key: g, table hash key: pk"
+            ),
+        ),
+        (
+            Box::new(|r| r["LocalSecondaryIndexes"][0]["KeySchema"] = json!([{"AttributeName": "pk", "KeyType": "HASH"}])),
+            format!("{invalid}Some AttributeDefinitions are not used. AttributeDefinitions: [pk, sk, l, g], keys used: [g, sk, pk]"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["KeySchema"][0]["AttributeName"] = json!("q")),
+            format!("{invalid}Some index key attributes are not defined in AttributeDefinitions. Keys: [q], AttributeDefinitions: [pk, sk, l, g]"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["Projection"] = json!({})),
+            format!("{invalid}Unknown ProjectionType: null"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["Projection"] = json!({"ProjectionType": "INCLUDE"})),
+            format!("{invalid}ProjectionType is INCLUDE, but NonKeyAttributes is not specified"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["Projection"]["ProjectionType"] = json!("ALL")),
+            format!("{invalid}ProjectionType is ALL, but NonKeyAttributes is specified"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["Projection"]["NonKeyAttributes"] = json!(["x", "x"])),
+            format!("{invalid}Duplicate element in NonKeyAttributes: x"),
+        ),
+        (
+            Box::new(|r| r["GlobalSecondaryIndexes"][0]["KeySchema"] = json!([{"AttributeName": "g", "KeyType": "RANGE"}])),
+            "Invalid KeySchema: The first KeySchemaElement is not a HASH key type".to_string(),
+        ),
+        (
+            Box::new(|r| {
+                r["GlobalSecondaryIndexes"][0]["IndexName"] = json!("g!");
+                r["GlobalSecondaryIndexes"][0]["Projection"] = Value::Null;
+            }),
+            "3 validation errors detected: \
+             Value 'g!' at 'globalSecondaryIndexes.1.member.indexName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; \
+             Value 'g!' at 'globalSecondaryIndexes.1.member.indexName' failed to satisfy constraint: Member must have length greater than or equal to 3; \
+             Value null at 'globalSecondaryIndexes.1.member.projection' failed to satisfy constraint: Member must not be null"
+                .to_string(),
+        ),
+    ];
+    for (edit, expected) in cases {
+        assert_eq!(create_fails(with(table_request(), edit)), expected);
+    }
+}
+
+#[test]
+fn local_indexes_need_a_table_sort_key_and_stay_within_five() {
+    let without_sort = with(table_request(), |r| {
+        r["KeySchema"] = json!([{"AttributeName": "pk", "KeyType": "HASH"}]);
+        r["AttributeDefinitions"].as_array_mut().unwrap().remove(1);
+    });
+    assert_eq!(
+        create_fails(without_sort),
+        "One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex"
+    );
+    let six = with(table_request(), |r| {
+        let lsi = r["LocalSecondaryIndexes"][0].clone();
+        r["LocalSecondaryIndexes"] =
+            json!((0..6).map(|i| with(lsi.clone(), |l| l["IndexName"] = json!(format!("lsi{i}")))).collect::<Vec<_>>());
+    });
+    assert_eq!(
+        create_fails(six),
+        "One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of 5"
+    );
+}
+
+#[test]
+fn deletion_protection_keeps_a_table() {
+    let mut store = MemoryStore::default();
+    let request = with(table_request(), |r| r["DeletionProtectionEnabled"] = json!(true));
+    let description = ok(&mut store, "CreateTable", request)["TableDescription"].clone();
+    assert_eq!(description["DeletionProtectionEnabled"], json!(true));
+    assert_eq!(
+        validation(&mut store, "DeleteTable", json!({"TableName": "tab"})),
+        "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
+    );
+}
