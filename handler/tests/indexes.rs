@@ -3,7 +3,7 @@
 
 mod support;
 
-use dynabox_handler::storage::{Keyspace, Storage};
+use dynabox_handler::storage::{Keyspace, ScanRequest, Storage};
 use serde_json::{Value, json};
 use support::{MemoryStore, ok, validation};
 
@@ -39,6 +39,30 @@ type Edit = dyn FnOnce(&mut Value);
 fn with(mut request: Value, edit: impl FnOnce(&mut Value)) -> Value {
     edit(&mut request);
     request
+}
+
+fn store() -> MemoryStore {
+    let mut store = MemoryStore::default();
+    ok(&mut store, "CreateTable", table_request());
+    store
+}
+
+/// The documents of an index's entries, in key order within each partition.
+fn entries(store: &mut MemoryStore, index: &str) -> Vec<Value> {
+    let request = ScanRequest {
+        keyspace: Keyspace::index("tab", index),
+        segment: 0,
+        total_segments: 1,
+        after: None,
+        limit: 1000,
+        byte_budget: u32::MAX,
+    };
+    let page = store.scan(ACCOUNT, &request).unwrap();
+    page.items.iter().map(|item| serde_json::from_slice(&item.document).unwrap()).collect()
+}
+
+fn put(store: &mut MemoryStore, item: Value) {
+    ok(store, "PutItem", json!({"TableName": "tab", "Item": item}));
 }
 
 fn create_fails(request: Value) -> String {
@@ -223,4 +247,91 @@ fn deletion_protection_keeps_a_table() {
         validation(&mut store, "DeleteTable", json!({"TableName": "tab"})),
         "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first."
     );
+}
+
+// ---- Item writes keep the indexes ------------------------------------------------------------
+
+#[test]
+fn a_put_writes_each_index_its_projection() {
+    let mut store = store();
+    let item =
+        json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "l": {"N": "5"}, "g": {"S": "G"}, "x": {"S": "X"}, "y": {"S": "Y"}});
+    put(&mut store, item.clone());
+    assert_eq!(entries(&mut store, "lsi"), [json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "l": {"N": "5"}})]);
+    assert_eq!(
+        entries(&mut store, "gsi"),
+        [json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": "G"}, "x": {"S": "X"}})]
+    );
+    let description = ok(&mut store, "DescribeTable", json!({"TableName": "tab"}))["Table"].clone();
+    assert_eq!(description["GlobalSecondaryIndexes"][0]["ItemCount"], json!(1));
+    assert_eq!(description["LocalSecondaryIndexes"][0]["ItemCount"], json!(1));
+    assert!(description["GlobalSecondaryIndexes"][0]["IndexSizeBytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn items_without_the_index_keys_are_not_in_the_index() {
+    let mut store = store();
+    put(&mut store, json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": "G"}}));
+    put(&mut store, json!({"pk": {"S": "a"}, "sk": {"S": "2"}, "x": {"S": "X"}}));
+    assert_eq!(entries(&mut store, "lsi"), Vec::<Value>::new());
+    assert_eq!(entries(&mut store, "gsi"), [json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": "G"}})]);
+}
+
+#[test]
+fn updates_move_and_remove_entries() {
+    let mut store = store();
+    put(&mut store, json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": "G"}, "l": {"N": "1"}}));
+    let key = json!({"pk": {"S": "a"}, "sk": {"S": "1"}});
+    let update = |store: &mut MemoryStore, expression: &str, values: Value| {
+        let mut body = json!({"TableName": "tab", "Key": key, "UpdateExpression": expression});
+        if values != json!({}) {
+            body["ExpressionAttributeValues"] = values;
+        }
+        ok(store, "UpdateItem", body);
+    };
+    update(&mut store, "SET g = :g, x = :x", json!({":g": {"S": "H"}, ":x": {"S": "X"}}));
+    assert_eq!(
+        entries(&mut store, "gsi"),
+        [json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": "H"}, "x": {"S": "X"}})]
+    );
+    update(&mut store, "REMOVE g SET l = :l", json!({":l": {"N": "2"}}));
+    assert_eq!(entries(&mut store, "gsi"), Vec::<Value>::new());
+    assert_eq!(entries(&mut store, "lsi"), [json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "l": {"N": "2"}})]);
+}
+
+#[test]
+fn blind_puts_and_deletes_remove_stale_entries() {
+    let mut store = store();
+    put(&mut store, json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": "G"}, "l": {"N": "1"}}));
+    put(&mut store, json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "l": {"N": "3"}}));
+    assert_eq!(entries(&mut store, "gsi"), Vec::<Value>::new());
+    assert_eq!(entries(&mut store, "lsi"), [json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "l": {"N": "3"}})]);
+    ok(&mut store, "DeleteItem", json!({"TableName": "tab", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}}}));
+    assert_eq!(entries(&mut store, "lsi"), Vec::<Value>::new());
+}
+
+#[test]
+fn index_keys_of_the_wrong_type_are_refused() {
+    let mut store = store();
+    let item = json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"N": "1"}});
+    assert_eq!(
+        validation(&mut store, "PutItem", json!({"TableName": "tab", "Item": item})),
+        "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: gsi"
+    );
+    let update = json!({
+        "TableName": "tab", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+        "UpdateExpression": "SET l = :l", "ExpressionAttributeValues": {":l": {"S": "x"}},
+    });
+    assert_eq!(
+        validation(&mut store, "UpdateItem", update),
+        "One or more parameter values were invalid: Type mismatch for Index Key l Expected: N Actual: S IndexName: lsi"
+    );
+    let item = json!({"pk": {"S": "a"}, "sk": {"S": "1"}, "g": {"S": ""}});
+    assert_eq!(
+        validation(&mut store, "PutItem", json!({"TableName": "tab", "Item": item})),
+        "One or more parameter values are not valid. A value specified for a secondary index key is not supported. \
+         The AttributeValue for a key attribute cannot contain an empty string value. IndexName: gsi, IndexKey: g"
+    );
+    let scan = ok(&mut store, "Scan", json!({"TableName": "tab"}));
+    assert_eq!(scan["Count"], json!(0));
 }
