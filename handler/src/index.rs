@@ -7,11 +7,11 @@
 //! entries and the puts of the new item's, and a guard on the table's version, so no write can
 //! miss an index added after it read the table.
 
-use crate::catalog::{Index, KeyAttribute, Projection, Table};
-use crate::error::{ApiError, ApiResult};
+use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table, storage_error};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::model::key::{encode, index_entry_key};
-use crate::model::{AttributeValue, Item, item_to_json};
-use crate::storage::{Expect, ItemKey, Write};
+use crate::model::{AttributeValue, Item, item_from_json, item_to_json};
+use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, TableChange, Write, WriteError};
 
 /// An index entry: its key in the index's keyspace and its document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,4 +108,106 @@ pub fn maintenance(table: &Table, key: &ItemKey, old: Option<&Item>, new: Option
     }
     writes.push(Write::TableAt { table: table.table_name.clone(), version: table.version });
     Ok(writes)
+}
+
+/// One step of the backfill of index `index_name` of table `table_name`: the index was created
+/// (UpdateTable) on a table that held items, and stays CREATING until every item's entry is in.
+///
+/// A step reads at most `budget` items of the table (at least one) after the point the previous
+/// step reached, writes their entries, and saves its progress in the table's description; the
+/// step that reads the last item marks the index ACTIVE. Each entry is written in a group with a
+/// guard on its item's version, so the backfill never writes an entry for an item that was
+/// changed or deleted since it was read (the write that changed it wrote its entries itself).
+/// Steps are idempotent and may be repeated after a failure; two workers on the same index do not
+/// corrupt it (a step whose progress was overtaken saves nothing).
+///
+/// `Ok(true)`: nothing is left to do (the index is ACTIVE, or the index or the table is gone);
+/// `Ok(false)`: call again.
+pub fn backfill_step(
+    storage: &mut impl Storage,
+    account: &str,
+    table_name: &str,
+    index_name: &str,
+    budget: u32,
+) -> ApiResult<bool> {
+    let Some((table, index)) = creating_index(storage, account, table_name, index_name)? else { return Ok(true) };
+    let request = ScanRequest {
+        keyspace: table.keyspace(),
+        segment: 0,
+        total_segments: 1,
+        after: index.backfill_after.clone().map(|(partition, sort)| ItemKey { partition, sort }),
+        limit: budget.max(1),
+        byte_budget: u32::MAX,
+    };
+    let page = match storage.scan(account, &request) {
+        Err(StorageError::NoSuchKeyspace) => return Ok(true),
+        page => page.map_err(storage_error)?,
+    };
+    for stored in &page.items {
+        let document = serde_json::from_slice(&stored.document);
+        let item = document.map_err(|e| ApiError::internal(e.to_string())).and_then(|d| item_from_json(&d))?;
+        // An item whose index keys have the wrong type stays out of the index, as in DynamoDB.
+        let Ok(Some(entry)) = entry(&table, &index, &item, &stored.key) else { continue };
+        let writes = [
+            Write::Check {
+                keyspace: table.keyspace(),
+                key: stored.key.clone(),
+                expect: Expect::Version(stored.version),
+            },
+            Write::Put {
+                keyspace: index.keyspace(table_name),
+                key: entry.key,
+                document: entry.document,
+                expect: Expect::Anything,
+                expires_at: None,
+            },
+        ];
+        match storage.write(account, &writes) {
+            Ok(_) | Err(WriteError::GuardFailed(_)) => {}
+            Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => return Ok(true),
+            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+        }
+    }
+    let done = !page.more;
+    let reached = page.items.last().map(|item| (item.key.partition.clone(), item.key.sort.clone()));
+    // Saved on the description as it is now (other changes may have come meanwhile), but only if
+    // the index is still the one this step read and no other step moved it on.
+    loop {
+        let Some((mut table, current)) = creating_index(storage, account, table_name, index_name)? else {
+            return Ok(true);
+        };
+        if current != index {
+            return Ok(false);
+        }
+        let saved = table.indexes.iter_mut().find(|i| i.index_name == index_name).expect("found above");
+        if done {
+            saved.status = IndexStatus::Active;
+            saved.backfill_after = None;
+        } else if reached.is_some() {
+            saved.backfill_after = reached.clone();
+        }
+        let description = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
+        let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
+        match storage.update_table(account, table_name, table.version, &change) {
+            Ok(Some(_)) => return Ok(done),
+            Ok(None) => continue,
+            Err(StorageError::NoSuchKeyspace) => return Ok(true),
+            Err(e) => return Err(storage_error(e)),
+        }
+    }
+}
+
+/// The table and its index `index_name` if the index is being created.
+fn creating_index(
+    storage: &mut impl Storage,
+    account: &str,
+    table_name: &str,
+    index_name: &str,
+) -> ApiResult<Option<(Table, Index)>> {
+    let table = match Table::load(storage, account, table_name) {
+        Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(None),
+        table => table?,
+    };
+    let index = table.index(index_name).filter(|i| i.status == IndexStatus::Creating).cloned();
+    Ok(index.map(|index| (table, index)))
 }
