@@ -485,6 +485,12 @@ impl IndexRequest {
         self.name.as_deref().unwrap_or_default()
     }
 
+    /// The hash and range key names, after the key schema's rules.
+    pub fn key_names(&self) -> ApiResult<[Option<&str>; 2]> {
+        let (hash, range) = key_names(self.key_schema.as_deref().expect("checked"))?;
+        Ok([Some(hash), range])
+    }
+
     /// The members' constraints; `path` is the index's, as `globalSecondaryIndexes.1.member`.
     pub fn check(&self, v: &mut Violations, path: &str) {
         index_name_violations(v, self.name.as_deref(), &format!("{path}.indexName"));

@@ -5,7 +5,7 @@ mod support;
 
 use dynabox_handler::storage::{Keyspace, ScanRequest, Storage};
 use serde_json::{Value, json};
-use support::{MemoryStore, ok, validation};
+use support::{MemoryStore, fails, ok, validation};
 
 const ACCOUNT: &str = "123456789012";
 
@@ -334,4 +334,285 @@ fn index_keys_of_the_wrong_type_are_refused() {
     );
     let scan = ok(&mut store, "Scan", json!({"TableName": "tab"}));
     assert_eq!(scan["Count"], json!(0));
+}
+
+// ---- UpdateTable -------------------------------------------------------------------------------
+
+/// Table `plain` (pk S) with no index, on demand.
+fn plain_store() -> MemoryStore {
+    let mut store = MemoryStore::default();
+    let request = json!({
+        "TableName": "plain", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    });
+    ok(&mut store, "CreateTable", request);
+    store
+}
+
+/// UpdateTable creating GSI `byg` on `g` (S), ALL, on table `plain`.
+fn create_byg() -> Value {
+    json!({
+        "TableName": "plain",
+        "AttributeDefinitions": [{"AttributeName": "g", "AttributeType": "S"}],
+        "GlobalSecondaryIndexUpdates": [{"Create": {
+            "IndexName": "byg",
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }}],
+    })
+}
+
+fn plain_entries(store: &mut MemoryStore, index: &str) -> Vec<Value> {
+    let request = ScanRequest {
+        keyspace: Keyspace::index("plain", index),
+        segment: 0,
+        total_segments: 1,
+        after: None,
+        limit: 1000,
+        byte_budget: u32::MAX,
+    };
+    let page = store.scan(ACCOUNT, &request).unwrap();
+    let mut documents: Vec<Value> = page.items.iter().map(|i| serde_json::from_slice(&i.document).unwrap()).collect();
+    documents.sort_by_key(|d| d.to_string());
+    documents
+}
+
+fn put_plain(store: &mut MemoryStore, item: Value) {
+    ok(store, "PutItem", json!({"TableName": "plain", "Item": item}));
+}
+
+fn describe_plain(store: &mut MemoryStore) -> Value {
+    ok(store, "DescribeTable", json!({"TableName": "plain"}))["Table"].clone()
+}
+
+#[test]
+fn an_index_created_on_an_empty_table_is_active_at_once() {
+    let mut store = plain_store();
+    let description = ok(&mut store, "UpdateTable", create_byg())["TableDescription"].clone();
+    let index = &description["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["IndexName"], json!("byg"));
+    assert_eq!(index["IndexStatus"], json!("ACTIVE"));
+    assert_eq!(index.get("Backfilling"), None);
+    assert_eq!(
+        description["AttributeDefinitions"],
+        json!([{"AttributeName": "g", "AttributeType": "S"}, {"AttributeName": "pk", "AttributeType": "S"}])
+    );
+    put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
+    assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}, "g": {"S": "G"}})]);
+}
+
+#[test]
+fn an_index_created_on_a_table_with_items_is_backfilled() {
+    let mut store = plain_store();
+    for (pk, g) in [("a", json!({"S": "1"})), ("b", json!({"S": "2"})), ("c", json!({"N": "3"}))] {
+        put_plain(&mut store, json!({"pk": {"S": pk}, "g": g}));
+    }
+    put_plain(&mut store, json!({"pk": {"S": "d"}}));
+    let description = ok(&mut store, "UpdateTable", create_byg())["TableDescription"].clone();
+    let index = &description["GlobalSecondaryIndexes"][0];
+    assert_eq!((&index["IndexStatus"], &index["Backfilling"]), (&json!("CREATING"), &json!(true)));
+    assert_eq!(plain_entries(&mut store, "byg"), Vec::<Value>::new());
+    // Writes during the backfill maintain the index already.
+    put_plain(&mut store, json!({"pk": {"S": "e"}, "g": {"S": "5"}}));
+    assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "e"}, "g": {"S": "5"}})]);
+    // A second online index action waits for this one.
+    let (kind, message) = fails(
+        &mut store,
+        "UpdateTable",
+        json!({
+            "TableName": "plain", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "byg"}}],
+        }),
+    );
+    assert_eq!(kind, "LimitExceededException");
+    assert_eq!(
+        message,
+        "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table"
+    );
+
+    let mut steps = 0;
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap() {
+        steps += 1;
+        assert!(steps < 10, "the backfill ends");
+    }
+    assert_eq!(steps, 2, "5 items, 2 a step: the third step reads the last");
+    let index = describe_plain(&mut store)["GlobalSecondaryIndexes"][0].clone();
+    assert_eq!(
+        (&index["IndexStatus"], index.get("Backfilling"), &index["ItemCount"]),
+        (&json!("ACTIVE"), None, &json!(3))
+    );
+    assert_eq!(
+        plain_entries(&mut store, "byg"),
+        [
+            json!({"pk": {"S": "a"}, "g": {"S": "1"}}),
+            json!({"pk": {"S": "b"}, "g": {"S": "2"}}),
+            json!({"pk": {"S": "e"}, "g": {"S": "5"}}),
+        ]
+    );
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap());
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "gone", 2).unwrap());
+}
+
+#[test]
+fn deleting_an_index_drops_its_keyspace() {
+    let mut store = plain_store();
+    ok(&mut store, "UpdateTable", create_byg());
+    put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
+    let delete = json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "byg"}}]});
+    let description = ok(&mut store, "UpdateTable", delete)["TableDescription"].clone();
+    assert_eq!(description.get("GlobalSecondaryIndexes"), None);
+    assert_eq!(description["AttributeDefinitions"], json!([{"AttributeName": "pk", "AttributeType": "S"}]));
+    assert!(store.keyspace_stats(ACCOUNT, &Keyspace::index("plain", "byg")).is_err());
+    put_plain(&mut store, json!({"pk": {"S": "b"}, "g": {"S": "G"}}));
+    assert_eq!(ok(&mut store, "Scan", json!({"TableName": "plain"}))["Count"], json!(2));
+}
+
+#[test]
+fn deletion_protection_is_switched_by_update_table() {
+    let mut store = plain_store();
+    let protect = |on: bool| json!({"TableName": "plain", "DeletionProtectionEnabled": on});
+    let description = ok(&mut store, "UpdateTable", protect(true))["TableDescription"].clone();
+    assert_eq!(description["DeletionProtectionEnabled"], json!(true));
+    validation(&mut store, "DeleteTable", json!({"TableName": "plain"}));
+    ok(&mut store, "UpdateTable", protect(false));
+    ok(&mut store, "DeleteTable", json!({"TableName": "plain"}));
+}
+
+#[test]
+fn billing_mode_switches_carry_the_global_indexes_along() {
+    let mut store = plain_store();
+    ok(&mut store, "UpdateTable", create_byg());
+    let to_provisioned = json!({
+        "TableName": "plain", "BillingMode": "PROVISIONED",
+        "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 6},
+    });
+    assert_eq!(
+        validation(&mut store, "UpdateTable", to_provisioned.clone()),
+        "One or more parameter values were invalid: ProvisionedThroughput must be specified for index: byg"
+    );
+    let with_index = with(to_provisioned, |r| {
+        r["GlobalSecondaryIndexUpdates"] = json!([{"Update": {
+            "IndexName": "byg", "ProvisionedThroughput": {"ReadCapacityUnits": 2, "WriteCapacityUnits": 3},
+        }}]);
+    });
+    let description = ok(&mut store, "UpdateTable", with_index)["TableDescription"].clone();
+    assert_eq!(description["BillingModeSummary"]["BillingMode"], json!("PROVISIONED"));
+    assert_eq!(description["ProvisionedThroughput"]["WriteCapacityUnits"], json!(6));
+    assert_eq!(description["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["ReadCapacityUnits"], json!(2));
+    let same =
+        json!({"TableName": "plain", "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 6}});
+    assert!(
+        validation(&mut store, "UpdateTable", same)
+            .starts_with("The provisioned throughput for the table will not change.")
+    );
+    let back = json!({"TableName": "plain", "BillingMode": "PAY_PER_REQUEST"});
+    let description = ok(&mut store, "UpdateTable", back)["TableDescription"].clone();
+    assert_eq!(description["BillingModeSummary"]["BillingMode"], json!("PAY_PER_REQUEST"));
+    assert_eq!(description["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["ReadCapacityUnits"], json!(0));
+}
+
+#[test]
+fn update_table_refuses_what_dynamodb_refuses() {
+    let invalid = "One or more parameter values were invalid: ";
+    let index_update = |update: Value| json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [update]});
+    let cases: Vec<(Value, &str, String)> = vec![
+        (
+            json!({"TableName": "plain"}),
+            "ValidationException",
+            "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, \
+             SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, ReplicaTransitRoleArn, MultiRegionConsistency, \
+             DeletionProtectionEnabled, OnDemandThroughput, WarmThroughput or TableClass is required"
+                .to_string(),
+        ),
+        (
+            json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [], "DeletionProtectionEnabled": true}),
+            "ValidationException",
+            format!("{invalid}List of GlobalSecondaryIndexUpdates is empty"),
+        ),
+        (
+            index_update(json!({})),
+            "ValidationException",
+            format!(
+                "{invalid}One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Delete must not be null"
+            ),
+        ),
+        (
+            json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [
+                {"Delete": {"IndexName": "one"}}, {"Delete": {"IndexName": "one"}},
+            ]}),
+            "ValidationException",
+            format!("{invalid}Only one global secondary index update per index is allowed simultaneously. Index: one"),
+        ),
+        (
+            json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [
+                {"Delete": {"IndexName": "one"}}, {"Delete": {"IndexName": "two"}},
+            ]}),
+            "LimitExceededException",
+            "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".to_string(),
+        ),
+        (
+            with(create_byg(), |r| r["ProvisionedThroughput"] = json!({"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})),
+            "ValidationException",
+            "You cannot create or delete index while updating table IOPS".to_string(),
+        ),
+        (
+            with(create_byg(), |r| r["DeletionProtectionEnabled"] = json!(true)),
+            "ValidationException",
+            "DeletionProtection modification must be the only operation in the request".to_string(),
+        ),
+        (
+            with(create_byg(), |r| r["AttributeDefinitions"] = Value::Null),
+            "ValidationException",
+            format!("{invalid}AttributeDefinitions is not specified for index: byg"),
+        ),
+        (
+            with(create_byg(), |r| r["AttributeDefinitions"][0]["AttributeName"] = json!("h")),
+            "ValidationException",
+            format!("{invalid}Some index key attributes are not defined in AttributeDefinitions. Keys: [g], AttributeDefinitions: [h]"),
+        ),
+        (
+            index_update(json!({"Delete": {"IndexName": "nope"}})),
+            "ResourceNotFoundException",
+            "Requested resource not found: Index: nope not found".to_string(),
+        ),
+        (
+            index_update(json!({"Update": {"IndexName": "nope", "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}})),
+            "ResourceNotFoundException",
+            "Requested resource not found: Index: nope not found".to_string(),
+        ),
+        (
+            json!({"TableName": "plain", "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}),
+            "ValidationException",
+            format!("{invalid}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST"),
+        ),
+        (
+            json!({"TableName": "plain", "BillingMode": "PROVISIONED"}),
+            "ValidationException",
+            format!("{invalid}ProvisionedThroughput must be specified when BillingMode is PROVISIONED"),
+        ),
+        (
+            json!({"TableName": "nope", "DeletionProtectionEnabled": true}),
+            "ResourceNotFoundException",
+            "Requested resource not found: Table: nope not found".to_string(),
+        ),
+    ];
+    for (request, kind, message) in cases {
+        let mut store = plain_store();
+        assert_eq!(fails(&mut store, "UpdateTable", request.clone()), (kind.to_string(), message), "{request}");
+    }
+    let mut store = plain_store();
+    ok(&mut store, "UpdateTable", create_byg());
+    assert_eq!(
+        validation(&mut store, "UpdateTable", create_byg()),
+        "Attempting to create an index which already exists"
+    );
+    let on_demand_update = index_update(json!({"Update": {
+        "IndexName": "byg", "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+    }}));
+    assert_eq!(
+        validation(&mut store, "UpdateTable", on_demand_update),
+        format!(
+            "{invalid}The only Updates for index: byg when TableThroughputMode is PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput"
+        )
+    );
 }

@@ -25,6 +25,7 @@ pub struct Context<'a, S: Storage> {
 const OPERATIONS: &[&str] = &[
     "CreateTable",
     "DescribeTable",
+    "UpdateTable",
     "ListTables",
     "DeleteTable",
     "PutItem",
@@ -44,6 +45,7 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
     match name {
         "CreateTable" => tables::create_table(input, cx),
         "DescribeTable" => tables::describe_table(input, cx),
+        "UpdateTable" => tables::update_table(input, cx),
         "ListTables" => tables::list_tables(input, cx),
         "DeleteTable" => tables::delete_table(input, cx),
         "PutItem" => items::put_item(input, cx),
