@@ -420,13 +420,8 @@ fn an_index_created_on_a_table_with_items_is_backfilled() {
     put_plain(&mut store, json!({"pk": {"S": "e"}, "g": {"S": "5"}}));
     assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "e"}, "g": {"S": "5"}})]);
     // A second online index action waits for this one.
-    let (kind, message) = fails(
-        &mut store,
-        "UpdateTable",
-        json!({
-            "TableName": "plain", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "byg"}}],
-        }),
-    );
+    let another = with(create_byg(), |r| r["GlobalSecondaryIndexUpdates"][0]["Create"]["IndexName"] = json!("other"));
+    let (kind, message) = fails(&mut store, "UpdateTable", another);
     assert_eq!(kind, "LimitExceededException");
     assert_eq!(
         message,
@@ -715,4 +710,15 @@ fn the_backfill_never_resurrects_a_deleted_item() {
     assert_eq!(plain_entries(&mut store.store, "byg"), Vec::<Value>::new());
     let index = describe_plain(&mut store.store)["GlobalSecondaryIndexes"][0].clone();
     assert_eq!(index["IndexStatus"], json!("ACTIVE"));
+}
+
+#[test]
+fn an_index_being_created_may_be_deleted() {
+    let mut store = plain_store();
+    put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
+    ok(&mut store, "UpdateTable", create_byg());
+    let delete = json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "byg"}}]});
+    ok(&mut store, "UpdateTable", delete);
+    assert_eq!(describe_plain(&mut store).get("GlobalSecondaryIndexes"), None);
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap());
 }

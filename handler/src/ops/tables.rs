@@ -241,9 +241,10 @@ impl TableUpdate {
             }
         }
         let (mut created, mut dropped) = (Vec::new(), Vec::new());
-        let building = table.indexes.iter().any(|index| index.status == IndexStatus::Creating);
         for update in &self.index_updates {
             let name = update.name();
+            // An index being created blocks other online index actions, not its own deletion.
+            let building = table.indexes.iter().any(|i| i.status == IndexStatus::Creating && i.index_name != name);
             if update.online() && building {
                 return Err(online_index_limit());
             }
