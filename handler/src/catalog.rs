@@ -188,7 +188,7 @@ impl Index {
 
     /// A `LocalSecondaryIndexDescription` or `GlobalSecondaryIndexDescription`; `stats` is the
     /// entry count and size of its keyspace.
-    fn description(&self, table_arn: &str, (item_count, size_bytes): (u64, u64)) -> Value {
+    pub fn description(&self, table_arn: &str, (item_count, size_bytes): (u64, u64)) -> Value {
         let projection = match &self.projection {
             Projection::All => json!({"ProjectionType": "ALL"}),
             Projection::KeysOnly => json!({"ProjectionType": "KEYS_ONLY"}),

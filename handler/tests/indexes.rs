@@ -458,8 +458,11 @@ fn deleting_an_index_drops_its_keyspace() {
     put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
     let delete = json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "byg"}}]});
     let description = ok(&mut store, "UpdateTable", delete)["TableDescription"].clone();
-    assert_eq!(description.get("GlobalSecondaryIndexes"), None);
+    let deleting = &description["GlobalSecondaryIndexes"][0];
+    assert_eq!((&deleting["IndexName"], &deleting["IndexStatus"]), (&json!("byg"), &json!("DELETING")));
+    assert_eq!(deleting["ItemCount"], json!(1));
     assert_eq!(description["AttributeDefinitions"], json!([{"AttributeName": "pk", "AttributeType": "S"}]));
+    assert_eq!(describe_plain(&mut store).get("GlobalSecondaryIndexes"), None);
     assert!(store.keyspace_stats(ACCOUNT, &Keyspace::index("plain", "byg")).is_err());
     put_plain(&mut store, json!({"pk": {"S": "b"}, "g": {"S": "G"}}));
     assert_eq!(ok(&mut store, "Scan", json!({"TableName": "plain"}))["Count"], json!(2));

@@ -324,15 +324,24 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     let account = &cx.principal.account_id;
     // Decided on the table as loaded and applied only if it is still at that version; else
     // decided again.
-    let (table, created, was_empty) = loop {
+    let (table, created, was_empty, deleting) = loop {
         let table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
         let (mut new, created, dropped) = update.apply(&table)?;
-        let (count, _) = cx.storage.keyspace_stats(account, &table.keyspace()).map_err(storage_error)?;
+        let stats = Stats::load(cx.storage, account, &table)?;
+        // DynamoDB answers with a dropped index as DELETING, as it was.
+        let deleting: Vec<Value> = (table.indexes.iter().zip(&stats.indexes))
+            .filter(|(index, _)| dropped.contains(&index.index_name))
+            .map(|(index, stats)| {
+                let mut description = index.description(&table.table_arn, *stats);
+                description["IndexStatus"] = json!("DELETING");
+                description
+            })
+            .collect();
         let description = serde_json::to_vec(&new).map_err(|e| ApiError::internal(e.to_string()))?;
         let change = TableChange { description: &description, create_indexes: &created, drop_indexes: &dropped };
         if let Some(version) = cx.storage.update_table(account, name, table.version, &change).map_err(storage_error)? {
             new.version = version;
-            break (new, created, count == 0);
+            break (new, created, stats.table.0 == 0, deleting);
         }
     };
     let table = match created.first() {
@@ -345,7 +354,13 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         _ => table,
     };
     let stats = Stats::load(cx.storage, account, &table)?;
-    Ok(json!({"TableDescription": table.description(&stats)}))
+    let mut description = table.description(&stats);
+    if !deleting.is_empty() {
+        let mut indexes = description["GlobalSecondaryIndexes"].as_array().cloned().unwrap_or_default();
+        indexes.extend(deleting);
+        description["GlobalSecondaryIndexes"] = json!(indexes);
+    }
+    Ok(json!({"TableDescription": description}))
 }
 
 pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
