@@ -342,14 +342,17 @@ fn index_keys_of_the_wrong_type_are_refused() {
 // ---- UpdateTable -------------------------------------------------------------------------------
 
 /// Table `plain` (pk S) with no index, on demand.
-fn plain_store() -> MemoryStore {
-    let mut store = MemoryStore::default();
-    let request = json!({
+fn plain_request() -> Value {
+    json!({
         "TableName": "plain", "BillingMode": "PAY_PER_REQUEST",
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-    });
-    ok(&mut store, "CreateTable", request);
+    })
+}
+
+fn plain_store() -> MemoryStore {
+    let mut store = MemoryStore::default();
+    ok(&mut store, "CreateTable", plain_request());
     store
 }
 
@@ -449,6 +452,28 @@ fn an_index_created_on_a_table_with_items_is_backfilled() {
     );
     assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap());
     assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "gone", 2).unwrap());
+}
+
+#[test]
+fn a_table_goes_with_its_index_keyspaces_once_no_index_is_being_created() {
+    let mut store = plain_store();
+    put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
+    ok(&mut store, "UpdateTable", create_byg());
+    assert_eq!(
+        fails(&mut store, "DeleteTable", json!({"TableName": "plain"})),
+        (
+            "ResourceInUseException".to_string(),
+            "Attempt to change a resource which is still in use: Cannot delete table while indexes are being created, updated, or deleted."
+                .to_string()
+        )
+    );
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap() {}
+    ok(&mut store, "DeleteTable", json!({"TableName": "plain"}));
+    assert!(store.keyspace_stats(ACCOUNT, &Keyspace::index("plain", "byg")).is_err());
+    // A table of the same name starts without the old one's entries.
+    ok(&mut store, "CreateTable", plain_request());
+    ok(&mut store, "UpdateTable", create_byg());
+    assert_eq!(plain_entries(&mut store, "byg"), Vec::<Value>::new());
 }
 
 #[test]

@@ -372,6 +372,12 @@ pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
         ));
     }
+    if table.indexes.iter().any(|index| index.status == IndexStatus::Creating) {
+        return Err(ApiError::new(
+            ErrorKind::ResourceInUse,
+            "Attempt to change a resource which is still in use: Cannot delete table while indexes are being created, updated, or deleted.",
+        ));
+    }
     let (count, bytes) = cx.storage.keyspace_stats(account, &table.keyspace()).map_err(storage_error)?;
     if !cx.storage.delete_table(account, name).map_err(storage_error)? {
         return Err(table_not_found(name));
