@@ -750,3 +750,23 @@ fn an_index_being_created_may_be_deleted() {
     assert_eq!(describe_plain(&mut store).get("GlobalSecondaryIndexes"), None);
     assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap());
 }
+
+#[test]
+fn an_index_created_on_a_provisioned_table_needs_throughput() {
+    let mut store = MemoryStore::default();
+    let request = with(plain_request(), |r| {
+        r["BillingMode"] = json!("PROVISIONED");
+        r["ProvisionedThroughput"] = json!({"ReadCapacityUnits": 1, "WriteCapacityUnits": 1});
+    });
+    ok(&mut store, "CreateTable", request);
+    assert_eq!(
+        validation(&mut store, "UpdateTable", create_byg()),
+        "One or more parameter values were invalid: Both ReadCapacityUnits and WriteCapacityUnits must be specified for index: byg"
+    );
+    let with_throughput = with(create_byg(), |r| {
+        r["GlobalSecondaryIndexUpdates"][0]["Create"]["ProvisionedThroughput"] =
+            json!({"ReadCapacityUnits": 7, "WriteCapacityUnits": 8});
+    });
+    let description = ok(&mut store, "UpdateTable", with_throughput)["TableDescription"].clone();
+    assert_eq!(description["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"], json!(8));
+}
