@@ -274,8 +274,8 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
     let billing_mode = input.string("BillingMode")?;
     let throughput = read_throughput(input)?;
-    let local = read_indexes(input, "LocalSecondaryIndexes")?;
-    let global = read_indexes(input, "GlobalSecondaryIndexes")?;
+    let local = read_indexes(input, "LocalSecondaryIndexes", false)?;
+    let global = read_indexes(input, "GlobalSecondaryIndexes", true)?;
     let deletion_protection = input.boolean("DeletionProtectionEnabled")?.unwrap_or(false);
 
     let mut violations = Violations::default();
@@ -454,13 +454,15 @@ pub struct IndexRequest {
     throughput: ThroughputRequest,
 }
 
-pub fn read_indexes(input: Input<'_>, member: &str) -> ApiResult<Option<Vec<IndexRequest>>> {
+pub fn read_indexes(input: Input<'_>, member: &str, global: bool) -> ApiResult<Option<Vec<IndexRequest>>> {
     let Some(list) = input.list(member)? else { return Ok(None) };
-    list.iter().map(|element| IndexRequest::read(Input::new(as_object(element)?))).collect::<ApiResult<_>>().map(Some)
+    let indexes = list.iter().map(|element| IndexRequest::read(Input::new(as_object(element)?), global));
+    indexes.collect::<ApiResult<_>>().map(Some)
 }
 
 impl IndexRequest {
-    pub fn read(index: Input<'_>) -> ApiResult<IndexRequest> {
+    /// A local index has no ProvisionedThroughput member: DynamoDB ignores one sent anyway.
+    pub fn read(index: Input<'_>, global: bool) -> ApiResult<IndexRequest> {
         let projection = match index.structure("Projection")? {
             None => None,
             Some(p) => {
@@ -477,7 +479,7 @@ impl IndexRequest {
             name: index.string("IndexName")?.map(str::to_string),
             key_schema: read_pairs(index, "KeySchema", "KeyType")?,
             projection,
-            throughput: read_throughput(index)?,
+            throughput: if global { read_throughput(index)? } else { None },
         })
     }
 

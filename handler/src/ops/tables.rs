@@ -61,7 +61,11 @@ impl GsiUpdate {
             Some(d) => Some(d.string("IndexName")?.map(str::to_string)),
             None => None,
         };
-        Ok(GsiUpdate { create: entry.structure("Create")?.map(IndexRequest::read).transpose()?, update, delete })
+        Ok(GsiUpdate {
+            create: entry.structure("Create")?.map(|create| IndexRequest::read(create, true)).transpose()?,
+            update,
+            delete,
+        })
     }
 
     fn check(&self, v: &mut Violations, path: &str) {
