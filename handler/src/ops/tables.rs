@@ -106,10 +106,6 @@ struct TableUpdate {
     deletion_protection: Option<bool>,
 }
 
-fn invalid(detail: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid_parameter(detail)
-}
-
 fn online_index_limit() -> ApiError {
     ApiError::new(
         ErrorKind::LimitExceeded,
@@ -155,27 +151,27 @@ impl TableUpdate {
         }
         // An empty list counts as none above, but with another change it is refused.
         if !has_index_updates && index_updates.is_some() {
-            return Err(invalid("List of GlobalSecondaryIndexUpdates is empty"));
+            return Err(ApiError::invalid_parameter("List of GlobalSecondaryIndexUpdates is empty"));
         }
         let index_updates = index_updates.unwrap_or_default();
         for (i, update) in index_updates.iter().enumerate() {
             let actions = [update.create.is_some(), update.update.is_some(), update.delete.is_some()];
             match actions.iter().filter(|a| **a).count() {
                 0 => {
-                    return Err(invalid(
+                    return Err(ApiError::invalid_parameter(
                         "One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, \
                          GlobalSecondaryIndexUpdate.Delete must not be null",
                     ));
                 }
                 1 => {}
                 _ => {
-                    return Err(invalid(
+                    return Err(ApiError::invalid_parameter(
                         "Only one global secondary index action is allowed per GlobalSecondaryIndexUpdate object",
                     ));
                 }
             }
             if index_updates[..i].iter().any(|earlier| earlier.name() == update.name()) {
-                return Err(invalid(format!(
+                return Err(ApiError::invalid_parameter(format!(
                     "Only one global secondary index update per index is allowed simultaneously. Index: {}",
                     update.name()
                 )));
@@ -196,7 +192,10 @@ impl TableUpdate {
         if let Some(create) = index_updates.iter().find_map(|u| u.create.as_ref())
             && definitions.is_none()
         {
-            return Err(invalid(format!("AttributeDefinitions is not specified for index: {}", create.name())));
+            return Err(ApiError::invalid_parameter(format!(
+                "AttributeDefinitions is not specified for index: {}",
+                create.name()
+            )));
         }
         Ok(TableUpdate {
             definitions,
@@ -216,7 +215,7 @@ impl TableUpdate {
         };
         match (provisioned, self.throughput) {
             (false, Some(_)) => {
-                return Err(invalid(
+                return Err(ApiError::invalid_parameter(
                     "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
                 ));
             }
@@ -225,7 +224,9 @@ impl TableUpdate {
                 new.indexes.iter_mut().for_each(|index| index.provisioned = None);
             }
             (true, None) if table.provisioned.is_none() => {
-                return Err(invalid("ProvisionedThroughput must be specified when BillingMode is PROVISIONED"));
+                return Err(ApiError::invalid_parameter(
+                    "ProvisionedThroughput must be specified when BillingMode is PROVISIONED",
+                ));
             }
             (true, None) => {}
             (true, Some(requested)) => {
@@ -256,7 +257,7 @@ impl TableUpdate {
                 let index = new.indexes.iter_mut().find(|i| i.global && i.index_name == name);
                 let index = index.ok_or_else(|| index_not_found(name))?;
                 if !provisioned {
-                    return Err(invalid(format!(
+                    return Err(ApiError::invalid_parameter(format!(
                         "The only Updates for index: {name} when TableThroughputMode is PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput"
                     )));
                 }
@@ -273,7 +274,7 @@ impl TableUpdate {
         if provisioned && table.provisioned.is_none() {
             // Switching to PROVISIONED: every global index needs its throughput in this request.
             if let Some(index) = new.indexes.iter().find(|i| i.global && i.provisioned.is_none()) {
-                return Err(invalid(format!(
+                return Err(ApiError::invalid_parameter(format!(
                     "ProvisionedThroughput must be specified for index: {}",
                     index.index_name
                 )));
@@ -289,8 +290,8 @@ impl TableUpdate {
             let attribute = |key: &str| {
                 // An attribute the table already keys on keeps its type: DynamoDB ignores a
                 // definition that contradicts it.
-                let existing = table.key_attributes().chain(table.indexes.iter().flat_map(|i| i.key_attributes()));
-                existing.into_iter().find(|k| k.name == key).cloned().unwrap_or_else(|| {
+                let mut existing = table.key_attributes().chain(table.indexes.iter().flat_map(|i| i.key_attributes()));
+                existing.find(|k| k.name == key).cloned().unwrap_or_else(|| {
                     let (_, attribute_type) = definitions.iter().find(|(n, _)| n == key).expect("checked above");
                     KeyAttribute { name: key.to_string(), attribute_type: attribute_type.clone() }
                 })
