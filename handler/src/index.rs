@@ -84,7 +84,9 @@ pub fn maintenance(table: &Table, key: &ItemKey, old: Option<&Item>, new: Option
     let mut writes = Vec::new();
     for index in &table.indexes {
         let keyspace = index.keyspace(&table.table_name);
-        let old = old.map(|item| entry(table, index, item, key)).transpose()?.flatten();
+        // An old item may hold index keys that are refused now (it was written before the index
+        // came, which the backfill left out): it has no entry, and a write may mend or delete it.
+        let old = old.and_then(|item| entry(table, index, item, key).unwrap_or(None));
         let new = new.map(|item| entry(table, index, item, key)).transpose()?.flatten();
         match (old, new) {
             (Some(old), Some(new)) if old == new => {}

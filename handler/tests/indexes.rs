@@ -770,3 +770,29 @@ fn an_index_created_on_a_provisioned_table_needs_throughput() {
     let description = ok(&mut store, "UpdateTable", with_throughput)["TableDescription"].clone();
     assert_eq!(description["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"], json!(8));
 }
+
+#[test]
+fn an_item_the_backfill_left_out_can_be_mended_or_deleted() {
+    let mut store = plain_store();
+    for pk in ["a", "b"] {
+        put_plain(&mut store, json!({"pk": {"S": pk}, "g": {"N": "1"}}));
+    }
+    ok(&mut store, "UpdateTable", create_byg());
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap() {}
+    assert_eq!(plain_entries(&mut store, "byg"), Vec::<Value>::new());
+    let touch = json!({
+        "TableName": "plain", "Key": {"pk": {"S": "a"}},
+        "UpdateExpression": "SET x = :x", "ExpressionAttributeValues": {":x": {"S": "x"}},
+    });
+    assert_eq!(
+        validation(&mut store, "UpdateItem", touch),
+        "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: byg"
+    );
+    let mend = json!({
+        "TableName": "plain", "Key": {"pk": {"S": "a"}},
+        "UpdateExpression": "SET g = :g", "ExpressionAttributeValues": {":g": {"S": "G"}},
+    });
+    ok(&mut store, "UpdateItem", mend);
+    ok(&mut store, "DeleteItem", json!({"TableName": "plain", "Key": {"pk": {"S": "b"}}}));
+    assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}, "g": {"S": "G"}})]);
+}
