@@ -796,3 +796,16 @@ fn an_item_the_backfill_left_out_can_be_mended_or_deleted() {
     ok(&mut store, "DeleteItem", json!({"TableName": "plain", "Key": {"pk": {"S": "b"}}}));
     assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}, "g": {"S": "G"}})]);
 }
+
+#[test]
+fn a_new_index_keeps_the_type_the_table_already_gives_a_key() {
+    let mut store = plain_store();
+    let on_pk = with(create_byg(), |r| {
+        r["AttributeDefinitions"] = json!([{"AttributeName": "pk", "AttributeType": "N"}]);
+        r["GlobalSecondaryIndexUpdates"][0]["Create"]["KeySchema"][0]["AttributeName"] = json!("pk");
+    });
+    let description = ok(&mut store, "UpdateTable", on_pk)["TableDescription"].clone();
+    assert_eq!(description["AttributeDefinitions"], json!([{"AttributeName": "pk", "AttributeType": "S"}]));
+    put_plain(&mut store, json!({"pk": {"S": "a"}}));
+    assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}})]);
+}
