@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Input, Violations, as_object};
+use crate::input::{Input, Violations, as_object, mismatch};
 use crate::storage::{Keyspace, Storage, StorageError};
 
 /// A key attribute of a table: its name and scalar type ("S", "N" or "B").
@@ -53,6 +53,10 @@ pub struct Index {
     pub status: IndexStatus,
     /// For global indexes of provisioned tables.
     pub provisioned: Option<Throughput>,
+    /// While CREATING: the last base-table key (partition, sort) whose entry the backfill wrote;
+    /// the next step resumes after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_after: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The catalog's record of a table. Stored as JSON in the catalog so an operator can read it.
@@ -71,6 +75,8 @@ pub struct Table {
     /// Local and global secondary indexes, in the order they were declared or added.
     #[serde(default)]
     pub indexes: Vec<Index>,
+    #[serde(default)]
+    pub deletion_protection: bool,
     /// The stored record's version (not part of the record itself), for guarded updates.
     #[serde(skip)]
     pub version: u64,
@@ -99,22 +105,41 @@ impl Table {
         std::iter::once(&self.hash_key).chain(&self.range_key)
     }
 
-    /// DynamoDB's full `TableDescription` (CreateTable, DescribeTable). Tables are ACTIVE from
-    /// the start: there is nothing to provision.
-    pub fn description(&self, item_count: u64, size_bytes: u64) -> Value {
-        let key_schema: Vec<Value> = std::iter::once(json!({"AttributeName": self.hash_key.name, "KeyType": "HASH"}))
-            .chain(self.range_key.iter().map(|k| json!({"AttributeName": k.name, "KeyType": "RANGE"})))
-            .collect();
-        let definitions: Vec<Value> = self
-            .key_attributes()
+    /// DynamoDB's full `TableDescription` (CreateTable, DescribeTable, UpdateTable). Tables are
+    /// ACTIVE from the start: there is nothing to provision.
+    pub fn description(&self, stats: &Stats) -> Value {
+        let mut key_attributes: Vec<&KeyAttribute> = self.key_attributes().collect();
+        for index in &self.indexes {
+            for key in index.key_attributes() {
+                if !key_attributes.iter().any(|k| k.name == key.name) {
+                    key_attributes.push(key);
+                }
+            }
+        }
+        // DynamoDB lists the definitions by name, and drops those no key uses any more.
+        key_attributes.sort_by(|a, b| a.name.cmp(&b.name));
+        let definitions: Vec<Value> = key_attributes
+            .iter()
             .map(|k| json!({"AttributeName": k.name, "AttributeType": k.attribute_type}))
             .collect();
-        let mut description = self.deleting_description(item_count, size_bytes);
+        let mut description = self.deleting_description(stats.table.0, stats.table.1);
         description["TableStatus"] = json!("ACTIVE");
         description["CreationDateTime"] = json!(self.creation_date_time);
-        description["KeySchema"] = json!(key_schema);
+        description["KeySchema"] = key_schema(&self.hash_key, self.range_key.as_ref());
         description["AttributeDefinitions"] = json!(definitions);
-        description["DeletionProtectionEnabled"] = json!(false);
+        description["DeletionProtectionEnabled"] = json!(self.deletion_protection);
+        for (global, member) in [(false, "LocalSecondaryIndexes"), (true, "GlobalSecondaryIndexes")] {
+            let indexes: Vec<Value> = self
+                .indexes
+                .iter()
+                .zip(&stats.indexes)
+                .filter(|(index, _)| index.global == global)
+                .map(|(index, stats)| index.description(&self.table_arn, *stats))
+                .collect();
+            if !indexes.is_empty() {
+                description[member] = json!(indexes);
+            }
+        }
         description
     }
 
@@ -146,6 +171,78 @@ impl Table {
     }
 }
 
+fn key_schema(hash: &KeyAttribute, range: Option<&KeyAttribute>) -> Value {
+    let hash = std::iter::once(json!({"AttributeName": hash.name, "KeyType": "HASH"}));
+    json!(hash.chain(range.map(|k| json!({"AttributeName": k.name, "KeyType": "RANGE"}))).collect::<Vec<_>>())
+}
+
+impl Index {
+    pub fn key_attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
+        std::iter::once(&self.hash_key).chain(&self.range_key)
+    }
+
+    /// The keyspace of the index's entries.
+    pub fn keyspace(&self, table: &str) -> Keyspace {
+        Keyspace::index(table, &self.index_name)
+    }
+
+    /// A `LocalSecondaryIndexDescription` or `GlobalSecondaryIndexDescription`; `stats` is the
+    /// entry count and size of its keyspace.
+    pub fn description(&self, table_arn: &str, (item_count, size_bytes): (u64, u64)) -> Value {
+        let projection = match &self.projection {
+            Projection::All => json!({"ProjectionType": "ALL"}),
+            Projection::KeysOnly => json!({"ProjectionType": "KEYS_ONLY"}),
+            Projection::Include(names) => json!({"ProjectionType": "INCLUDE", "NonKeyAttributes": names}),
+        };
+        let mut description = json!({
+            "IndexName": self.index_name,
+            "KeySchema": key_schema(&self.hash_key, self.range_key.as_ref()),
+            "Projection": projection,
+            "IndexSizeBytes": size_bytes,
+            "ItemCount": item_count,
+            "IndexArn": format!("{table_arn}/index/{}", self.index_name),
+        });
+        if self.global {
+            let creating = self.status == IndexStatus::Creating;
+            description["IndexStatus"] = json!(if creating { "CREATING" } else { "ACTIVE" });
+            if creating {
+                description["Backfilling"] = json!(true);
+            }
+            let throughput =
+                self.provisioned.as_ref().map_or((0, 0), |t| (t.read_capacity_units, t.write_capacity_units));
+            description["ProvisionedThroughput"] = json!({
+                "NumberOfDecreasesToday": 0,
+                "ReadCapacityUnits": throughput.0,
+                "WriteCapacityUnits": throughput.1,
+            });
+        }
+        description
+    }
+}
+
+/// Item counts and sizes in bytes: of the table, and of each index in `Table::indexes` order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub table: (u64, u64),
+    pub indexes: Vec<(u64, u64)>,
+}
+
+impl Stats {
+    pub fn load(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<Stats> {
+        let mut stats = |keyspace: &Keyspace| storage.keyspace_stats(account, keyspace).map_err(storage_error);
+        let mut indexes = Vec::with_capacity(table.indexes.len());
+        for index in &table.indexes {
+            indexes.push(stats(&index.keyspace(&table.table_name))?);
+        }
+        Ok(Stats { table: stats(&table.keyspace())?, indexes })
+    }
+
+    /// A new table's: empty everywhere.
+    pub fn empty(table: &Table) -> Stats {
+        Stats { table: (0, 0), indexes: vec![(0, 0); table.indexes.len()] }
+    }
+}
+
 /// Maps a storage failure to the error a client sees.
 pub fn storage_error(error: StorageError) -> ApiError {
     match error {
@@ -170,34 +267,27 @@ pub struct Placement<'a> {
 /// first, then the rules between members) and returns the new table's record.
 pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> ApiResult<Table> {
     let name = Some(input.required_string("TableName")?);
-    for unsupported in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"] {
-        if input.has(unsupported) {
-            return Err(ApiError::validation(format!("dynabox does not support {unsupported} yet")));
-        }
+    if input.has("StreamSpecification") {
+        return Err(ApiError::validation("dynabox does not support StreamSpecification yet"));
     }
     let key_schema = read_pairs(input, "KeySchema", "KeyType")?;
     let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
     let billing_mode = input.string("BillingMode")?;
-    let throughput = match input.structure("ProvisionedThroughput")? {
-        Some(t) => Some((t.integer("ReadCapacityUnits")?, t.integer("WriteCapacityUnits")?)),
-        None => None,
-    };
+    let throughput = read_throughput(input)?;
+    let local = read_indexes(input, "LocalSecondaryIndexes", false)?;
+    let global = read_indexes(input, "GlobalSecondaryIndexes", true)?;
+    let deletion_protection = input.boolean("DeletionProtectionEnabled")?.unwrap_or(false);
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
     let key_schema_shape = PairShape { path: "keySchema", element: "KeySchemaElement", kind_path: "keyType" };
     check_pairs(&mut violations, key_schema.as_deref(), &key_schema_shape, &["HASH", "RANGE"], 2);
-    let definitions_shape =
-        PairShape { path: "attributeDefinitions", element: "AttributeDefinition", kind_path: "attributeType" };
-    check_pairs(&mut violations, definitions.as_deref(), &definitions_shape, &["B", "N", "S"], usize::MAX);
+    check_definitions(&mut violations, definitions.as_deref(), "attributeDefinitions");
     violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
-    if let Some((read, write)) = throughput {
-        for (units, path) in
-            [(read, "provisionedThroughput.readCapacityUnits"), (write, "provisionedThroughput.writeCapacityUnits")]
-        {
-            if let Some(units) = violations.not_null(units, path) {
-                violations.range(units, path, 1, i64::MAX)
-            }
+    check_throughput(&mut violations, throughput, "provisionedThroughput");
+    for (indexes, path) in [(&local, "localSecondaryIndexes"), (&global, "globalSecondaryIndexes")] {
+        for (i, index) in indexes.iter().flatten().enumerate() {
+            index.check(&mut violations, &format!("{path}.{}.member", i + 1));
         }
     }
     violations.finish()?;
@@ -215,19 +305,37 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         return Err(ApiError::validation("Invalid KeySchema: Some index key attribute have no definition"));
     }
     let (hash, range) = key_names(&key_schema)?;
-    let undefined: Vec<&str> =
-        [Some(hash), range].into_iter().flatten().filter(|k| !definition_names.contains(k)).collect();
-    if !undefined.is_empty() {
-        return Err(ApiError::invalid_parameter(format!(
-            "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
-            undefined.join(", "),
-            definition_names.join(", ")
-        )));
+    check_defined(&[Some(hash), range], &definition_names)?;
+    for (indexes, member) in [(&local, "LocalSecondaryIndexes"), (&global, "GlobalSecondaryIndexes")] {
+        if indexes.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ApiError::invalid_parameter(format!("List of {member} is empty")));
+        }
     }
-    if definitions.len() != key_schema.len() {
-        return Err(ApiError::invalid_parameter(
-            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
-        ));
+    let requested: Vec<(&IndexRequest, bool)> =
+        local.iter().flatten().map(|i| (i, false)).chain(global.iter().flatten().map(|i| (i, true))).collect();
+    // Every definition must serve some key: the table's, or an index's.
+    let mut used: Vec<&str> = [Some(hash), range].into_iter().flatten().collect();
+    for (index, _) in &requested {
+        let (index_hash, index_range) = key_names(index.key_schema.as_deref().expect("checked"))?;
+        check_defined(&[Some(index_hash), index_range], &definition_names)?;
+        used.extend(
+            [Some(index_hash), index_range].into_iter().flatten().filter(|k| !used.contains(k)).collect::<Vec<_>>(),
+        );
+    }
+    if requested.is_empty() {
+        if definitions.len() != key_schema.len() {
+            return Err(ApiError::invalid_parameter(
+                "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+            ));
+        }
+    } else if definition_names.iter().any(|d| !used.contains(d)) {
+        // DynamoDB gathers the keys in a Java HashSet and prints them in its order.
+        crate::expr::in_map_order(&mut used, |k| crate::expr::java_hash(k));
+        return Err(ApiError::invalid_parameter(format!(
+            "Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+            definition_names.join(", "),
+            used.join(", ")
+        )));
     }
     let provisioned = match (
         billing_mode.unwrap_or(if throughput.is_some() { "PROVISIONED" } else { "PAY_PER_REQUEST" }),
@@ -252,7 +360,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         let (_, attribute_type) = definitions.iter().find(|(n, _)| n == key).expect("checked above");
         KeyAttribute { name: key.to_string(), attribute_type: attribute_type.clone() }
     };
-    Ok(Table {
+    let mut table = Table {
         table_name: name.to_string(),
         table_arn: format!("arn:aws:dynamodb:{}:{}:table/{name}", placement.region, placement.account_id),
         table_id: placement.table_id,
@@ -261,14 +369,248 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         range_key: range.map(attribute),
         provisioned,
         indexes: Vec::new(),
+        deletion_protection,
         version: 1,
-    })
+    };
+    if local.is_some() && table.range_key.is_none() {
+        return Err(ApiError::invalid_parameter(
+            "Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex",
+        ));
+    }
+    for (request, global) in requested {
+        let index = request.to_index(&table, global, IndexStatus::Active, &attribute)?;
+        if table.index(&index.index_name).is_some() {
+            return Err(ApiError::invalid_parameter(format!("Duplicate index name: {}", index.index_name)));
+        }
+        table.indexes.push(index);
+    }
+    if table.indexes.iter().filter(|i| !i.global).count() > MAX_LOCAL_INDEXES {
+        return Err(ApiError::invalid_parameter(format!(
+            "Number of LocalSecondaryIndexes exceeds per-table limit of {MAX_LOCAL_INDEXES}"
+        )));
+    }
+    check_global_count(&table)?;
+    Ok(table)
+}
+
+const MAX_LOCAL_INDEXES: usize = 5;
+const MAX_GLOBAL_INDEXES: usize = 20;
+
+pub fn check_global_count(table: &Table) -> ApiResult<()> {
+    if table.indexes.iter().filter(|i| i.global).count() > MAX_GLOBAL_INDEXES {
+        return Err(ApiError::invalid_parameter(format!(
+            "GlobalSecondaryIndex count exceeds the per-table limit of {MAX_GLOBAL_INDEXES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Key attributes must all be defined in AttributeDefinitions.
+pub fn check_defined(keys: &[Option<&str>], definitions: &[&str]) -> ApiResult<()> {
+    let undefined: Vec<&str> = keys.iter().flatten().copied().filter(|k| !definitions.contains(k)).collect();
+    if undefined.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_parameter(format!(
+        "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+        undefined.join(", "),
+        definitions.join(", ")
+    )))
+}
+
+/// A `ProvisionedThroughput` structure as read: (read, write) capacity units.
+pub type ThroughputRequest = Option<(Option<i64>, Option<i64>)>;
+
+pub fn read_throughput(input: Input<'_>) -> ApiResult<ThroughputRequest> {
+    match input.structure("ProvisionedThroughput")? {
+        Some(t) => Ok(Some((t.integer("ReadCapacityUnits")?, t.integer("WriteCapacityUnits")?))),
+        None => Ok(None),
+    }
+}
+
+/// `path` is the member's path, as `provisionedThroughput`.
+pub fn check_throughput(violations: &mut Violations, throughput: ThroughputRequest, path: &str) {
+    let Some((read, write)) = throughput else { return };
+    for (units, member) in [(read, "readCapacityUnits"), (write, "writeCapacityUnits")] {
+        let path = format!("{path}.{member}");
+        if let Some(units) = violations.not_null(units, &path) {
+            violations.range(units, &path, 1, i64::MAX)
+        }
+    }
+}
+
+pub fn check_definitions(violations: &mut Violations, definitions: Option<&[(String, String)]>, path: &str) {
+    let shape = PairShape { path, element: "AttributeDefinition", kind_path: "attributeType" };
+    check_pairs(violations, definitions, &shape, &["B", "N", "S"], usize::MAX);
+}
+
+/// An index as a request declares it: CreateTable's LocalSecondaryIndexes and
+/// GlobalSecondaryIndexes, UpdateTable's GSI Create.
+pub struct IndexRequest {
+    name: Option<String>,
+    key_schema: Option<Pairs>,
+    /// ProjectionType and NonKeyAttributes.
+    projection: Option<(Option<String>, Option<Vec<String>>)>,
+    throughput: ThroughputRequest,
+}
+
+pub fn read_indexes(input: Input<'_>, member: &str, global: bool) -> ApiResult<Option<Vec<IndexRequest>>> {
+    let Some(list) = input.list(member)? else { return Ok(None) };
+    let indexes = list.iter().map(|element| IndexRequest::read(Input::new(as_object(element)?), global));
+    indexes.collect::<ApiResult<_>>().map(Some)
+}
+
+impl IndexRequest {
+    /// A local index has no ProvisionedThroughput member: DynamoDB ignores one sent anyway.
+    pub fn read(index: Input<'_>, global: bool) -> ApiResult<IndexRequest> {
+        let projection = match index.structure("Projection")? {
+            None => None,
+            Some(p) => {
+                let names = p.list("NonKeyAttributes")?.map(|names| {
+                    names
+                        .iter()
+                        .map(|n| n.as_str().map(str::to_string).ok_or_else(|| mismatch(n, "String")))
+                        .collect::<ApiResult<Vec<_>>>()
+                });
+                Some((p.string("ProjectionType")?.map(str::to_string), names.transpose()?))
+            }
+        };
+        Ok(IndexRequest {
+            name: index.string("IndexName")?.map(str::to_string),
+            key_schema: read_pairs(index, "KeySchema", "KeyType")?,
+            projection,
+            throughput: if global { read_throughput(index)? } else { None },
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+
+    /// The hash and range key names, after the key schema's rules.
+    pub fn key_names(&self) -> ApiResult<[Option<&str>; 2]> {
+        let (hash, range) = key_names(self.key_schema.as_deref().expect("checked"))?;
+        Ok([Some(hash), range])
+    }
+
+    /// The members' constraints; `path` is the index's, as `globalSecondaryIndexes.1.member`.
+    pub fn check(&self, v: &mut Violations, path: &str) {
+        index_name_violations(v, self.name.as_deref(), &format!("{path}.indexName"));
+        let key_path = format!("{path}.keySchema");
+        let shape = PairShape { path: &key_path, element: "KeySchemaElement", kind_path: "keyType" };
+        check_pairs(v, self.key_schema.as_deref(), &shape, &["HASH", "RANGE"], 2);
+        if let Some((kind, names)) = v.not_null(self.projection.as_ref(), &format!("{path}.projection")) {
+            v.one_of(kind.as_deref(), &format!("{path}.projection.projectionType"), &["ALL", "KEYS_ONLY", "INCLUDE"]);
+            if let Some(names) = names {
+                let path = format!("{path}.projection.nonKeyAttributes");
+                if names.is_empty() {
+                    v.add(Some("[]"), &path, "have length greater than or equal to 1");
+                } else if names.len() > 20 {
+                    v.add(Some(&format!("[{}]", names.join(", "))), &path, "have length less than or equal to 20");
+                }
+            }
+        }
+        check_throughput(v, self.throughput, &format!("{path}.provisionedThroughput"));
+    }
+
+    /// The index the request declares on `table`, after DynamoDB's rules between its members;
+    /// `attribute` gives a defined key attribute's type.
+    pub fn to_index(
+        &self,
+        table: &Table,
+        global: bool,
+        status: IndexStatus,
+        attribute: &dyn Fn(&str) -> KeyAttribute,
+    ) -> ApiResult<Index> {
+        let name = self.name();
+        let (hash, range) = key_names(self.key_schema.as_deref().expect("checked"))?;
+        if !global {
+            if range.is_none() {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Index KeySchema does not have a range key for index: {name}"
+                )));
+            }
+            if hash != table.hash_key.name {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Index KeySchema does not have the same leading hash key as table KeySchema for index: {name}. index hash key: {hash}, table hash key: {}",
+                    table.hash_key.name
+                )));
+            }
+        }
+        let (kind, names) = self.projection.as_ref().expect("checked");
+        let projection = match (kind.as_deref(), names) {
+            (None, _) => return Err(ApiError::invalid_parameter("Unknown ProjectionType: null")),
+            (Some("INCLUDE"), None) => {
+                return Err(ApiError::invalid_parameter(
+                    "ProjectionType is INCLUDE, but NonKeyAttributes is not specified",
+                ));
+            }
+            (Some("INCLUDE"), Some(names)) => {
+                if let Some(twice) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Duplicate element in NonKeyAttributes: {}",
+                        twice.1
+                    )));
+                }
+                // DynamoDB describes them in name order.
+                let mut names = names.clone();
+                names.sort();
+                Projection::Include(names)
+            }
+            (Some(kind), Some(_)) => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "ProjectionType is {kind}, but NonKeyAttributes is specified"
+                )));
+            }
+            (Some("ALL"), None) => Projection::All,
+            (Some(_), None) => Projection::KeysOnly,
+        };
+        let provisioned = match (global, &table.provisioned, self.throughput) {
+            (false, _, _) | (true, None, None) => None,
+            (true, None, Some(_)) => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "ProvisionedThroughput should not be specified for index: {name} when BillingMode is PAY_PER_REQUEST"
+                )));
+            }
+            (true, Some(_), Some((Some(read), Some(write)))) => {
+                Some(Throughput { read_capacity_units: read, write_capacity_units: write })
+            }
+            (true, Some(_), _) => {
+                return Err(ApiError::invalid_parameter(match status {
+                    IndexStatus::Active => format!("ProvisionedThroughput is not specified for index: {name}"),
+                    // UpdateTable words it differently.
+                    IndexStatus::Creating => {
+                        format!("Both ReadCapacityUnits and WriteCapacityUnits must be specified for index: {name}")
+                    }
+                }));
+            }
+        };
+        Ok(Index {
+            index_name: name.to_string(),
+            global,
+            hash_key: attribute(hash),
+            range_key: range.map(attribute),
+            projection,
+            status,
+            provisioned,
+            backfill_after: None,
+        })
+    }
+}
+
+/// DynamoDB's index name rules: 3 to 255 characters of [a-zA-Z0-9_.-].
+pub fn index_name_violations(v: &mut Violations, name: Option<&str>, path: &str) {
+    let Some(name) = v.not_null(name, path) else { return };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        v.add(Some(name), path, "satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
+    }
+    v.length(name, path, 3, 255);
 }
 
 /// `KeySchema` and `AttributeDefinitions` are both lists of (AttributeName, <kind>) pairs.
-type Pairs = Vec<(String, String)>;
+pub type Pairs = Vec<(String, String)>;
 
-fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pairs>> {
+pub fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pairs>> {
     let Some(list) = input.list(member)? else { return Ok(None) };
     let mut pairs = Vec::with_capacity(list.len());
     for element in list {
@@ -283,13 +625,13 @@ fn read_pairs(input: Input<'_>, member: &str, kind: &str) -> ApiResult<Option<Pa
 
 /// Where a list of pairs sits in the request and how DynamoDB names its parts: the member's path,
 /// the Java class of its elements, the path of an element's second member.
-struct PairShape {
-    path: &'static str,
+struct PairShape<'a> {
+    path: &'a str,
     element: &'static str,
     kind_path: &'static str,
 }
 
-impl PairShape {
+impl PairShape<'_> {
     /// The list as DynamoDB prints it in a violation: its elements' Java `toString`, as
     /// `[KeySchemaElement(attributeName=pk, keyType=HASH), ...]`.
     fn show(&self, pairs: &[(String, String)]) -> String {
@@ -304,7 +646,13 @@ impl PairShape {
     }
 }
 
-fn check_pairs(v: &mut Violations, pairs: Option<&[(String, String)]>, shape: &PairShape, kinds: &[&str], max: usize) {
+fn check_pairs(
+    v: &mut Violations,
+    pairs: Option<&[(String, String)]>,
+    shape: &PairShape<'_>,
+    kinds: &[&str],
+    max: usize,
+) {
     let (path, kind_path) = (shape.path, shape.kind_path);
     let Some(pairs) = v.not_null(pairs, path) else { return };
     if pairs.is_empty() {
@@ -327,7 +675,7 @@ fn check_pairs(v: &mut Violations, pairs: Option<&[(String, String)]>, shape: &P
 }
 
 /// The hash and optional range key names of a validated key schema.
-fn key_names(key_schema: &[(String, String)]) -> ApiResult<(&str, Option<&str>)> {
+pub fn key_names(key_schema: &[(String, String)]) -> ApiResult<(&str, Option<&str>)> {
     let (hash, hash_type) = &key_schema[0];
     if hash_type != "HASH" {
         return Err(ApiError::validation("Invalid KeySchema: The first KeySchemaElement is not a HASH key type"));

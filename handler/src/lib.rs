@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod error;
 pub mod expr;
 pub mod http;
+pub mod index;
 mod input;
 pub mod model;
 mod ops;

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{MemoryStore, call};
+use support::{MemoryStore, call, fails, ok, validation};
 
 /// A store with table `tab` (hash key `pk`, S).
 fn store() -> MemoryStore {
@@ -16,27 +16,6 @@ fn store() -> MemoryStore {
     });
     assert_eq!(call(&mut store, "CreateTable", &table).0, 200);
     store
-}
-
-/// Calls an operation that must succeed.
-fn ok(store: &mut MemoryStore, operation: &str, body: Value) -> Value {
-    let (status, answer) = call(store, operation, &body);
-    assert_eq!(status, 200, "{operation} {body}: {answer}");
-    answer
-}
-
-/// Calls an operation that must fail; its `__type` after the `#`, and its message.
-fn fails(store: &mut MemoryStore, operation: &str, body: Value) -> (String, String) {
-    let (status, answer) = call(store, operation, &body);
-    assert_eq!(status, 400, "{operation} {body}: {answer}");
-    let kind = answer["__type"].as_str().and_then(|t| t.split('#').nth(1)).expect("a __type");
-    (kind.to_string(), answer["message"].as_str().unwrap_or_default().to_string())
-}
-
-fn validation(store: &mut MemoryStore, operation: &str, body: Value) -> String {
-    let (kind, message) = fails(store, operation, body);
-    assert_eq!(kind, "ValidationException", "{message}");
-    message
 }
 
 fn get(store: &mut MemoryStore, pk: &str) -> Option<Value> {

@@ -83,6 +83,7 @@ const OPERATIONS: &[&str] = &[
     "Query",
     "CreateTable",
     "DescribeTable",
+    "UpdateTable",
     "ListTables",
     "DeleteTable",
 ];
@@ -341,6 +342,29 @@ fn definitions() -> BoxedStrategy<Value> {
     prop::collection::vec(element, 0..3).prop_map(Value::from).boxed()
 }
 
+/// A secondary index as CreateTable and UpdateTable's Create declare it.
+fn index() -> BoxedStrategy<Value> {
+    let names = prop::option::of(prop::collection::vec(pick(NAMES), 0..3));
+    (pick(&["idx", "gsi", "ab", ""]), key_schema(), pick(&["ALL", "KEYS_ONLY", "INCLUDE", "x"]), names)
+        .prop_map(|(name, keys, kind, names)| {
+            json!({"IndexName": name, "KeySchema": keys, "Projection": {"ProjectionType": kind, "NonKeyAttributes": names}})
+        })
+        .boxed()
+}
+
+/// An entry of UpdateTable's GlobalSecondaryIndexUpdates.
+fn index_update() -> BoxedStrategy<Value> {
+    prop_oneof![
+        index().prop_map(|index| json!({"Create": index})),
+        pick(&["idx", "gsi"]).prop_map(|name| json!({"Delete": {"IndexName": name}})),
+        pick(&["idx", "gsi"]).prop_map(|name| json!({"Update": {
+            "IndexName": name, "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+        }})),
+        Just(json!({})),
+    ]
+    .boxed()
+}
+
 /// One request member with a value of its type, or (rarely) of any JSON type.
 fn member() -> BoxedStrategy<(String, Value)> {
     let map = |keys: &'static [&'static str], values: BoxedStrategy<Value>| {
@@ -382,6 +406,10 @@ fn member() -> BoxedStrategy<(String, Value)> {
         ("ScanFilter", map(NAMES, expected_entry())),
         ("KeySchema", key_schema()),
         ("AttributeDefinitions", definitions()),
+        ("LocalSecondaryIndexes", prop::collection::vec(index(), 0..2).prop_map(Value::from).boxed()),
+        ("GlobalSecondaryIndexes", prop::collection::vec(index(), 0..2).prop_map(Value::from).boxed()),
+        ("GlobalSecondaryIndexUpdates", prop::collection::vec(index_update(), 0..2).prop_map(Value::from).boxed()),
+        ("DeletionProtectionEnabled", any::<bool>().prop_map(Value::from).boxed()),
         ("BillingMode", pick(&["PAY_PER_REQUEST", "PROVISIONED", "x"]).prop_map(Value::from).boxed()),
         (
             "ProvisionedThroughput",
@@ -411,6 +439,9 @@ fn skeleton(operation: &str) -> BoxedStrategy<Value> {
             .prop_map(|(t, k, d)| {
                 json!({"TableName": t, "KeySchema": k, "AttributeDefinitions": d, "BillingMode": "PAY_PER_REQUEST"})
             })
+            .boxed(),
+        "UpdateTable" => (table, definitions(), index_update())
+            .prop_map(|(t, d, u)| json!({"TableName": t, "AttributeDefinitions": d, "GlobalSecondaryIndexUpdates": [u]}))
             .boxed(),
         "ListTables" => Just(json!({})).boxed(),
         _ => table.prop_map(|t| json!({"TableName": t})).boxed(),

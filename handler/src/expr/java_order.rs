@@ -2,7 +2,7 @@
 //! first of several, it follows that order; [`java_order`] reproduces it.
 
 /// `java.lang.String#hashCode`, over UTF-16 units.
-pub(super) fn java_hash(s: &str) -> i32 {
+pub(crate) fn java_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
 }
 
@@ -28,7 +28,7 @@ pub(super) fn map_buckets(n: usize) -> usize {
 }
 
 /// Reorders the entries of a request's map as DynamoDB iterates them.
-pub(super) fn in_map_order<T>(items: &mut [T], hash: impl Fn(&T) -> i32) {
+pub(crate) fn in_map_order<T>(items: &mut [T], hash: impl Fn(&T) -> i32) {
     let buckets = map_buckets(items.len());
     java_order(items, buckets, hash);
 }

@@ -17,6 +17,7 @@ mod update;
 
 pub use ast::*;
 pub use eval::{evaluate, resolve};
+pub(crate) use java_order::{in_map_order, java_hash};
 pub use parser::{ExpressionKind, parse_condition, parse_key_condition, parse_projection, parse_update};
 pub use projection::project;
 pub use substitution::Substitutions;

@@ -13,6 +13,7 @@ use crate::capacity::ReturnConsumedCapacity;
 use crate::catalog::{Table, storage_error};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
+use crate::index;
 use crate::input::{Input, Violations};
 use crate::model::value::check_nesting;
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
@@ -125,6 +126,7 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let item = item_from_json(&Value::Object(item.expect("checked").clone()))?;
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_item(&table, &item)?;
+    index::check_item(&table, &item, &key)?;
     if item_size(&item) > MAX_ITEM_BYTES {
         return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
     }
@@ -294,14 +296,16 @@ pub(super) fn expression_maps<'a>(input: Input<'a>, expression_members: &[&str])
 }
 
 /// Decides and applies one write (see the module comment).
-fn execute(storage: &mut impl Storage, account: &str, plan: WritePlan<'_>) -> ApiResult<Value> {
+fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -> ApiResult<Value> {
     let keyspace = plan.table.keyspace();
-    // An unconditional put or delete that returns nothing needs no read: one round trip.
-    let needs_old = plan.condition.is_some()
-        || matches!(plan.change, Change::Update { .. })
-        || plan.members.return_values != ReturnValues::None
-        || plan.members.capacity != ReturnConsumedCapacity::None;
     let (old, new) = loop {
+        // An unconditional put or delete that returns nothing needs no read (one round trip),
+        // unless indexes need the old item's entries removed.
+        let needs_old = plan.condition.is_some()
+            || matches!(plan.change, Change::Update { .. })
+            || plan.members.return_values != ReturnValues::None
+            || plan.members.capacity != ReturnConsumedCapacity::None
+            || !plan.table.indexes.is_empty();
         let stored = if needs_old { storage.get(account, &keyspace, &plan.key).map_err(storage_error)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = &plan.condition
@@ -322,9 +326,16 @@ fn execute(storage: &mut impl Storage, account: &str, plan: WritePlan<'_>) -> Ap
             Some(document) => Write::Put { keyspace, key, document, expect, expires_at: None },
             None => Write::Delete { keyspace, key, expect },
         };
-        match storage.write(account, std::slice::from_ref(&write)) {
+        let mut writes = vec![write];
+        writes.extend(index::maintenance(&plan.table, &plan.key, old.as_ref(), new.as_ref())?);
+        match storage.write(account, &writes) {
             Ok(_) => break (old, new),
-            Err(WriteError::GuardFailed(_)) => continue,
+            Err(WriteError::GuardFailed(at)) => {
+                // The table changed (an index came or went): decide again on its new description.
+                if let Some(Write::TableAt { .. }) = writes.get(at as usize) {
+                    plan.table = Table::load(storage, account, &plan.table.table_name)?;
+                }
+            }
             Err(WriteError::Storage(e)) => return Err(storage_error(e)),
         }
     };

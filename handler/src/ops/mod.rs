@@ -11,7 +11,7 @@ mod tables;
 use serde_json::{Map, Value};
 
 use crate::auth::Principal;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
 use crate::storage::Storage;
 
@@ -27,6 +27,7 @@ pub struct Context<'a, S: Storage> {
 const OPERATIONS: &[&str] = &[
     "CreateTable",
     "DescribeTable",
+    "UpdateTable",
     "ListTables",
     "DeleteTable",
     "PutItem",
@@ -47,6 +48,7 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
     match name {
         "CreateTable" => tables::create_table(input, cx),
         "DescribeTable" => tables::describe_table(input, cx),
+        "UpdateTable" => tables::update_table(input, cx),
         "ListTables" => tables::list_tables(input, cx),
         "DeleteTable" => tables::delete_table(input, cx),
         "PutItem" => items::put_item(input, cx),
@@ -56,6 +58,14 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "Query" => query::query(input, cx),
         "Scan" => scan::scan(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
+    }
+}
+
+/// Refuses members this version does not implement yet, rather than silently ignoring them.
+fn reject_unsupported(input: Input<'_>, members: &[&str]) -> ApiResult<()> {
+    match members.iter().find(|m| input.has(m)) {
+        Some(member) => Err(ApiError::validation(format!("dynabox does not support {member} yet"))),
+        None => Ok(()),
     }
 }
 

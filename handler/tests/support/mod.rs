@@ -49,3 +49,24 @@ pub fn call(store: &mut MemoryStore, operation: &str, body: &Value) -> (u16, Val
     let answer = serde_json::from_slice(&response.body).expect("every answer is JSON");
     (response.status, answer)
 }
+
+/// Calls an operation that must succeed.
+pub fn ok(store: &mut MemoryStore, operation: &str, body: Value) -> Value {
+    let (status, answer) = call(store, operation, &body);
+    assert_eq!(status, 200, "{operation} {body}: {answer}");
+    answer
+}
+
+/// Calls an operation that must fail; its `__type` after the `#`, and its message.
+pub fn fails(store: &mut MemoryStore, operation: &str, body: Value) -> (String, String) {
+    let (status, answer) = call(store, operation, &body);
+    assert_eq!(status, 400, "{operation} {body}: {answer}");
+    let kind = answer["__type"].as_str().and_then(|t| t.split('#').nth(1)).expect("a __type");
+    (kind.to_string(), answer["message"].as_str().unwrap_or_default().to_string())
+}
+
+pub fn validation(store: &mut MemoryStore, operation: &str, body: Value) -> String {
+    let (kind, message) = fails(store, operation, body);
+    assert_eq!(kind, "ValidationException", "{message}");
+    message
+}
