@@ -406,7 +406,13 @@ fn hold_write_lock(store: &Store, table: &str, hold: std::time::Duration) -> tok
                 let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(connection);
                 let tx = client.transaction().await.unwrap();
-                let row = tx.query_one("SELECT storage_table FROM dynabox.tables WHERE name = $1", &[&table]).await;
+                let row = tx
+                    .query_one(
+                        "SELECT k.storage_table FROM dynabox.keyspaces AS k JOIN dynabox.tables AS t \
+                         ON t.id = k.table_id WHERE t.name = $1 AND k.index_name = ''",
+                        &[&table],
+                    )
+                    .await;
                 let storage_table: String = row.unwrap().get(0);
                 tx.batch_execute(&format!("LOCK TABLE dynabox.{storage_table} IN EXCLUSIVE MODE")).await.unwrap();
                 locked_tx.send(()).unwrap();
@@ -476,4 +482,81 @@ async fn writes_waiting_on_storage_are_answered_by_their_outcome() {
         increment().await.unwrap();
         assert_eq!(counter().await, n("2"), "{store:?}");
     }
+}
+
+/// Two servers on one PostgreSQL database see each other's table changes at once: a table made,
+/// changed (a global index added) and deleted through one is at once what the other answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_one_database_see_each_others_tables() {
+    let Some(Store::Postgres(url)) = stores().into_iter().find(|s| matches!(s, Store::Postgres(_))) else { return };
+    let store = Store::Postgres(url);
+    let (first, second) = (Server::start(&store), Server::start(&store));
+    let (a, b) = (first.client(), second.client());
+    let name = unique("shared");
+    create_table(&a, &name, None).await;
+    let described = b.describe_table().table_name(&name).send().await.expect("the other server sees the table");
+    assert_eq!(described.table().and_then(|t| t.table_status()), Some(&TableStatus::Active));
+    b.put_item().table_name(&name).item("pk", s("k")).item("g", s("group")).send().await.unwrap();
+    let got = a.get_item().table_name(&name).key("pk", s("k")).send().await.unwrap();
+    assert_eq!(got.item().and_then(|i| i.get("g")), Some(&s("group")));
+
+    // An index added through one server is maintained by writes through the other at once.
+    a.update_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("g").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                        .index_name("by-g")
+                        .key_schema(
+                            KeySchemaElement::builder().attribute_name("g").key_type(KeyType::Hash).build().unwrap(),
+                        )
+                        .projection(
+                            aws_sdk_dynamodb::types::Projection::builder()
+                                .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let index_active = async |client: &Client| {
+        let table = client.describe_table().table_name(&name).send().await.unwrap();
+        let indexes = table.table().map(|t| t.global_secondary_indexes().to_vec()).unwrap_or_default();
+        indexes.iter().any(|i| {
+            i.index_name() == Some("by-g") && i.index_status() == Some(&aws_sdk_dynamodb::types::IndexStatus::Active)
+        })
+    };
+    // The item written before the index is filled in by a worker; wait for it.
+    for _ in 0..100 {
+        if index_active(&b).await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(index_active(&b).await, "the index became ACTIVE, as both servers see");
+    b.put_item().table_name(&name).item("pk", s("k2")).item("g", s("group")).send().await.unwrap();
+    let queried = a
+        .query()
+        .table_name(&name)
+        .index_name("by-g")
+        .key_condition_expression("g = :g")
+        .expression_attribute_values(":g", s("group"))
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = queried.items().iter().map(|i| i["pk"].clone()).collect();
+    keys.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(keys, [s("k"), s("k2")]);
+
+    b.delete_table().table_name(&name).send().await.unwrap();
+    let gone = a.describe_table().table_name(&name).send().await.expect_err("the table is gone for both");
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"));
 }

@@ -33,6 +33,11 @@ impl Guest for Component {
         let crate::http::Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut HostAuth);
         Response { status, headers, body }
     }
+
+    fn backfill(account: String, table: String, index: String, budget: u32) -> Result<bool, String> {
+        crate::index::backfill_step(&mut HostStorage, &account, &table, &index, budget)
+            .map_err(|e| format!("{}: {}", e.kind.type_name(), e.message))
+    }
 }
 
 export!(Component);

@@ -100,8 +100,9 @@ pub struct QueryRequest {
 
 /// Reads one segment of a keyspace. Segment `s` of `n` holds the partitions whose hash falls in
 /// the `s`th of `n` equal slices of the hash space: segments are disjoint, together hold every
-/// item, and a segment's read touches only its own rows. Within a segment items come in (hash,
-/// partition, sort) order, so a partition's items are together and in sort order.
+/// item, and a segment's read touches only its own rows. A whole keyspace (`n` = 1) is read in
+/// key order; a segment of several in (hash, partition, sort) order. Either way a partition's
+/// items are together and in sort order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanRequest {
     pub keyspace: Keyspace,

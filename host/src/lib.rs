@@ -5,3 +5,4 @@ pub mod auth;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod worker;

@@ -77,11 +77,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let cache_dir = args.cache_dir.or_else(default_cache_dir);
     let store = backend.describe();
-    let runtime = Runtime::new(Arc::new(backend), Arc::new(Authenticator), limits, cache_dir.as_deref())?;
+    let backend = Arc::new(backend);
+    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator), limits, cache_dir.as_deref())?);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dynabox listening on http://{} with the {store}", listener.local_addr()?);
-    dynabox::server::serve(listener, Arc::new(runtime), shutdown_signal()).await;
+    // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
+    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend));
+    dynabox::server::serve(listener, runtime, shutdown_signal()).await;
+    worker.abort();
     eprintln!("dynabox stopped");
     Ok(())
 }

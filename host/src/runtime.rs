@@ -128,6 +128,16 @@ impl Runtime {
         }
     }
 
+    /// Runs one step of filling a global index, in a fresh instance bound to `account` (the host
+    /// chose the work, so no request authenticates it). True when the index needs no more.
+    pub async fn backfill(&self, account: &str, table: &str, index: &str, budget: u32) -> anyhow::Result<bool> {
+        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+        let mut store = self.new_store();
+        store.data_mut().account = Some(account.to_string());
+        let handler = self.pre.instantiate_async(&mut store).await?;
+        handler.call_backfill(&mut store, account, table, index, budget).await?.map_err(anyhow::Error::msg)
+    }
+
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
         let mut store = self.new_store();
         let handler = self.pre.instantiate_async(&mut store).await?;

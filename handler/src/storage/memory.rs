@@ -219,7 +219,8 @@ impl Storage for MemoryStore {
     fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
         let items = self.items(account, &request.keyspace)?;
         let (start, end) = segment_hashes(request.segment, request.total_segments);
-        let position = |key: &ItemKey| (partition_hash(&key.partition), key.clone());
+        let segmented = request.total_segments > 1;
+        let position = |key: &ItemKey| (if segmented { partition_hash(&key.partition) } else { 0 }, key.clone());
         let mut entries: Vec<_> =
             items.iter().filter(|(key, _)| (start..end).contains(&u64::from(partition_hash(&key.partition)))).collect();
         entries.sort_by_key(|(key, _)| position(key));

@@ -153,7 +153,24 @@ impl Backend {
     pub async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
         dispatch!(self, write(account, writes))
     }
+
+    /// (account, description) of every table that may have an index being created: the host's
+    /// background worker reads them with the handler's catalog types. Not part of the handler's
+    /// contract; the reference store, which no server runs on, has no worker and returns none.
+    pub async fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        match self {
+            Backend::Embedded(s) => s.tables_with_creating_indexes(),
+            Backend::Postgres(s) => s.tables_with_creating_indexes().await,
+            Backend::Reference(_) => Ok(Vec::new()),
+        }
+    }
 }
+
+/// Tables whose description mentions an index being created (`"Status":"Creating"` in the
+/// catalog's JSON); the worker decides on the parsed description. A text search, so it needs no
+/// schema of its own; the catalog is small.
+const CREATING_INDEXES: &str =
+    "SELECT account, description FROM tables WHERE CAST(description AS text) LIKE '%\"Creating\"%'";
 
 /// A schema migration; versions start at 1 and are applied in order.
 struct Migration {
@@ -372,26 +389,51 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(next)
 }
 
-/// A scan's SQL over `table`. Parameters: the segment's first hash and the hash past it, then
-/// (when resuming) the hash, partition and sort of the key to resume after, then the row limit.
-fn scan_sql(table: &str, resume: bool, placeholder: Placeholder) -> String {
-    let p = placeholder;
-    let after = match resume {
-        true => format!(" AND (h, pk, sk) > ({}, {}, {})", p(3), p(4), p(5)),
-        false => String::new(),
-    };
-    let limit = p(if resume { 6 } else { 3 });
-    format!(
-        "SELECT pk, sk, doc, version FROM {table} WHERE h >= {} AND h < {}{after} ORDER BY h, pk, sk LIMIT {limit}",
-        p(1),
-        p(2)
-    )
+/// A value a scan binds.
+enum ScanParam<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
 }
 
-/// The hash range of a scan request, as i64 for binding.
-fn scan_range(request: &ScanRequest) -> (i64, i64) {
-    let (start, end) = segment_hashes(request.segment, request.total_segments);
-    (start as i64, end as i64)
+/// A scan's SQL over `table` and the values to bind, in order: a whole keyspace is read in key
+/// order (on the primary key), a segment of several in (hash, key) order (on the hash index),
+/// each resuming strictly after `after`.
+fn scan_sql<'a>(
+    table: &str,
+    request: &ScanRequest,
+    after: Option<&'a ItemKey>,
+    limit: u32,
+    placeholder: Placeholder,
+) -> (String, Vec<ScanParam<'a>>) {
+    let mut params = Vec::new();
+    let mut bind = |param: ScanParam<'a>| {
+        params.push(param);
+        placeholder(params.len())
+    };
+    let mut conditions = Vec::new();
+    let order = match request.total_segments > 1 {
+        true => {
+            let (start, end) = segment_hashes(request.segment, request.total_segments);
+            conditions.push(format!("h >= {}", bind(ScanParam::Int(start as i64))));
+            conditions.push(format!("h < {}", bind(ScanParam::Int(end as i64))));
+            if let Some(key) = after {
+                let hash = bind(ScanParam::Int(i64::from(partition_hash(&key.partition))));
+                let (pk, sk) = (bind(ScanParam::Bytes(&key.partition)), bind(ScanParam::Bytes(&key.sort)));
+                conditions.push(format!("(h, pk, sk) > ({hash}, {pk}, {sk})"));
+            }
+            "h, pk, sk"
+        }
+        false => {
+            if let Some(key) = after {
+                let (pk, sk) = (bind(ScanParam::Bytes(&key.partition)), bind(ScanParam::Bytes(&key.sort)));
+                conditions.push(format!("(pk, sk) > ({pk}, {sk})"));
+            }
+            "pk, sk"
+        }
+    };
+    let limit = bind(ScanParam::Int(i64::from(limit)));
+    let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    (format!("SELECT pk, sk, doc, version FROM {table}{filter} ORDER BY {order} LIMIT {limit}"), params)
 }
 
 /// Collects a page and decides where it stops (see the module doc for `more`).

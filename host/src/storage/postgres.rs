@@ -20,15 +20,15 @@ use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use dynabox_handler::storage::{
     Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange, TableRecord,
-    Write, WriteError, partition_hash,
+    Write, WriteError,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, accepts, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, TableSql, checked_storage_table, index_column, item_write,
-    plan, query_sql, scan_range, scan_sql,
+    CREATING_INDEXES, KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, ScanParam, TableSql, checked_storage_table,
+    index_column, item_write, plan, query_sql, scan_sql,
 };
 
 const MIGRATIONS: &[Migration] = &[
@@ -253,6 +253,13 @@ impl PostgresStore {
         Ok(deleted)
     }
 
+    pub(super) async fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let client = self.client().await?;
+        let sql = CREATING_INDEXES.replace("FROM tables", "FROM dynabox.tables");
+        let rows = query(&client, &sql, &[]).await.map_err(internal)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<_, JsonText>(1).0)).collect())
+    }
+
     pub(super) async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
         let client = self.client().await?;
         let row = on_keyspace!(self, &client, account, keyspace, |entry| {
@@ -299,21 +306,20 @@ impl PostgresStore {
 
     pub(super) async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
         let client = self.client().await?;
-        let (start, end) = scan_range(request);
         let mut page = PageBuilder::new(request.limit, request.byte_budget);
         let (mut after, mut chunk) = (request.after.clone(), FIRST_CHUNK);
         loop {
             chunk = chunk.min(request.limit - page_len(&page));
-            let limit = i64::from(chunk);
             let rows = on_keyspace!(self, &client, account, &request.keyspace, |entry| {
-                let sql = scan_sql(&entry.storage_table, after.is_some(), |n| format!("${n}"));
-                match &after {
-                    None => query(&client, &sql, &[&start, &end, &limit]).await,
-                    Some(key) => {
-                        let hash = i64::from(partition_hash(&key.partition));
-                        query(&client, &sql, &[&start, &end, &hash, &key.partition, &key.sort, &limit]).await
-                    }
-                }
+                let (sql, params) = scan_sql(&entry.storage_table, request, after.as_ref(), chunk, |n| format!("${n}"));
+                let params: Vec<&(dyn ToSql + Sync)> = params
+                    .iter()
+                    .map(|param| match param {
+                        ScanParam::Int(value) => value as &(dyn ToSql + Sync),
+                        ScanParam::Bytes(value) => value,
+                    })
+                    .collect();
+                query(&client, &sql, &params).await
             })?;
             let exhausted = rows.len() < chunk as usize;
             if !fill(&mut page, rows) || exhausted {

@@ -18,8 +18,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
 use super::{
-    KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, TableSql, checked_storage_table, index_column, item_write,
-    plan, query_sql, scan_range, scan_sql,
+    CREATING_INDEXES, KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, ScanParam, TableSql, checked_storage_table,
+    index_column, item_write, plan, query_sql, scan_sql,
 };
 
 const FILE_NAME: &str = "dynabox.sqlite3";
@@ -246,6 +246,13 @@ impl SqliteStore {
         Ok(true)
     }
 
+    pub(super) fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(CREATING_INDEXES).map_err(internal)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get_ref(1)?.as_bytes()?.to_vec())));
+        rows.and_then(|rows| rows.collect()).map_err(internal)
+    }
+
     pub(super) fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
         self.on_keyspace(account, keyspace, |conn, entry| {
             conn.prepare_cached(&entry.sql.stats)?
@@ -287,19 +294,15 @@ impl SqliteStore {
 
     pub(super) fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
         self.on_keyspace(account, &request.keyspace, |conn, entry| {
-            let (start, end) = scan_range(request);
-            let mut stmt =
-                conn.prepare_cached(&scan_sql(&entry.storage_table, request.after.is_some(), |n| format!("?{n}")))?;
-            stmt.raw_bind_parameter(1, start)?;
-            stmt.raw_bind_parameter(2, end)?;
-            let mut next = 3;
-            if let Some(after) = &request.after {
-                stmt.raw_bind_parameter(3, i64::from(partition_hash(&after.partition)))?;
-                stmt.raw_bind_parameter(4, &after.partition)?;
-                stmt.raw_bind_parameter(5, &after.sort)?;
-                next = 6;
+            let (sql, params) =
+                scan_sql(&entry.storage_table, request, request.after.as_ref(), request.limit, |n| format!("?{n}"));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            for (i, param) in params.iter().enumerate() {
+                match param {
+                    ScanParam::Int(value) => stmt.raw_bind_parameter(i + 1, value)?,
+                    ScanParam::Bytes(value) => stmt.raw_bind_parameter(i + 1, value)?,
+                }
             }
-            stmt.raw_bind_parameter(next, request.limit)?;
             collect(stmt.raw_query(), request.limit, request.byte_budget)
         })
     }
