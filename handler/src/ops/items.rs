@@ -20,7 +20,7 @@ use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 
 const MAX_ITEM_BYTES: usize = 400 * 1024;
-const KEY_MISMATCH: &str = "The provided key element does not match the schema";
+pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReturnValues {
@@ -127,9 +127,7 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_item(&table, &item)?;
     index::check_item(&table, &item, &key)?;
-    if item_size(&item) > MAX_ITEM_BYTES {
-        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
-    }
+    check_item_size(&item)?;
     let plan = WritePlan { table, key, condition, change: Change::Put(item), members: common };
     execute(cx.storage, &cx.principal.account_id, plan)
 }
@@ -256,7 +254,7 @@ fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<C
 }
 
 /// GetItem's ProjectionExpression or legacy AttributesToGet.
-fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
+pub(super) fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
     let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
     legacy::check_not_mixed(&present(&["AttributesToGet"]), &present(&["ProjectionExpression"]))?;
     // GetItem has no ExpressionAttributeValues member: DynamoDB ignores one sent anyway.
@@ -386,6 +384,14 @@ pub(super) fn apply(
             Err(WriteError::Storage(e)) => return Err(storage_error(e)),
         }
     }
+}
+
+/// An item to put must fit DynamoDB's 400 KB.
+pub(super) fn check_item_size(item: &Item) -> ApiResult<()> {
+    if item_size(item) > MAX_ITEM_BYTES {
+        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+    }
+    Ok(())
 }
 
 /// The item a change produces from the current one.
