@@ -332,3 +332,184 @@ fn item_collection_metrics_only_for_tables_with_local_indexes() {
         ok(&mut store, "BatchWriteItem", json!({"RequestItems": items, "ReturnItemCollectionMetrics": "SIZE"}));
     assert_eq!(answer, json!({"UnprocessedItems": {}}));
 }
+
+// ---- BatchGetItem --------------------------------------------------------------------------
+
+fn batch_get(store: &mut MemoryStore, body: Value) -> Value {
+    ok(store, "BatchGetItem", body)
+}
+
+#[test]
+fn batch_get_members_are_validated() {
+    let mut store = store();
+    assert_eq!(
+        validation(&mut store, "BatchGetItem", json!({"RequestItems": {}})),
+        "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: \
+         Member must have length greater than or equal to 1"
+    );
+    let message =
+        validation(&mut store, "BatchGetItem", json!({"RequestItems": {"a": {}}, "ReturnConsumedCapacity": "hi"}));
+    assert!(message.starts_with("3 validation errors detected: Value 'hi' at 'returnConsumedCapacity'"), "{message}");
+    assert!(message.contains("Map keys must satisfy constraint"));
+    assert!(
+        message.ends_with(
+            "Value null at 'requestItems.a.member.keys' failed to satisfy constraint: Member must not be null"
+        )
+    );
+    let message = validation(&mut store, "BatchGetItem", json!({"RequestItems": {"abc": {"Keys": []}}}));
+    assert_eq!(
+        message,
+        "1 validation error detected: Value '[]' at 'requestItems.abc.member.keys' failed to satisfy constraint: \
+         Member must have length greater than or equal to 1"
+    );
+    let keys: Vec<Value> = (0..101).map(|i| json!({"a": {"S": i.to_string()}})).collect();
+    let message = validation(&mut store, "BatchGetItem", json!({"RequestItems": {"abc": {"Keys": keys}}}));
+    assert!(message.ends_with("at 'requestItems.abc.member.keys' failed to satisfy constraint: Member must have length less than or equal to 100"), "{message}");
+}
+
+#[test]
+fn batch_get_expressions_follow_get_item() {
+    let mut store = store();
+    let with = |members: Value| {
+        let mut request = json!({"Keys": [{}]});
+        request.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+        json!({"RequestItems": {"abc": request}})
+    };
+    for (members, expected) in [
+        (
+            json!({"AttributesToGet": ["a"], "ExpressionAttributeNames": {}, "ProjectionExpression": ""}),
+            "Can not use both expression and non-expression parameters in the same request: \
+             Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}",
+        ),
+        (
+            json!({"AttributesToGet": ["a"], "ExpressionAttributeNames": {}}),
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ),
+        (
+            json!({"ExpressionAttributeNames": {}, "ProjectionExpression": ""}),
+            "ExpressionAttributeNames must not be empty",
+        ),
+        (json!({"ProjectionExpression": ""}), "Invalid ProjectionExpression: The expression can not be empty;"),
+        (
+            json!({"ProjectionExpression": "a", "ExpressionAttributeNames": {"#n": "b"}}),
+            "Value provided in ExpressionAttributeNames unused in expressions: keys: {#n}",
+        ),
+        (
+            json!({"AttributesToGet": ["a", "a"]}),
+            "One or more parameter values were invalid: Duplicate value in attribute name: a",
+        ),
+    ] {
+        assert_eq!(validation(&mut store, "BatchGetItem", with(members.clone())), expected, "{members}");
+    }
+}
+
+#[test]
+fn batch_get_refuses_duplicates_too_many_keys_and_missing_tables() {
+    let mut store = store();
+    let key = json!({"a": {"S": "x"}, "b": {"S": "y"}});
+    let swapped = json!({"b": {"S": "y"}, "a": {"S": "x"}});
+    assert_eq!(
+        validation(&mut store, "BatchGetItem", json!({"RequestItems": {"nope": {"Keys": [key, swapped]}}})),
+        "Provided list of item keys contains duplicates"
+    );
+    let keys: Vec<Value> = (0..100).map(|i| json!({"a": {"S": i.to_string()}})).collect();
+    assert_eq!(
+        validation(
+            &mut store,
+            "BatchGetItem",
+            json!({"RequestItems": {"hash": {"Keys": keys.clone()}, "num": {"Keys": [{"a": {"N": "1"}}]}}})
+        ),
+        "Too many items requested for the BatchGetItem call"
+    );
+    let (kind, message) = fails(&mut store, "BatchGetItem", json!({"RequestItems": {"nope": {"Keys": keys}}}));
+    assert_eq!((kind.as_str(), message.as_str()), ("ResourceNotFoundException", "Requested resource not found"));
+    for key in
+        [json!({}), json!({"b": {"S": "a"}}), json!({"a": {"S": "a"}, "b": {"S": "a"}}), json!({"a": {"N": "1"}})]
+    {
+        assert_eq!(
+            validation(&mut store, "BatchGetItem", json!({"RequestItems": {"hash": {"Keys": [key]}}})),
+            "The provided key element does not match the schema"
+        );
+    }
+}
+
+#[test]
+fn batch_get_answers_every_table_requested() {
+    let mut store = store();
+    write(
+        &mut store,
+        json!({"hash": [put(json!({"a": {"S": "x"}, "v": {"N": "1"}, "w": {"S": "w"}})), put(json!({"a": {"S": "y"}}))]}),
+    );
+    let answer = batch_get(
+        &mut store,
+        json!({"RequestItems": {
+            "hash": {"Keys": [{"a": {"S": "x"}}, {"a": {"S": "y"}}, {"a": {"S": "z"}}], "ConsistentRead": true},
+            "num": {"Keys": [{"a": {"N": "1"}}]},
+        }}),
+    );
+    assert_eq!(
+        answer,
+        json!({"Responses": {"hash": [{"a": {"S": "x"}, "v": {"N": "1"}, "w": {"S": "w"}}, {"a": {"S": "y"}}], "num": []},
+               "UnprocessedKeys": {}})
+    );
+    // Projections, by expression with names or by AttributesToGet.
+    let answer = batch_get(
+        &mut store,
+        json!({"RequestItems": {"hash": {"Keys": [{"a": {"S": "x"}}], "ProjectionExpression": "#v, a",
+                                          "ExpressionAttributeNames": {"#v": "v"}}}}),
+    );
+    assert_eq!(answer["Responses"]["hash"], json!([{"a": {"S": "x"}, "v": {"N": "1"}}]));
+    let answer = batch_get(
+        &mut store,
+        json!({"RequestItems": {"hash": {"Keys": [{"a": {"S": "x"}}], "AttributesToGet": ["w"]}}}),
+    );
+    assert_eq!(answer["Responses"]["hash"], json!([{"w": {"S": "w"}}]));
+}
+
+#[test]
+fn batch_get_reports_capacity_per_table() {
+    for (larger, consistent, units) in [(false, false, 1.5), (true, false, 2.0), (false, true, 3.0), (true, true, 4.0)]
+    {
+        let mut store = store();
+        write(&mut store, json!({"hash": [put(probe("k1", 4096, larger)), put(json!({"a": {"S": "k2"}}))]}));
+        let answer = batch_get(
+            &mut store,
+            json!({"ReturnConsumedCapacity": "TOTAL", "RequestItems": {
+                "hash": {"Keys": [{"a": {"S": "k1"}}, {"a": {"S": "k2"}}, {"a": {"S": "k3"}}], "ConsistentRead": consistent},
+                "num": {"Keys": [{"a": {"N": "1"}}], "ConsistentRead": consistent},
+            }}),
+        );
+        let missing = if consistent { 1.0 } else { 0.5 };
+        assert_eq!(
+            answer["ConsumedCapacity"],
+            json!([{"TableName": "hash", "CapacityUnits": units}, {"TableName": "num", "CapacityUnits": missing}]),
+            "{larger} {consistent}"
+        );
+    }
+}
+
+#[test]
+fn batch_get_returns_what_passes_16_mb_as_unprocessed_keys() {
+    let mut store = store();
+    // 45 items of about 390 KB: about 17 MB.
+    let big = |i: usize| json!({"a": {"S": format!("{i:02}")}, "b": {"S": "b".repeat(390 * 1024)}});
+    for chunk in (0..45).collect::<Vec<_>>().chunks(15) {
+        write(&mut store, json!({"hash": chunk.iter().map(|&i| put(big(i))).collect::<Vec<_>>()}));
+    }
+    let keys: Vec<Value> = (0..45).map(|i| json!({"a": {"S": format!("{i:02}")}})).collect();
+    let request = json!({"Keys": keys, "ProjectionExpression": "#a", "ExpressionAttributeNames": {"#a": "a"}});
+    let answer =
+        batch_get(&mut store, json!({"RequestItems": {"hash": request, "num": {"Keys": [{"a": {"N": "1"}}]}}}));
+    let returned = answer["Responses"]["hash"].as_array().unwrap().len();
+    assert_eq!(returned, 16 * 1024 / 390);
+    let unprocessed = &answer["UnprocessedKeys"];
+    assert_eq!(unprocessed["hash"]["Keys"], json!(keys[returned..]));
+    assert_eq!(unprocessed["hash"]["ProjectionExpression"], json!("#a"));
+    assert_eq!(unprocessed["hash"]["ExpressionAttributeNames"], json!({"#a": "a"}));
+    assert_eq!(unprocessed["num"], json!({"Keys": [{"a": {"N": "1"}}]}));
+    assert_eq!(answer["Responses"]["num"], json!([]));
+    // Asking again for what was left gets it.
+    let answer = batch_get(&mut store, json!({"RequestItems": unprocessed.clone()}));
+    assert_eq!(answer["Responses"]["hash"].as_array().unwrap().len(), 45 - returned);
+    assert_eq!(answer["UnprocessedKeys"], json!({}));
+}

@@ -1,9 +1,10 @@
-//! BatchWriteItem: many single-item writes across tables in one call.
+//! BatchWriteItem and BatchGetItem: many single-item writes or reads across tables in one call.
 //!
-//! The whole request is validated, and every table loaded, before anything is written.
+//! The whole request is validated, and every table loaded, before anything is written or read.
 //! Each write takes the single-item write path (`items::apply`), so it is atomic with its index
 //! entries; the batch as a whole is not atomic, as in DynamoDB. Nothing is ever left unprocessed
-//! by a write (there is no throughput to exceed).
+//! by a write (there is no throughput to exceed); a read stops at DynamoDB's 16 MB of items and
+//! answers the rest as `UnprocessedKeys`.
 
 use std::collections::HashSet;
 
@@ -11,15 +12,19 @@ use serde_json::{Map, Value, json};
 
 use super::items::{self, Change, KEY_MISMATCH};
 use super::{Context, keys};
-use crate::capacity::{ReturnConsumedCapacity, write_units};
-use crate::catalog::Table;
+use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
+use crate::catalog::{Table, storage_error};
 use crate::error::{ApiError, ApiResult};
+use crate::expr;
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string, mismatch};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::storage::Storage;
 
 const MAX_WRITES: usize = 25;
+const MAX_KEYS: usize = 100;
+/// A BatchGetItem answers at most 16 MB of items.
+const RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 const ONE_DATATYPE: &str =
     "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
 
@@ -173,6 +178,123 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
     }
     if !collections.is_empty() {
         response["ItemCollectionMetrics"] = Value::Object(collections);
+    }
+    Ok(response)
+}
+
+/// The keys a BatchGetItem reads from one table, and how.
+struct TableReads<'a> {
+    name: &'a str,
+    /// The table's `KeysAndAttributes` as sent, for its `UnprocessedKeys`.
+    request: &'a Map<String, Value>,
+    keys: Vec<(&'a Value, Item)>,
+    projection: Option<Vec<expr::Path>>,
+    consistent: bool,
+}
+
+pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let mut violations = Violations::default();
+    let capacity = ReturnConsumedCapacity::gather(input, &mut violations)?;
+    let request_items = input.object("RequestItems")?;
+    let mut requests = Vec::new();
+    if let Some(items) = violations.not_null(request_items, "requestItems") {
+        request_items_violations(items, &mut violations, None);
+        for (name, request) in items {
+            let request = as_object(request)?;
+            let members = Input::new(request);
+            let path = format!("requestItems.{name}.member.keys");
+            if let Some(keys) = violations.not_null(members.list("Keys")?, &path) {
+                if keys.is_empty() {
+                    violations.add(Some("[]"), &path, "have length greater than or equal to 1");
+                } else if keys.len() > MAX_KEYS {
+                    let shown = java_string(&Value::Array(keys.to_vec()));
+                    violations.add(Some(&shown), &path, &format!("have length less than or equal to {MAX_KEYS}"));
+                }
+            }
+            // Type errors of the other members come before any constraint is reported.
+            members.boolean("ConsistentRead")?;
+            members.string("ProjectionExpression")?;
+            members.list("AttributesToGet")?;
+            requests.push((name.as_str(), request));
+        }
+    }
+    violations.finish()?;
+
+    let mut reads = Vec::new();
+    let mut total = 0;
+    for (name, request) in requests {
+        let members = Input::new(request);
+        let projection = items::projection(members)?;
+        let mut seen = HashSet::new();
+        let mut keys = Vec::new();
+        for key in members.list("Keys")?.unwrap_or_default() {
+            let key_item = item_from_json(&Value::Object(as_object(key)?.clone()))?;
+            // Keys are compared as values: attribute order does not matter.
+            if !seen.insert(item_to_json(&key_item).to_string()) {
+                return Err(ApiError::validation("Provided list of item keys contains duplicates"));
+            }
+            total += 1;
+            if total > MAX_KEYS {
+                return Err(ApiError::validation("Too many items requested for the BatchGetItem call"));
+            }
+            keys.push((key, key_item));
+        }
+        let consistent = members.boolean("ConsistentRead")?.unwrap_or(false);
+        reads.push(TableReads { name, request, keys, projection, consistent });
+    }
+
+    let account = &cx.principal.account_id;
+    let mut planned = Vec::new();
+    for read in reads {
+        let table = Table::load(cx.storage, account, read.name)?;
+        let keys = read
+            .keys
+            .iter()
+            .map(|(_, key)| keys::of_request(&table, key, KEY_MISMATCH))
+            .collect::<ApiResult<Vec<_>>>()?;
+        planned.push((table, keys, read));
+    }
+
+    let (mut responses, mut unprocessed, mut consumed) = (Map::new(), Map::new(), Vec::new());
+    let mut bytes = 0;
+    for (table, keys, read) in planned {
+        let mut found = Vec::new();
+        let mut left = Vec::new();
+        let mut units = 0.0;
+        for (key, (sent, _)) in keys.iter().zip(&read.keys) {
+            if bytes >= RESPONSE_BYTES {
+                left.push((*sent).clone());
+                continue;
+            }
+            let stored = cx.storage.get(account, &table.keyspace(), key).map_err(storage_error)?;
+            let item = stored.as_ref().map(items::stored_item).transpose()?;
+            let size = item.as_ref().map(item_size);
+            if bytes + size.unwrap_or(0) > RESPONSE_BYTES {
+                // Not returned, so not charged: the client asks for it again.
+                bytes = RESPONSE_BYTES;
+                left.push((*sent).clone());
+                continue;
+            }
+            bytes += size.unwrap_or(0);
+            units += read_units(size, read.consistent);
+            if let Some(item) = item {
+                found.push(match &read.projection {
+                    Some(paths) => item_to_json(&expr::project(&item, paths)),
+                    None => item_to_json(&item),
+                });
+            }
+        }
+        responses.insert(read.name.to_string(), Value::Array(found));
+        if !left.is_empty() {
+            let mut request = read.request.clone();
+            request.insert("Keys".into(), Value::Array(left));
+            unprocessed.insert(read.name.to_string(), Value::Object(request));
+        }
+        consumed.extend(capacity.consumed(read.name, units));
+    }
+    let mut response = json!({"Responses": responses, "UnprocessedKeys": unprocessed});
+    if capacity != ReturnConsumedCapacity::None {
+        response["ConsumedCapacity"] = Value::Array(consumed);
     }
     Ok(response)
 }

@@ -38,6 +38,7 @@ const OPERATIONS: &[&str] = &[
     "Query",
     "Scan",
     "BatchWriteItem",
+    "BatchGetItem",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -60,6 +61,7 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "Query" => query::query(input, cx),
         "Scan" => scan::scan(input, cx),
         "BatchWriteItem" => batch::batch_write_item(input, cx),
+        "BatchGetItem" => batch::batch_get_item(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }
