@@ -164,7 +164,7 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
                 BatchWrite::Delete(_) => Change::Delete,
             };
             let wants_old = capacity != ReturnConsumedCapacity::None;
-            let (old, new) = items::apply(cx.storage, account, &mut table, &key, None, &change, wants_old, false)?;
+            let (old, new) = items::apply(cx.storage, account, &mut table, &key, None, &change, wants_old)?;
             units += write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
         }
         consumed.extend(capacity.consumed(&table.table_name, units));

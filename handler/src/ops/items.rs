@@ -297,17 +297,15 @@ pub(super) fn expression_maps<'a>(input: Input<'a>, expression_members: &[&str])
 fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -> ApiResult<Value> {
     let wants_old =
         plan.members.return_values != ReturnValues::None || plan.members.capacity != ReturnConsumedCapacity::None;
-    let failure_item = plan.members.old_item_on_failure;
-    let (old, new) = apply(
-        storage,
-        account,
-        &mut plan.table,
-        &plan.key,
-        plan.condition.as_ref(),
-        &plan.change,
-        wants_old,
-        failure_item,
-    )?;
+    let (old, new) =
+        apply(storage, account, &mut plan.table, &plan.key, plan.condition.as_ref(), &plan.change, wants_old).map_err(
+            |mut error| {
+                if !plan.members.old_item_on_failure {
+                    error.item = None;
+                }
+                error
+            },
+        )?;
 
     let attributes = match plan.members.return_values {
         ReturnValues::None => None,
@@ -333,8 +331,8 @@ fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -
 /// Applies `change` to the item at `key` with its index maintenance in one atomic group, guarded
 /// by the version the decision was made on; retried until no other writer intervened. `wants_old`:
 /// the caller needs the old item (return values, capacity) even without a condition. The old and
-/// the new item.
-#[allow(clippy::too_many_arguments)]
+/// the new item; a failed condition's error carries the old item, for the caller to drop unless
+/// it was asked for.
 pub(super) fn apply(
     storage: &mut impl Storage,
     account: &str,
@@ -343,7 +341,6 @@ pub(super) fn apply(
     condition: Option<&Condition>,
     change: &Change,
     wants_old: bool,
-    old_item_on_failure: bool,
 ) -> ApiResult<(Option<Item>, Option<Item>)> {
     let keyspace = table.keyspace();
     loop {
@@ -356,7 +353,7 @@ pub(super) fn apply(
         if let Some(condition) = condition
             && !expr::evaluate(condition, old.as_ref())?
         {
-            return Err(condition_failed(old_item_on_failure.then_some(old).flatten()));
+            return Err(condition_failed(old));
         }
         let new = new_item(change, old.as_ref())?;
         let expect = match (&stored, needs_old) {
