@@ -362,6 +362,16 @@ fn batch_get_members_are_validated() {
         "1 validation error detected: Value '[]' at 'requestItems.abc.member.keys' failed to satisfy constraint: \
          Member must have length greater than or equal to 1"
     );
+    let message = validation(
+        &mut store,
+        "BatchGetItem",
+        json!({"RequestItems": {"abc": {"Keys": [], "AttributesToGet": []}}, "ReturnConsumedCapacity": "hi"}),
+    );
+    assert!(message.starts_with("3 validation errors detected: Value 'hi' at 'returnConsumedCapacity'"), "{message}");
+    assert!(message.ends_with(
+        "Value '[]' at 'requestItems.abc.member.attributesToGet' failed to satisfy constraint: \
+         Member must have length greater than or equal to 1"
+    ));
     let keys: Vec<Value> = (0..101).map(|i| json!({"a": {"S": i.to_string()}})).collect();
     let message = validation(&mut store, "BatchGetItem", json!({"RequestItems": {"abc": {"Keys": keys}}}));
     assert!(message.ends_with("at 'requestItems.abc.member.keys' failed to satisfy constraint: Member must have length less than or equal to 100"), "{message}");
@@ -410,6 +420,15 @@ fn batch_get_refuses_duplicates_too_many_keys_and_missing_tables() {
     let swapped = json!({"b": {"S": "y"}, "a": {"S": "x"}});
     assert_eq!(
         validation(&mut store, "BatchGetItem", json!({"RequestItems": {"nope": {"Keys": [key, swapped]}}})),
+        "Provided list of item keys contains duplicates"
+    );
+    // Numbers are compared as numbers.
+    assert_eq!(
+        validation(
+            &mut store,
+            "BatchGetItem",
+            json!({"RequestItems": {"num": {"Keys": [{"a": {"N": "1"}}, {"a": {"N": "1.0"}}]}}})
+        ),
         "Provided list of item keys contains duplicates"
     );
     let keys: Vec<Value> = (0..100).map(|i| json!({"a": {"S": i.to_string()}})).collect();

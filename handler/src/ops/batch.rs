@@ -15,7 +15,7 @@ use super::{Context, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
 use crate::catalog::{Table, storage_error};
 use crate::error::{ApiError, ApiResult};
-use crate::expr;
+use crate::expr::{self, legacy};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string, mismatch};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
@@ -211,10 +211,13 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
                     violations.add(Some(&shown), &path, &format!("have length less than or equal to {MAX_KEYS}"));
                 }
             }
+            if let Some(names) = members.list("AttributesToGet")? {
+                let path = format!("requestItems.{name}.member.attributesToGet");
+                legacy::attributes_to_get_violations(names, &path, &mut violations)?;
+            }
             // Type errors of the other members come before any constraint is reported.
             members.boolean("ConsistentRead")?;
             members.string("ProjectionExpression")?;
-            members.list("AttributesToGet")?;
             requests.push((name.as_str(), request));
         }
     }
