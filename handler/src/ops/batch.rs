@@ -2,8 +2,8 @@
 //!
 //! The whole request is validated, and every table loaded, before anything is written or read.
 //! Each write takes the single-item write path (`items::apply`), so it is atomic with its index
-//! entries; the batch as a whole is not atomic, as in DynamoDB. Nothing is ever left unprocessed
-//! by a write (there is no throughput to exceed); a read stops at DynamoDB's 16 MB of items and
+//! entries; the batch as a whole is not atomic, as in DynamoDB. Writes are left unprocessed only
+//! after the store failed one (there is no throughput to exceed); a read stops at DynamoDB's 16 MB of items and
 //! answers the rest as `UnprocessedKeys`.
 
 use std::collections::HashSet;
@@ -14,7 +14,7 @@ use super::items::{self, Change, KEY_MISMATCH};
 use super::{Context, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
 use crate::catalog::{Table, storage_error};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, legacy};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string, mismatch};
@@ -88,11 +88,11 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
     }
     violations.finish()?;
 
-    let mut writes: Vec<(&str, Vec<BatchWrite>)> = Vec::new();
+    let mut writes: Vec<(&str, Vec<(BatchWrite, &Value)>)> = Vec::new();
     for (name, list) in request_items.expect("checked") {
         let mut table_writes = Vec::new();
-        for request in list.as_array().expect("checked") {
-            let request = Input::new(as_object(request)?);
+        for sent in list.as_array().expect("checked") {
+            let request = Input::new(as_object(sent)?);
             let members = (request.structure("PutRequest")?, request.structure("DeleteRequest")?);
             let write = match members {
                 (Some(put), None) => {
@@ -106,7 +106,7 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
                 // A WriteRequest holds exactly one of its members, as an AttributeValue does.
                 _ => return Err(ApiError::validation(ONE_DATATYPE)),
             };
-            table_writes.push(write);
+            table_writes.push((write, sent));
         }
         writes.push((name.as_str(), table_writes));
     }
@@ -120,7 +120,7 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
         let table = Table::load(cx.storage, account, name)?;
         let mut seen = HashSet::new();
         let mut keyed = Vec::new();
-        for write in table_writes {
+        for (write, sent) in table_writes {
             let key = match &write {
                 BatchWrite::Put(item) => {
                     // A put names its key inside the item, but is refused as a delete's key is.
@@ -137,42 +137,61 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
             if !seen.insert(key.clone()) {
                 return Err(ApiError::validation("Provided list of item keys contains duplicates"));
             }
-            keyed.push((key, write));
+            keyed.push((key, write, sent));
         }
         planned.push((table, keyed));
     }
 
-    let mut consumed = Vec::new();
-    let mut collections = Map::new();
+    let (mut consumed, mut collections, mut unprocessed) = (Vec::new(), Map::new(), Map::new());
+    // After a write the store could not make, the rest are handed back as UnprocessedItems, as
+    // DynamoDB does after an internal failure: the writes made are answered as made.
+    let mut failed = false;
     for (mut table, keyed) in planned {
         let mut units = 0.0;
         let mut metrics_of_table = Vec::new();
+        let mut left = Vec::new();
         let local_indexes = table.indexes.iter().any(|i| !i.global);
-        for (key, write) in keyed {
+        for (key, write, sent) in keyed {
+            if failed {
+                left.push(sent.clone());
+                continue;
+            }
             // DynamoDB measures item collections of tables with local indexes only: the
             // collection is the item's partition, its size an estimate.
-            if metrics == Some("SIZE") && local_indexes {
+            let collection_key = (metrics == Some("SIZE") && local_indexes).then(|| {
                 let (BatchWrite::Put(item) | BatchWrite::Delete(item)) = &write;
                 let hash = &table.hash_key.name;
-                let collection_key: Item = item.get(hash).map(|v| (hash.clone(), v.clone())).into_iter().collect();
-                metrics_of_table.push(
-                    json!({"ItemCollectionKey": item_to_json(&collection_key), "SizeEstimateRangeGB": [0.0, 1.0]}),
-                );
-            }
+                item.get(hash).map(|v| (hash.clone(), v.clone())).into_iter().collect::<Item>()
+            });
             let change = match write {
                 BatchWrite::Put(item) => Change::Put(item),
                 BatchWrite::Delete(_) => Change::Delete,
             };
             let wants_old = capacity != ReturnConsumedCapacity::None;
-            let (old, new) = items::apply(cx.storage, account, &mut table, &key, None, &change, wants_old)?;
+            let (old, new) = match items::apply(cx.storage, account, &mut table, &key, None, &change, wants_old) {
+                Err(e) if e.kind == ErrorKind::InternalServerError => {
+                    failed = true;
+                    left.push(sent.clone());
+                    continue;
+                }
+                applied => applied?,
+            };
             units += write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
+            if let Some(collection_key) = collection_key {
+                metrics_of_table.push(
+                    json!({"ItemCollectionKey": item_to_json(&collection_key), "SizeEstimateRangeGB": [0.0, 1.0]}),
+                );
+            }
         }
         consumed.extend(capacity.consumed(&table.table_name, units));
         if !metrics_of_table.is_empty() {
             collections.insert(table.table_name.clone(), Value::Array(metrics_of_table));
         }
+        if !left.is_empty() {
+            unprocessed.insert(table.table_name.clone(), Value::Array(left));
+        }
     }
-    let mut response = json!({"UnprocessedItems": {}});
+    let mut response = json!({"UnprocessedItems": unprocessed});
     if capacity != ReturnConsumedCapacity::None {
         response["ConsumedCapacity"] = Value::Array(consumed);
     }
