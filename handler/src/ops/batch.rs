@@ -3,8 +3,8 @@
 //! The whole request is validated, and every table loaded, before anything is written or read.
 //! Each write takes the single-item write path (`items::apply`), so it is atomic with its index
 //! entries; the batch as a whole is not atomic, as in DynamoDB. Writes are left unprocessed only
-//! after the store failed one (there is no throughput to exceed); a read stops at DynamoDB's 16 MB of items and
-//! answers the rest as `UnprocessedKeys`.
+//! after the store failed one (there is no throughput to exceed); a read stops at DynamoDB's
+//! 16 MB of items and answers the rest as `UnprocessedKeys`.
 
 use std::collections::HashSet;
 
@@ -292,7 +292,8 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
             let item = stored.as_ref().map(items::stored_item).transpose()?;
             let size = item.as_ref().map(item_size);
             if bytes + size.unwrap_or(0) > RESPONSE_BYTES {
-                // Not returned, so not charged: the client asks for it again.
+                // Not returned, so not charged: the client asks for it again. The response is
+                // full: every key after this one is left too.
                 bytes = RESPONSE_BYTES;
                 left.push((*sent).clone());
                 continue;
