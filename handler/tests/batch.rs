@@ -564,24 +564,33 @@ fn batch_get_answers_every_table_requested() {
     assert_eq!(answer["Responses"]["hash"], json!([{"w": {"S": "w"}}]));
 }
 
+/// Three keys of `hash` (two there, `k1` the probe item) and one missing key of `num`.
+fn capacity_request(consistent: bool) -> Value {
+    json!({"ReturnConsumedCapacity": "TOTAL", "RequestItems": {
+        "hash": {"Keys": [{"a": {"S": "k1"}}, {"a": {"S": "k2"}}, {"a": {"S": "k3"}}], "ConsistentRead": consistent},
+        "num": {"Keys": [{"a": {"N": "1"}}], "ConsistentRead": consistent},
+    }})
+}
+
 #[test]
 fn batch_get_reports_capacity_per_table() {
     for (larger, consistent, units) in [(false, false, 1.5), (true, false, 2.0), (false, true, 3.0), (true, true, 4.0)]
     {
         let mut store = store();
         write(&mut store, json!({"hash": [put(probe("k1", 4096, larger)), put(json!({"a": {"S": "k2"}}))]}));
-        let answer = batch_get(
-            &mut store,
-            json!({"ReturnConsumedCapacity": "TOTAL", "RequestItems": {
-                "hash": {"Keys": [{"a": {"S": "k1"}}, {"a": {"S": "k2"}}, {"a": {"S": "k3"}}], "ConsistentRead": consistent},
-                "num": {"Keys": [{"a": {"N": "1"}}], "ConsistentRead": consistent},
-            }}),
-        );
+        let answer = batch_get(&mut store, capacity_request(consistent));
         let missing = if consistent { 1.0 } else { 0.5 };
         assert_eq!(
             answer["ConsumedCapacity"],
             json!([{"TableName": "hash", "CapacityUnits": units}, {"TableName": "num", "CapacityUnits": missing}]),
             "{larger} {consistent}"
+        );
+        let mut request = capacity_request(consistent);
+        request["ReturnConsumedCapacity"] = json!("INDEXES");
+        let answer = batch_get(&mut store, request);
+        assert_eq!(
+            answer["ConsumedCapacity"][0],
+            json!({"TableName": "hash", "CapacityUnits": units, "Table": {"CapacityUnits": units}})
         );
     }
 }
