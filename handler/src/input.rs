@@ -122,6 +122,20 @@ pub fn mismatch(found: &Value, wanted: &str) -> ApiError {
     ApiError::serialization(message)
 }
 
+/// A member's value as DynamoDB's Java service prints it in a violation: maps as `{k=v, ...}`,
+/// lists as `[a, b]`. Close to, not exactly, what it prints for structures.
+pub fn java_string(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let entries: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", java_string(v))).collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(java_string).collect::<Vec<_>>().join(", ")),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Collects constraint violations and reports them all at once, as DynamoDB does:
 /// "2 validation errors detected: Value 'x' at 'tableName' failed to satisfy constraint: ...; ...".
 #[derive(Default)]
@@ -130,8 +144,13 @@ pub struct Violations(Vec<String>);
 impl Violations {
     /// `value` is the offending value as DynamoDB prints it (`None` prints `null`).
     pub fn add(&mut self, value: Option<&str>, path: &str, constraint: &str) {
+        self.add_constraint(value, path, &format!("Member must {constraint}"));
+    }
+
+    /// A violation worded in full, such as a map's "Map keys must satisfy constraint: [...]".
+    pub fn add_constraint(&mut self, value: Option<&str>, path: &str, constraint: &str) {
         let shown = value.map_or_else(|| "null".to_string(), |v| format!("'{v}'"));
-        self.0.push(format!("Value {shown} at '{path}' failed to satisfy constraint: Member must {constraint}"));
+        self.0.push(format!("Value {shown} at '{path}' failed to satisfy constraint: {constraint}"));
     }
 
     pub fn not_null<T>(&mut self, value: Option<T>, path: &str) -> Option<T> {

@@ -331,3 +331,24 @@ fn return_item_collection_metrics_is_checked_with_the_other_members() {
     let body = json!({"TableName": "tab", "Item": key, "ReturnItemCollectionMetrics": "SIZE"});
     assert_eq!(ok(&mut store, "PutItem", body), json!({}));
 }
+
+// ---- ReturnValuesOnConditionCheckFailure -----------------------------------------------------
+
+#[test]
+fn a_failed_condition_returns_the_old_item_only_when_asked() {
+    let mut store = store();
+    ok(&mut store, "PutItem", json!({"TableName": "tab", "Item": {"pk": {"S": "a"}, "v": {"N": "1"}}}));
+    for (on_failure, item) in
+        [(None, None), (Some("NONE"), None), (Some("ALL_OLD"), Some(json!({"pk": {"S": "a"}, "v": {"N": "1"}})))]
+    {
+        let mut body =
+            json!({"TableName": "tab", "Item": {"pk": {"S": "a"}}, "ConditionExpression": "attribute_not_exists(pk)"});
+        if let Some(on_failure) = on_failure {
+            body["ReturnValuesOnConditionCheckFailure"] = json!(on_failure);
+        }
+        let (status, answer) = call(&mut store, "PutItem", &body);
+        assert_eq!(status, 400);
+        assert_eq!(answer["__type"], json!("com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"));
+        assert_eq!(answer.get("Item").cloned(), item, "{on_failure:?}");
+    }
+}

@@ -86,6 +86,8 @@ const OPERATIONS: &[&str] = &[
     "UpdateTable",
     "ListTables",
     "DeleteTable",
+    "BatchWriteItem",
+    "BatchGetItem",
 ];
 const NAMES: &[&str] = &["pk", "sk", "a", "b", "c", "a.b", "#a", ""];
 const STRINGS: &[&str] = &["", "a", "b", "pk", "x y", "é", "1", "0000"];
@@ -435,6 +437,26 @@ fn skeleton(operation: &str) -> BoxedStrategy<Value> {
         "GetItem" | "DeleteItem" | "UpdateItem" => {
             table_and_key().prop_map(|(t, k)| json!({"TableName": t, "Key": k})).boxed()
         }
+        "BatchWriteItem" => (table_and_key(), more_attributes(), table_and_key())
+            .prop_map(|((t, key), more, (other, other_key))| {
+                let put = json!({"PutRequest": {"Item": with(key, more)}});
+                let delete = json!({"DeleteRequest": {"Key": other_key}});
+                if t == other {
+                    json!({"RequestItems": {t: [put, delete]}})
+                } else {
+                    json!({"RequestItems": {t: [put], other: [delete]}})
+                }
+            })
+            .boxed(),
+        "BatchGetItem" => (table_and_key(), table_and_key())
+            .prop_map(|((t, key), (other, other_key))| {
+                if t == other {
+                    json!({"RequestItems": {t: {"Keys": [key, other_key]}}})
+                } else {
+                    json!({"RequestItems": {t: {"Keys": [key]}, other: {"Keys": [other_key]}}})
+                }
+            })
+            .boxed(),
         "CreateTable" => (table, key_schema(), definitions())
             .prop_map(|(t, k, d)| {
                 json!({"TableName": t, "KeySchema": k, "AttributeDefinitions": d, "BillingMode": "PAY_PER_REQUEST"})
@@ -488,7 +510,7 @@ enum Wire {
 
 /// One request: the operation and its body.
 fn request_case() -> impl Strategy<Value = (String, Vec<u8>)> {
-    let operation = prop_oneof![30 => pick(OPERATIONS), 1 => pick(&["BatchGetItem", "", "dynamodb.PutItem"])];
+    let operation = prop_oneof![30 => pick(OPERATIONS), 1 => pick(&["TransactGetItems", "", "dynamodb.PutItem"])];
     let wire = prop_oneof![
         16 => Just(Wire::Json),
         1 => any::<Index>().prop_map(Wire::Truncated),

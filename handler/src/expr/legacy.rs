@@ -518,10 +518,11 @@ pub fn legacy_update_error(error: ApiError) -> ApiError {
 
 // ---- AttributesToGet ---------------------------------------------------------------------
 
-/// The type mismatches and Coral constraint violations of `AttributesToGet`.
-pub fn attributes_to_get_violations(names: &[Value], violations: &mut Violations) -> ApiResult<()> {
+/// The type mismatches and Coral constraint violations of `AttributesToGet`, found at `path`
+/// ("attributesToGet", or inside BatchGetItem's RequestItems).
+pub fn attributes_to_get_violations(names: &[Value], path: &str, violations: &mut Violations) -> ApiResult<()> {
     if read_names(names)?.is_empty() {
-        violations.add(Some("[]"), "attributesToGet", "have length greater than or equal to 1");
+        violations.add(Some("[]"), path, "have length greater than or equal to 1");
     }
     Ok(())
 }
@@ -530,7 +531,7 @@ pub fn attributes_to_get_violations(names: &[Value], violations: &mut Violations
 /// brackets included.
 pub fn attributes_to_get(names: &[Value]) -> ApiResult<Vec<Path>> {
     let mut violations = Violations::default();
-    attributes_to_get_violations(names, &mut violations)?;
+    attributes_to_get_violations(names, "attributesToGet", &mut violations)?;
     violations.finish()?;
     let names = read_names(names)?;
     let mut paths: Vec<Path> = Vec::with_capacity(names.len());
@@ -1092,7 +1093,7 @@ mod tests {
         let (kind, message) = error(attributes_to_get(&[json!("a"), json!(5)]));
         assert_eq!((kind, message.as_str()), (ErrorKind::Serialization, "NUMBER_VALUE cannot be converted to String"));
         let mut violations = Violations::default();
-        attributes_to_get_violations(&[json!("a")], &mut violations).unwrap();
+        attributes_to_get_violations(&[json!("a")], "attributesToGet", &mut violations).unwrap();
         assert!(violations.finish().is_ok());
     }
 

@@ -20,7 +20,7 @@ use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 
 const MAX_ITEM_BYTES: usize = 400 * 1024;
-const KEY_MISMATCH: &str = "The provided key element does not match the schema";
+pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReturnValues {
@@ -60,7 +60,7 @@ impl ReturnValues {
 }
 
 /// What a write does to the item.
-enum Change {
+pub(super) enum Change {
     Put(Item),
     /// `key_item` holds the key attributes an absent item starts from; `legacy` says the update
     /// came from `AttributeUpdates`, whose errors DynamoDB words differently.
@@ -127,9 +127,7 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_item(&table, &item)?;
     index::check_item(&table, &item, &key)?;
-    if item_size(&item) > MAX_ITEM_BYTES {
-        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
-    }
+    check_item_size(&item)?;
     let plan = WritePlan { table, key, condition, change: Change::Put(item), members: common };
     execute(cx.storage, &cx.principal.account_id, plan)
 }
@@ -256,7 +254,7 @@ fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<C
 }
 
 /// GetItem's ProjectionExpression or legacy AttributesToGet.
-fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
+pub(super) fn projection(input: Input<'_>) -> ApiResult<Option<Vec<Path>>> {
     let present = |members: &[&'static str]| members.iter().copied().filter(|m| input.has(m)).collect::<Vec<_>>();
     legacy::check_not_mixed(&present(&["AttributesToGet"]), &present(&["ProjectionExpression"]))?;
     // GetItem has no ExpressionAttributeValues member: DynamoDB ignores one sent anyway.
@@ -297,48 +295,17 @@ pub(super) fn expression_maps<'a>(input: Input<'a>, expression_members: &[&str])
 
 /// Decides and applies one write (see the module comment).
 fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -> ApiResult<Value> {
-    let keyspace = plan.table.keyspace();
-    let (old, new) = loop {
-        // An unconditional put or delete that returns nothing needs no read (one round trip),
-        // unless indexes need the old item's entries removed.
-        let needs_old = plan.condition.is_some()
-            || matches!(plan.change, Change::Update { .. })
-            || plan.members.return_values != ReturnValues::None
-            || plan.members.capacity != ReturnConsumedCapacity::None
-            || !plan.table.indexes.is_empty();
-        let stored = if needs_old { storage.get(account, &keyspace, &plan.key).map_err(storage_error)? } else { None };
-        let old = stored.as_ref().map(stored_item).transpose()?;
-        if let Some(condition) = &plan.condition
-            && !expr::evaluate(condition, old.as_ref())?
-        {
-            return Err(condition_failed(plan.members.old_item_on_failure.then_some(old).flatten()));
-        }
-        let new = new_item(&plan.change, old.as_ref())?;
-        let expect = match (&stored, needs_old) {
-            (_, false) => Expect::Anything,
-            (Some(stored), true) => Expect::Version(stored.version),
-            (None, true) => Expect::Absent,
-        };
-        let document = new.as_ref().map(|item| serde_json::to_vec(&item_to_json(item))).transpose();
-        let document = document.map_err(|e| ApiError::internal(e.to_string()))?;
-        let (keyspace, key) = (keyspace.clone(), plan.key.clone());
-        let write = match document {
-            Some(document) => Write::Put { keyspace, key, document, expect, expires_at: None },
-            None => Write::Delete { keyspace, key, expect },
-        };
-        let mut writes = vec![write];
-        writes.extend(index::maintenance(&plan.table, &plan.key, old.as_ref(), new.as_ref())?);
-        match storage.write(account, &writes) {
-            Ok(_) => break (old, new),
-            Err(WriteError::GuardFailed(at)) => {
-                // The table changed (an index came or went): decide again on its new description.
-                if let Some(Write::TableAt { .. }) = writes.get(at as usize) {
-                    plan.table = Table::load(storage, account, &plan.table.table_name)?;
+    let wants_old =
+        plan.members.return_values != ReturnValues::None || plan.members.capacity != ReturnConsumedCapacity::None;
+    let (old, new) =
+        apply(storage, account, &mut plan.table, &plan.key, plan.condition.as_ref(), &plan.change, wants_old).map_err(
+            |mut error| {
+                if !plan.members.old_item_on_failure {
+                    error.item = None;
                 }
-            }
-            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
-        }
-    };
+                error
+            },
+        )?;
 
     let attributes = match plan.members.return_values {
         ReturnValues::None => None,
@@ -359,6 +326,69 @@ fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -
         response["ConsumedCapacity"] = consumed;
     }
     Ok(response)
+}
+
+/// Applies `change` to the item at `key` with its index maintenance in one atomic group, guarded
+/// by the version the decision was made on; retried until no other writer intervened. `wants_old`:
+/// the caller needs the old item (return values, capacity) even without a condition. The old and
+/// the new item; a failed condition's error carries the old item, for the caller to drop unless
+/// it was asked for.
+pub(super) fn apply(
+    storage: &mut impl Storage,
+    account: &str,
+    table: &mut Table,
+    key: &ItemKey,
+    condition: Option<&Condition>,
+    change: &Change,
+    wants_old: bool,
+) -> ApiResult<(Option<Item>, Option<Item>)> {
+    let keyspace = table.keyspace();
+    loop {
+        // An unconditional put or delete that returns nothing needs no read (one round trip),
+        // unless indexes need the old item's entries removed.
+        let needs_old =
+            condition.is_some() || matches!(change, Change::Update { .. }) || wants_old || !table.indexes.is_empty();
+        let stored = if needs_old { storage.get(account, &keyspace, key).map_err(storage_error)? } else { None };
+        let old = stored.as_ref().map(stored_item).transpose()?;
+        if let Some(condition) = condition
+            && !expr::evaluate(condition, old.as_ref())?
+        {
+            return Err(condition_failed(old));
+        }
+        let new = new_item(change, old.as_ref())?;
+        let expect = match (&stored, needs_old) {
+            (_, false) => Expect::Anything,
+            (Some(stored), true) => Expect::Version(stored.version),
+            (None, true) => Expect::Absent,
+        };
+        let document = new.as_ref().map(|item| serde_json::to_vec(&item_to_json(item))).transpose();
+        let document = document.map_err(|e| ApiError::internal(e.to_string()))?;
+        let (keyspace, item_key) = (keyspace.clone(), key.clone());
+        let write = match document {
+            Some(document) => Write::Put { keyspace, key: item_key, document, expect, expires_at: None },
+            None => Write::Delete { keyspace, key: item_key, expect },
+        };
+        let mut writes = vec![write];
+        writes.extend(index::maintenance(table, key, old.as_ref(), new.as_ref())?);
+        match storage.write(account, &writes) {
+            Ok(_) => return Ok((old, new)),
+            Err(WriteError::GuardFailed(at)) => {
+                // The table changed (an index came or went): decide again on its new description.
+                if let Some(Write::TableAt { .. }) = writes.get(at as usize) {
+                    *table = Table::load(storage, account, &table.table_name)?;
+                }
+            }
+            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+        }
+    }
+}
+
+/// An item to put must fit DynamoDB's 400 KB.
+pub(super) fn check_item_size(item: &Item) -> ApiResult<()> {
+    if item_size(item) > MAX_ITEM_BYTES {
+        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+    }
+    Ok(())
 }
 
 /// The item a change produces from the current one.

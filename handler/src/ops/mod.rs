@@ -1,6 +1,7 @@
 //! DynamoDB operations, one module per family. Each takes the parsed request body and answers
 //! the JSON response body.
 
+mod batch;
 mod items;
 mod keys;
 mod query;
@@ -36,6 +37,8 @@ const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "Query",
     "Scan",
+    "BatchWriteItem",
+    "BatchGetItem",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -57,6 +60,8 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "DeleteItem" => items::delete_item(input, cx),
         "Query" => query::query(input, cx),
         "Scan" => scan::scan(input, cx),
+        "BatchWriteItem" => batch::batch_write_item(input, cx),
+        "BatchGetItem" => batch::batch_get_item(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }

@@ -61,7 +61,7 @@ impl<'a> ReadMembers<'a> {
         }
         violations.one_of(select, "select", &SELECTS);
         if let Some(names) = input.list("AttributesToGet")? {
-            legacy::attributes_to_get_violations(names, violations)?;
+            legacy::attributes_to_get_violations(names, "attributesToGet", violations)?;
         }
         let filter = input.object(filter_member)?;
         legacy::filter_violations(filter, filter_member, input.string("ConditionalOperator")?, violations)?;
