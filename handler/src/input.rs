@@ -147,6 +147,11 @@ impl Violations {
         self.add_constraint(value, path, &format!("Member must {constraint}"));
     }
 
+    /// A violation worded without the value, as DynamoDB words some ("Value at 'Limit' ...").
+    pub fn add_unvalued(&mut self, path: &str, constraint: &str) {
+        self.0.push(format!("Value at '{path}' failed to satisfy constraint: Member must {constraint}"));
+    }
+
     /// A violation worded in full, such as a map's "Map keys must satisfy constraint: [...]".
     pub fn add_constraint(&mut self, value: Option<&str>, path: &str, constraint: &str) {
         let shown = value.map_or_else(|| "null".to_string(), |v| format!("'{v}'"));

@@ -378,7 +378,7 @@ fn select_and_projection() {
     assert_eq!(
         validation(&mut store, "Query", json!({"TableName": "tab", "Select": "SOME", "Limit": 0})),
         "2 validation errors detected: \
-         Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1; \
+         Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1; \
          Value 'SOME' at 'select' failed to satisfy constraint: Member must satisfy enum value set: \
          [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
     );

@@ -56,8 +56,13 @@ impl<'a> ReadMembers<'a> {
         if let Some(index_name) = index_name {
             violations.table_name(Some(index_name), "indexName");
         }
-        if let Some(limit) = limit {
-            violations.range(limit, "limit", 1, i64::from(i32::MAX));
+        match limit {
+            // Query words a Limit below 1 its own way: no value, and the member's own name.
+            Some(limit) if limit < 1 && filter_member == "QueryFilter" => {
+                violations.add_unvalued("Limit", "have value greater than or equal to 1")
+            }
+            Some(limit) => violations.range(limit, "limit", 1, i64::from(i32::MAX)),
+            None => {}
         }
         violations.one_of(select, "select", &SELECTS);
         if let Some(names) = input.list("AttributesToGet")? {
