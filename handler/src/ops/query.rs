@@ -83,15 +83,7 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
     }
 
     let keyspace = source.keyspace();
-    let reading = Reading {
-        source,
-        filter: expressions.filter,
-        projection: expressions.projection,
-        select,
-        limit: members.limit,
-        consistent: members.consistent,
-        capacity: members.capacity,
-    };
+    let reading = Reading::new(source, expressions, select, &members);
     let account = cx.principal.account_id.clone();
     reading.run(cx.storage, &account, after, |storage, limit, byte_budget, after| {
         let request = QueryRequest {

@@ -396,7 +396,20 @@ pub struct Reading<'t> {
     pub capacity: ReturnConsumedCapacity,
 }
 
-impl Reading<'_> {
+impl<'t> Reading<'t> {
+    /// The read a Query or Scan asks for, once its members and expressions passed validation.
+    pub fn new(source: Source<'t>, expressions: ReadExpressions, select: Select, members: &ReadMembers<'_>) -> Self {
+        Reading {
+            source,
+            filter: expressions.filter,
+            projection: expressions.projection,
+            select,
+            limit: members.limit,
+            consistent: members.consistent,
+            capacity: members.capacity,
+        }
+    }
+
     /// Reads one page of the answer: `fetch(storage, limit, after)` reads the keyspace in order
     /// from strictly after `after`, at most `limit` items, as many times as it takes to reach
     /// the Limit or 1 MB of items read, or the end.

@@ -29,6 +29,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
@@ -331,6 +332,15 @@ fn plan<'a>(write: &'a Write, sql: &'a TableSql<String>) -> Option<Plan<'a>> {
             Expect::Version(v) => plan(&sql.exists_at, None, at(v), Check::OneRow),
         },
         Write::TableAt { .. } | Write::AppendChange { .. } => unreachable!("not an item write"),
+    }
+}
+
+/// The keyspace a write needs: its item's, or (table guards, change logs) its table's base keyspace,
+/// which also leads to the table's id.
+fn write_keyspace(write: &Write) -> Cow<'_, Keyspace> {
+    match write {
+        Write::TableAt { table, .. } | Write::AppendChange { table, .. } => Cow::Owned(Keyspace::table(table)),
+        _ => Cow::Borrowed(item_write(write).expect("an item write").0),
     }
 }
 

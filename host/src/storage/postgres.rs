@@ -28,7 +28,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     CREATING_INDEXES, KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, ScanParam, TableSql, checked_storage_table,
-    index_column, item_write, plan, query_sql, scan_sql,
+    index_column, item_write, plan, query_sql, scan_sql, write_keyspace,
 };
 
 const MIGRATIONS: &[Migration] = &[
@@ -336,10 +336,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let mut entries = Vec::with_capacity(writes.len());
         for write in writes {
-            let keyspace = match write {
-                Write::TableAt { table, .. } | Write::AppendChange { table, .. } => &Keyspace::table(table),
-                _ => item_write(write).expect("an item write").0,
-            };
+            let keyspace = &write_keyspace(write);
             entries.push(self.keyspace(&client, account, keyspace).await?);
         }
         let mut committed = Committed::default();
@@ -437,11 +434,7 @@ impl PostgresStore {
     /// Maps an error of a write's statement. A missing storage table means another process
     /// dropped the keyspace since this one cached it: the group fails as if it never existed.
     fn failed(&self, account: &str, write: &Write, e: tokio_postgres::Error) -> StorageError {
-        let table = match write {
-            Write::TableAt { table, .. } | Write::AppendChange { table, .. } => table,
-            _ => &item_write(write).expect("an item write").0.table,
-        };
-        self.failed_on(account, table, e)
+        self.failed_on(account, &write_keyspace(write).table, e)
     }
 
     fn failed_on(&self, account: &str, table: &str, e: tokio_postgres::Error) -> StorageError {

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBeh
 
 use super::{
     CREATING_INDEXES, KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, ScanParam, TableSql, checked_storage_table,
-    index_column, item_write, plan, query_sql, scan_sql,
+    index_column, item_write, plan, query_sql, scan_sql, write_keyspace,
 };
 
 const FILE_NAME: &str = "dynabox.sqlite3";
@@ -311,10 +311,7 @@ impl SqliteStore {
         let mut conn = self.lock();
         let mut entries = Vec::with_capacity(writes.len());
         for write in writes {
-            let keyspace = match write {
-                Write::TableAt { table, .. } | Write::AppendChange { table, .. } => &Keyspace::table(table),
-                _ => item_write(write).expect("an item write").0,
-            };
+            let keyspace = &write_keyspace(write);
             entries.push(self.keyspace(&conn, account, keyspace)?);
         }
         // A transaction even for a single write: one code path, and it costs nothing measurable.
@@ -392,11 +389,7 @@ impl SqliteStore {
     /// Maps an error of a write's statement. A missing storage table means another process
     /// dropped the keyspace since this one cached it: the group fails as if it never existed.
     fn failed(&self, account: &str, write: &Write, e: rusqlite::Error) -> StorageError {
-        let table = match write {
-            Write::TableAt { table, .. } | Write::AppendChange { table, .. } => table,
-            _ => &item_write(write).expect("an item write").0.table,
-        };
-        self.failed_on(account, table, e)
+        self.failed_on(account, &write_keyspace(write).table, e)
     }
 
     fn failed_on(&self, account: &str, table: &str, e: rusqlite::Error) -> StorageError {
