@@ -28,13 +28,19 @@ const RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 const ONE_DATATYPE: &str =
     "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes";
 
-/// `RequestItems`' own constraints: not empty, table names as map keys and, for BatchWriteItem,
-/// 1 to 25 requests per table as map values. Each broken rule is one violation for the whole map.
-fn request_items_violations(items: &Map<String, Value>, violations: &mut Violations, max_per_table: Option<usize>) {
-    let shown = java_string(&Value::Object(items.clone()));
+/// `RequestItems`' own constraints: not empty (refused at once, in DynamoDB's words for
+/// `operation`), table names as map keys and, for BatchWriteItem, 1 to 25 requests per table as
+/// map values. Each broken rule is one violation for the whole map.
+fn request_items_violations(
+    operation: &str,
+    items: &Map<String, Value>,
+    violations: &mut Violations,
+    max_per_table: Option<usize>,
+) -> ApiResult<()> {
     if items.is_empty() {
-        return violations.add(Some(&shown), "requestItems", "have length greater than or equal to 1");
+        return Err(ApiError::validation(format!("The requestItems parameter is required for {operation}")));
     }
+    let shown = java_string(&Value::Object(items.clone()));
     let mut names = Violations::default();
     items.keys().for_each(|name| names.table_name(Some(name), "name"));
     if names.finish().is_err() {
@@ -46,7 +52,7 @@ fn request_items_violations(items: &Map<String, Value>, violations: &mut Violati
              Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]",
         );
     }
-    let Some(max) = max_per_table else { return };
+    let Some(max) = max_per_table else { return Ok(()) };
     if items.values().any(|v| v.as_array().is_some_and(|list| list.is_empty() || list.len() > max)) {
         violations.add_constraint(
             Some(&shown),
@@ -57,6 +63,7 @@ fn request_items_violations(items: &Map<String, Value>, violations: &mut Violati
             ),
         );
     }
+    Ok(())
 }
 
 /// One request of a BatchWriteItem: the item to put, or the key to delete.
@@ -72,7 +79,7 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
     violations.one_of(metrics, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
     let request_items = input.object("RequestItems")?;
     if let Some(items) = violations.not_null(request_items, "requestItems") {
-        request_items_violations(items, &mut violations, Some(MAX_WRITES));
+        request_items_violations("BatchWriteItem", items, &mut violations, Some(MAX_WRITES))?;
         for (name, list) in items {
             for (i, request) in list.as_array().ok_or_else(|| mismatch(list, "List"))?.iter().enumerate() {
                 let request = Input::new(as_object(request)?);
@@ -217,7 +224,7 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
     let request_items = input.object("RequestItems")?;
     let mut requests = Vec::new();
     if let Some(items) = violations.not_null(request_items, "requestItems") {
-        request_items_violations(items, &mut violations, None);
+        request_items_violations("BatchGetItem", items, &mut violations, None)?;
         for (name, request) in items {
             let request = as_object(request)?;
             let members = Input::new(request);
@@ -226,8 +233,9 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
                 if keys.is_empty() {
                     violations.add(Some("[]"), &path, "have length greater than or equal to 1");
                 } else if keys.len() > MAX_KEYS {
-                    let shown = java_string(&Value::Array(keys.to_vec()));
-                    violations.add(Some(&shown), &path, &format!("have length less than or equal to {MAX_KEYS}"));
+                    // Worded without the value, with the members' own names, as DynamoDB does.
+                    let path = format!("RequestItems.{name}.member.Keys");
+                    violations.add_unvalued(&path, &format!("have length less than or equal to {MAX_KEYS}"));
                 }
             }
             if let Some(names) = members.list("AttributesToGet")? {
