@@ -809,3 +809,31 @@ fn a_new_index_keeps_the_type_the_table_already_gives_a_key() {
     put_plain(&mut store, json!({"pk": {"S": "a"}}));
     assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}})]);
 }
+
+/// A single-item write asked for SIZE reports the item's collection on a table with a local
+/// index, and nothing on a table without one.
+#[test]
+fn writes_report_item_collection_metrics_on_tables_with_local_indexes() {
+    let mut store = store();
+    let metrics = json!({"ItemCollectionKey": {"pk": {"S": "p"}}, "SizeEstimateRangeGB": [0.0, 1.0]});
+    let key = json!({"pk": {"S": "p"}, "sk": {"S": "s"}});
+    let item = json!({"pk": {"S": "p"}, "sk": {"S": "s"}, "l": {"N": "1"}});
+    let size = json!("SIZE");
+    let put = ok(&mut store, "PutItem", json!({"TableName": "tab", "Item": item, "ReturnItemCollectionMetrics": size}));
+    assert_eq!(put["ItemCollectionMetrics"], metrics);
+    let update = json!({"TableName": "tab", "Key": key, "UpdateExpression": "SET x = :x",
+                        "ExpressionAttributeValues": {":x": {"S": "x"}}, "ReturnItemCollectionMetrics": size});
+    assert_eq!(ok(&mut store, "UpdateItem", update)["ItemCollectionMetrics"], metrics);
+    let delete = json!({"TableName": "tab", "Key": key, "ReturnItemCollectionMetrics": size});
+    assert_eq!(ok(&mut store, "DeleteItem", delete)["ItemCollectionMetrics"], metrics);
+
+    let plain = with(table_request(), |t| {
+        t["TableName"] = json!("plain");
+        t.as_object_mut().unwrap().remove("LocalSecondaryIndexes");
+        t["AttributeDefinitions"].as_array_mut().unwrap().retain(|d| d["AttributeName"] != "l");
+    });
+    ok(&mut store, "CreateTable", plain);
+    let put =
+        ok(&mut store, "PutItem", json!({"TableName": "plain", "Item": item, "ReturnItemCollectionMetrics": size}));
+    assert!(put.get("ItemCollectionMetrics").is_none(), "{put}");
+}

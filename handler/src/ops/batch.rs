@@ -157,19 +157,17 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
         let mut units = 0.0;
         let mut metrics_of_table = Vec::new();
         let mut left = Vec::new();
-        let local_indexes = table.indexes.iter().any(|i| !i.global);
         for (key, write, sent) in keyed {
             if failed {
                 left.push(sent.clone());
                 continue;
             }
-            // DynamoDB measures item collections of tables with local indexes only: the
-            // collection is the item's partition, its size an estimate.
-            let collection_key = (metrics == Some("SIZE") && local_indexes).then(|| {
-                let (BatchWrite::Put(item) | BatchWrite::Delete(item)) = &write;
-                let hash = &table.hash_key.name;
-                item.get(hash).map(|v| (hash.clone(), v.clone())).into_iter().collect::<Item>()
-            });
+            let collection_metrics = match &write {
+                BatchWrite::Put(item) | BatchWrite::Delete(item) if metrics == Some("SIZE") => {
+                    items::item_collection_metrics(&table, item)
+                }
+                _ => None,
+            };
             let change = match write {
                 BatchWrite::Put(item) => Change::Put(item),
                 BatchWrite::Delete(_) => Change::Delete,
@@ -184,11 +182,7 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
                 applied => applied?,
             };
             units += write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
-            if let Some(collection_key) = collection_key {
-                metrics_of_table.push(
-                    json!({"ItemCollectionKey": item_to_json(&collection_key), "SizeEstimateRangeGB": [0.0, 1.0]}),
-                );
-            }
+            metrics_of_table.extend(collection_metrics);
         }
         consumed.extend(capacity.consumed(&table.table_name, units));
         if !metrics_of_table.is_empty() {

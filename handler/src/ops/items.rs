@@ -79,6 +79,8 @@ struct WriteMembers<'a> {
     return_values: ReturnValues,
     old_item_on_failure: bool,
     capacity: ReturnConsumedCapacity,
+    /// ReturnItemCollectionMetrics is SIZE.
+    collection_metrics: bool,
 }
 
 impl<'a> WriteMembers<'a> {
@@ -86,7 +88,6 @@ impl<'a> WriteMembers<'a> {
         let table_name = input.string("TableName")?;
         violations.table_name(table_name, "tableName");
         let return_values = ReturnValues::read(input, violations, allowed)?;
-        // Checked only: without secondary indexes there are no item collections to measure.
         let metrics = input.string("ReturnItemCollectionMetrics")?;
         violations.one_of(metrics, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
         let on_failure = input.string("ReturnValuesOnConditionCheckFailure")?;
@@ -100,6 +101,7 @@ impl<'a> WriteMembers<'a> {
             return_values,
             old_item_on_failure: on_failure == Some("ALL_OLD"),
             capacity,
+            collection_metrics: metrics == Some("SIZE"),
         })
     }
 }
@@ -325,7 +327,23 @@ fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -
     if let Some(consumed) = plan.members.capacity.consumed(&plan.table.table_name, units) {
         response["ConsumedCapacity"] = consumed;
     }
+    if plan.members.collection_metrics
+        && let Some(metrics) = new.as_ref().or(old.as_ref()).and_then(|item| item_collection_metrics(&plan.table, item))
+    {
+        response["ItemCollectionMetrics"] = metrics;
+    }
     Ok(response)
+}
+
+/// The `ItemCollectionMetrics` of a write of `item`. DynamoDB measures item collections of tables
+/// with local indexes only: the collection is the item's partition, its size an estimate in GB.
+pub(super) fn item_collection_metrics(table: &Table, item: &Item) -> Option<Value> {
+    if !table.indexes.iter().any(|index| !index.global) {
+        return None;
+    }
+    let hash = &table.hash_key.name;
+    let key: Item = item.get(hash).map(|v| (hash.clone(), v.clone())).into_iter().collect();
+    Some(json!({"ItemCollectionKey": item_to_json(&key), "SizeEstimateRangeGB": [0.0, 1.0]}))
 }
 
 /// Applies `change` to the item at `key` with its index maintenance in one atomic group, guarded
