@@ -4,15 +4,18 @@
 //! (fresh instance per request) against one in-memory store, and prints the difference: the
 //! sandbox tax per request, then where one sandboxed request's time goes (new store, instantiate,
 //! call, drop). Part 2 starts the server on each backend in this process and drives
-//! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99.
+//! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99. Part 3
+//! (`--scale`) shows that a read costs what its answer costs, not what the table holds: Query (10
+//! items of one partition) and GetItem on a table of 10 thousand items, then of 1 million, on each
+//! backend, with the ratio of the two.
 //!
-//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only]
+//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only --scale]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dynabox::auth::Authenticator;
+use dynabox::auth::{Authenticator, LOCAL_ACCOUNT_ID};
 use dynabox::runtime::{Limits, Phases, Runtime};
 use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
 use dynabox_handler::http::Request;
@@ -30,6 +33,7 @@ const TABLE: &str = "bench";
 fn main() -> anyhow::Result<()> {
     let mut seconds = 5u64;
     let mut sandbox_only = false;
+    let mut scale = false;
     let mut database_url = std::env::var("DATABASE_URL").ok();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
             "--database-url" => database_url = args.next(),
             "--sandbox-only" => sandbox_only = true,
+            "--scale" => scale = true,
             other => anyhow::bail!("unknown argument {other}; see the doc comment of host/src/bin/bench.rs"),
         }
     }
@@ -45,13 +50,14 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let duration = Duration::from_secs(seconds);
-    load("embedded (in memory)", || Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT), duration)?;
+    let part: Part = if scale { scale_part } else { load };
+    part("embedded (in memory)", &|| Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT), duration)?;
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
-    load("embedded (on disk)", || Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
+    part("embedded (on disk)", &|| Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
     let _ = std::fs::remove_dir_all(&dir);
     match database_url {
         Some(url) => {
-            load("PostgreSQL", || tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?
+            part("PostgreSQL", &|| tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?
         }
         None => println!("PostgreSQL: skipped (set DATABASE_URL or pass --database-url)"),
     }
@@ -234,25 +240,131 @@ fn time_per_call(rounds: usize, mut call: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / rounds as f64
 }
 
+/// Opens the backend a part runs on.
+type Open<'a> = &'a dyn Fn() -> anyhow::Result<Backend>;
+/// Part 2 or 3, run on one backend: (label, open, duration of each measurement).
+type Part = fn(&str, Open<'_>, Duration) -> anyhow::Result<()>;
+
+/// A server on one backend, in this process, for parts 2 and 3.
+struct BenchServer {
+    rt: tokio::runtime::Runtime,
+    backend: Arc<Backend>,
+    runtime: Arc<Runtime>,
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl BenchServer {
+    fn start(open: Open<'_>) -> anyhow::Result<BenchServer> {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let backend = Arc::new(open()?);
+        let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator), Limits::default(), None)?);
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = rt.spawn(dynabox::server::serve(listener, runtime.clone(), async {
+            let _ = stopped.await;
+        }));
+        Ok(BenchServer { rt, backend, runtime, address, stop, server })
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.rt.block_on(self.server)?;
+        Ok(())
+    }
+}
+
 /// Part 2: the server on one backend under 16 connections, PutItem then GetItem.
-fn load(label: &str, open: impl FnOnce() -> anyhow::Result<Backend>, duration: Duration) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let backend = Arc::new(open()?);
-    let runtime = Arc::new(Runtime::new(backend, Arc::new(Authenticator), Limits::default(), None)?);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let address = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(dynabox::server::serve(listener, runtime.clone(), async {
-        let _ = stopped.await;
-    }));
-    rt.block_on(runtime.handle(create_table_request()));
+fn load(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<()> {
+    let server = BenchServer::start(open)?;
+    server.rt.block_on(server.runtime.handle(create_table_request()));
     // A table left by an earlier run on PostgreSQL is fine: the answer is then ResourceInUse.
     for (operation, make) in [("PutItem", put_request as fn(usize) -> Request), ("GetItem", get_request)] {
-        let latencies = rt.block_on(drive(address, make, duration))?;
+        let latencies = server.rt.block_on(drive(server.address, make, duration))?;
         report(label, operation, latencies, duration);
     }
-    let _ = stop.send(());
-    rt.block_on(server)?;
+    server.stop()
+}
+
+/// Table of part 3: partitions `p0`, `p1`, ... of [`ITEMS_PER_PARTITION`] items each.
+const SCALE_TABLE: &str = "bench-scale";
+const ITEMS_PER_PARTITION: usize = 10;
+/// Partitions the reads pick from: the first ones, present at every size.
+const READ_PARTITIONS: usize = 1000;
+
+/// Part 3: Query and GetItem throughput with 10 thousand and with 1 million items in the table.
+fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<()> {
+    let server = BenchServer::start(open)?;
+    let name = format!("{SCALE_TABLE}-{}", std::process::id());
+    let create = format!(
+        r#"{{"TableName":"{name}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"N"}}]}}"#
+    );
+    anyhow::ensure!(server.rt.block_on(server.runtime.handle(request("CreateTable", create))).status == 200);
+    let query = |i: usize| {
+        let body = format!(
+            r#"{{"TableName":"{SCALE_TABLE}-{}","KeyConditionExpression":"pk = :p","ExpressionAttributeValues":{{":p":{{"S":"p{}"}}}}}}"#,
+            std::process::id(),
+            i % READ_PARTITIONS
+        );
+        request("Query", body)
+    };
+    let get = |i: usize| {
+        let body = format!(
+            r#"{{"TableName":"{SCALE_TABLE}-{}","Key":{{"pk":{{"S":"p{}"}},"sk":{{"N":"{}"}}}}}}"#,
+            std::process::id(),
+            i % READ_PARTITIONS,
+            i % ITEMS_PER_PARTITION
+        );
+        request("GetItem", body)
+    };
+    let mut rates = Vec::new();
+    let mut loaded = 0;
+    for size in [10_000, 1_000_000] {
+        let started = Instant::now();
+        server.rt.block_on(fill(&server.backend, &name, loaded, size))?;
+        loaded = size;
+        println!("{label:<22} {size} items in the table (loaded in {:.1} s)", started.elapsed().as_secs_f64());
+        for (operation, make) in [("Query", &query as &(dyn Fn(usize) -> Request + Sync)), ("GetItem", &get)] {
+            let latencies = server.rt.block_on(drive_with(server.address, make, duration))?;
+            rates.push(latencies.len() as f64 / duration.as_secs_f64());
+            report(label, operation, latencies, duration);
+        }
+    }
+    println!(
+        "{label:<22} 1M / 10k items: Query {:.2}x, GetItem {:.2}x of the throughput",
+        rates[2] / rates[0],
+        rates[3] / rates[1]
+    );
+    server.rt.block_on(server.runtime.handle(request("DeleteTable", format!(r#"{{"TableName":"{name}"}}"#))));
+    server.stop()
+}
+
+/// Writes items `from..to` of the scale table straight to the store, 1000 to a write group.
+async fn fill(backend: &Backend, table: &str, from: usize, to: usize) -> anyhow::Result<()> {
+    use dynabox_handler::model::{AttributeValue, Number, key};
+    let keyspace = Keyspace::table(table);
+    let mut group = Vec::with_capacity(1000);
+    for i in from..to {
+        let (partition, sort) = (i / ITEMS_PER_PARTITION, i % ITEMS_PER_PARTITION);
+        let pk = key::encode(&AttributeValue::S(format!("p{partition}"))).expect("S is a key type");
+        let sk = key::encode(&AttributeValue::N(Number::parse(&sort.to_string()).expect("a number")))
+            .expect("N is a key type");
+        let document =
+            format!(r#"{{"pk":{{"S":"p{partition}"}},"sk":{{"N":"{sort}"}},"payload":{{"S":"{:0>100}"}}}}"#, i);
+        group.push(Write::Put {
+            keyspace: keyspace.clone(),
+            key: ItemKey { partition: pk, sort: sk },
+            document: document.into_bytes(),
+            expect: dynabox_handler::storage::Expect::Anything,
+            expires_at: None,
+        });
+        if group.len() == 1000 || i + 1 == to {
+            backend.write(LOCAL_ACCOUNT_ID, &group).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            group.clear();
+        }
+    }
     Ok(())
 }
 
@@ -261,9 +373,21 @@ async fn drive(
     make: fn(usize) -> Request,
     duration: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
+    drive_with(address, &make, duration).await
+}
+
+/// Sends `make(i)` over [`CONNECTIONS`] keep-alive connections for `duration`; every latency.
+async fn drive_with(
+    address: std::net::SocketAddr,
+    make: &(dyn Fn(usize) -> Request + Sync),
+    duration: Duration,
+) -> anyhow::Result<Vec<Duration>> {
     let deadline = Instant::now() + duration;
+    // The requests are made up front, so building them costs the clients nothing while timed.
+    let requests: Arc<Vec<Request>> = Arc::new((0..CONNECTIONS * 1000).map(make).collect());
     let mut workers = Vec::new();
     for worker in 0..CONNECTIONS {
+        let requests = requests.clone();
         workers.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(address).await?;
             let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
@@ -271,7 +395,7 @@ async fn drive(
             let mut latencies = Vec::new();
             let mut i = 0;
             while Instant::now() < deadline {
-                let request = make(worker * 1_000_000 + i % 1000);
+                let request = requests[worker * 1000 + i % 1000].clone();
                 let mut builder = hyper::Request::post("/");
                 for (name, value) in &request.headers {
                     builder = builder.header(name, value);
