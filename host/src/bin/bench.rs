@@ -1,7 +1,7 @@
 //! `dynabox-bench`: what the sandbox costs, and what the server sustains.
 //!
 //! Part 1 runs the same GetItem natively (the handler called in-process) and in the sandbox
-//! (fresh instance per request) against one in-memory store, and prints the difference: the
+//! (fresh instance per request) against the handler's in-memory reference store, and prints the difference: the
 //! sandbox tax per request, then where one sandboxed request's time goes (new store, instantiate,
 //! call, drop). Part 2 starts the server on each backend in this process and drives
 //! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99. Part 3
@@ -11,7 +11,7 @@
 //!
 //!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only --scale]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,10 +19,8 @@ use dynabox::auth::{Authenticator, LOCAL_ACCOUNT_ID};
 use dynabox::runtime::{Limits, Phases, Runtime};
 use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
 use dynabox_handler::http::Request;
-use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
-};
+use dynabox_handler::storage::memory::MemoryStore;
+use dynabox_handler::storage::{Expect, ItemKey, Keyspace, Write};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -107,83 +105,30 @@ fn get_request(key: usize) -> Request {
     request("GetItem", format!(r#"{{"TableName":"{TABLE}","Key":{{"pk":{{"S":"user{key}"}}}}}}"#))
 }
 
-/// The handler's `Storage` natively, over the same backend the sandbox uses.
-struct NativeStorage<'a> {
-    backend: &'a Backend,
-    rt: &'a tokio::runtime::Runtime,
-}
-
-impl Storage for NativeStorage<'_> {
-    fn create_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        self.rt.block_on(self.backend.create_table(account, name, description, indexes))
-    }
-    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.rt.block_on(self.backend.describe_table(account, name))
-    }
-    fn update_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        self.rt.block_on(self.backend.update_table(account, name, expected_version, change))
-    }
-    fn list_tables(
-        &mut self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        self.rt.block_on(self.backend.list_tables(account, start_after, limit))
-    }
-    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
-        self.rt.block_on(self.backend.delete_table(account, name))
-    }
-    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.rt.block_on(self.backend.keyspace_stats(account, keyspace))
-    }
-    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.rt.block_on(self.backend.get(account, keyspace, key))
-    }
-    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        self.rt.block_on(self.backend.query(account, request))
-    }
-    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        self.rt.block_on(self.backend.scan(account, request))
-    }
-    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        self.rt.block_on(self.backend.write(account, writes))
-    }
-}
-
 /// Part 1: the same GetItem natively and in the sandbox, on one thread.
 fn sandbox_tax() -> anyhow::Result<()> {
     const ROUNDS: usize = 20_000;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let backend = Arc::new(Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT)?);
     let auth = Authenticator;
+    // The same store on both sides, so only the sandbox differs: the handler's reference store,
+    // one copy called natively and one behind the host.
+    let mut store = MemoryStore::default();
+    for setup in [create_table_request(), put_request(1)] {
+        assert_eq!(dynabox_handler::handle(&setup, &mut store, &mut &auth).status, 200);
+    }
+    let backend = Arc::new(Backend::Reference(Mutex::new(store.clone())));
     let cache = std::env::temp_dir().join("dynabox-bench-cache");
-    let runtime = Runtime::new(backend.clone(), Arc::new(Authenticator), Limits::default(), Some(&cache))?;
-    rt.block_on(runtime.handle(create_table_request()));
-    rt.block_on(runtime.handle(put_request(1)));
+    let runtime = Runtime::new(backend, Arc::new(Authenticator), Limits::default(), Some(&cache))?;
     let get = get_request(1);
     assert_eq!(rt.block_on(runtime.handle(get.clone())).status, 200);
 
-    let mut storage = NativeStorage { backend: &backend, rt: &rt };
     let native = time_per_call(ROUNDS, || {
-        dynabox_handler::handle(&get, &mut storage, &mut &auth);
+        dynabox_handler::handle(&get, &mut store, &mut &auth);
     });
     let sandboxed = time_per_call(ROUNDS, || {
         rt.block_on(runtime.handle(get.clone()));
     });
-    println!("sandbox tax (GetItem, in-memory store, {ROUNDS} calls, one thread):");
+    println!("sandbox tax (GetItem, reference store, {ROUNDS} calls, one thread):");
     println!("  native handler call   {:>8.1} µs", native);
     println!("  fresh sandbox instance {:>7.1} µs", sandboxed);
     println!("  sandbox tax           {:>8.1} µs per request ({:.2}x native)", sandboxed - native, sandboxed / native);
@@ -206,7 +151,7 @@ fn sandbox_tax() -> anyhow::Result<()> {
     let mut native_calls = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        dynabox_handler::handle(&get, &mut storage, &mut &auth);
+        dynabox_handler::handle(&get, &mut store, &mut &auth);
         native_calls.push(started.elapsed());
     }
     native_calls.sort_unstable();
@@ -357,7 +302,7 @@ async fn fill(backend: &Backend, table: &str, from: usize, to: usize) -> anyhow:
             keyspace: keyspace.clone(),
             key: ItemKey { partition: pk, sort: sk },
             document: document.into_bytes(),
-            expect: dynabox_handler::storage::Expect::Anything,
+            expect: Expect::Anything,
             expires_at: None,
         });
         if group.len() == 1000 || i + 1 == to {
