@@ -4,10 +4,7 @@
 
 mod support;
 
-use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
-};
+use dynabox_handler::storage::{StorageError, WriteError};
 use serde_json::{Value, json};
 use support::{AcceptAll, MemoryStore, fails, ok, validation};
 
@@ -336,53 +333,22 @@ fn item_collection_metrics_only_for_tables_with_local_indexes() {
     assert_eq!(answer, json!({"UnprocessedItems": {}}));
 }
 
-/// The memory store, except that its `fail_at`-th write call (from 0) fails as a store can.
-struct FailingWrite {
-    store: MemoryStore,
-    writes: usize,
-    fail_at: usize,
-}
-
-impl Storage for FailingWrite {
-    fn create_table(&mut self, a: &str, n: &str, d: &[u8], i: &[String]) -> Result<bool, StorageError> {
-        self.store.create_table(a, n, d, i)
-    }
-    fn describe_table(&mut self, a: &str, n: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.store.describe_table(a, n)
-    }
-    fn update_table(&mut self, a: &str, n: &str, v: u64, c: &TableChange<'_>) -> Result<Option<u64>, StorageError> {
-        self.store.update_table(a, n, v, c)
-    }
-    fn list_tables(&mut self, a: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        self.store.list_tables(a, after, limit)
-    }
-    fn delete_table(&mut self, a: &str, n: &str) -> Result<bool, StorageError> {
-        self.store.delete_table(a, n)
-    }
-    fn keyspace_stats(&mut self, a: &str, k: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.store.keyspace_stats(a, k)
-    }
-    fn get(&mut self, a: &str, k: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.store.get(a, k, key)
-    }
-    fn query(&mut self, a: &str, r: &QueryRequest) -> Result<Page, StorageError> {
-        self.store.query(a, r)
-    }
-    fn scan(&mut self, a: &str, r: &ScanRequest) -> Result<Page, StorageError> {
-        self.store.scan(a, r)
-    }
-    fn write(&mut self, a: &str, w: &[Write]) -> Result<Committed, WriteError> {
-        self.writes += 1;
-        if self.writes - 1 == self.fail_at {
-            return Err(WriteError::Storage(StorageError::Internal("timed out".into())));
-        }
-        self.store.write(a, w)
-    }
-}
-
 #[test]
 fn writes_after_a_store_failure_come_back_unprocessed() {
-    let mut failing = FailingWrite { store: store(), writes: 0, fail_at: 1 };
+    // The second write group fails as a store can.
+    let mut writes = 0;
+    let mut failing = support::Hooked {
+        store: store(),
+        hook: |_: &mut MemoryStore, call: support::Call| {
+            if matches!(call, support::Call::Writing) {
+                writes += 1;
+                if writes == 2 {
+                    return Err(WriteError::Storage(StorageError::Internal("timed out".into())));
+                }
+            }
+            Ok(())
+        },
+    };
     let requests = json!({
         "hash": [put(json!({"a": {"S": "1"}})), put(json!({"a": {"S": "2"}})), delete(json!({"a": {"S": "3"}}))],
         "num": [put(json!({"a": {"N": "1"}}))],

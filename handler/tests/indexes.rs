@@ -3,10 +3,7 @@
 
 mod support;
 
-use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
-};
+use dynabox_handler::storage::{Keyspace, ScanRequest, Storage, WriteError};
 use serde_json::{Value, json};
 use support::{MemoryStore, fails, ok, validation};
 
@@ -645,67 +642,23 @@ fn update_table_refuses_what_dynamodb_refuses() {
 
 // ---- Races ------------------------------------------------------------------------------------
 
-/// A store that lets another client act at one point of a request: `hook` runs once on the
-/// inner store, right after the first scan (`Call::Scan`) or right before the first write
-/// (`Call::Write`).
-struct Interleaved {
+/// The reference store with `act` run once on it at the first `at` call of a request (see
+/// `support::Hooked`): another client acting between the request's read and its write.
+fn interleaved(
     store: MemoryStore,
-    at: Call,
-    hook: Option<Box<Hook>>,
-}
-
-type Hook = dyn FnOnce(&mut MemoryStore);
-
-#[derive(PartialEq)]
-enum Call {
-    Scan,
-    Write,
-}
-
-impl Interleaved {
-    fn run(&mut self, call: Call) {
-        if self.at == call
-            && let Some(hook) = self.hook.take()
+    at: support::Call,
+    act: impl FnOnce(&mut MemoryStore),
+) -> support::Hooked<impl FnMut(&mut MemoryStore, support::Call) -> Result<(), WriteError>> {
+    let mut act = Some(act);
+    let hook = move |store: &mut MemoryStore, call: support::Call| {
+        if std::mem::discriminant(&call) == std::mem::discriminant(&at)
+            && let Some(act) = act.take()
         {
-            hook(&mut self.store);
+            act(store);
         }
-    }
-}
-
-impl Storage for Interleaved {
-    fn create_table(&mut self, a: &str, n: &str, d: &[u8], i: &[String]) -> Result<bool, StorageError> {
-        self.store.create_table(a, n, d, i)
-    }
-    fn describe_table(&mut self, a: &str, n: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.store.describe_table(a, n)
-    }
-    fn update_table(&mut self, a: &str, n: &str, v: u64, c: &TableChange<'_>) -> Result<Option<u64>, StorageError> {
-        self.store.update_table(a, n, v, c)
-    }
-    fn list_tables(&mut self, a: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        self.store.list_tables(a, after, limit)
-    }
-    fn delete_table(&mut self, a: &str, n: &str) -> Result<bool, StorageError> {
-        self.store.delete_table(a, n)
-    }
-    fn keyspace_stats(&mut self, a: &str, k: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.store.keyspace_stats(a, k)
-    }
-    fn get(&mut self, a: &str, k: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.store.get(a, k, key)
-    }
-    fn query(&mut self, a: &str, r: &QueryRequest) -> Result<Page, StorageError> {
-        self.store.query(a, r)
-    }
-    fn scan(&mut self, a: &str, r: &ScanRequest) -> Result<Page, StorageError> {
-        let page = self.store.scan(a, r);
-        self.run(Call::Scan);
-        page
-    }
-    fn write(&mut self, a: &str, w: &[Write]) -> Result<Committed, WriteError> {
-        self.run(Call::Write);
-        self.store.write(a, w)
-    }
+        Ok(())
+    };
+    support::Hooked { store, hook }
 }
 
 #[test]
@@ -713,7 +666,7 @@ fn a_write_decided_before_an_index_came_is_decided_again() {
     let hook = |store: &mut MemoryStore| {
         ok(store, "UpdateTable", create_byg());
     };
-    let mut store = Interleaved { store: plain_store(), at: Call::Write, hook: Some(Box::new(hook)) };
+    let mut store = interleaved(plain_store(), support::Call::Writing, hook);
     let item = json!({"pk": {"S": "a"}, "g": {"S": "G"}});
     let request = support::request("PutItem", json!({"TableName": "plain", "Item": item}).to_string().into_bytes());
     let response = dynabox_handler::handle(&request, &mut store, &mut support::AcceptAll);
@@ -733,7 +686,7 @@ fn the_backfill_never_resurrects_a_deleted_item() {
             ok(store, "DeleteItem", json!({"TableName": "plain", "Key": {"pk": {"S": pk}}}));
         }
     };
-    let mut store = Interleaved { store, at: Call::Scan, hook: Some(Box::new(hook)) };
+    let mut store = interleaved(store, support::Call::Scanned, hook);
     assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap());
     assert_eq!(plain_entries(&mut store.store, "byg"), Vec::<Value>::new());
     let index = describe_plain(&mut store.store)["GlobalSecondaryIndexes"][0].clone();
