@@ -1068,8 +1068,17 @@ async fn table_versions_guard_changes_and_never_repeat(store: &Store) {
     let backend = &store.backend.backend;
     let t = store.table().await;
     let first = backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version;
+    // Another process that has read the description (and may keep it) sees the change at once.
+    let other = store.another_handle().await;
+    if let Some(other) = &other {
+        assert_eq!(other.backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version, first);
+    }
     let change = TableChange { description: b"{}", create_indexes: &[], drop_indexes: &[] };
     let second = backend.update_table(ACCOUNT, &t, first, &change).await.unwrap().unwrap();
+    if let Some(other) = &other {
+        let seen = other.backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap();
+        assert_eq!((seen.version, seen.description), (second, b"{}".to_vec()));
+    }
     // A change decided on the old version, and a write guarded by it, are refused.
     assert_eq!(backend.update_table(ACCOUNT, &t, first, &change).await, Ok(None));
     let k = key(b"k", b"");

@@ -4,6 +4,7 @@
 //! [`super::Backend`] call these synchronous ones directly instead of moving them to a blocking
 //! thread, and a single connection costs nothing in throughput.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -62,8 +63,19 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Locked only while `conn` is: writes are serialised by the connection anyway.
     clock: Mutex<VersionClock>,
+    /// Locked only while `conn` is.
+    descriptions: Mutex<DescriptionCache>,
     keyspaces: KeyspaceCache,
     dir: Option<PathBuf>,
+}
+
+/// The descriptions this process has read (absences included), valid while no other connection
+/// has committed to the file: SQLite's `data_version` tells, for the price of a pragma instead of a
+/// catalog read on every request. This connection's own table changes clear the entries they touch.
+#[derive(Default)]
+struct DescriptionCache {
+    data_version: i64,
+    records: HashMap<(String, String), Option<TableRecord>>,
 }
 
 /// Hands out item versions that are never handed out again, by this process or another one on the
@@ -127,6 +139,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             clock: Mutex::new(VersionClock::new()),
+            descriptions: Mutex::default(),
             keyspaces: KeyspaceCache::default(),
             dir: dir.map(Path::to_path_buf),
         })
@@ -161,19 +174,42 @@ impl SqliteStore {
             create_keyspace(&tx, id, index)?;
         }
         tx.commit().map_err(internal)?;
+        self.forget(account, name);
         Ok(true)
     }
 
     pub(super) fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
         let conn = self.lock();
-        conn.prepare_cached("SELECT description, version FROM tables WHERE account = ?1 AND name = ?2")
+        let data_version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(internal)?;
+        let mut cache = self.descriptions.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.data_version != data_version {
+            *cache = DescriptionCache { data_version, records: HashMap::new() };
+        }
+        let id = (account.to_string(), name.to_string());
+        if let Some(record) = cache.records.get(&id) {
+            return Ok(record.clone());
+        }
+        let record = conn
+            .prepare_cached("SELECT description, version FROM tables WHERE account = ?1 AND name = ?2")
             .and_then(|mut s| {
                 s.query_row((account, name), |r| {
                     Ok(TableRecord { description: r.get_ref(0)?.as_bytes()?.to_vec(), version: r.get(1)? })
                 })
                 .optional()
             })
-            .map_err(internal)
+            .map_err(internal)?;
+        cache.records.insert(id, record.clone());
+        Ok(record)
+    }
+
+    /// Forgets what this process knew of a table it changed.
+    fn forget(&self, account: &str, name: &str) {
+        self.keyspaces.forget_table(account, name);
+        let mut cache = self.descriptions.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.records.remove(&(account.to_string(), name.to_string()));
     }
 
     pub(super) fn update_table(
@@ -206,7 +242,7 @@ impl SqliteStore {
             create_keyspace(&tx, id, index)?;
         }
         tx.commit().map_err(internal)?;
-        self.keyspaces.forget_table(account, name);
+        self.forget(account, name);
         Ok(Some(new_version as u64))
     }
 
@@ -232,7 +268,7 @@ impl SqliteStore {
             .prepare_cached("DELETE FROM tables WHERE account = ?1 AND name = ?2 RETURNING id")
             .and_then(|mut s| s.query_row((account, name), |r| r.get(0)).optional())
             .map_err(internal)?;
-        self.keyspaces.forget_table(account, name);
+        self.forget(account, name);
         let Some(id) = id else { return Ok(false) };
         let indexes: Vec<String> = tx
             .prepare_cached("SELECT index_name FROM keyspaces WHERE table_id = ?1")
