@@ -232,8 +232,9 @@ struct KeyspaceEntry {
 /// Safe across processes because storage tables are never named twice: an entry another process
 /// made stale (its table or index dropped) points at a table that no longer exists, and the
 /// statement that finds it gone makes the backend forget the entry and look again.
-/// Descriptions are not cached: every process reads them from the catalog, so a change made by
-/// one is seen by all at once.
+/// Descriptions are cached only where another process's change is cheap to see (SQLite's
+/// `data_version`); PostgreSQL reads them from the catalog on every call, so a change made by one
+/// process is seen by all at once.
 #[derive(Default)]
 struct KeyspaceCache {
     entries: RwLock<HashMap<(String, Keyspace), Arc<KeyspaceEntry>>>,
