@@ -47,10 +47,10 @@ fn store() -> MemoryStore {
     store
 }
 
-/// The documents of an index's entries, in key order within each partition.
-fn entries(store: &mut MemoryStore, index: &str) -> Vec<Value> {
+/// The documents of the entries of `table`'s index, in the store's order.
+fn index_entries(store: &mut MemoryStore, table: &str, index: &str) -> Vec<Value> {
     let request = ScanRequest {
-        keyspace: Keyspace::index("tab", index),
+        keyspace: Keyspace::index(table, index),
         segment: 0,
         total_segments: 1,
         after: None,
@@ -59,6 +59,11 @@ fn entries(store: &mut MemoryStore, index: &str) -> Vec<Value> {
     };
     let page = store.scan(ACCOUNT, &request).unwrap();
     page.items.iter().map(|item| serde_json::from_slice(&item.document).unwrap()).collect()
+}
+
+/// The entries of table `tab`'s index, in key order within each partition.
+fn entries(store: &mut MemoryStore, index: &str) -> Vec<Value> {
+    index_entries(store, "tab", index)
 }
 
 fn put(store: &mut MemoryStore, item: Value) {
@@ -366,17 +371,9 @@ fn create_byg() -> Value {
     })
 }
 
+/// The entries of table `plain`'s index, sorted (its partitions come in hash order).
 fn plain_entries(store: &mut MemoryStore, index: &str) -> Vec<Value> {
-    let request = ScanRequest {
-        keyspace: Keyspace::index("plain", index),
-        segment: 0,
-        total_segments: 1,
-        after: None,
-        limit: 1000,
-        byte_budget: u32::MAX,
-    };
-    let page = store.scan(ACCOUNT, &request).unwrap();
-    let mut documents: Vec<Value> = page.items.iter().map(|i| serde_json::from_slice(&i.document).unwrap()).collect();
+    let mut documents = index_entries(store, "plain", index);
     documents.sort_by_key(|d| d.to_string());
     documents
 }

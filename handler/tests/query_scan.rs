@@ -238,13 +238,7 @@ fn key_condition_shapes_are_refused_with_dynamodb_messages() {
         ),
         ("pk = :a AND sk = :n AND x = :n", "Conditions can be of length 1 or 2 only"),
     ] {
-        let used: serde_json::Map<String, Value> = v
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| condition.contains(k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let used = values_used_by(condition, &v);
         let got =
             query_error(&mut store, json!({"KeyConditionExpression": condition, "ExpressionAttributeValues": used}));
         assert_eq!(got, message, "{condition}");
@@ -417,13 +411,7 @@ fn index_queries() {
         ("g = :g AND sk BETWEEN :one AND :two", vec![1, 1, 2]),
     ] {
         let all = json!({":g": {"S": "G"}, ":one": {"N": "1"}, ":two": {"N": "2"}});
-        let used: serde_json::Map<String, Value> = all
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| condition.contains(k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let used = values_used_by(condition, &all);
         let answer = query(
             &mut store,
             json!({"IndexName": "gsi", "KeyConditionExpression": condition, "ExpressionAttributeValues": used}),
@@ -644,4 +632,11 @@ fn validation_follows_dynamodb_order() {
         &json!({"TableName": "nope", "KeyConditionExpression": "z = :a", "ExpressionAttributeValues": {":a": {"N": "1"}}}),
     );
     assert_eq!((status, answer["message"].as_str()), (400, Some("Requested resource not found")));
+}
+
+/// The entries of the ExpressionAttributeValues `values` that `expression` names, so a request
+/// sends no unused value.
+fn values_used_by(expression: &str, values: &Value) -> serde_json::Map<String, Value> {
+    let values = values.as_object().unwrap().iter();
+    values.filter(|(k, _)| expression.contains(k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }

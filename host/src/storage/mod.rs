@@ -221,6 +221,22 @@ impl TableSql<&'static str> {
     }
 }
 
+impl TableSql<String> {
+    fn all(&self) -> [&str; 9] {
+        [
+            &self.get,
+            &self.upsert,
+            &self.insert_new,
+            &self.update_at,
+            &self.delete,
+            &self.exists,
+            &self.exists_at,
+            &self.delete_at,
+            &self.stats,
+        ]
+    }
+}
+
 /// What the process knows about one keyspace: its table's id and its statements.
 struct KeyspaceEntry {
     table_id: i64,

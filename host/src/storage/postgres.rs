@@ -449,18 +449,7 @@ impl PostgresStore {
     /// connection.
     fn forget(&self, account: &str, table: &str) {
         for entry in self.keyspaces.forget_table(account, table) {
-            let sql = &entry.sql;
-            for statement in [
-                &sql.get,
-                &sql.upsert,
-                &sql.insert_new,
-                &sql.update_at,
-                &sql.delete,
-                &sql.exists,
-                &sql.exists_at,
-                &sql.delete_at,
-                &sql.stats,
-            ] {
+            for statement in entry.sql.all() {
                 self.pool.manager().statement_caches.remove(statement, &[]);
             }
         }
