@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use dynabox::storage::per_request::PerRequestStore;
 use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
 use dynabox_handler::storage::{
     Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, StorageError, StoredItem, TableChange,
@@ -22,6 +23,8 @@ macro_rules! suite {
         suite!(@backend embedded_in_memory, InMemory, $($scenario),*);
         suite!(@backend postgres, Postgres, $($scenario),*);
         suite!(@backend reference, Reference, $($scenario),*);
+        suite!(@backend spin_sqlite, SpinSqlite, $($scenario),*);
+        suite!(@backend spin_postgres, SpinPostgres, $($scenario),*);
     };
     (@backend $module:ident, $kind:ident, $($scenario:ident),*) => {
         mod $module {
@@ -65,6 +68,12 @@ enum Kind {
     Postgres,
     /// The handler's reference store: the contract's definition passes its own suite.
     Reference,
+    /// The Spin component's storage code (a fresh store per call) on a SQLite file, as on Spin's
+    /// SQLite interface.
+    SpinSqlite,
+    /// The Spin component's storage code on PostgreSQL at `DATABASE_URL`, as on Spin's
+    /// PostgreSQL interface.
+    SpinPostgres,
 }
 
 /// The account every test acts for, unless it is about accounts.
@@ -169,6 +178,15 @@ impl Store {
                 (connect_postgres(&url).await, None, Some(url))
             }
             Kind::Reference => (Backend::reference(), None, None),
+            Kind::SpinSqlite => {
+                let dir = TempDir::new();
+                std::fs::create_dir_all(dir.path()).unwrap();
+                (Backend::PerRequest(PerRequestStore::sqlite(dir.path().join("spin.db"))), Some(dir), None)
+            }
+            Kind::SpinPostgres => {
+                let url = postgres_url()?;
+                (Backend::PerRequest(PerRequestStore::postgres(&url)), None, Some(url))
+            }
         };
         Some(Store { backend: Arc::new(Tenant::local(backend)), kind, dir, url, created: Mutex::default() })
     }
@@ -183,6 +201,10 @@ impl Store {
             Kind::InMemory => None,
             Kind::Postgres => Some(connect_postgres(self.url.as_ref()?).await),
             Kind::Reference => None,
+            Kind::SpinSqlite => {
+                Some(Backend::PerRequest(PerRequestStore::sqlite(self.dir.as_ref()?.path().join("spin.db"))))
+            }
+            Kind::SpinPostgres => Some(Backend::PerRequest(PerRequestStore::postgres(self.url.as_ref()?))),
         };
         backend.map(Tenant::local)
     }
@@ -313,6 +335,11 @@ async fn describes_itself(store: &Store) {
         }
         Kind::InMemory => assert_eq!(described, "in-memory store"),
         Kind::Reference => assert_eq!(described, "reference store"),
+        Kind::SpinSqlite => {
+            let file = store.dir.as_ref().unwrap().path().join("spin.db");
+            assert_eq!(described, format!("per-request store on SQLite at {}", file.display()))
+        }
+        Kind::SpinPostgres => assert_eq!(described, "per-request store on PostgreSQL"),
         Kind::Postgres => {
             let config: tokio_postgres::Config = store.url.as_ref().unwrap().parse().unwrap();
             assert!(described.starts_with("PostgreSQL at "), "{described}");
@@ -839,7 +866,7 @@ async fn embedded_upgrade_starts_the_version_clock_above_stored_versions() {
     std::fs::create_dir_all(dir.path()).unwrap();
     {
         let conn = rusqlite::Connection::open(dir.path().join("dynabox.sqlite3")).unwrap();
-        conn.execute_batch(include_str!("../host/src/storage/migrations/sqlite/0001_catalog.sql")).unwrap();
+        conn.execute_batch(include_str!("../sql/migrations/sqlite/0001_catalog.sql")).unwrap();
         conn.execute_batch(
             r#"INSERT INTO tables (name, description) VALUES ('old', '{"TableName": "old"}');
                CREATE TABLE items_1 (pk BLOB NOT NULL, sk BLOB NOT NULL, doc TEXT NOT NULL,
@@ -881,7 +908,7 @@ async fn postgres_upgrade_keeps_items_and_starts_versions_above_them() {
         )
         .await
         .unwrap();
-        old.batch_execute(include_str!("../host/src/storage/migrations/postgres/0001_catalog.sql")).await.unwrap();
+        old.batch_execute(include_str!("../sql/migrations/postgres/0001_catalog.sql")).await.unwrap();
         old.batch_execute(
             r#"INSERT INTO dynabox.tables (name, description) VALUES ('old', '{"TableName": "old"}');
                CREATE TABLE dynabox.items_1 (pk bytea NOT NULL, sk bytea NOT NULL, doc jsonb NOT NULL,
@@ -903,6 +930,37 @@ async fn postgres_upgrade_keeps_items_and_starts_versions_above_them() {
     assert_eq!(backend.get("old", &nul).await.unwrap().unwrap().document, with_nul);
     drop(backend);
     admin.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)")).await.unwrap();
+}
+
+/// A Spin deployment and a `dynabox` host pointed at one PostgreSQL database see the same tables
+/// and items: the Spin component's storage code and the host's backend share schema and
+/// statements, each seeing the other's writes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_store_and_host_share_one_postgres_database() {
+    let Some(url) = postgres_url() else { return };
+    let host = Tenant::local(connect_postgres(&url).await);
+    let spin = Tenant::local(Backend::PerRequest(PerRequestStore::postgres(&url)));
+    let (from_host, from_spin) = (unique("host"), unique("spin"));
+    assert_eq!(host.create_table(&from_host, &description(&from_host)).await, Ok(true));
+    assert_eq!(spin.create_table(&from_spin, &description(&from_spin)).await, Ok(true));
+    assert_eq!(spin.describe_table(&from_host).await.unwrap(), Some(description(&from_host)));
+    assert_eq!(host.describe_table(&from_spin).await.unwrap(), Some(description(&from_spin)));
+
+    let k = key(b"k", b"s");
+    host.write(&[put(&from_host, &k, doc("host", 1), Expect::Absent)]).await.unwrap();
+    let (document, version) = stored(&spin, &from_host, &k).await.unwrap();
+    assert_eq!(document, json(&doc("host", 1)));
+    spin.write(&[put(&from_host, &k, doc("spin", 2), Expect::Version(version))]).await.unwrap();
+    assert_eq!(stored(&host, &from_host, &k).await.unwrap().0, json(&doc("spin", 2)));
+    assert_eq!(
+        host.write(&[put(&from_host, &k, doc("stale", 3), Expect::Version(version))]).await,
+        Err(WriteError::GuardFailed(0))
+    );
+
+    assert_eq!(host.delete_table(&from_spin).await, Ok(true));
+    assert_eq!(spin.describe_table(&from_spin).await.unwrap(), None);
+    assert_eq!(spin.delete_table(&from_host).await, Ok(true));
+    assert_eq!(host.get(&from_host, &k).await, Err(StorageError::NoSuchKeyspace));
 }
 
 async fn queries_read_one_partition_in_either_direction(store: &Store) {

@@ -12,63 +12,26 @@
 //! Several processes may serve one database: descriptions are read from the catalog on every
 //! call, so each sees the others' CreateTable, UpdateTable and DeleteTable at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use dynabox_handler::storage::{
     Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange, TableRecord,
     Write, WriteError,
 };
+use dynabox_sql::plan::{
+    ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, scan_sql,
+    sort_bounds, write_keyspace,
+};
+use dynabox_sql::{Dialect, Param};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, accepts, to_sql_checked};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{
-    CREATING_INDEXES, KeyspaceCache, KeyspaceEntry, Migration, PageBuilder, ScanParam, TableSql, checked_storage_table,
-    index_column, item_write, plan, query_sql, scan_sql, write_keyspace,
-};
-
-const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, sql: include_str!("migrations/postgres/0001_catalog.sql") },
-    Migration { version: 2, sql: include_str!("migrations/postgres/0002_item_versions.sql") },
-    Migration { version: 3, sql: include_str!("migrations/postgres/0003_json_documents.sql") },
-    Migration { version: 4, sql: include_str!("migrations/postgres/0004_accounts_keyspaces_changes.sql") },
-];
-
-/// Serialises migrations of processes starting together; the value is "dynabox" in ASCII.
-const MIGRATION_LOCK: i64 = 0x0064_796e_6162_6f78;
-
-const CREATE_TABLE: &str = "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc json NOT NULL, \
-                            version bigint NOT NULL, h bigint NOT NULL, expires bigint, PRIMARY KEY (pk, sk));
-                            CREATE INDEX ON {t} (h, pk, sk);
-                            CREATE INDEX ON {t} (expires) WHERE expires IS NOT NULL";
-
-/// Puts bind document, hash and expiry as $3 to $5, and a put at a version the version as $6.
-const SQL: TableSql<&str> = TableSql {
-    get: "SELECT doc, version FROM {t} WHERE pk = $1 AND sk = $2",
-    upsert: "INSERT INTO {t} (pk, sk, doc, h, expires, version) \
-             VALUES ($1, $2, $3, $4, $5, nextval('dynabox.item_versions')) \
-             ON CONFLICT (pk, sk) DO UPDATE SET doc = EXCLUDED.doc, expires = EXCLUDED.expires, \
-             version = EXCLUDED.version",
-    insert_new: "INSERT INTO {t} (pk, sk, doc, h, expires, version) \
-                 VALUES ($1, $2, $3, $4, $5, nextval('dynabox.item_versions')) ON CONFLICT (pk, sk) DO NOTHING",
-    update_at: "UPDATE {t} SET doc = $3, h = $4, expires = $5, version = nextval('dynabox.item_versions') \
-                WHERE pk = $1 AND sk = $2 AND version = $6",
-    delete: "DELETE FROM {t} WHERE pk = $1 AND sk = $2",
-    exists: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2",
-    exists_at: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
-    delete_at: "DELETE FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
-    // The bytes of the documents as returned, not their compressed size on disk (pg_column_size):
-    // the same measure as the read budget and the embedded store.
-    stats: "SELECT count(*), coalesce(sum(octet_length(doc::text)), 0)::bigint FROM {t}",
-};
-
-/// Queries and scans read in chunks that start this small and grow fourfold, so a page that the
-/// byte budget ends after a few large items does not make the server read `limit` rows.
-const FIRST_CHUNK: u32 = 16;
+const DIALECT: Dialect = Dialect::Postgres;
 
 /// Runs `$statement` (an expression that uses `$entry`, the keyspace's cache entry) on an
 /// existing keyspace, and once more after a fresh lookup if its storage table is gone (another
@@ -96,10 +59,41 @@ pub struct PostgresStore {
     location: String,
 }
 
+/// (account, table, index) → [`KeyspaceEntry`], so item operations do not read the catalog.
+/// Safe across processes because storage tables are never named twice: an entry another process
+/// made stale (its table or index dropped) points at a table that no longer exists, and the
+/// statement that finds it gone makes the backend forget the entry and look again. Descriptions
+/// are not cached: they are read on every call, so a change made by one process is seen by all
+/// at once.
+#[derive(Default)]
+struct KeyspaceCache {
+    entries: RwLock<HashMap<(String, Keyspace), Arc<KeyspaceEntry>>>,
+}
+
+impl KeyspaceCache {
+    fn get(&self, account: &str, keyspace: &Keyspace) -> Option<Arc<KeyspaceEntry>> {
+        self.entries.read().unwrap().get(&(account.to_string(), keyspace.clone())).cloned()
+    }
+
+    fn insert(&self, account: &str, keyspace: &Keyspace, entry: KeyspaceEntry) -> Arc<KeyspaceEntry> {
+        let entry = Arc::new(entry);
+        self.entries.write().unwrap().insert((account.to_string(), keyspace.clone()), entry.clone());
+        entry
+    }
+
+    /// Forgets every keyspace of the table; the entries forgotten.
+    fn forget_table(&self, account: &str, table: &str) -> Vec<Arc<KeyspaceEntry>> {
+        let mut entries = self.entries.write().unwrap();
+        let stale: Vec<_> = entries.keys().filter(|(a, k)| a == account && k.table == table).cloned().collect();
+        stale.iter().filter_map(|key| entries.remove(key)).collect()
+    }
+}
+
 impl PostgresStore {
     pub(super) async fn connect(url: &str, pool_size: usize, wait_timeout: Duration) -> anyhow::Result<PostgresStore> {
         let mut config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL connection string")?;
         let location = location(&config);
+        migrate(url).await.with_context(|| format!("migrating the schema at {location}"))?;
         // The server enforces the timeout on every statement: a statement it cancels rolls back,
         // so a write that times out has applied nothing, which a timeout on the client side could
         // not tell. Lock waits count.
@@ -113,9 +107,7 @@ impl PostgresStore {
         // operation is one round trip.
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(pool_size).build()?;
-        let mut client = pool.get().await.with_context(|| format!("connecting to PostgreSQL at {location}"))?;
-        migrate(&mut client).await.with_context(|| format!("migrating the schema at {location}"))?;
-        drop(client);
+        drop(pool.get().await.with_context(|| format!("connecting to PostgreSQL at {location}"))?);
         Ok(PostgresStore { pool, wait_timeout, keyspaces: KeyspaceCache::default(), location })
     }
 
@@ -130,18 +122,14 @@ impl PostgresStore {
         description: &[u8],
         indexes: &[String],
     ) -> Result<bool, StorageError> {
+        let catalog = DIALECT.catalog();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(internal)?;
-        let row = query_opt(
-            &tx,
-            "INSERT INTO dynabox.tables (account, name, description, version) \
-             VALUES ($1, $2, $3, nextval('dynabox.item_versions')) \
-             ON CONFLICT (account, name) DO NOTHING RETURNING id",
-            &[&account, &name, &Json(description)],
-        )
-        .await
-        .map_err(internal)?;
-        let Some(row) = row else { return Ok(false) };
+        let version: i64 = query_one(&tx, catalog.new_table_version, &[]).await.map_err(internal)?.get(0);
+        let params = [Param::Text(account), Param::Text(name), Param::Text(text(description)?), Param::Int(version)];
+        let Some(row) = query_opt(&tx, catalog.insert_table, &params).await.map_err(internal)? else {
+            return Ok(false);
+        };
         let id: i64 = row.get(0);
         for index in std::iter::once("").chain(indexes.iter().map(String::as_str)) {
             create_keyspace(&tx, id, index).await?;
@@ -152,14 +140,9 @@ impl PostgresStore {
 
     pub(super) async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
         let client = self.client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT description, version FROM dynabox.tables WHERE account = $1 AND name = $2",
-            &[&account, &name],
-        )
-        .await
-        .map_err(internal)?;
-        Ok(row.map(|r| TableRecord { description: r.get::<_, JsonText>(0).0, version: r.get::<_, i64>(1) as u64 }))
+        let params = [Param::Text(account), Param::Text(name)];
+        let row = query_opt(&client, DIALECT.catalog().describe_table, &params).await.map_err(internal)?;
+        Ok(row.map(|r| TableRecord { description: r.get::<_, String>(0).into_bytes(), version: version(&r, 1) }))
     }
 
     pub(super) async fn update_table(
@@ -169,32 +152,21 @@ impl PostgresStore {
         expected_version: u64,
         change: &TableChange<'_>,
     ) -> Result<Option<u64>, StorageError> {
+        let catalog = DIALECT.catalog();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(internal)?;
         // FOR UPDATE: waits for write groups guarded by the table's version (they hold it FOR
         // SHARE), so none commits on a description this change replaces.
-        let row = query_opt(
-            &tx,
-            "SELECT id, version FROM dynabox.tables WHERE account = $1 AND name = $2 FOR UPDATE",
-            &[&account, &name],
-        )
-        .await
-        .map_err(internal)?;
+        let params = [Param::Text(account), Param::Text(name)];
+        let row = query_opt(&tx, catalog.table_for_update, &params).await.map_err(internal)?;
         let row = row.ok_or(StorageError::NoSuchKeyspace)?;
         let (id, version): (i64, i64) = (row.get(0), row.get(1));
         if version as u64 != expected_version {
             return Ok(None);
         }
-        // Description versions come from the item versions' sequence: they never repeat either.
-        let row = query_one(
-            &tx,
-            "UPDATE dynabox.tables SET description = $2, version = nextval('dynabox.item_versions') \
-             WHERE id = $1 RETURNING version",
-            &[&id, &Json(change.description)],
-        )
-        .await
-        .map_err(internal)?;
-        let new_version: i64 = row.get(0);
+        let new_version: i64 = query_one(&tx, catalog.new_table_version, &[]).await.map_err(internal)?.get(0);
+        let params = [Param::Int(id), Param::Text(text(change.description)?), Param::Int(new_version)];
+        execute(&tx, catalog.update_description, &params).await.map_err(internal)?;
         for index in change.drop_indexes {
             drop_keyspace(&tx, id, index).await?;
         }
@@ -213,36 +185,25 @@ impl PostgresStore {
         limit: u32,
     ) -> Result<Vec<String>, StorageError> {
         let client = self.client().await?;
-        let rows = query(
-            &client,
-            "SELECT name FROM dynabox.tables WHERE account = $1 AND name > coalesce($2, '') ORDER BY name LIMIT $3",
-            &[&account, &start_after, &i64::from(limit)],
-        )
-        .await
-        .map_err(internal)?;
+        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
+        let rows = query(&client, DIALECT.catalog().list_tables, &params).await.map_err(internal)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub(super) async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
+        let catalog = DIALECT.catalog();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(internal)?;
-        let row = query_opt(
-            &tx,
-            "DELETE FROM dynabox.tables WHERE account = $1 AND name = $2 RETURNING id",
-            &[&account, &name],
-        )
-        .await
-        .map_err(internal)?;
+        let params = [Param::Text(account), Param::Text(name)];
+        let row = query_opt(&tx, catalog.delete_table, &params).await.map_err(internal)?;
         let deleted = match row {
             Some(row) => {
                 let id: i64 = row.get(0);
-                let indexes = query(&tx, "SELECT index_name FROM dynabox.keyspaces WHERE table_id = $1", &[&id])
-                    .await
-                    .map_err(internal)?;
+                let indexes = query(&tx, catalog.table_indexes, &[Param::Int(id)]).await.map_err(internal)?;
                 for index in indexes.iter().map(|r| r.get::<_, String>(0)) {
                     drop_keyspace(&tx, id, &index).await?;
                 }
-                execute(&tx, "DELETE FROM dynabox.changes WHERE table_id = $1", &[&id]).await.map_err(internal)?;
+                execute(&tx, catalog.delete_changes, &[Param::Int(id)]).await.map_err(internal)?;
                 tx.commit().await.map_err(internal)?;
                 true
             }
@@ -255,9 +216,8 @@ impl PostgresStore {
 
     pub(super) async fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         let client = self.client().await?;
-        let sql = CREATING_INDEXES.replace("FROM tables", "FROM dynabox.tables");
-        let rows = query(&client, &sql, &[]).await.map_err(internal)?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get::<_, JsonText>(1).0)).collect())
+        let rows = query(&client, DIALECT.catalog().creating_indexes, &[]).await.map_err(internal)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<_, String>(1).into_bytes())).collect())
     }
 
     pub(super) async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
@@ -276,58 +236,42 @@ impl PostgresStore {
     ) -> Result<Option<StoredItem>, StorageError> {
         let client = self.client().await?;
         let row = on_keyspace!(self, &client, account, keyspace, |entry| {
-            query_opt(&client, &entry.sql.get, &[&key.partition, &key.sort]).await
+            query_opt(&client, &entry.sql.get, &[Param::Bytes(&key.partition), Param::Bytes(&key.sort)]).await
         })?;
-        Ok(row.map(|r| StoredItem { key: key.clone(), document: r.get::<_, JsonText>(0).0, version: version(&r, 1) }))
+        Ok(row.map(|r| StoredItem {
+            key: key.clone(),
+            document: r.get::<_, String>(0).into_bytes(),
+            version: version(&r, 1),
+        }))
     }
 
     pub(super) async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
         let client = self.client().await?;
-        let mut page = PageBuilder::new(request.limit, request.byte_budget);
-        let mut chunk = QueryRequest { limit: FIRST_CHUNK, ..request.clone() };
-        loop {
-            chunk.limit = chunk.limit.min(request.limit - page_len(&page));
-            let limit = i64::from(chunk.limit);
+        let bounds = sort_bounds(&request.sort);
+        let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
+        while let Some((limit, after)) = read.next_chunk() {
+            let after = after.cloned();
             let rows = on_keyspace!(self, &client, account, &request.keyspace, |entry| {
-                let (sql, values) = query_sql(&entry.storage_table, &chunk, |n| format!("${n}"));
-                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&chunk.partition];
-                params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
-                params.push(&limit);
+                let (sql, params) = query_sql(DIALECT, &entry.storage_table, request, &bounds, after.as_ref(), limit);
                 query(&client, &sql, &params).await
             })?;
-            let exhausted = rows.len() < chunk.limit as usize;
-            if !fill(&mut page, rows) || exhausted {
-                return Ok(page.finish());
-            }
-            chunk.after = page.last_key();
-            chunk.limit = chunk.limit.saturating_mul(4);
+            read.add(rows.iter().map(stored_item))?;
         }
+        Ok(read.finish())
     }
 
     pub(super) async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
         let client = self.client().await?;
-        let mut page = PageBuilder::new(request.limit, request.byte_budget);
-        let (mut after, mut chunk) = (request.after.clone(), FIRST_CHUNK);
-        loop {
-            chunk = chunk.min(request.limit - page_len(&page));
+        let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
+        while let Some((limit, after)) = read.next_chunk() {
+            let after = after.cloned();
             let rows = on_keyspace!(self, &client, account, &request.keyspace, |entry| {
-                let (sql, params) = scan_sql(&entry.storage_table, request, after.as_ref(), chunk, |n| format!("${n}"));
-                let params: Vec<&(dyn ToSql + Sync)> = params
-                    .iter()
-                    .map(|param| match param {
-                        ScanParam::Int(value) => value as &(dyn ToSql + Sync),
-                        ScanParam::Bytes(value) => value,
-                    })
-                    .collect();
+                let (sql, params) = scan_sql(DIALECT, &entry.storage_table, request, after.as_ref(), limit);
                 query(&client, &sql, &params).await
             })?;
-            let exhausted = rows.len() < chunk as usize;
-            if !fill(&mut page, rows) || exhausted {
-                return Ok(page.finish());
-            }
-            after = page.last_key();
-            chunk = chunk.saturating_mul(4);
+            read.add(rows.iter().map(stored_item))?;
         }
+        Ok(read.finish())
     }
 
     /// A group with one item write is one statement; any other group is a transaction, rolled
@@ -365,37 +309,31 @@ impl PostgresStore {
         entry: &KeyspaceEntry,
         committed: &mut Committed,
     ) -> Result<bool, StorageError> {
+        let catalog = DIALECT.catalog();
         let failed = |e| self.failed(account, write, e);
         match write {
             Write::TableAt { version, .. } => {
                 let version = i64::try_from(*version).unwrap_or(-1);
-                // FOR SHARE: an UpdateTable waits until this group commits (see update_table).
-                let sql = "SELECT 1 FROM dynabox.tables WHERE id = $1 AND version = $2 FOR SHARE";
-                return Ok(query_opt(client, sql, &[&entry.table_id, &version]).await.map_err(failed)?.is_some());
+                let params = [Param::Int(entry.table_id), Param::Int(version)];
+                return Ok(query_opt(client, catalog.table_at, &params).await.map_err(failed)?.is_some());
             }
             Write::AppendChange { record, .. } => {
-                let sql = "WITH next AS (UPDATE dynabox.tables SET changes = changes + 1 WHERE id = $1 \
-                           RETURNING changes) \
-                           INSERT INTO dynabox.changes (table_id, seq, record) SELECT $1, changes, $2 FROM next \
-                           RETURNING seq";
-                let row = query_one(client, sql, &[&entry.table_id, record]).await.map_err(failed)?;
-                committed.change_sequences.push(row.get::<_, i64>(0) as u64);
+                let row =
+                    query_one(client, catalog.next_change, &[Param::Int(entry.table_id)]).await.map_err(failed)?;
+                let sequence: i64 = row.get(0);
+                let params = [Param::Int(entry.table_id), Param::Int(sequence), Param::Bytes(record)];
+                execute(client, catalog.insert_change, &params).await.map_err(failed)?;
+                committed.change_sequences.push(sequence as u64);
                 return Ok(true);
             }
             _ => {}
         }
         let Some(plan) = plan(write, &entry.sql) else { return Ok(true) };
         let key = item_write(write).expect("an item write").1;
-        let put = plan.put.map(|(document, hash, expires)| (Json(document), hash, expires));
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key.partition, &key.sort];
-        if let Some((document, hash, expires)) = &put {
-            params.extend([document as &(dyn ToSql + Sync), hash, expires]);
-        }
-        if let Some(version) = &plan.version {
-            params.push(version);
-        }
+        let params = plan.params(key, None)?;
+        // A SELECT's rows are counted by `execute` too.
         let rows = execute(client, plan.sql, &params).await.map_err(failed)?;
-        Ok(plan.check.holds(rows))
+        Ok(plan.holds(rows))
     }
 
     /// A pooled connection, waiting at most the wait timeout for one to be free.
@@ -418,17 +356,11 @@ impl PostgresStore {
         if let Some(entry) = self.keyspaces.get(account, keyspace) {
             return Ok(entry);
         }
-        let row = query_opt(
-            client,
-            "SELECT k.table_id, k.storage_table FROM dynabox.keyspaces AS k \
-             JOIN dynabox.tables AS t ON t.id = k.table_id \
-             WHERE t.account = $1 AND t.name = $2 AND k.index_name = $3",
-            &[&account, &keyspace.table, &index_column(keyspace)],
-        )
-        .await
-        .map_err(internal)?;
+        let params = [Param::Text(account), Param::Text(&keyspace.table), Param::Text(index_column(keyspace))];
+        let row = query_opt(client, DIALECT.catalog().find_keyspace, &params).await.map_err(internal)?;
         let row = row.ok_or(StorageError::NoSuchKeyspace)?;
-        Ok(self.keyspaces.insert(account, keyspace, entry(row.get(0), row.get(1))?))
+        let entry = KeyspaceEntry::new(DIALECT, row.get(0), row.get(1))?;
+        Ok(self.keyspaces.insert(account, keyspace, entry))
     }
 
     /// Maps an error of a write's statement. A missing storage table means another process
@@ -456,57 +388,32 @@ impl PostgresStore {
     }
 }
 
-/// Adds rows (pk, sk, doc, version) to the page; false once the page is full.
-fn fill(page: &mut PageBuilder, rows: Vec<Row>) -> bool {
-    for row in rows {
-        if !page.wants_more() {
-            return false;
-        }
-        page.push(StoredItem {
-            key: ItemKey { partition: row.get(0), sort: row.get(1) },
-            document: row.get::<_, JsonText>(2).0,
-            version: version(&row, 3),
-        });
-    }
-    page.wants_more()
-}
-
-fn page_len(page: &PageBuilder) -> u32 {
-    page.len() as u32
-}
-
-fn entry(table_id: i64, storage_table: &str) -> Result<KeyspaceEntry, StorageError> {
-    let storage_table = format!("dynabox.{}", checked_storage_table(storage_table)?);
-    Ok(KeyspaceEntry { table_id, sql: SQL.render(&storage_table), storage_table })
+/// A row (pk, sk, doc, version) as an item.
+fn stored_item(row: &Row) -> Result<StoredItem, StorageError> {
+    Ok(StoredItem {
+        key: ItemKey { partition: row.get(0), sort: row.get(1) },
+        document: row.get::<_, String>(2).into_bytes(),
+        version: version(row, 3),
+    })
 }
 
 /// Registers a keyspace of table `table_id` (`index` '' for the base) and creates its storage
 /// table, named after the keyspace's id.
 async fn create_keyspace(tx: &Transaction<'_>, table_id: i64, index: &str) -> Result<(), StorageError> {
-    let row = query_one(
-        tx,
-        "WITH next AS (SELECT nextval(pg_get_serial_sequence('dynabox.keyspaces', 'id')) AS id) \
-         INSERT INTO dynabox.keyspaces (id, table_id, index_name, storage_table) OVERRIDING SYSTEM VALUE \
-         SELECT id, $1, $2, 'ks_' || id FROM next RETURNING storage_table",
-        &[&table_id, &index],
-    )
-    .await
-    .map_err(internal)?;
-    let storage_table = format!("dynabox.{}", checked_storage_table(row.get(0))?);
-    tx.batch_execute(&CREATE_TABLE.replace("{t}", &storage_table)).await.map_err(internal)
+    let catalog = DIALECT.catalog();
+    let row = query_one(tx, catalog.insert_keyspace, &[Param::Int(table_id), Param::Text(index)]).await;
+    let id: i64 = row.map_err(internal)?.get(0);
+    execute(tx, catalog.name_keyspace, &[Param::Int(id)]).await.map_err(internal)?;
+    let storage_table = DIALECT.qualified(&format!("ks_{id}"));
+    tx.batch_execute(&catalog.create_storage_table.replace("{t}", &storage_table)).await.map_err(internal)
 }
 
 async fn drop_keyspace(tx: &Transaction<'_>, table_id: i64, index: &str) -> Result<(), StorageError> {
-    let row = query_opt(
-        tx,
-        "DELETE FROM dynabox.keyspaces WHERE table_id = $1 AND index_name = $2 RETURNING storage_table",
-        &[&table_id, &index],
-    )
-    .await
-    .map_err(internal)?;
-    if let Some(row) = row {
-        let sql = format!("DROP TABLE IF EXISTS dynabox.{}", checked_storage_table(row.get(0))?);
-        tx.batch_execute(&sql).await.map_err(internal)?;
+    let catalog = DIALECT.catalog();
+    let row = query_opt(tx, catalog.delete_keyspace, &[Param::Int(table_id), Param::Text(index)]).await;
+    if let Some(row) = row.map_err(internal)? {
+        let storage_table = DIALECT.qualified(checked_storage_table(row.get(0))?);
+        tx.batch_execute(&catalog.drop_storage_table.replace("{t}", &storage_table)).await.map_err(internal)?;
     }
     Ok(())
 }
@@ -516,28 +423,16 @@ fn version(row: &Row, column: usize) -> u64 {
     row.get::<_, i64>(column) as u64
 }
 
-/// Applies pending migrations in one transaction. `pg_advisory_xact_lock` (not `pg_advisory_lock`)
-/// makes processes starting together wait for each other, and is released by the commit or
-/// rollback, so a failed migration cannot leave a pooled connection holding the lock.
-async fn migrate(client: &mut Object) -> anyhow::Result<()> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-    tx.batch_execute(
-        "CREATE SCHEMA IF NOT EXISTS dynabox;
-         CREATE TABLE IF NOT EXISTS dynabox.schema_migrations (
-             version bigint PRIMARY KEY,
-             applied timestamptz NOT NULL DEFAULT now()
-         );",
-    )
-    .await?;
-    let applied: i64 =
-        tx.query_one("SELECT coalesce(max(version), 0) FROM dynabox.schema_migrations", &[]).await?.get(0);
-    for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
-        tx.batch_execute(migration.sql).await.with_context(|| format!("applying migration {}", migration.version))?;
-        tx.execute("INSERT INTO dynabox.schema_migrations (version) VALUES ($1)", &[&migration.version]).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+/// Applies pending migrations with the code every store shares (`dynabox_sql::store::migrate`),
+/// on a connection of its own.
+async fn migrate(url: &str) -> anyhow::Result<()> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+        dynabox_sql::store::migrate(&mut client, DIALECT)?;
+        anyhow::Ok(())
+    })
+    .await?
 }
 
 /// `host:port/database` for the log, from the parsed config so that no password can slip in.
@@ -560,37 +455,33 @@ fn location(config: &tokio_postgres::Config) -> String {
     format!("{}/{database}", hosts.join(","))
 }
 
+fn bind<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
 async fn query(
     client: &impl GenericClient,
     sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+    params: &[Param<'_>],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    client.query(&client.prepare_cached(sql).await?, params).await
+    client.query(&client.prepare_cached(sql).await?, &bind(params)).await
 }
 
 async fn query_opt(
     client: &impl GenericClient,
     sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+    params: &[Param<'_>],
 ) -> Result<Option<Row>, tokio_postgres::Error> {
-    client.query_opt(&client.prepare_cached(sql).await?, params).await
+    client.query_opt(&client.prepare_cached(sql).await?, &bind(params)).await
 }
 
-async fn query_one(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Row, tokio_postgres::Error> {
-    client.query_one(&client.prepare_cached(sql).await?, params).await
+async fn query_one(client: &impl GenericClient, sql: &str, params: &[Param<'_>]) -> Result<Row, tokio_postgres::Error> {
+    client.query_one(&client.prepare_cached(sql).await?, &bind(params)).await
 }
 
 /// Rows affected, or returned by a SELECT.
-async fn execute(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    client.execute(&client.prepare_cached(sql).await?, params).await
+async fn execute(client: &impl GenericClient, sql: &str, params: &[Param<'_>]) -> Result<u64, tokio_postgres::Error> {
+    client.execute(&client.prepare_cached(sql).await?, &bind(params)).await
 }
 
 fn internal<E: std::error::Error + Send + Sync + 'static>(e: E) -> StorageError {
@@ -598,28 +489,7 @@ fn internal<E: std::error::Error + Send + Sync + 'static>(e: E) -> StorageError 
     StorageError::Internal(format!("postgres: {:#}", anyhow::Error::new(e)))
 }
 
-/// JSON text bound as `json`, whose binary format is the text itself, so documents pass through
-/// the host without ever being parsed.
-#[derive(Debug)]
-struct Json<'a>(&'a [u8]);
-
-impl ToSql for Json<'_> {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.put_slice(self.0);
-        Ok(IsNull::No)
-    }
-
-    accepts!(JSON);
-    to_sql_checked!();
-}
-
-/// A `json` column read as its text.
-struct JsonText(Vec<u8>);
-
-impl<'a> FromSql<'a> for JsonText {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(JsonText(raw.to_vec()))
-    }
-
-    accepts!(JSON);
+/// Descriptions are JSON, so UTF-8.
+fn text(description: &[u8]) -> Result<&str, StorageError> {
+    std::str::from_utf8(description).map_err(|_| StorageError::Internal("a description is not UTF-8".to_string()))
 }

@@ -1,0 +1,236 @@
+//! The schema, statements and migrations of each SQL dialect: the one source every store reads.
+//!
+//! Parameter conventions shared by both dialects, so one caller binds both:
+//! - documents and descriptions are bound as text; PostgreSQL keeps them as `json` (not `jsonb`,
+//!   which cannot hold U+0000) and casts (`$3::text::json`), and selects them back `::text`, so any
+//!   driver (Spin's included, which reads no `json` columns) passes them through unparsed;
+//! - keys are bytes, hashes, versions, counts and limits 64-bit integers;
+//! - a put's new version: SQLite binds it as the statement's last parameter (the store reserves
+//!   versions in blocks, see [`crate::store`]), PostgreSQL takes `nextval` of its sequence.
+
+use crate::plan::TableSql;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A schema migration; versions start at 1 and are applied in order.
+pub struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+}
+
+/// The statements on the catalog, by dialect. Parameters in the order each comment gives.
+pub struct Catalog {
+    /// account, name, description, version → id; no row when the name is taken.
+    pub insert_table: &'static str,
+    /// → a description version from the item versions' clock, so it never repeats either.
+    pub new_table_version: &'static str,
+    /// account, name → description, version.
+    pub describe_table: &'static str,
+    /// account, name → id, version; PostgreSQL locks the row against write groups guarded by it.
+    pub table_for_update: &'static str,
+    /// id, description, version.
+    pub update_description: &'static str,
+    /// account, start after ('' for the first page), limit → name.
+    pub list_tables: &'static str,
+    /// account, name → id.
+    pub delete_table: &'static str,
+    /// table id → index name.
+    pub table_indexes: &'static str,
+    /// table id.
+    pub delete_changes: &'static str,
+    /// table id, index name → keyspace id.
+    pub insert_keyspace: &'static str,
+    /// keyspace id: names its storage table after the id.
+    pub name_keyspace: &'static str,
+    /// table id, index name → storage table.
+    pub delete_keyspace: &'static str,
+    /// account, table name, index name → table id, storage table.
+    pub find_keyspace: &'static str,
+    /// table id, version → a row when the description is at that version (PostgreSQL: FOR SHARE,
+    /// so an UpdateTable waits until the guarded group commits).
+    pub table_at: &'static str,
+    /// table id → the change log's next sequence number.
+    pub next_change: &'static str,
+    /// table id, sequence number, record.
+    pub insert_change: &'static str,
+    /// → account, description of every table whose description mentions an index being created
+    /// (`"Status":"Creating"`); the caller decides on the parsed description. A text search, so it
+    /// needs no schema of its own; the catalog is small.
+    pub creating_indexes: &'static str,
+    /// Creates a storage table `{t}`.
+    pub create_storage_table: &'static str,
+    /// Drops a storage table `{t}`.
+    pub drop_storage_table: &'static str,
+}
+
+const SQLITE_CATALOG: Catalog = Catalog {
+    insert_table: "INSERT INTO tables (account, name, description, version) VALUES (?1, ?2, ?3, ?4) \
+                   ON CONFLICT (account, name) DO NOTHING RETURNING id",
+    new_table_version: "UPDATE version_clock SET reserved = reserved + 1 RETURNING reserved",
+    describe_table: "SELECT description, version FROM tables WHERE account = ?1 AND name = ?2",
+    table_for_update: "SELECT id, version FROM tables WHERE account = ?1 AND name = ?2",
+    update_description: "UPDATE tables SET description = ?2, version = ?3 WHERE id = ?1",
+    list_tables: "SELECT name FROM tables WHERE account = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    delete_table: "DELETE FROM tables WHERE account = ?1 AND name = ?2 RETURNING id",
+    table_indexes: "SELECT index_name FROM keyspaces WHERE table_id = ?1",
+    delete_changes: "DELETE FROM changes WHERE table_id = ?1",
+    insert_keyspace: "INSERT INTO keyspaces (table_id, index_name, storage_table) VALUES (?1, ?2, '') RETURNING id",
+    name_keyspace: "UPDATE keyspaces SET storage_table = 'ks_' || id WHERE id = ?1",
+    delete_keyspace: "DELETE FROM keyspaces WHERE table_id = ?1 AND index_name = ?2 RETURNING storage_table",
+    find_keyspace: "SELECT k.table_id, k.storage_table FROM keyspaces AS k JOIN tables AS t ON t.id = k.table_id \
+                    WHERE t.account = ?1 AND t.name = ?2 AND k.index_name = ?3",
+    table_at: "SELECT 1 FROM tables WHERE id = ?1 AND version = ?2",
+    next_change: "UPDATE tables SET changes = changes + 1 WHERE id = ?1 RETURNING changes",
+    insert_change: "INSERT INTO changes (table_id, seq, record) VALUES (?1, ?2, ?3)",
+    creating_indexes: "SELECT account, description FROM tables WHERE description LIKE '%\"Creating\"%'",
+    // `doc` is TEXT so that SQLite's JSON functions work on it (`json_extract(doc, '$.id.S')`).
+    create_storage_table: "CREATE TABLE {t} (pk BLOB NOT NULL, sk BLOB NOT NULL, doc TEXT NOT NULL, \
+                           version INTEGER NOT NULL, h INTEGER NOT NULL, expires INTEGER, \
+                           PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+                           CREATE INDEX {t}_segments ON {t} (h, pk, sk);
+                           CREATE INDEX {t}_expiry ON {t} (expires) WHERE expires IS NOT NULL",
+    drop_storage_table: "DROP TABLE IF EXISTS {t}",
+};
+
+const POSTGRES_CATALOG: Catalog = Catalog {
+    insert_table: "INSERT INTO dynabox.tables (account, name, description, version) \
+                   VALUES ($1, $2, $3::text::json, $4) ON CONFLICT (account, name) DO NOTHING RETURNING id",
+    new_table_version: "SELECT nextval('dynabox.item_versions')",
+    describe_table: "SELECT description::text, version FROM dynabox.tables WHERE account = $1 AND name = $2",
+    table_for_update: "SELECT id, version FROM dynabox.tables WHERE account = $1 AND name = $2 FOR UPDATE",
+    update_description: "UPDATE dynabox.tables SET description = $2::text::json, version = $3 WHERE id = $1",
+    list_tables: "SELECT name FROM dynabox.tables WHERE account = $1 AND name > $2 ORDER BY name LIMIT $3",
+    delete_table: "DELETE FROM dynabox.tables WHERE account = $1 AND name = $2 RETURNING id",
+    table_indexes: "SELECT index_name FROM dynabox.keyspaces WHERE table_id = $1",
+    delete_changes: "DELETE FROM dynabox.changes WHERE table_id = $1",
+    insert_keyspace: "INSERT INTO dynabox.keyspaces (table_id, index_name, storage_table) VALUES ($1, $2, '') \
+                      RETURNING id",
+    name_keyspace: "UPDATE dynabox.keyspaces SET storage_table = 'ks_' || id WHERE id = $1",
+    delete_keyspace: "DELETE FROM dynabox.keyspaces WHERE table_id = $1 AND index_name = $2 RETURNING storage_table",
+    find_keyspace: "SELECT k.table_id, k.storage_table FROM dynabox.keyspaces AS k \
+                    JOIN dynabox.tables AS t ON t.id = k.table_id \
+                    WHERE t.account = $1 AND t.name = $2 AND k.index_name = $3",
+    table_at: "SELECT 1 FROM dynabox.tables WHERE id = $1 AND version = $2 FOR SHARE",
+    next_change: "UPDATE dynabox.tables SET changes = changes + 1 WHERE id = $1 RETURNING changes",
+    insert_change: "INSERT INTO dynabox.changes (table_id, seq, record) VALUES ($1, $2, $3)",
+    creating_indexes: "SELECT account, description::text FROM dynabox.tables \
+                       WHERE description::text LIKE '%\"Creating\"%'",
+    create_storage_table: "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc json NOT NULL, \
+                           version bigint NOT NULL, h bigint NOT NULL, expires bigint, PRIMARY KEY (pk, sk));
+                           CREATE INDEX ON {t} (h, pk, sk);
+                           CREATE INDEX ON {t} (expires) WHERE expires IS NOT NULL",
+    drop_storage_table: "DROP TABLE IF EXISTS {t}",
+};
+
+/// Puts bind document, hash and expiry as ?3 to ?5, a put at a version the version as ?6, and
+/// the new version last (?6, or ?7 after an expected version).
+const SQLITE_ITEMS: TableSql<&str> = TableSql {
+    get: "SELECT doc, version FROM {t} WHERE pk = ?1 AND sk = ?2",
+    upsert: "INSERT INTO {t} (pk, sk, doc, h, expires, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (pk, sk) DO UPDATE SET doc = excluded.doc, expires = excluded.expires, \
+             version = excluded.version",
+    insert_new: "INSERT INTO {t} (pk, sk, doc, h, expires, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (pk, sk) DO NOTHING",
+    update_at: "UPDATE {t} SET doc = ?3, h = ?4, expires = ?5, version = ?7 \
+                WHERE pk = ?1 AND sk = ?2 AND version = ?6",
+    delete: "DELETE FROM {t} WHERE pk = ?1 AND sk = ?2",
+    exists: "SELECT 1 FROM {t} WHERE pk = ?1 AND sk = ?2",
+    exists_at: "SELECT 1 FROM {t} WHERE pk = ?1 AND sk = ?2 AND version = ?3",
+    delete_at: "DELETE FROM {t} WHERE pk = ?1 AND sk = ?2 AND version = ?3",
+    // octet_length: bytes, where length() would count characters.
+    stats: "SELECT count(*), coalesce(sum(octet_length(doc)), 0) FROM {t}",
+};
+
+/// Puts bind document, hash and expiry as $3 to $5, and a put at a version the version as $6.
+const POSTGRES_ITEMS: TableSql<&str> = TableSql {
+    get: "SELECT doc::text, version FROM {t} WHERE pk = $1 AND sk = $2",
+    upsert: "INSERT INTO {t} (pk, sk, doc, h, expires, version) \
+             VALUES ($1, $2, $3::text::json, $4, $5, nextval('dynabox.item_versions')) \
+             ON CONFLICT (pk, sk) DO UPDATE SET doc = EXCLUDED.doc, expires = EXCLUDED.expires, \
+             version = EXCLUDED.version",
+    insert_new: "INSERT INTO {t} (pk, sk, doc, h, expires, version) \
+                 VALUES ($1, $2, $3::text::json, $4, $5, nextval('dynabox.item_versions')) \
+                 ON CONFLICT (pk, sk) DO NOTHING",
+    update_at: "UPDATE {t} SET doc = $3::text::json, h = $4, expires = $5, version = nextval('dynabox.item_versions') \
+                WHERE pk = $1 AND sk = $2 AND version = $6",
+    delete: "DELETE FROM {t} WHERE pk = $1 AND sk = $2",
+    exists: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2",
+    exists_at: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
+    delete_at: "DELETE FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
+    // The bytes of the documents as returned, not their compressed size on disk (pg_column_size):
+    // the same measure as the read budget and the embedded store.
+    stats: "SELECT count(*), coalesce(sum(octet_length(doc::text)), 0)::bigint FROM {t}",
+};
+
+const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_catalog.sql") },
+    Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_version_clock.sql") },
+    Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_accounts_keyspaces_changes.sql") },
+];
+
+const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/postgres/0001_catalog.sql") },
+    Migration { version: 2, sql: include_str!("../migrations/postgres/0002_item_versions.sql") },
+    Migration { version: 3, sql: include_str!("../migrations/postgres/0003_json_documents.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/postgres/0004_accounts_keyspaces_changes.sql") },
+];
+
+/// Serialises PostgreSQL migrations of processes starting together; "dynabox" in ASCII.
+pub const POSTGRES_MIGRATION_LOCK: i64 = 0x0064_796e_6162_6f78;
+
+impl Dialect {
+    pub fn catalog(self) -> &'static Catalog {
+        match self {
+            Dialect::Sqlite => &SQLITE_CATALOG,
+            Dialect::Postgres => &POSTGRES_CATALOG,
+        }
+    }
+
+    pub fn items(self) -> &'static TableSql<&'static str> {
+        match self {
+            Dialect::Sqlite => &SQLITE_ITEMS,
+            Dialect::Postgres => &POSTGRES_ITEMS,
+        }
+    }
+
+    pub fn migrations(self) -> &'static [Migration] {
+        match self {
+            Dialect::Sqlite => SQLITE_MIGRATIONS,
+            Dialect::Postgres => POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The `n`th positional parameter, from 1.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// Starts a transaction that writes: SQLite takes the write lock at once, so a transaction
+    /// never fails half-way for want of it.
+    pub fn begin(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// The storage table as statements name it.
+    pub fn qualified(self, storage_table: &str) -> String {
+        match self {
+            Dialect::Sqlite => storage_table.to_string(),
+            Dialect::Postgres => format!("dynabox.{storage_table}"),
+        }
+    }
+
+    /// Whether a put binds its new version (SQLite), rather than the statement taking it.
+    pub fn binds_new_version(self) -> bool {
+        self == Dialect::Sqlite
+    }
+}
