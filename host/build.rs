@@ -34,7 +34,18 @@ fn main() {
     let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(workspace)
-        .args(["rustc", "--release", "--lib", "-p", "dynabox-handler", "--target", WASM_TARGET, "--target-dir"])
+        .args([
+            "rustc",
+            "--release",
+            "--lib",
+            "-p",
+            "dynabox-handler",
+            "--features",
+            "component",
+            "--target",
+            WASM_TARGET,
+        ])
+        .arg("--target-dir")
         .arg(&target_dir)
         // For the component's link only (hence `cargo rustc`, not RUSTFLAGS for every crate): 2 MiB
         // of initial linear memory instead of the 1 MiB stack + data + ~60 KiB of heap, so a

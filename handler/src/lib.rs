@@ -1,6 +1,6 @@
 //! All DynamoDB semantics of dynabox. Ordinary Rust behind the [`storage::Storage`] and
 //! [`auth::Auth`] traits, so it runs natively in tests and benchmarks; `component` binds those
-//! traits to the WIT imports when built for `wasm32-wasip2`.
+//! traits to the WIT imports when built for `wasm32-wasip2` with the feature `component`.
 
 pub mod auth;
 pub mod capacity;
@@ -17,7 +17,7 @@ pub mod random;
 mod sigv4;
 pub mod storage;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
 
 pub use protocol::handle;

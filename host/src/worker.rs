@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dynabox_handler::catalog::{IndexStatus, Table};
+use dynabox_handler::index::creating_indexes;
 
 use crate::runtime::Runtime;
 use crate::storage::Backend;
@@ -34,14 +34,13 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>) {
 
 /// Steps through every CREATING index of one table until it is done or a step fails.
 async fn fill_indexes(runtime: &Runtime, account: &str, description: &[u8]) {
-    let Ok(table) = serde_json::from_slice::<Table>(description) else { return };
-    for index in table.indexes.iter().filter(|index| index.status == IndexStatus::Creating) {
+    for (table, index) in creating_indexes(description) {
         loop {
-            match runtime.backfill(account, &table.table_name, &index.index_name, ITEMS_PER_STEP).await {
+            match runtime.backfill(account, &table, &index, ITEMS_PER_STEP).await {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) => {
-                    eprintln!("dynabox: filling index {} of {} failed: {e:#}", index.index_name, table.table_name);
+                    eprintln!("dynabox: filling index {index} of {table} failed: {e:#}");
                     break;
                 }
             }

@@ -1,0 +1,118 @@
+//! [`Connection`] on Spin's `sqlite` (spin:sqlite@3.0.0) and `postgres` (spin:postgres@4.0.0)
+//! interfaces: the only code of the Spin component's storage that its native tests do not run
+//! (they run `SqlStore` on rusqlite and on the `postgres` client, what Spin itself uses behind
+//! these interfaces). Mechanical conversions only.
+
+use dynabox_sql::{Connection, Param, Row, SqlError, SqlErrorKind, Value, statements};
+use spin_sdk::{pg4, sqlite3};
+
+pub struct SpinSqlite(sqlite3::Connection);
+
+impl SpinSqlite {
+    /// Spin's default database (`.spin/sqlite_db.db` under `spin up`).
+    pub fn open_default() -> Result<SpinSqlite, SqlError> {
+        sqlite3::Connection::open_default().map(SpinSqlite).map_err(sqlite_error)
+    }
+}
+
+impl Connection for SpinSqlite {
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        let params: Vec<sqlite3::Value> = params.iter().map(sqlite_value).collect();
+        let result = self.0.execute(sql, &params).map_err(sqlite_error)?;
+        let row = |row: sqlite3::RowResult| row.values.into_iter().map(from_sqlite).collect();
+        Ok(result.rows.into_iter().map(row).collect())
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+        self.query(sql, params)?;
+        Ok(self.0.changes())
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+        // Spin runs the first statement of a string only.
+        statements(sql).into_iter().try_for_each(|statement| self.query(statement, &[]).map(drop))
+    }
+}
+
+fn sqlite_value(param: &Param<'_>) -> sqlite3::Value {
+    match *param {
+        Param::Null => sqlite3::Value::Null,
+        Param::Int(value) => sqlite3::Value::Integer(value),
+        Param::Bytes(value) => sqlite3::Value::Blob(value.to_vec()),
+        Param::Text(value) => sqlite3::Value::Text(value.to_string()),
+    }
+}
+
+fn from_sqlite(value: sqlite3::Value) -> Value {
+    match value {
+        sqlite3::Value::Null => Value::Null,
+        sqlite3::Value::Integer(value) => Value::Int(value),
+        sqlite3::Value::Real(value) => Value::Int(value as i64),
+        sqlite3::Value::Text(value) => Value::Text(value),
+        sqlite3::Value::Blob(value) => Value::Bytes(value),
+    }
+}
+
+fn sqlite_error(e: sqlite3::Error) -> SqlError {
+    let message = match e {
+        sqlite3::Error::Io(message) => message,
+        other => format!("{other:?}"),
+    };
+    // Spin passes SQLite's message on as text.
+    let kind = if message.contains("no such table") { SqlErrorKind::MissingTable } else { SqlErrorKind::Other };
+    SqlError { kind, message }
+}
+
+pub struct SpinPostgres(pg4::Connection);
+
+impl SpinPostgres {
+    pub fn open(url: &str) -> Result<SpinPostgres, SqlError> {
+        pg4::Connection::open(url).map(SpinPostgres).map_err(postgres_error)
+    }
+}
+
+impl Connection for SpinPostgres {
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        let params: Vec<pg4::ParameterValue> = params.iter().map(postgres_value).collect();
+        let rows = self.0.query(sql, &params).map_err(postgres_error)?;
+        rows.rows.into_iter().map(|row| row.into_iter().map(from_postgres).collect()).collect()
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+        let params: Vec<pg4::ParameterValue> = params.iter().map(postgres_value).collect();
+        self.0.execute(sql, &params).map_err(postgres_error)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+        // Spin prepares each string: one statement at a time.
+        statements(sql).into_iter().try_for_each(|statement| self.execute(statement, &[]).map(drop))
+    }
+}
+
+fn postgres_value(param: &Param<'_>) -> pg4::ParameterValue {
+    match *param {
+        Param::Null => pg4::ParameterValue::DbNull,
+        Param::Int(value) => pg4::ParameterValue::Int64(value),
+        Param::Bytes(value) => pg4::ParameterValue::Binary(value.to_vec()),
+        Param::Text(value) => pg4::ParameterValue::Str(value.to_string()),
+    }
+}
+
+fn from_postgres(value: pg4::DbValue) -> Result<Value, SqlError> {
+    Ok(match value {
+        pg4::DbValue::DbNull => Value::Null,
+        pg4::DbValue::Int64(value) => Value::Int(value),
+        pg4::DbValue::Int32(value) => Value::Int(value.into()),
+        pg4::DbValue::Int16(value) => Value::Int(value.into()),
+        pg4::DbValue::Str(value) => Value::Text(value),
+        pg4::DbValue::Binary(value) => Value::Bytes(value),
+        other => return Err(SqlError::other(format!("unexpected value {other:?}"))),
+    })
+}
+
+fn postgres_error(e: pg4::PgError) -> SqlError {
+    // 42P01: undefined_table.
+    let missing_table = matches!(&e, pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "42P01");
+    let kind = if missing_table { SqlErrorKind::MissingTable } else { SqlErrorKind::Other };
+    SqlError { kind, message: format!("{e:?}") }
+}
