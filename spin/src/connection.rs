@@ -74,8 +74,9 @@ impl SpinPostgres {
 impl Connection for SpinPostgres {
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
         let params: Vec<pg4::ParameterValue> = params.iter().map(postgres_value).collect();
-        let rows = self.0.query(sql, &params).map_err(postgres_error)?;
-        rows.rows.into_iter().map(|row| row.into_iter().map(from_postgres).collect()).collect()
+        let rows = self.0.query(&at_least_one_row(sql), &params).map_err(postgres_error)?;
+        let rows = rows.rows.into_iter().filter(|row| !matches!(row.first(), Some(pg4::DbValue::DbNull)));
+        rows.map(|row| row.into_iter().skip(1).map(from_postgres).collect()).collect()
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
@@ -87,6 +88,18 @@ impl Connection for SpinPostgres {
         // Spin prepares each string: one statement at a time.
         statements(sql).into_iter().try_for_each(|statement| self.execute(statement, &[]).map(drop))
     }
+}
+
+/// The statement's rows, each after its position (from 1), or a single row of nulls when it has
+/// none. Spin 4.0's `query` never returns for a statement that yields no rows (its host waits for
+/// the column types, which it learns from the first row): so every statement yields a row, and the
+/// row of nulls, told apart by its null position, is dropped again. The position keeps the
+/// statement's order. (DML with RETURNING works the same inside WITH.)
+fn at_least_one_row(sql: &str) -> String {
+    format!(
+        "WITH statement AS ({sql}), numbered AS (SELECT row_number() OVER () AS dynabox_row, * FROM statement) \
+         SELECT numbered.* FROM (VALUES (1)) AS one LEFT JOIN numbered ON true ORDER BY numbered.dynabox_row"
+    )
 }
 
 fn postgres_value(param: &Param<'_>) -> pg4::ParameterValue {
