@@ -16,6 +16,7 @@ pub enum ErrorKind {
     ResourceInUse,
     LimitExceeded,
     ConditionalCheckFailed,
+    TransactionCanceled,
     RequestEntityTooLarge,
     InternalServerError,
 }
@@ -33,6 +34,7 @@ impl ErrorKind {
             ErrorKind::ResourceInUse => "ResourceInUseException",
             ErrorKind::LimitExceeded => "LimitExceededException",
             ErrorKind::ConditionalCheckFailed => "ConditionalCheckFailedException",
+            ErrorKind::TransactionCanceled => "TransactionCanceledException",
             ErrorKind::RequestEntityTooLarge => "RequestEntityTooLarge",
             ErrorKind::InternalServerError => "InternalServerError",
         }
@@ -68,11 +70,13 @@ pub struct ApiError {
     pub message: String,
     /// The old item a failed condition returns (ReturnValuesOnConditionCheckFailure=ALL_OLD).
     pub item: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A cancelled transaction's `CancellationReasons`, one per action in request order.
+    pub reasons: Option<Vec<serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into(), item: None }
+        ApiError { kind, message: message.into(), item: None, reasons: None }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -94,6 +98,17 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InternalServerError, message)
+    }
+
+    /// A cancelled transaction: `reasons` holds each action's `{"Code": …}`, and the message lists
+    /// the codes in order, as DynamoDB words it.
+    pub fn transaction_canceled(reasons: Vec<serde_json::Value>) -> Self {
+        let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
+        let message = format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        );
+        ApiError { reasons: Some(reasons), ..Self::new(ErrorKind::TransactionCanceled, message) }
     }
 }
 

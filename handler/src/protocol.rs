@@ -71,6 +71,9 @@ pub fn error_response(error: &ApiError, request_id: String) -> Response {
     if let Some(item) = &error.item {
         envelope["Item"] = json!(item);
     }
+    if let Some(reasons) = &error.reasons {
+        envelope["CancellationReasons"] = json!(reasons);
+    }
     json_response(error.kind.status(), &envelope, request_id)
 }
 

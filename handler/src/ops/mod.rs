@@ -8,6 +8,7 @@ mod query;
 mod read;
 mod scan;
 mod tables;
+mod transactions;
 
 use serde_json::{Map, Value};
 
@@ -39,6 +40,7 @@ const OPERATIONS: &[&str] = &[
     "Scan",
     "BatchWriteItem",
     "BatchGetItem",
+    "TransactGetItems",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -62,6 +64,7 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "Scan" => scan::scan(input, cx),
         "BatchWriteItem" => batch::batch_write_item(input, cx),
         "BatchGetItem" => batch::batch_get_item(input, cx),
+        "TransactGetItems" => transactions::transact_get_items(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }
