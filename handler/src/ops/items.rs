@@ -151,15 +151,7 @@ pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
-    for path in expr::updated_paths(&update) {
-        if let Some(expr::PathElement::Name(first)) = path.0.first()
-            && table.key_attributes().any(|k| &k.name == first)
-        {
-            return Err(ApiError::invalid_parameter(format!(
-                "Cannot update attribute {first}. This attribute is part of the key"
-            )));
-        }
-    }
+    check_key_not_updated(&table, &update)?;
     let plan = WritePlan {
         table,
         key,
@@ -168,6 +160,20 @@ pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
         members: common,
     };
     execute(cx.storage, &cx.principal.account_id, plan)
+}
+
+/// An update may not touch the table's key attributes.
+pub(super) fn check_key_not_updated(table: &Table, update: &Update) -> ApiResult<()> {
+    for path in expr::updated_paths(update) {
+        if let Some(expr::PathElement::Name(first)) = path.0.first()
+            && table.key_attributes().any(|k| &k.name == first)
+        {
+            return Err(ApiError::invalid_parameter(format!(
+                "Cannot update attribute {first}. This attribute is part of the key"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -224,7 +230,7 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
 /// and for UpdateItem (`update` is `Some`) the update (UpdateExpression, or AttributeUpdates).
 /// All expressions of the request share one set of substitutions, so unused names and values
 /// are found across them.
-fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<Condition>, Option<Update>)> {
+pub(super) fn write_expressions(input: Input<'_>, with_update: bool) -> ApiResult<(Option<Condition>, Option<Update>)> {
     let legacy_members: &[&str] = if with_update {
         &["AttributeUpdates", "Expected", "ConditionalOperator"]
     } else {
@@ -410,7 +416,7 @@ pub(super) fn check_item_size(item: &Item) -> ApiResult<()> {
 }
 
 /// The item a change produces from the current one.
-fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
+pub(super) fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<Item>> {
     match change {
         Change::Put(item) => Ok(Some(item.clone())),
         Change::Delete => Ok(None),

@@ -41,6 +41,7 @@ const OPERATIONS: &[&str] = &[
     "BatchWriteItem",
     "BatchGetItem",
     "TransactGetItems",
+    "TransactWriteItems",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -65,6 +66,7 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "BatchWriteItem" => batch::batch_write_item(input, cx),
         "BatchGetItem" => batch::batch_get_item(input, cx),
         "TransactGetItems" => transactions::transact_get_items(input, cx),
+        "TransactWriteItems" => transactions::transact_write_items(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }

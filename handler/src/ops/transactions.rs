@@ -1,6 +1,12 @@
-//! TransactGetItems: up to 100 reads across tables, answered from one consistent snapshot.
+//! TransactWriteItems and TransactGetItems: up to 100 actions across tables, all or nothing.
 //!
-//! The snapshot is optimistic, like every write: the items are read with their versions, then one
+//! A write transaction is optimistic, like every single-item write: every item it touches is read
+//! with its version, every condition decided and every new item computed from exactly those
+//! versions, and one atomic group writes the new items (with their index entries) guarded by the
+//! versions read, a ConditionCheck by a `Check` guard. A lost race decides the whole transaction
+//! again, a bounded number of times, then cancels it as `TransactionConflict`.
+//!
+//! A read transaction's snapshot is optimistic too: the items are read with their versions, then one
 //! group of `Check` guards confirms each item is still at the version read (or still absent).
 //! Versions never repeat, so an item that passes its check was unchanged from its read to its
 //! check; all reads come before all checks, so at the moment between the last read and the first
@@ -11,21 +17,25 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
-use super::items::{self, KEY_MISMATCH};
+use super::items::{self, Change, KEY_MISMATCH};
 use super::{Context, keys};
-use crate::capacity::{ReturnConsumedCapacity, read_units};
+use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
 use crate::catalog::{Table, storage_error};
 use crate::error::{ApiError, ApiResult};
-use crate::expr::{self, Path};
+use crate::expr::{self, Condition, Path};
+use crate::index;
 use crate::input::{Input, Violations, as_object, java_string};
-use crate::model::{item_from_json, item_to_json, size::item_size};
+use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::storage::{Expect, ItemKey, Storage, Write, WriteError};
 
 /// Actions in one transaction, at most.
 const MAX_ACTIONS: usize = 100;
-/// Snapshots tried before the request is cancelled as conflicting: each failed one means another
-/// writer changed an item between our read and our check.
-const SNAPSHOT_ATTEMPTS: usize = 16;
+/// Decisions (or snapshots) tried before a transaction is cancelled as conflicting: each failed
+/// one means another writer changed an item between our read and our write (or check).
+const ATTEMPTS: usize = 16;
+/// A write transaction's items may total 4 MB.
+const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+const CONFLICT: &str = "Transaction is ongoing for the item";
 
 /// `TransactItems`' own constraints: 1 to 100 actions.
 fn transact_items_violations(items: &[Value], violations: &mut Violations) {
@@ -90,10 +100,7 @@ pub fn transact_get_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>)
         return Err(ApiError::transaction_canceled(reasons.collect()));
     }
     let keys: Vec<ItemKey> = keys.into_iter().map(|key| key.expect("checked")).collect();
-    let mut seen = HashSet::new();
-    if !tables.iter().zip(&keys).all(|(table, key)| seen.insert((&table.table_name, key))) {
-        return Err(ApiError::validation("Transaction request cannot include multiple operations on one item"));
-    }
+    check_distinct(tables.iter().map(|table| table.table_name.as_str()).zip(&keys))?;
 
     let found = snapshot(cx.storage, account, &tables, &keys)?;
     let mut responses = Vec::with_capacity(found.len());
@@ -127,7 +134,7 @@ fn snapshot(
     tables: &[Table],
     keys: &[ItemKey],
 ) -> ApiResult<Vec<Option<crate::storage::StoredItem>>> {
-    for _ in 0..SNAPSHOT_ATTEMPTS {
+    for _ in 0..ATTEMPTS {
         let mut found = Vec::with_capacity(keys.len());
         for (table, key) in tables.iter().zip(keys) {
             found.push(storage.get(account, &table.keyspace(), key).map_err(storage_error)?);
@@ -151,8 +158,217 @@ fn snapshot(
             Err(WriteError::Storage(e)) => return Err(storage_error(e)),
         }
     }
-    let reasons = keys.iter().map(|_| json!({"Code": "TransactionConflict", "Message": CONFLICT})).collect();
-    Err(ApiError::transaction_canceled(reasons))
+    Err(conflict(keys.len()))
 }
 
-const CONFLICT: &str = "Transaction is ongoing for the item";
+/// Every action cancelled as conflicting with other writers.
+fn conflict(actions: usize) -> ApiError {
+    ApiError::transaction_canceled(vec![json!({"Code": "TransactionConflict", "Message": CONFLICT}); actions])
+}
+
+/// Refuses two actions on one item.
+fn check_distinct<'a>(targets: impl Iterator<Item = (&'a str, &'a ItemKey)>) -> ApiResult<()> {
+    let mut seen = HashSet::new();
+    for target in targets {
+        if !seen.insert(target) {
+            return Err(ApiError::validation("Transaction request cannot include multiple operations on one item"));
+        }
+    }
+    Ok(())
+}
+
+/// One action of a TransactWriteItems, validated.
+struct Action {
+    table: Table,
+    key: ItemKey,
+    condition: Option<Condition>,
+    /// `None` for a ConditionCheck.
+    change: Option<Change>,
+    /// ReturnValuesOnConditionCheckFailure is ALL_OLD.
+    old_item_on_failure: bool,
+}
+
+const ACTION_KINDS: [&str; 4] = ["ConditionCheck", "Put", "Delete", "Update"];
+
+pub fn transact_write_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
+    let mut violations = Violations::default();
+    let capacity = ReturnConsumedCapacity::gather(input, &mut violations)?;
+    let metrics = input.string("ReturnItemCollectionMetrics")?;
+    violations.one_of(metrics, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
+    let token = input.string("ClientRequestToken")?;
+    if let Some(token) = token {
+        violations.length(token, "clientRequestToken", 1, 36);
+    }
+    let actions = violations.not_null(input.list("TransactItems")?, "transactItems").unwrap_or_default();
+    transact_items_violations(actions, &mut violations);
+    let mut requested = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        let action = Input::new(as_object(action)?);
+        let kinds: Vec<&str> = ACTION_KINDS.iter().copied().filter(|kind| action.has(kind)).collect();
+        let [kind] = kinds[..] else {
+            return Err(ApiError::validation("TransactItems can only contain one of Check, Put, Update or Delete"));
+        };
+        let path = format!("transactItems.{}.member.{}", i + 1, lower_first(kind));
+        let members = action.structure(kind)?.expect("present");
+        let table_name = members.string("TableName")?;
+        violations.table_name(table_name, &format!("{path}.tableName"));
+        let on_failure = members.string("ReturnValuesOnConditionCheckFailure")?;
+        violations.one_of(on_failure, &format!("{path}.returnValuesOnConditionCheckFailure"), &["ALL_OLD", "NONE"]);
+        let target = if kind == "Put" { "Item" } else { "Key" };
+        violations.not_null(members.object(target)?, &format!("{path}.{}", target.to_lowercase()));
+        let required = match kind {
+            "Update" => Some(("UpdateExpression", "updateExpression")),
+            "ConditionCheck" => Some(("ConditionExpression", "conditionExpression")),
+            _ => None,
+        };
+        if let Some((member, name)) = required {
+            violations.not_null(members.string(member)?, &format!("{path}.{name}"));
+        }
+        requested.push((kind, members, table_name.unwrap_or_default(), on_failure == Some("ALL_OLD")));
+    }
+    violations.finish()?;
+
+    let account = &cx.principal.account_id;
+    let mut parsed = Vec::with_capacity(requested.len());
+    for (kind, members, table_name, old_item_on_failure) in requested {
+        let (condition, update) = items::write_expressions(members, kind == "Update")?;
+        parsed.push((kind, members, table_name, old_item_on_failure, condition, update));
+    }
+    let mut plan = Vec::with_capacity(parsed.len());
+    let mut bytes = 0;
+    for (kind, members, table_name, old_item_on_failure, condition, update) in parsed {
+        let table = Table::load(cx.storage, account, table_name)?;
+        let target = members.object(if kind == "Put" { "Item" } else { "Key" })?.expect("checked");
+        let target = item_from_json(&Value::Object(target.clone()))?;
+        let (key, change) = match kind {
+            "Put" => {
+                let key = keys::of_item(&table, &target)?;
+                index::check_item(&table, &target, &key)?;
+                items::check_item_size(&target)?;
+                bytes += item_size(&target);
+                (key, Some(Change::Put(target)))
+            }
+            "Update" => {
+                let key = keys::of_request(&table, &target, KEY_MISMATCH)?;
+                let update = update.unwrap_or_default();
+                items::check_key_not_updated(&table, &update)?;
+                (key, Some(Change::Update { update, key_item: target, legacy: false }))
+            }
+            "Delete" => (keys::of_request(&table, &target, KEY_MISMATCH)?, Some(Change::Delete)),
+            _ => (keys::of_request(&table, &target, KEY_MISMATCH)?, None),
+        };
+        plan.push(Action { table, key, condition, change, old_item_on_failure });
+    }
+    check_distinct(plan.iter().map(|action| (action.table.table_name.as_str(), &action.key)))?;
+    if bytes > MAX_TRANSACTION_BYTES {
+        return Err(ApiError::validation("Transaction request size exceeds the maximum of 4 MB"));
+    }
+
+    let images = write_all(cx.storage, account, &mut plan)?;
+    let mut response = json!({});
+    if capacity != ReturnConsumedCapacity::None {
+        let mut units: Vec<(&str, f64)> = Vec::new();
+        for (action, (old, new)) in plan.iter().zip(&images) {
+            // A transactional write costs twice an ordinary one.
+            let cost = 2.0 * write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
+            match units.iter_mut().find(|(name, _)| *name == action.table.table_name) {
+                Some((_, total)) => *total += cost,
+                None => units.push((&action.table.table_name, cost)),
+            }
+        }
+        let consumed = units.into_iter().filter_map(|(name, units)| capacity.consumed(name, units));
+        response["ConsumedCapacity"] = Value::Array(consumed.collect());
+    }
+    if metrics == Some("SIZE") {
+        let mut collections = Map::new();
+        for (action, (old, new)) in plan.iter().zip(&images) {
+            let written = action.change.is_some();
+            if let Some(metrics) = new
+                .as_ref()
+                .or(old.as_ref())
+                .filter(|_| written)
+                .and_then(|item| items::item_collection_metrics(&action.table, item))
+            {
+                let entry = collections.entry(action.table.table_name.clone()).or_insert_with(|| json!([]));
+                entry.as_array_mut().expect("a list").push(metrics);
+            }
+        }
+        response["ItemCollectionMetrics"] = Value::Object(collections);
+    }
+    Ok(response)
+}
+
+/// `ConditionCheck` → `conditionCheck`: member names in DynamoDB's validation paths.
+fn lower_first(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+/// Decides and writes every action (see the module comment); each action's old and new item.
+fn write_all(
+    storage: &mut impl Storage,
+    account: &str,
+    plan: &mut [Action],
+) -> ApiResult<Vec<(Option<Item>, Option<Item>)>> {
+    for _ in 0..ATTEMPTS {
+        let mut stored = Vec::with_capacity(plan.len());
+        for action in plan.iter() {
+            stored.push(storage.get(account, &action.table.keyspace(), &action.key).map_err(storage_error)?);
+        }
+        let olds: Vec<Option<Item>> =
+            stored.iter().map(|s| s.as_ref().map(items::stored_item).transpose()).collect::<ApiResult<_>>()?;
+        let mut reasons = Vec::with_capacity(plan.len());
+        for (action, old) in plan.iter().zip(&olds) {
+            let held = match &action.condition {
+                Some(condition) => expr::evaluate(condition, old.as_ref())?,
+                None => true,
+            };
+            reasons.push(match (held, old) {
+                (true, _) => json!({"Code": "None"}),
+                (false, Some(old)) if action.old_item_on_failure => json!({
+                    "Code": "ConditionalCheckFailed", "Message": "The conditional request failed", "Item": item_to_json(old),
+                }),
+                (false, _) => json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}),
+            });
+        }
+        if reasons.iter().any(|r| r["Code"] != "None") {
+            return Err(ApiError::transaction_canceled(reasons));
+        }
+        let mut images = Vec::with_capacity(plan.len());
+        let mut writes = Vec::new();
+        for ((action, old), stored) in plan.iter().zip(olds).zip(&stored) {
+            let expect = stored.as_ref().map_or(Expect::Absent, |stored| Expect::Version(stored.version));
+            let (keyspace, key) = (action.table.keyspace(), action.key.clone());
+            let Some(change) = &action.change else {
+                writes.push(Write::Check { keyspace, key, expect });
+                images.push((old.clone(), old));
+                continue;
+            };
+            let new = items::new_item(change, old.as_ref())?;
+            writes.push(match &new {
+                Some(item) => {
+                    let document =
+                        serde_json::to_vec(&item_to_json(item)).map_err(|e| ApiError::internal(e.to_string()))?;
+                    Write::Put { keyspace, key, document, expect, expires_at: None }
+                }
+                None => Write::Delete { keyspace, key, expect },
+            });
+            writes.extend(index::maintenance(&action.table, &action.key, old.as_ref(), new.as_ref())?);
+            images.push((old, new));
+        }
+        match storage.write(account, &writes) {
+            Ok(_) => return Ok(images),
+            Err(WriteError::GuardFailed(at)) => {
+                // A table changed (an index came or went): decide again on its new description.
+                if let Some(Write::TableAt { table, .. }) = writes.get(at as usize) {
+                    let reloaded = Table::load(storage, account, table)?;
+                    for action in plan.iter_mut().filter(|action| &action.table.table_name == table) {
+                        action.table = reloaded.clone();
+                    }
+                }
+            }
+            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+        }
+    }
+    Err(conflict(plan.len()))
+}
