@@ -244,6 +244,14 @@ impl Stats {
 }
 
 /// Maps a storage failure to the error a client sees.
+/// Tables dynabox keeps for itself in an account's catalog (remembered ClientRequestTokens) have
+/// names that start with '#': outside DynamoDB's table-name alphabet, so no request can name them,
+/// and sorting before every valid name, so ListTables, which lists names after
+/// [`FIRST_LISTED_NAME_BOUND`], never shows them.
+pub const CLIENT_TOKENS_TABLE: &str = "#client-request-tokens";
+/// Above every internal name, below every valid one (valid names start at '-').
+pub const FIRST_LISTED_NAME_BOUND: &str = "$";
+
 pub fn storage_error(error: StorageError) -> ApiError {
     match error {
         StorageError::NoSuchKeyspace => ApiError::resource_not_found("Requested resource not found"),

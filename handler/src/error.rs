@@ -17,6 +17,7 @@ pub enum ErrorKind {
     LimitExceeded,
     ConditionalCheckFailed,
     TransactionCanceled,
+    IdempotentParameterMismatch,
     RequestEntityTooLarge,
     InternalServerError,
 }
@@ -35,6 +36,7 @@ impl ErrorKind {
             ErrorKind::LimitExceeded => "LimitExceededException",
             ErrorKind::ConditionalCheckFailed => "ConditionalCheckFailedException",
             ErrorKind::TransactionCanceled => "TransactionCanceledException",
+            ErrorKind::IdempotentParameterMismatch => "IdempotentParameterMismatchException",
             ErrorKind::RequestEntityTooLarge => "RequestEntityTooLarge",
             ErrorKind::InternalServerError => "InternalServerError",
         }

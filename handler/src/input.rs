@@ -35,6 +35,11 @@ impl<'a> Input<'a> {
         self.present(name).is_some()
     }
 
+    /// The members as parsed.
+    pub fn members(&self) -> &'a Map<String, Value> {
+        self.members
+    }
+
     /// Names of members present (not null) in this object.
     pub fn names(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.members.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.as_str())

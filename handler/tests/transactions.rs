@@ -387,3 +387,27 @@ fn transactional_writes_keep_global_indexes_exact() {
     };
     assert_eq!((in_city(&mut store, "oslo"), in_city(&mut store, "rome")), (json!(0), json!(1)));
 }
+
+#[test]
+fn a_client_request_token_applies_its_request_once() {
+    let mut store = store();
+    let deposit = |amount: &str| {
+        json!({
+            "ClientRequestToken": "deposit-1",
+            "TransactItems": [{"Update": {"TableName": "accounts", "Key": {"id": {"S": "bob"}},
+                                          "UpdateExpression": "ADD balance :n", "ExpressionAttributeValues": {":n": {"N": amount}}}}],
+        })
+    };
+    ok(&mut store, "TransactWriteItems", deposit("5"));
+    // A retry of the same request (members in another order) succeeds without applying again.
+    let retry: Value =
+        serde_json::from_str(&deposit("5").to_string().replace("\"ClientRequestToken\":\"deposit-1\",", "")).unwrap();
+    let mut retry = retry.as_object().unwrap().clone();
+    retry.insert("ClientRequestToken".into(), json!("deposit-1"));
+    assert_eq!(ok(&mut store, "TransactWriteItems", Value::Object(retry)), json!({}));
+    assert_eq!(item(&mut store, "accounts", json!({"id": {"S": "bob"}}))["balance"], json!({"N": "5"}));
+    assert_eq!(fails(&mut store, "TransactWriteItems", deposit("6")).0, "IdempotentParameterMismatchException");
+    assert_eq!(item(&mut store, "accounts", json!({"id": {"S": "bob"}}))["balance"], json!({"N": "5"}));
+    // Where tokens are kept is nobody's table.
+    assert_eq!(ok(&mut store, "ListTables", json!({})), json!({"TableNames": ["accounts", "pairs"]}));
+}

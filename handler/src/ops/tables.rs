@@ -403,6 +403,7 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     violations.finish()?;
     let limit = limit.unwrap_or(100) as u32;
     // One name more than asked for tells whether another page follows.
+    let start = start.or(Some(crate::catalog::FIRST_LISTED_NAME_BOUND));
     let mut names = cx.storage.list_tables(&cx.principal.account_id, start, limit + 1).map_err(storage_error)?;
     let more = names.len() > limit as usize;
     names.truncate(limit as usize);

@@ -6,6 +6,11 @@
 //! versions read, a ConditionCheck by a `Check` guard. A lost race decides the whole transaction
 //! again, a bounded number of times, then cancels it as `TransactionConflict`.
 //!
+//! A `ClientRequestToken` is remembered for 10 minutes with a digest of its request, written in
+//! the same atomic group as the transaction, in a table of the account's own that no request can
+//! name (`catalog::CLIENT_TOKENS_TABLE`): the same token and request again succeed without
+//! writing, the same token with another request is refused.
+//!
 //! A read transaction's snapshot is optimistic too: the items are read with their versions, then one
 //! group of `Check` guards confirms each item is still at the version read (or still absent).
 //! Versions never repeat, so an item that passes its check was unchanged from its read to its
@@ -20,13 +25,14 @@ use serde_json::{Map, Value, json};
 use super::items::{self, Change, KEY_MISMATCH};
 use super::{Context, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
-use crate::catalog::{Table, storage_error};
-use crate::error::{ApiError, ApiResult};
+use crate::catalog::{CLIENT_TOKENS_TABLE, Table, storage_error};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, Path};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
-use crate::storage::{Expect, ItemKey, Storage, Write, WriteError};
+use crate::random::now_seconds;
+use crate::storage::{Expect, ItemKey, Keyspace, Storage, StorageError, StoredItem, Write, WriteError};
 
 /// Actions in one transaction, at most.
 const MAX_ACTIONS: usize = 100;
@@ -36,6 +42,8 @@ const ATTEMPTS: usize = 16;
 /// A write transaction's items may total 4 MB.
 const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 const CONFLICT: &str = "Transaction is ongoing for the item";
+/// How long a ClientRequestToken is remembered.
+const TOKEN_SECONDS: f64 = 600.0;
 
 /// `TransactItems`' own constraints: 1 to 100 actions.
 fn transact_items_violations(items: &[Value], violations: &mut Violations) {
@@ -264,7 +272,11 @@ pub fn transact_write_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S
         return Err(ApiError::validation("Transaction request size exceeds the maximum of 4 MB"));
     }
 
-    let images = write_all(cx.storage, account, &mut plan)?;
+    let token = token.map(|token| Token::new(token, input));
+    let Some(images) = write_all(cx.storage, account, &mut plan, token.as_ref())? else {
+        // The same request with the same token, within its lifetime: done before.
+        return Ok(json!({}));
+    };
     let mut response = json!({});
     if capacity != ReturnConsumedCapacity::None {
         let mut units: Vec<(&str, f64)> = Vec::new();
@@ -304,13 +316,91 @@ fn lower_first(name: &str) -> String {
     chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
-/// Decides and writes every action (see the module comment); each action's old and new item.
+/// Each action's old and new item.
+type Images = Vec<(Option<Item>, Option<Item>)>;
+
+/// A ClientRequestToken, and the digest of the request it came with (its members as parsed, the
+/// token aside, so the same request sent again matches whatever its formatting).
+struct Token {
+    key: ItemKey,
+    digest: String,
+}
+
+impl Token {
+    fn new(token: &str, input: Input<'_>) -> Token {
+        use sha2::{Digest, Sha256};
+        let mut members = input.members().clone();
+        members.remove("ClientRequestToken");
+        let digest = Sha256::digest(Value::Object(members).to_string().as_bytes());
+        let digest = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Token { key: ItemKey { partition: token.as_bytes().to_vec(), sort: Vec::new() }, digest }
+    }
+
+    /// What the store remembers of the token: `None` when nothing (or only an expired record).
+    fn remembered(&self, storage: &mut impl Storage, account: &str) -> ApiResult<Option<StoredItem>> {
+        let keyspace = Keyspace::table(CLIENT_TOKENS_TABLE);
+        match storage.get(account, &keyspace, &self.key) {
+            Ok(stored) => Ok(stored),
+            // The account's first token: its table comes now.
+            Err(StorageError::NoSuchKeyspace) => {
+                storage.create_table(account, CLIENT_TOKENS_TABLE, b"{}", &[]).map_err(storage_error)?;
+                Ok(None)
+            }
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
+    /// Whether this request was applied already under the token; an error when another request
+    /// was. `false`: the token is free (or expired), and the request runs and takes it.
+    fn applied(&self, stored: Option<&StoredItem>, now: f64) -> ApiResult<bool> {
+        let record: Option<Value> = stored.and_then(|stored| serde_json::from_slice(&stored.document).ok());
+        match record {
+            Some(record) if record["at"].as_f64().is_some_and(|at| now - at < TOKEN_SECONDS) => {
+                if record["digest"] == self.digest.as_str() {
+                    Ok(true)
+                } else {
+                    Err(ApiError::new(
+                        ErrorKind::IdempotentParameterMismatch,
+                        "Specified ClientRequestToken was used with a different request within the last 10 minutes",
+                    ))
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The write that remembers the token, guarded by what was read of it.
+    fn write(&self, stored: Option<&StoredItem>, now: f64) -> Write {
+        Write::Put {
+            keyspace: Keyspace::table(CLIENT_TOKENS_TABLE),
+            key: self.key.clone(),
+            document: json!({"digest": self.digest, "at": now}).to_string().into_bytes(),
+            expect: stored.map_or(Expect::Absent, |stored| Expect::Version(stored.version)),
+            expires_at: Some((now + TOKEN_SECONDS) as u64),
+        }
+    }
+}
+
+/// Decides and writes every action (see the module comment); each action's old and new item, or
+/// `None` when the token says the same request was applied before.
 fn write_all(
     storage: &mut impl Storage,
     account: &str,
     plan: &mut [Action],
-) -> ApiResult<Vec<(Option<Item>, Option<Item>)>> {
+    token: Option<&Token>,
+) -> ApiResult<Option<Images>> {
     for _ in 0..ATTEMPTS {
+        let now = now_seconds();
+        let remembered = match token {
+            Some(token) => {
+                let stored = token.remembered(storage, account)?;
+                if token.applied(stored.as_ref(), now)? {
+                    return Ok(None);
+                }
+                Some((token, stored))
+            }
+            None => None,
+        };
         let mut stored = Vec::with_capacity(plan.len());
         for action in plan.iter() {
             stored.push(storage.get(account, &action.table.keyspace(), &action.key).map_err(storage_error)?);
@@ -356,8 +446,11 @@ fn write_all(
             writes.extend(index::maintenance(&action.table, &action.key, old.as_ref(), new.as_ref())?);
             images.push((old, new));
         }
+        if let Some((token, stored)) = &remembered {
+            writes.push(token.write(stored.as_ref(), now));
+        }
         match storage.write(account, &writes) {
-            Ok(_) => return Ok(images),
+            Ok(_) => return Ok(Some(images)),
             Err(WriteError::GuardFailed(at)) => {
                 // A table changed (an index came or went): decide again on its new description.
                 if let Some(Write::TableAt { table, .. }) = writes.get(at as usize) {
