@@ -18,6 +18,7 @@ pub enum ErrorKind {
     ConditionalCheckFailed,
     TransactionCanceled,
     IdempotentParameterMismatch,
+    Throttling,
     RequestEntityTooLarge,
     InternalServerError,
 }
@@ -37,6 +38,7 @@ impl ErrorKind {
             ErrorKind::ConditionalCheckFailed => "ConditionalCheckFailedException",
             ErrorKind::TransactionCanceled => "TransactionCanceledException",
             ErrorKind::IdempotentParameterMismatch => "IdempotentParameterMismatchException",
+            ErrorKind::Throttling => "ThrottlingException",
             ErrorKind::RequestEntityTooLarge => "RequestEntityTooLarge",
             ErrorKind::InternalServerError => "InternalServerError",
         }

@@ -1,6 +1,7 @@
-//! TransactGetItems through `handle` on the reference store: answers across tables with
-//! projections, validation in DynamoDB's words (after the DynamoDB Conformance Suite's recorded
-//! answers), and a snapshot that no concurrent transfer can tear.
+//! TransactGetItems and TransactWriteItems through `handle` on the reference store: answers across
+//! tables, validation and cancellations in DynamoDB's words (after the DynamoDB Conformance
+//! Suite's recorded answers), snapshots and transfers that concurrent writers cannot tear, and
+//! the bound on every optimistic retry loop (single-item writes included).
 
 mod support;
 
@@ -410,4 +411,30 @@ fn a_client_request_token_applies_its_request_once() {
     assert_eq!(item(&mut store, "accounts", json!({"id": {"S": "bob"}}))["balance"], json!({"N": "5"}));
     // Where tokens are kept is nobody's table.
     assert_eq!(ok(&mut store, "ListTables", json!({})), json!({"TableNames": ["accounts", "pairs"]}));
+}
+
+#[test]
+fn a_single_item_write_that_always_loses_its_race_gives_up_with_a_retryable_error() {
+    let mut writes = 0;
+    let mut hooked = Hooked {
+        store: store(),
+        hook: |store: &mut MemoryStore, call: Call| -> Result<(), WriteError> {
+            if matches!(call, Call::Writing) {
+                writes += 1;
+                set_balances(store, 100 + writes, 0);
+            }
+            Ok(())
+        },
+    };
+    let body = json!({"TableName": "accounts", "Key": {"id": {"S": "bob"}}, "UpdateExpression": "ADD balance :n",
+                      "ExpressionAttributeValues": {":n": {"N": "1"}}});
+    let request = request("UpdateItem", body.to_string().into_bytes());
+    let response = dynabox_handler::handle(&request, &mut hooked, &mut AcceptAll);
+    let answer: Value = serde_json::from_slice(&response.body).unwrap();
+    let Hooked { mut store, .. } = hooked;
+    assert_eq!(response.status, 400);
+    assert_eq!(answer["__type"], "com.amazonaws.dynamodb.v20120810#ThrottlingException");
+    assert_eq!(writes, 64);
+    // Bob's balance is what the other writer left: the update was never applied.
+    assert_eq!(item(&mut store, "accounts", json!({"id": {"S": "bob"}}))["balance"], json!({"N": "0"}));
 }

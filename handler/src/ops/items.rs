@@ -353,7 +353,8 @@ pub(super) fn item_collection_metrics(table: &Table, item: &Item) -> Option<Valu
 }
 
 /// Applies `change` to the item at `key` with its index maintenance in one atomic group, guarded
-/// by the version the decision was made on; retried until no other writer intervened. `wants_old`:
+/// by the version the decision was made on; decided again while another writer intervened, at
+/// most [`MAX_DECISIONS`] times. `wants_old`:
 /// the caller needs the old item (return values, capacity) even without a condition. The old and
 /// the new item; a failed condition's error carries the old item, for the caller to drop unless
 /// it was asked for.
@@ -367,7 +368,7 @@ pub(super) fn apply(
     wants_old: bool,
 ) -> ApiResult<(Option<Item>, Option<Item>)> {
     let keyspace = table.keyspace();
-    loop {
+    for _ in 0..MAX_DECISIONS {
         // An unconditional put or delete that returns nothing needs no read (one round trip),
         // unless indexes need the old item's entries removed.
         let needs_old =
@@ -405,6 +406,22 @@ pub(super) fn apply(
             Err(WriteError::Storage(e)) => return Err(storage_error(e)),
         }
     }
+    Err(hot_item())
+}
+
+/// A write that lost its race to other writers this many times in a row gives up, so no request
+/// loops without end under contention.
+const MAX_DECISIONS: usize = 64;
+
+/// What an item too hot to win gets: DynamoDB's answer to a hot partition of an on-demand table,
+/// which the SDKs retry by themselves, with backoff.
+fn hot_item() -> ApiError {
+    ApiError::new(
+        ErrorKind::Throttling,
+        "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your \
+         table or index so please try again shortly. If exceptions persist, check if you have a hot key: \
+         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
+    )
 }
 
 /// An item to put must fit DynamoDB's 400 KB.
