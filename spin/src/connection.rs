@@ -124,8 +124,15 @@ fn from_postgres(value: pg4::DbValue) -> Result<Value, SqlError> {
 }
 
 fn postgres_error(e: pg4::PgError) -> SqlError {
-    // 42P01: undefined_table.
-    let missing_table = matches!(&e, pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "42P01");
-    let kind = if missing_table { SqlErrorKind::MissingTable } else { SqlErrorKind::Other };
+    let code = match &e {
+        pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) => db.code.as_str(),
+        _ => "",
+    };
+    let kind = match code {
+        "42P01" => SqlErrorKind::MissingTable,
+        // deadlock_detected, serialization_failure: rolled back whole, to be decided again.
+        "40P01" | "40001" => SqlErrorKind::Conflict,
+        _ => SqlErrorKind::Other,
+    };
     SqlError { kind, message: format!("{e:?}") }
 }

@@ -158,8 +158,11 @@ const POSTGRES_ITEMS: TableSql<&str> = TableSql {
     update_at: "UPDATE {t} SET doc = $3::text::json, h = $4, expires = $5, version = nextval('dynabox.item_versions') \
                 WHERE pk = $1 AND sk = $2 AND version = $6",
     delete: "DELETE FROM {t} WHERE pk = $1 AND sk = $2",
-    exists: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2",
-    exists_at: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
+    // FOR SHARE: a guard holds until the group commits, so no other group changes a checked item
+    // in between (SQLite's write transactions are serial anyway). Two groups that check what the
+    // other writes then deadlock, and one of them is told to decide again.
+    exists: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2 FOR SHARE",
+    exists_at: "SELECT 1 FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3 FOR SHARE",
     delete_at: "DELETE FROM {t} WHERE pk = $1 AND sk = $2 AND version = $3",
     // The bytes of the documents as returned, not their compressed size on disk (pg_column_size):
     // the same measure as the read budget and the embedded store.

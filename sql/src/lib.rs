@@ -110,8 +110,9 @@ impl Columns for Row {
     }
 }
 
-/// A failed statement. `MissingTable` matters to the store: a storage table another process
-/// dropped after this one looked it up.
+/// A failed statement. Two kinds matter to the store: `MissingTable`, a storage table another
+/// process dropped after this one looked it up, and `Conflict`, a transaction the database rolled
+/// back because it deadlocked with (or could not be serialised after) another one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
     pub kind: SqlErrorKind,
@@ -121,6 +122,7 @@ pub struct SqlError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlErrorKind {
     MissingTable,
+    Conflict,
     Other,
 }
 

@@ -59,6 +59,7 @@ fn value(row: &postgres::Row, i: usize) -> Result<Value, SqlError> {
 pub(crate) fn error(e: postgres::Error) -> SqlError {
     let kind = match e.code() {
         Some(&SqlState::UNDEFINED_TABLE) => SqlErrorKind::MissingTable,
+        Some(code) if is_conflict(code) => SqlErrorKind::Conflict,
         _ => SqlErrorKind::Other,
     };
     // `{:#}`-like: the error alone often says just "db error".
@@ -67,4 +68,10 @@ pub(crate) fn error(e: postgres::Error) -> SqlError {
         None => e.to_string(),
     };
     SqlError { kind, message }
+}
+
+/// A transaction PostgreSQL rolled back for concurrency (deadlock, serialisation): nothing of it
+/// applied, and deciding again may succeed.
+pub fn is_conflict(code: &SqlState) -> bool {
+    *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
 }

@@ -15,7 +15,7 @@ use crate::plan::{
     ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, scan_sql,
     sort_bounds, write_keyspace,
 };
-use crate::{Columns, Connection, Dialect, Param, Row, SqlError};
+use crate::{Columns, Connection, Dialect, Param, Row, SqlError, SqlErrorKind};
 
 /// SQLite versions are reserved from the persistent clock this many at a time (see [`VersionClock`]).
 const VERSION_BLOCK: i64 = 1024;
@@ -434,8 +434,11 @@ impl<C: Connection> Storage for SqlStore<C> {
             };
             let mut committed = Committed::default();
             for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
-                let applied = store.apply(write, entry, version, &mut committed);
-                let held = applied.map_err(|e| store.failed_on(account, &write_keyspace(write).table, e))?;
+                let held = match store.apply(write, entry, version, &mut committed) {
+                    // Rolled back whole by the database: as a guard that failed, decided again.
+                    Err(e) if e.kind == SqlErrorKind::Conflict => false,
+                    applied => applied.map_err(|e| store.failed_on(account, &write_keyspace(write).table, e))?,
+                };
                 if !held {
                     return Err(WriteError::GuardFailed(index as u32));
                 }

@@ -150,7 +150,7 @@ fn snapshot(
         if found.len() == 1 {
             return Ok(found);
         }
-        let checks: Vec<Write> = tables
+        let mut checks: Vec<Write> = tables
             .iter()
             .zip(keys)
             .zip(&found)
@@ -160,6 +160,8 @@ fn snapshot(
                 expect: stored.as_ref().map_or(Expect::Absent, |stored| Expect::Version(stored.version)),
             })
             .collect();
+        // In one global order, as writers lock (see `write_all`).
+        checks.sort_by(|a, b| write_target(a).cmp(&write_target(b)));
         match storage.write(account, &checks) {
             Ok(_) => return Ok(found),
             Err(WriteError::GuardFailed(_)) => {}
@@ -167,6 +169,14 @@ fn snapshot(
         }
     }
     Err(conflict(keys.len()))
+}
+
+/// The (keyspace, key) a check guards, for ordering.
+fn write_target(write: &Write) -> Option<(&Keyspace, &ItemKey)> {
+    match write {
+        Write::Check { keyspace, key, .. } => Some((keyspace, key)),
+        _ => None,
+    }
 }
 
 /// Every action cancelled as conflicting with other writers.
@@ -426,12 +436,22 @@ fn write_all(
         }
         let mut images = Vec::with_capacity(plan.len());
         let mut writes = Vec::new();
-        for ((action, old), stored) in plan.iter().zip(olds).zip(&stored) {
+        // Items are written (and checked) in one global order, (table, key), whatever the order
+        // of the actions: PostgreSQL locks each row as the group reaches it, and two groups that
+        // lock in opposite orders would deadlock. An item's index entries are its own.
+        let mut order: Vec<usize> = (0..plan.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&plan[a].table.table_name, &plan[a].key).cmp(&(&plan[b].table.table_name, &plan[b].key))
+        });
+        let mut olds: Vec<Option<Option<Item>>> = olds.into_iter().map(Some).collect();
+        let mut ordered_images = vec![None; plan.len()];
+        for i in order {
+            let (action, old, stored) = (&plan[i], olds[i].take().expect("each once"), &stored[i]);
             let expect = stored.as_ref().map_or(Expect::Absent, |stored| Expect::Version(stored.version));
             let (keyspace, key) = (action.table.keyspace(), action.key.clone());
             let Some(change) = &action.change else {
                 writes.push(Write::Check { keyspace, key, expect });
-                images.push((old.clone(), old));
+                ordered_images[i] = Some((old.clone(), old));
                 continue;
             };
             let new = items::new_item(change, old.as_ref())?;
@@ -444,8 +464,9 @@ fn write_all(
                 None => Write::Delete { keyspace, key, expect },
             });
             writes.extend(index::maintenance(&action.table, &action.key, old.as_ref(), new.as_ref())?);
-            images.push((old, new));
+            ordered_images[i] = Some((old, new));
         }
+        images.extend(ordered_images.into_iter().map(|image| image.expect("every action")));
         if let Some((token, stored)) = &remembered {
             writes.push(token.write(stored.as_ref(), now));
         }

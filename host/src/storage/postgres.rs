@@ -26,6 +26,7 @@ use dynabox_sql::plan::{
     ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, scan_sql,
     sort_bounds, write_keyspace,
 };
+use dynabox_sql::postgres::is_conflict;
 use dynabox_sql::{Dialect, Param};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -285,19 +286,27 @@ impl PostgresStore {
         }
         let mut committed = Committed::default();
         if let ([write @ (Write::Put { .. } | Write::Delete { .. })], [entry]) = (writes, entries.as_slice()) {
-            return match self.apply(&client, account, write, entry, &mut committed).await? {
-                true => Ok(committed),
-                false => Err(WriteError::GuardFailed(0)),
+            return match self.apply(&client, account, write, entry, &mut committed).await {
+                Ok(true) => Ok(committed),
+                Ok(false) | Err(Failure::Conflict) => Err(WriteError::GuardFailed(0)),
+                Err(Failure::Storage(e)) => Err(e.into()),
             };
         }
         let tx = client.transaction().await.map_err(internal)?;
         for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
-            if !self.apply(&tx, account, write, entry, &mut committed).await? {
-                return Err(WriteError::GuardFailed(index as u32));
+            match self.apply(&tx, account, write, entry, &mut committed).await {
+                Ok(true) => {}
+                // Rolled back whole by the server (a deadlock with another group): as a guard
+                // that failed, so the caller decides again.
+                Ok(false) | Err(Failure::Conflict) => return Err(WriteError::GuardFailed(index as u32)),
+                Err(Failure::Storage(e)) => return Err(e.into()),
             }
         }
-        tx.commit().await.map_err(internal)?;
-        Ok(committed)
+        match tx.commit().await {
+            Ok(()) => Ok(committed),
+            Err(e) if e.code().is_some_and(is_conflict) => Err(WriteError::GuardFailed(0)),
+            Err(e) => Err(internal(e).into()),
+        }
     }
 
     /// Runs one write of a group; whether its guard held.
@@ -308,9 +317,12 @@ impl PostgresStore {
         write: &Write,
         entry: &KeyspaceEntry,
         committed: &mut Committed,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<bool, Failure> {
         let catalog = DIALECT.catalog();
-        let failed = |e| self.failed(account, write, e);
+        let failed = |e: tokio_postgres::Error| match e.code() {
+            Some(code) if is_conflict(code) => Failure::Conflict,
+            _ => Failure::Storage(self.failed(account, write, e)),
+        };
         match write {
             Write::TableAt { version, .. } => {
                 let version = i64::try_from(*version).unwrap_or(-1);
@@ -330,7 +342,7 @@ impl PostgresStore {
         }
         let Some(plan) = plan(write, &entry.sql) else { return Ok(true) };
         let key = item_write(write).expect("an item write").1;
-        let params = plan.params(key, None)?;
+        let params = plan.params(key, None).map_err(Failure::Storage)?;
         // A SELECT's rows are counted by `execute` too.
         let rows = execute(client, plan.sql, &params).await.map_err(failed)?;
         Ok(plan.holds(rows))
@@ -386,6 +398,13 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// Why a write of a group did not apply.
+enum Failure {
+    /// The server rolled the transaction back for concurrency (see `is_conflict`).
+    Conflict,
+    Storage(StorageError),
 }
 
 /// A row (pk, sk, doc, version) as an item.
