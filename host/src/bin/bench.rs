@@ -7,9 +7,12 @@
 //! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99. Part 3
 //! (`--scale`) shows that a read costs what its answer costs, not what the table holds: Query (10
 //! items of one partition) and GetItem on a table of 10 thousand items, then of 1 million, on each
-//! backend, with the ratio of the two.
+//! backend, with the ratio of the two. Part 4 (`--contention`) is many clients on few items: 16
+//! connections adding 1 to one counter (updates/s, the refused, and the counter against the
+//! updates acknowledged: none may be lost), then transferring between 10 accounts with
+//! TransactWriteItems (transfers/s, the cancelled, and the total, which must not change).
 //!
-//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only --scale]
+//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only --scale --contention]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +35,7 @@ fn main() -> anyhow::Result<()> {
     let mut seconds = 5u64;
     let mut sandbox_only = false;
     let mut scale = false;
+    let mut contention = false;
     let mut database_url = std::env::var("DATABASE_URL").ok();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
             "--database-url" => database_url = args.next(),
             "--sandbox-only" => sandbox_only = true,
             "--scale" => scale = true,
+            "--contention" => contention = true,
             other => anyhow::bail!("unknown argument {other}; see the doc comment of host/src/bin/bench.rs"),
         }
     }
@@ -48,7 +53,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let duration = Duration::from_secs(seconds);
-    let part: Part = if scale { scale_part } else { load };
+    let part: Part = match (scale, contention) {
+        (true, _) => scale_part,
+        (_, true) => contention_part,
+        _ => load,
+    };
     part("embedded (in memory)", &|| Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT), duration)?;
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
     part("embedded (on disk)", &|| Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
@@ -321,12 +330,25 @@ async fn drive(
     drive_with(address, &make, duration).await
 }
 
-/// Sends `make(i)` over [`CONNECTIONS`] keep-alive connections for `duration`; every latency.
+/// Sends `make(i)` over [`CONNECTIONS`] keep-alive connections for `duration`; every latency,
+/// all answers having been 200.
 async fn drive_with(
     address: std::net::SocketAddr,
     make: &(dyn Fn(usize) -> Request + Sync),
     duration: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
+    let outcomes = drive_outcomes(address, make, duration).await?;
+    let failed = outcomes.iter().find(|(_, status)| *status != 200);
+    anyhow::ensure!(failed.is_none(), "unexpected status {:?}", failed.map(|(_, status)| status));
+    Ok(outcomes.into_iter().map(|(latency, _)| latency).collect())
+}
+
+/// As [`drive_with`], keeping every answer's status: (latency, status).
+async fn drive_outcomes(
+    address: std::net::SocketAddr,
+    make: &(dyn Fn(usize) -> Request + Sync),
+    duration: Duration,
+) -> anyhow::Result<Vec<(Duration, u16)>> {
     let deadline = Instant::now() + duration;
     // The requests are made up front, so building them costs the clients nothing while timed.
     let requests: Arc<Vec<Request>> = Arc::new((0..CONNECTIONS * 1000).map(make).collect());
@@ -349,8 +371,7 @@ async fn drive_with(
                 let response = sender.send_request(builder.body(Full::new(Bytes::from(request.body)))?).await?;
                 let status = response.status();
                 response.into_body().collect().await?;
-                anyhow::ensure!(status == 200, "unexpected status {status}");
-                latencies.push(started.elapsed());
+                latencies.push((started.elapsed(), status.as_u16()));
                 i += 1;
             }
             anyhow::Ok(latencies)
@@ -361,6 +382,86 @@ async fn drive_with(
         all.extend(worker.await??);
     }
     Ok(all)
+}
+
+/// Part 4: contention (see the module doc) on one backend.
+fn contention_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<()> {
+    const ACCOUNTS: usize = 10;
+    let server = BenchServer::start(open)?;
+    let handle = |request: Request| server.rt.block_on(server.runtime.handle(request));
+    let create = |table: &str| {
+        request(
+            "CreateTable",
+            format!(
+                r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}]}}"#
+            ),
+        )
+    };
+    let put = |table: &str, key: &str, n: i64| {
+        request("PutItem", format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"{key}"}},"n":{{"N":"{n}"}}}}}}"#))
+    };
+    let read = |key: &str, table: &str| -> anyhow::Result<i64> {
+        let get = format!(r#"{{"TableName":"{table}","Key":{{"pk":{{"S":"{key}"}}}},"ConsistentRead":true}}"#);
+        let answer: serde_json::Value = serde_json::from_slice(&handle(request("GetItem", get)).body)?;
+        Ok(answer["Item"]["n"]["N"].as_str().unwrap_or("0").parse()?)
+    };
+    // Fresh tables per run, so a PostgreSQL database reused across runs starts from zero.
+    let (hot, bank) = (format!("bench-hot-{}", std::process::id()), format!("bench-bank-{}", std::process::id()));
+    handle(create(&hot));
+    handle(put(&hot, "counter", 0));
+    let add = |_: usize| {
+        request(
+            "UpdateItem",
+            format!(
+                r#"{{"TableName":"{hot}","Key":{{"pk":{{"S":"counter"}}}},"UpdateExpression":"ADD n :one","ExpressionAttributeValues":{{":one":{{"N":"1"}}}}}}"#
+            ),
+        )
+    };
+    let outcomes = server.rt.block_on(drive_outcomes(server.address, &add, duration))?;
+    let (done, refused) = split(outcomes);
+    let counter = read("counter", &hot)?;
+    let (acknowledged, lost) = (done.len(), done.len() as i64 - counter);
+    report(label, "hot ADD", done, duration);
+    println!(
+        "{label:<22} hot ADD  {refused:?} refused; counter {counter} for {acknowledged} acknowledged: {lost} lost"
+    );
+
+    handle(create(&bank));
+    for account in 0..ACCOUNTS {
+        handle(put(&bank, &format!("a{account}"), 1000));
+    }
+    let transfer = |i: usize| {
+        let (from, to) = (i % ACCOUNTS, (i / ACCOUNTS + 1 + i) % ACCOUNTS);
+        let to = if to == from { (to + 1) % ACCOUNTS } else { to };
+        let change = |key: usize, amount: i64| {
+            format!(
+                r#"{{"Update":{{"TableName":"{bank}","Key":{{"pk":{{"S":"a{key}"}}}},"UpdateExpression":"ADD n :d","ExpressionAttributeValues":{{":d":{{"N":"{amount}"}}}}}}}}"#
+            )
+        };
+        request("TransactWriteItems", format!(r#"{{"TransactItems":[{},{}]}}"#, change(from, -1), change(to, 1)))
+    };
+    let outcomes = server.rt.block_on(drive_outcomes(server.address, &transfer, duration))?;
+    let (done, refused) = split(outcomes);
+    let total: i64 = (0..ACCOUNTS).map(|account| read(&format!("a{account}"), &bank)).sum::<anyhow::Result<_>>()?;
+    report(label, "transfer", done, duration);
+    println!("{label:<22} transfer {refused:?} refused; total {total} (was {})", 1000 * ACCOUNTS);
+    for table in [&hot, &bank] {
+        handle(request("DeleteTable", format!(r#"{{"TableName":"{table}"}}"#)));
+    }
+    server.stop()
+}
+
+/// The latencies of the 200s, and how many answers of each other status.
+fn split(outcomes: Vec<(Duration, u16)>) -> (Vec<Duration>, std::collections::BTreeMap<u16, usize>) {
+    let mut refused = std::collections::BTreeMap::new();
+    let mut done = Vec::new();
+    for (latency, status) in outcomes {
+        match status {
+            200 => done.push(latency),
+            other => *refused.entry(other).or_default() += 1,
+        }
+    }
+    (done, refused)
 }
 
 fn report(label: &str, operation: &str, mut latencies: Vec<Duration>, duration: Duration) {
