@@ -4,32 +4,11 @@
 
 mod support;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnConsumedCapacity, ReturnValue,
-    ScalarAttributeType, TableStatus,
-};
-use support::{Server, raw_request, signed_headers, stores, unique};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, TableStatus};
+use support::{Server, create_hash_table, raw_request, signed_headers, stores};
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
-}
-
-/// A new on-demand table with hash key `pk` (S).
-async fn create_table(client: &Client) -> String {
-    let name = unique("api");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
-    name
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,7 +16,7 @@ async fn an_update_that_only_removes_leaves_a_missing_item_missing() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = create_table(&client).await;
+        let table = create_hash_table(&client, "api", "pk").await;
         let update = |expression: &str| {
             client
                 .update_item()
@@ -62,7 +41,7 @@ async fn reads_are_charged_on_item_size_in_4_kb_units() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = create_table(&client).await;
+        let table = create_hash_table(&client, "api", "pk").await;
         // "pk" + "a" + "data" + 4089 bytes: exactly 4,096 bytes as DynamoDB counts them.
         let data = "x".repeat(4096 - 2 - 1 - 4);
         client.put_item().table_name(&table).item("pk", s("a")).item("data", s(&data)).send().await.unwrap();
@@ -96,7 +75,7 @@ async fn delete_table_describes_the_table_on_its_way_out() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = create_table(&client).await;
+        let table = create_hash_table(&client, "api", "pk").await;
         let deleted = client.delete_table().table_name(&table).send().await.expect("delete");
         let description = deleted.table_description().expect("description");
         assert_eq!(description.table_status(), Some(&TableStatus::Deleting), "{store:?}");
@@ -113,7 +92,7 @@ async fn delete_table_describes_the_table_on_its_way_out() {
 async fn malformed_bodies_get_dynamodb_serialization_errors() {
     for store in stores() {
         let server = Server::start(&store);
-        let table = create_table(&server.client()).await;
+        let table = create_hash_table(&server.client(), "api", "pk").await;
         let post = |target: &str, body: &[u8]| {
             let headers = signed_headers(target);
             let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();

@@ -9,27 +9,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, ConditionCheck, Get, KeySchemaElement, KeyType, ScalarAttributeType,
-    TransactGetItem, TransactWriteItem, Update,
-};
-use support::{Server, stores, unique};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, TransactGetItem, TransactWriteItem, Update};
+use support::{Server, create_hash_table, stores};
 
 const ACCOUNTS: usize = 8;
 const START_BALANCE: i64 = 100;
-
-async fn create_table(client: &Client, name: &str) {
-    client
-        .create_table()
-        .table_name(name)
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
-}
 
 fn key(account: usize) -> AttributeValue {
     AttributeValue::S(format!("account-{account}"))
@@ -96,8 +80,7 @@ async fn concurrent_transfers_keep_the_total_and_are_never_seen_half_done() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = unique("bank");
-        create_table(&client, &table).await;
+        let table = create_hash_table(&client, "bank", "pk").await;
         for account in 0..ACCOUNTS {
             let item =
                 [("pk".to_string(), key(account)), ("balance".into(), AttributeValue::N(START_BALANCE.to_string()))];
@@ -164,8 +147,7 @@ async fn exactly_one_of_many_conditional_creates_wins() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = unique("creates");
-        create_table(&client, &table).await;
+        let table = create_hash_table(&client, "creates", "pk").await;
         let tasks: Vec<_> = (0..16)
             .map(|task| {
                 let (client, table) = (client.clone(), table.clone());
@@ -202,8 +184,7 @@ async fn crossing_transactions_end_without_a_hang_or_a_server_error() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = unique("crossing");
-        create_table(&client, &table).await;
+        let table = create_hash_table(&client, "crossing", "pk").await;
         for account in 0..3 {
             let item = [("pk".to_string(), key(account)), ("balance".into(), AttributeValue::N("0".into()))];
             client.put_item().table_name(&table).set_item(Some(item.into())).send().await.unwrap();

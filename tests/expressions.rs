@@ -5,13 +5,11 @@ mod support;
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ReturnConsumedCapacity, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
-use support::{Server, stores, unique};
+use support::{Server, create_hash_table, stores};
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
@@ -21,28 +19,13 @@ fn n(v: &str) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-async fn create_table(client: &Client) -> String {
-    let name = unique("expr");
-    client
-        .create_table()
-        .table_name(&name)
-        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap())
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
-    name
-}
-
 /// Many clients `ADD n :1` on one key at once: every increment lands exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_counter_loses_no_update() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = create_table(&client).await;
+        let table = create_hash_table(&client, "expr", "id").await;
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (client, table) = (client.clone(), table.clone());
@@ -75,7 +58,7 @@ async fn conditional_create_has_exactly_one_winner() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = create_table(&client).await;
+        let table = create_hash_table(&client, "expr", "id").await;
         let mut tasks = Vec::new();
         for contender in 0..12 {
             let (client, table) = (client.clone(), table.clone());
@@ -118,7 +101,7 @@ async fn update_expressions_return_values_and_capacity() {
     for store in stores() {
         let server = Server::start(&store);
         let client = server.client();
-        let table = create_table(&client).await;
+        let table = create_hash_table(&client, "expr", "id").await;
         client
             .put_item()
             .table_name(&table)
