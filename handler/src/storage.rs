@@ -126,6 +126,13 @@ pub enum Expect {
     Version(u64),
 }
 
+impl Expect {
+    /// The key as it was read: at that version, or absent.
+    pub fn matching(stored: Option<&StoredItem>) -> Expect {
+        stored.map_or(Expect::Absent, |stored| Expect::Version(stored.version))
+    }
+}
+
 /// One write of an atomic group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {

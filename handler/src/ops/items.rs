@@ -17,7 +17,7 @@ use crate::index;
 use crate::input::{Input, Violations};
 use crate::model::value::check_nesting;
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
-use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
+use crate::storage::{Expect, ItemKey, Keyspace, Storage, StoredItem, Write, WriteError};
 
 const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
@@ -381,19 +381,8 @@ pub(super) fn apply(
             return Err(condition_failed(old));
         }
         let new = new_item(change, old.as_ref())?;
-        let expect = match (&stored, needs_old) {
-            (_, false) => Expect::Anything,
-            (Some(stored), true) => Expect::Version(stored.version),
-            (None, true) => Expect::Absent,
-        };
-        let document = new.as_ref().map(|item| serde_json::to_vec(&item_to_json(item))).transpose();
-        let document = document.map_err(|e| ApiError::internal(e.to_string()))?;
-        let (keyspace, item_key) = (keyspace.clone(), key.clone());
-        let write = match document {
-            Some(document) => Write::Put { keyspace, key: item_key, document, expect, expires_at: None },
-            None => Write::Delete { keyspace, key: item_key, expect },
-        };
-        let mut writes = vec![write];
+        let expect = if needs_old { Expect::matching(stored.as_ref()) } else { Expect::Anything };
+        let mut writes = vec![item_write(keyspace.clone(), key.clone(), new.as_ref(), expect)?];
         writes.extend(index::maintenance(table, key, old.as_ref(), new.as_ref())?);
         match storage.write(account, &writes) {
             Ok(_) => return Ok((old, new)),
@@ -422,6 +411,17 @@ fn hot_item() -> ApiError {
          table or index so please try again shortly. If exceptions persist, check if you have a hot key: \
          https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
     )
+}
+
+/// The write that leaves `new` at `key` (a put), or nothing there (a delete), guarded by `expect`.
+pub(super) fn item_write(keyspace: Keyspace, key: ItemKey, new: Option<&Item>, expect: Expect) -> ApiResult<Write> {
+    Ok(match new {
+        Some(item) => {
+            let document = serde_json::to_vec(&item_to_json(item)).map_err(|e| ApiError::internal(e.to_string()))?;
+            Write::Put { keyspace, key, document, expect, expires_at: None }
+        }
+        None => Write::Delete { keyspace, key, expect },
+    })
 }
 
 /// An item to put must fit DynamoDB's 400 KB.

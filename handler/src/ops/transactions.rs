@@ -47,11 +47,12 @@ const TOKEN_SECONDS: f64 = 600.0;
 
 /// `TransactItems`' own constraints: 1 to 100 actions.
 fn transact_items_violations(items: &[Value], violations: &mut Violations) {
-    let shown = java_string(&Value::Array(items.to_vec()));
+    // DynamoDB shows the whole list; rendered only when it breaks a rule.
+    let shown = || java_string(&Value::Array(items.to_vec()));
     if items.is_empty() {
-        violations.add(Some(&shown), "transactItems", "have length greater than or equal to 1");
+        violations.add(Some("[]"), "transactItems", "have length greater than or equal to 1");
     } else if items.len() > MAX_ACTIONS {
-        violations.add(Some(&shown), "transactItems", &format!("have length less than or equal to {MAX_ACTIONS}"));
+        violations.add(Some(&shown()), "transactItems", &format!("have length less than or equal to {MAX_ACTIONS}"));
     }
 }
 
@@ -116,11 +117,7 @@ pub fn transact_get_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>)
     for ((get, table), stored) in gets.iter().zip(&tables).zip(found) {
         let item = stored.as_ref().map(items::stored_item).transpose()?;
         // A transactional read costs twice a consistent one.
-        let cost = 2.0 * read_units(item.as_ref().map(item_size), true);
-        match units.iter_mut().find(|(name, _)| *name == table.table_name) {
-            Some((_, total)) => *total += cost,
-            None => units.push((&table.table_name, cost)),
-        }
+        add_units(&mut units, &table.table_name, 2.0 * read_units(item.as_ref().map(item_size), true));
         responses.push(match (item, &get.projection) {
             (None, _) => json!({}),
             (Some(item), None) => json!({"Item": item_to_json(&item)}),
@@ -141,7 +138,7 @@ fn snapshot(
     account: &str,
     tables: &[Table],
     keys: &[ItemKey],
-) -> ApiResult<Vec<Option<crate::storage::StoredItem>>> {
+) -> ApiResult<Vec<Option<StoredItem>>> {
     for _ in 0..ATTEMPTS {
         let mut found = Vec::with_capacity(keys.len());
         for (table, key) in tables.iter().zip(keys) {
@@ -157,7 +154,7 @@ fn snapshot(
             .map(|((table, key), stored)| Write::Check {
                 keyspace: table.keyspace(),
                 key: key.clone(),
-                expect: stored.as_ref().map_or(Expect::Absent, |stored| Expect::Version(stored.version)),
+                expect: Expect::matching(stored.as_ref()),
             })
             .collect();
         // In one global order, as writers lock (see `write_all`).
@@ -182,6 +179,15 @@ fn write_target(write: &Write) -> Option<(&Keyspace, &ItemKey)> {
 /// Every action cancelled as conflicting with other writers.
 fn conflict(actions: usize) -> ApiError {
     ApiError::transaction_canceled(vec![json!({"Code": "TransactionConflict", "Message": CONFLICT}); actions])
+}
+
+/// Adds `cost` to the units of `table`, tables in first-seen order (one ConsumedCapacity entry
+/// each).
+fn add_units<'a>(units: &mut Vec<(&'a str, f64)>, table: &'a str, cost: f64) {
+    match units.iter_mut().find(|(name, _)| *name == table) {
+        Some((_, total)) => *total += cost,
+        None => units.push((table, cost)),
+    }
 }
 
 /// Refuses two actions on one item.
@@ -293,10 +299,7 @@ pub fn transact_write_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S
         for (action, (old, new)) in plan.iter().zip(&images) {
             // A transactional write costs twice an ordinary one.
             let cost = 2.0 * write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
-            match units.iter_mut().find(|(name, _)| *name == action.table.table_name) {
-                Some((_, total)) => *total += cost,
-                None => units.push((&action.table.table_name, cost)),
-            }
+            add_units(&mut units, &action.table.table_name, cost);
         }
         let consumed = units.into_iter().filter_map(|(name, units)| capacity.consumed(name, units));
         response["ConsumedCapacity"] = Value::Array(consumed.collect());
@@ -385,7 +388,7 @@ impl Token {
             keyspace: Keyspace::table(CLIENT_TOKENS_TABLE),
             key: self.key.clone(),
             document: json!({"digest": self.digest, "at": now}).to_string().into_bytes(),
-            expect: stored.map_or(Expect::Absent, |stored| Expect::Version(stored.version)),
+            expect: Expect::matching(stored),
             expires_at: Some((now + TOKEN_SECONDS) as u64),
         }
     }
@@ -434,39 +437,35 @@ fn write_all(
         if reasons.iter().any(|r| r["Code"] != "None") {
             return Err(ApiError::transaction_canceled(reasons));
         }
-        let mut images = Vec::with_capacity(plan.len());
-        let mut writes = Vec::new();
+        // Every action's new item, decided on the item as read (a check leaves it as it is).
+        let images: Images = plan
+            .iter()
+            .zip(olds)
+            .map(|(action, old)| {
+                let new = match &action.change {
+                    Some(change) => items::new_item(change, old.as_ref())?,
+                    None => old.clone(),
+                };
+                Ok((old, new))
+            })
+            .collect::<ApiResult<_>>()?;
         // Items are written (and checked) in one global order, (table, key), whatever the order
         // of the actions: PostgreSQL locks each row as the group reaches it, and two groups that
         // lock in opposite orders would deadlock. An item's index entries are its own.
         let mut order: Vec<usize> = (0..plan.len()).collect();
-        order.sort_by(|&a, &b| {
-            (&plan[a].table.table_name, &plan[a].key).cmp(&(&plan[b].table.table_name, &plan[b].key))
-        });
-        let mut olds: Vec<Option<Option<Item>>> = olds.into_iter().map(Some).collect();
-        let mut ordered_images = vec![None; plan.len()];
+        order.sort_by_key(|&i| (&plan[i].table.table_name, &plan[i].key));
+        let mut writes = Vec::new();
         for i in order {
-            let (action, old, stored) = (&plan[i], olds[i].take().expect("each once"), &stored[i]);
-            let expect = stored.as_ref().map_or(Expect::Absent, |stored| Expect::Version(stored.version));
-            let (keyspace, key) = (action.table.keyspace(), action.key.clone());
-            let Some(change) = &action.change else {
+            let (action, (old, new)) = (&plan[i], &images[i]);
+            let (keyspace, key, expect) =
+                (action.table.keyspace(), action.key.clone(), Expect::matching(stored[i].as_ref()));
+            if action.change.is_none() {
                 writes.push(Write::Check { keyspace, key, expect });
-                ordered_images[i] = Some((old.clone(), old));
                 continue;
-            };
-            let new = items::new_item(change, old.as_ref())?;
-            writes.push(match &new {
-                Some(item) => {
-                    let document =
-                        serde_json::to_vec(&item_to_json(item)).map_err(|e| ApiError::internal(e.to_string()))?;
-                    Write::Put { keyspace, key, document, expect, expires_at: None }
-                }
-                None => Write::Delete { keyspace, key, expect },
-            });
+            }
+            writes.push(items::item_write(keyspace, key, new.as_ref(), expect)?);
             writes.extend(index::maintenance(&action.table, &action.key, old.as_ref(), new.as_ref())?);
-            ordered_images[i] = Some((old, new));
         }
-        images.extend(ordered_images.into_iter().map(|image| image.expect("every action")));
         if let Some((token, stored)) = &remembered {
             writes.push(token.write(stored.as_ref(), now));
         }
