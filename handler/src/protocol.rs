@@ -34,14 +34,17 @@ pub fn handle(request: &Request, storage: &mut impl Storage, auth: &mut impl Aut
     }
 }
 
+/// The operation `X-Amz-Target` names (`DynamoDB_20120810.<Operation>`), known or not.
+pub fn target_operation(request: &Request) -> Option<&str> {
+    request.header("x-amz-target").and_then(|t| t.strip_prefix(TARGET_PREFIX))
+}
+
 fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -> ApiResult<Value> {
     if request.body.len() > MAX_BODY_BYTES {
         return Err(request_too_large());
     }
     // DynamoDB names an unknown operation before it looks at the signature.
-    let operation = request
-        .header("x-amz-target")
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+    let operation = target_operation(request)
         .filter(|op| request.method == "POST" && ops::exists(op))
         .ok_or_else(unknown_operation)?;
     let signed = sigv4::signed_request(request)?;

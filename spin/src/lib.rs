@@ -13,6 +13,7 @@ mod connection;
 use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::catalog::storage_error;
 use dynabox_handler::storage::StorageError;
+use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_sql::{Connection, Dialect, SqlStore};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
@@ -30,10 +31,17 @@ fn handle(request: Request) -> Response {
             .collect(),
         body: request.into_body(),
     };
-    let response = match open_store() {
-        Ok(Store::Sqlite(mut store)) => answer(&request, &mut store),
-        Ok(Store::Postgres(mut store)) => answer(&request, &mut store),
-        Err(e) => dynabox_handler::protocol::error_response(&storage_error(e), dynabox_handler::random::request_id()),
+    // Health checks and unknown operations are answered before any storage call: no store is
+    // opened for them.
+    let response = match dynabox_handler::protocol::target_operation(&request) {
+        None => dynabox_handler::handle(&request, &mut MemoryStore::default(), &mut OpenPolicy),
+        Some(_) => match open_store() {
+            Ok(Store::Sqlite(mut store)) => answer(&request, &mut store),
+            Ok(Store::Postgres(mut store)) => answer(&request, &mut store),
+            Err(e) => {
+                dynabox_handler::protocol::error_response(&storage_error(e), dynabox_handler::random::request_id())
+            }
+        },
     };
     let mut builder = Response::builder();
     builder.status(response.status);
@@ -47,7 +55,7 @@ fn answer<C: Connection>(
     request: &dynabox_handler::http::Request,
     store: &mut SqlStore<C>,
 ) -> dynabox_handler::http::Response {
-    let operation = request.header("x-amz-target").and_then(|t| t.strip_prefix("DynamoDB_20120810."));
+    let operation = dynabox_handler::protocol::target_operation(request);
     // A new index is filled before DescribeTable answers (clients poll it until the index is
     // ACTIVE) and after UpdateTable has created it.
     if operation == Some("DescribeTable") {
