@@ -97,6 +97,15 @@ impl Storage for HostStorage {
         Ok(wit::get(account, &keyspace.into(), &key.into())?.map(Into::into))
     }
 
+    fn get_for_write(
+        &mut self,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+    ) -> Result<Option<StoredItem>, StorageError> {
+        Ok(wit::get_for_write(account, &keyspace.into(), &key.into())?.map(Into::into))
+    }
+
     fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
         let bound = |bound: &Bound<Vec<u8>>| match bound {
             Bound::Unbounded => wit::Bound::Unbounded,

@@ -240,6 +240,19 @@ pub trait Storage {
     fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError>;
 
     fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError>;
+    /// As [`Storage::get`], announcing that the caller decides a write of the key on what it
+    /// reads: the store may hold back other callers announcing the same key until this caller's
+    /// next [`Storage::write`] (or its request's end), so that writers of a hot key queue rather
+    /// than fail their guards. One key at a time: announcing another gives up the first. Only a
+    /// hint; guards alone keep writes correct, so a store may treat this as a plain read.
+    fn get_for_write(
+        &mut self,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+    ) -> Result<Option<StoredItem>, StorageError> {
+        self.get(account, keyspace, key)
+    }
     fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError>;
     fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError>;
     /// Applies every write or none: if any guard fails, nothing is written.

@@ -4,6 +4,7 @@
 //! alone, answered as DynamoDB's `InternalServerError`.
 
 mod imports;
+mod write_turns;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::auth::Authenticator;
 use crate::storage::Backend;
+use write_turns::{Turn, WriteTurns};
 
 wasmtime::component::bindgen!({
     world: "handler",
@@ -63,6 +65,7 @@ pub struct Runtime {
     auth: Arc<Authenticator>,
     limits: Limits,
     slots: Semaphore,
+    write_turns: Arc<WriteTurns>,
 }
 
 /// Everything one request's store holds.
@@ -74,6 +77,9 @@ pub struct RequestState {
     clock: SandboxClock,
     /// The account `auth` returned for this request: the only one its storage calls may name.
     account: Option<String>,
+    write_turns: Arc<WriteTurns>,
+    /// The turn at the key this request announced with `get-for-write`, until its next write.
+    turn: Option<Turn>,
 }
 
 /// Measures a request's sandbox time: wall time since the store was made, minus the time its host
@@ -112,7 +118,7 @@ impl Runtime {
         let pre = HandlerPre::new(linker.instantiate_pre(&component)?)?;
         start_epoch_ticker(&engine);
         let slots = Semaphore::new(limits.concurrency as usize);
-        Ok(Runtime { engine, pre, backend, auth, limits, slots })
+        Ok(Runtime { engine, pre, backend, auth, limits, slots, write_turns: Arc::default() })
     }
 
     /// Runs one request in a fresh instance.
@@ -155,6 +161,8 @@ impl Runtime {
             table: ResourceTable::new(),
             clock: SandboxClock { started: Instant::now(), waited: Duration::ZERO, budget },
             account: None,
+            write_turns: self.write_turns.clone(),
+            turn: None,
         };
         let mut store = Store::new(&self.engine, state);
         // The epoch deadline counts wall time, host calls included. When it passes, the time

@@ -4,7 +4,9 @@
 //! Writes are read-modify-write under optimistic concurrency: the old item is read with its
 //! version, the condition is decided and the new item computed from exactly that version, and the
 //! write is guarded by it; if another writer got there first the whole decision is made again.
-//! So a condition is never evaluated against a stale item and no update is lost.
+//! So a condition is never evaluated against a stale item and no update is lost. The read
+//! announces the write (`Storage::get_for_write`), so a store that can queue the writers of one
+//! key does, and a hot key's writers take turns instead of deciding again and again.
 
 use serde_json::{Map, Value, json};
 
@@ -373,7 +375,8 @@ pub(super) fn apply(
         // unless indexes need the old item's entries removed.
         let needs_old =
             condition.is_some() || matches!(change, Change::Update { .. }) || wants_old || !table.indexes.is_empty();
-        let stored = if needs_old { storage.get(account, &keyspace, key).map_err(storage_error)? } else { None };
+        let stored =
+            if needs_old { storage.get_for_write(account, &keyspace, key).map_err(storage_error)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = condition
             && !expr::evaluate(condition, old.as_ref())?

@@ -108,6 +108,21 @@ impl storage::Host for RequestState {
         Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
     }
 
+    async fn get_for_write(
+        &mut self,
+        account: String,
+        keyspace: storage::Keyspace,
+        key: storage::ItemKey,
+    ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
+        self.check_account(&account)?;
+        let (keyspace, key) = (keyspace.into(), key.into());
+        // Give up the turn at the key announced before, so no request waits while holding one.
+        self.turn = None;
+        self.turn = waiting(&mut self.clock, self.write_turns.clone().take(&account, &keyspace, &key)).await;
+        let found = waiting(&mut self.clock, self.backend.get(&account, &keyspace, &key)).await;
+        Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
+    }
+
     async fn query(
         &mut self,
         account: String,
@@ -180,8 +195,10 @@ impl storage::Host for RequestState {
                 storage::WriteOp::AppendChange((table, record)) => native::Write::AppendChange { table, record },
             })
             .collect();
-        Ok(waiting(&mut self.clock, self.backend.write(&account, &writes))
-            .await
+        let written = waiting(&mut self.clock, self.backend.write(&account, &writes)).await;
+        // Written or not, the decision is made: the next writer of the key may read.
+        self.turn = None;
+        Ok(written
             .map_err(|e| match e {
                 native::WriteError::GuardFailed(index) => storage::WriteError::GuardFailed(index),
                 native::WriteError::Storage(e) => storage::WriteError::Storage(e.into()),
