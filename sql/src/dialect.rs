@@ -61,6 +61,18 @@ pub struct Catalog {
     /// (`"Status":"Creating"`); the caller decides on the parsed description. A text search, so it
     /// needs no schema of its own; the catalog is small.
     pub creating_indexes: &'static str,
+    /// name, account id, sealed secret → a row when the name was free.
+    pub insert_account: &'static str,
+    /// name → account id, sealed secret, sealed previous secret (or null).
+    pub find_account: &'static str,
+    /// → name, account id, whether a previous secret works, created (seconds since the epoch).
+    pub list_accounts: &'static str,
+    /// name → a row when there was such an account.
+    pub delete_account: &'static str,
+    /// name, new sealed secret: the current secret becomes the previous one → a row when found.
+    pub rotate_secret: &'static str,
+    /// name → a row when found.
+    pub revoke_previous_secret: &'static str,
     /// Creates a storage table `{t}`.
     pub create_storage_table: &'static str,
     /// Drops a storage table `{t}`.
@@ -87,6 +99,13 @@ const SQLITE_CATALOG: Catalog = Catalog {
     next_change: "UPDATE tables SET changes = changes + 1 WHERE id = ?1 RETURNING changes",
     insert_change: "INSERT INTO changes (table_id, seq, record) VALUES (?1, ?2, ?3)",
     creating_indexes: "SELECT account, description FROM tables WHERE description LIKE '%\"Creating\"%'",
+    insert_account: "INSERT INTO accounts (name, account_id, secret) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (name) DO NOTHING RETURNING name",
+    find_account: "SELECT account_id, secret, previous_secret FROM accounts WHERE name = ?1",
+    list_accounts: "SELECT name, account_id, previous_secret IS NOT NULL, created FROM accounts ORDER BY name",
+    delete_account: "DELETE FROM accounts WHERE name = ?1 RETURNING account_id",
+    rotate_secret: "UPDATE accounts SET previous_secret = secret, secret = ?2 WHERE name = ?1 RETURNING account_id",
+    revoke_previous_secret: "UPDATE accounts SET previous_secret = NULL WHERE name = ?1 RETURNING account_id",
     // `doc` is TEXT so that SQLite's JSON functions work on it (`json_extract(doc, '$.id.S')`).
     create_storage_table: "CREATE TABLE {t} (pk BLOB NOT NULL, sk BLOB NOT NULL, doc TEXT NOT NULL, \
                            version INTEGER NOT NULL, h INTEGER NOT NULL, expires INTEGER, \
@@ -119,6 +138,15 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     insert_change: "INSERT INTO dynabox.changes (table_id, seq, record) VALUES ($1, $2, $3)",
     creating_indexes: "SELECT account, description::text FROM dynabox.tables \
                        WHERE description::text LIKE '%\"Creating\"%'",
+    insert_account: "INSERT INTO dynabox.accounts (name, account_id, secret) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING RETURNING name",
+    find_account: "SELECT account_id, secret, previous_secret FROM dynabox.accounts WHERE name = $1",
+    list_accounts: "SELECT name, account_id, CASE WHEN previous_secret IS NULL THEN 0 ELSE 1 END::int8, \
+                    extract(epoch FROM created)::int8 FROM dynabox.accounts ORDER BY name",
+    delete_account: "DELETE FROM dynabox.accounts WHERE name = $1 RETURNING account_id",
+    rotate_secret: "UPDATE dynabox.accounts SET previous_secret = secret, secret = $2 WHERE name = $1 \
+                    RETURNING account_id",
+    revoke_previous_secret: "UPDATE dynabox.accounts SET previous_secret = NULL WHERE name = $1 RETURNING account_id",
     create_storage_table: "CREATE TABLE {t} (pk bytea NOT NULL, sk bytea NOT NULL, doc json NOT NULL, \
                            version bigint NOT NULL, h bigint NOT NULL, expires bigint, PRIMARY KEY (pk, sk));
                            CREATE INDEX ON {t} (h, pk, sk);
@@ -173,6 +201,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/sqlite/0001_catalog.sql") },
     Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_version_clock.sql") },
     Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_accounts_keyspaces_changes.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/sqlite/0004_credentials.sql") },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -180,6 +209,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 2, sql: include_str!("../migrations/postgres/0002_item_versions.sql") },
     Migration { version: 3, sql: include_str!("../migrations/postgres/0003_json_documents.sql") },
     Migration { version: 4, sql: include_str!("../migrations/postgres/0004_accounts_keyspaces_changes.sql") },
+    Migration { version: 5, sql: include_str!("../migrations/postgres/0005_credentials.sql") },
 ];
 
 /// Serialises PostgreSQL migrations of processes starting together; "dynabox" in ASCII.

@@ -33,6 +33,7 @@
 //!   with each write of one store handle; across handles they are only unique. All puts of one
 //!   group may share a version.
 
+pub mod accounts;
 pub mod dialect;
 pub mod plan;
 pub mod store;

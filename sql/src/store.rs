@@ -98,6 +98,10 @@ impl<C: Connection> SqlStore<C> {
         })
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     pub fn connection(&mut self) -> &mut C {
         &mut self.conn
     }

@@ -17,6 +17,8 @@ use dynabox_handler::storage::{
     Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
     TableRecord, Write, WriteError,
 };
+use dynabox_sql::SqlError;
+use dynabox_sql::accounts::{AccountListing, AccountRecord};
 
 pub enum Backend {
     Embedded(sqlite::SqliteStore),
@@ -58,6 +60,19 @@ macro_rules! dispatch {
             Backend::Postgres(s) => s.$method($($arg),*).await,
             Backend::Reference(s) => s.lock().unwrap_or_else(PoisonError::into_inner).$method($($arg),*),
             Backend::PerRequest(s) => per_request!(s, |store| store.$method($($arg),*)),
+        }
+    };
+}
+
+/// Runs one account operation on the stores that keep accounts (SQLite, PostgreSQL, and the Spin
+/// component's code on either); the reference store keeps none.
+macro_rules! on_accounts {
+    ($backend:expr, $method:ident($($arg:expr),*)) => {
+        match $backend {
+            Backend::Embedded(s) => s.lock().$method($($arg),*).map_err(sql_error),
+            Backend::Postgres(s) => s.$method($($arg),*).await,
+            Backend::PerRequest(s) => per_request!(s, |store| store.$method($($arg),*).map_err(sql_error)),
+            Backend::Reference(_) => Err(StorageError::Internal("the reference store keeps no accounts".into())),
         }
     };
 }
@@ -153,6 +168,33 @@ impl Backend {
         dispatch!(self, write(account, writes))
     }
 
+    /// Records a new account with its sealed secret; false when the name is taken.
+    pub async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
+        on_accounts!(self, create_account(name, account_id, secret))
+    }
+
+    pub async fn find_account(&self, name: &str) -> Result<Option<AccountRecord>, StorageError> {
+        on_accounts!(self, find_account(name))
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<AccountListing>, StorageError> {
+        on_accounts!(self, list_accounts())
+    }
+
+    /// Forgets the account (not its tables); false when there was none.
+    pub async fn delete_account(&self, name: &str) -> Result<bool, StorageError> {
+        on_accounts!(self, delete_account(name))
+    }
+
+    /// A new sealed secret; the current one keeps working until revoked. False: no such account.
+    pub async fn rotate_secret(&self, name: &str, secret: &[u8]) -> Result<bool, StorageError> {
+        on_accounts!(self, rotate_secret(name, secret))
+    }
+
+    pub async fn revoke_previous_secret(&self, name: &str) -> Result<bool, StorageError> {
+        on_accounts!(self, revoke_previous_secret(name))
+    }
+
     /// (account, description) of every table that may have an index being created: the host's
     /// background worker reads them with the handler's catalog types. Not part of the handler's
     /// contract; the reference store, which no server runs on, has no worker and returns none.
@@ -164,4 +206,8 @@ impl Backend {
             Backend::PerRequest(s) => per_request!(s, |store| store.tables_with_creating_indexes()),
         }
     }
+}
+
+fn sql_error(e: SqlError) -> StorageError {
+    StorageError::Internal(format!("accounts: {e}"))
 }

@@ -22,6 +22,7 @@ use dynabox_handler::storage::{
     Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange, TableRecord,
     Write, WriteError,
 };
+use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::plan::{
     ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, scan_sql,
     sort_bounds, write_keyspace,
@@ -346,6 +347,54 @@ impl PostgresStore {
         // A SELECT's rows are counted by `execute` too.
         let rows = execute(client, plan.sql, &params).await.map_err(failed)?;
         Ok(plan.holds(rows))
+    }
+
+    pub(super) async fn create_account(
+        &self,
+        name: &str,
+        account_id: &str,
+        secret: &[u8],
+    ) -> Result<bool, StorageError> {
+        let params = [Param::Text(name), Param::Text(account_id), Param::Bytes(secret)];
+        self.found(DIALECT.catalog().insert_account, &params).await
+    }
+
+    pub(super) async fn find_account(&self, name: &str) -> Result<Option<AccountRecord>, StorageError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, DIALECT.catalog().find_account, &[Param::Text(name)]).await.map_err(internal)?;
+        Ok(row.map(|row| AccountRecord { account_id: row.get(0), secret: row.get(1), previous_secret: row.get(2) }))
+    }
+
+    pub(super) async fn list_accounts(&self) -> Result<Vec<AccountListing>, StorageError> {
+        let client = self.client().await?;
+        let rows = query(&client, DIALECT.catalog().list_accounts, &[]).await.map_err(internal)?;
+        Ok(rows
+            .iter()
+            .map(|row| AccountListing {
+                name: row.get(0),
+                account_id: row.get(1),
+                has_previous_secret: row.get::<_, i64>(2) != 0,
+                created: row.get(3),
+            })
+            .collect())
+    }
+
+    pub(super) async fn delete_account(&self, name: &str) -> Result<bool, StorageError> {
+        self.found(DIALECT.catalog().delete_account, &[Param::Text(name)]).await
+    }
+
+    pub(super) async fn rotate_secret(&self, name: &str, secret: &[u8]) -> Result<bool, StorageError> {
+        self.found(DIALECT.catalog().rotate_secret, &[Param::Text(name), Param::Bytes(secret)]).await
+    }
+
+    pub(super) async fn revoke_previous_secret(&self, name: &str) -> Result<bool, StorageError> {
+        self.found(DIALECT.catalog().revoke_previous_secret, &[Param::Text(name)]).await
+    }
+
+    /// Whether a statement that returns a row when it finds its account did.
+    async fn found(&self, sql: &str, params: &[Param<'_>]) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        Ok(query_opt(&client, sql, params).await.map_err(internal)?.is_some())
     }
 
     /// A pooled connection, waiting at most the wait timeout for one to be free.

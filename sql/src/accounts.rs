@@ -1,0 +1,87 @@
+//! The accounts of `--auth sigv4`, as the store keeps them: rows of the catalog, secrets sealed
+//! by the server (the store never sees them in the clear). [`SqlStore`] runs the statements for
+//! SQLite and Spin; the host's PostgreSQL backend runs the same statements on its pool.
+
+use crate::dialect::Catalog;
+use crate::{Columns, Connection, Param, Row, SqlError, SqlStore, Value};
+
+/// An account's credentials: its id (in ARNs and the catalog) and its sealed secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub account_id: String,
+    pub secret: Vec<u8>,
+    /// The secret before the last rotation, until it is revoked.
+    pub previous_secret: Option<Vec<u8>>,
+}
+
+/// An account as `dynabox account list` shows it; never its secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountListing {
+    pub name: String,
+    pub account_id: String,
+    pub has_previous_secret: bool,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+impl<C: Connection> SqlStore<C> {
+    /// False when the name is taken.
+    pub fn create_account(&mut self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, SqlError> {
+        let params = [Param::Text(name), Param::Text(account_id), Param::Bytes(secret)];
+        self.found(|catalog| catalog.insert_account, &params)
+    }
+
+    pub fn find_account(&mut self, name: &str) -> Result<Option<AccountRecord>, SqlError> {
+        let rows = self.catalog_query(|catalog| catalog.find_account, &[Param::Text(name)])?;
+        let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
+        let previous_secret = match row.get(2) {
+            Some(Value::Null) => None,
+            _ => Some(row.bytes(2)?),
+        };
+        Ok(Some(AccountRecord { account_id: row.text(0)?, secret: row.bytes(1)?, previous_secret }))
+    }
+
+    pub fn list_accounts(&mut self) -> Result<Vec<AccountListing>, SqlError> {
+        let rows = self.catalog_query(|catalog| catalog.list_accounts, &[])?;
+        rows.into_iter()
+            .map(|mut row| {
+                Ok(AccountListing {
+                    name: row.text(0)?,
+                    account_id: row.text(1)?,
+                    has_previous_secret: row.int(2)? != 0,
+                    created: row.int(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether there was such an account. Its tables are the caller's to delete.
+    pub fn delete_account(&mut self, name: &str) -> Result<bool, SqlError> {
+        self.found(|catalog| catalog.delete_account, &[Param::Text(name)])
+    }
+
+    /// Makes `secret` the account's secret and the current one its previous; false when there is
+    /// no such account.
+    pub fn rotate_secret(&mut self, name: &str, secret: &[u8]) -> Result<bool, SqlError> {
+        self.found(|catalog| catalog.rotate_secret, &[Param::Text(name), Param::Bytes(secret)])
+    }
+
+    /// Stops the previous secret from working; false when there is no such account.
+    pub fn revoke_previous_secret(&mut self, name: &str) -> Result<bool, SqlError> {
+        self.found(|catalog| catalog.revoke_previous_secret, &[Param::Text(name)])
+    }
+
+    /// Whether a statement that returns a row when it finds its account did.
+    fn found(&mut self, statement: fn(&Catalog) -> &'static str, params: &[Param<'_>]) -> Result<bool, SqlError> {
+        Ok(!self.catalog_query(statement, params)?.is_empty())
+    }
+
+    fn catalog_query(
+        &mut self,
+        statement: fn(&Catalog) -> &'static str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, SqlError> {
+        let sql = statement(self.dialect().catalog());
+        self.connection().query(sql, params)
+    }
+}
