@@ -2,12 +2,9 @@
 //! exports `handle`. Everything here is mechanical conversion between the generated WIT types
 //! and the crate's own.
 
-// The generated import of `authenticate` takes its four strings as eight core parameters.
-#![allow(clippy::too_many_arguments)]
-
 use std::ops::Bound;
 
-use crate::auth::{Auth, Principal};
+use crate::auth::{Auth, Principal, Refusal, SignedRequest};
 use crate::storage::{
     Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, Storage, StorageError,
     StoredItem, TableChange, TableRecord, Write, WriteError,
@@ -221,15 +218,20 @@ impl From<wit::Page> for Page {
 struct HostAuth;
 
 impl Auth for HostAuth {
-    fn authenticate(
-        &mut self,
-        access_key_id: &str,
-        scope: &str,
-        string_to_sign: &str,
-        signature: &str,
-    ) -> Result<Principal, String> {
-        wit_auth::authenticate(access_key_id, scope, string_to_sign, signature)
-            .map(|p| Principal { account_id: p.account_id, access_key_id: p.access_key_id })
+    fn authenticate(&mut self, request: &SignedRequest) -> Result<Principal, Refusal> {
+        let request = wit_auth::SignedRequest {
+            access_key_id: request.access_key_id.clone(),
+            credential_scope: request.credential_scope.clone(),
+            string_to_sign: request.string_to_sign.clone(),
+            signature: request.signature.clone(),
+            expires: request.expires,
+        };
+        match wit_auth::authenticate(&request) {
+            Ok(p) => Ok(Principal { account_id: p.account_id, access_key_id: p.access_key_id }),
+            Err(wit_auth::Refusal::UnrecognizedClient) => Err(Refusal::UnrecognizedClient),
+            Err(wit_auth::Refusal::InvalidSignature(message)) => Err(Refusal::InvalidSignature(message)),
+            Err(wit_auth::Refusal::Unavailable) => Err(Refusal::Unavailable),
+        }
     }
 }
 

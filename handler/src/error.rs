@@ -12,6 +12,7 @@ pub enum ErrorKind {
     MissingAuthenticationToken,
     IncompleteSignature,
     UnrecognizedClient,
+    InvalidSignature,
     ResourceNotFound,
     ResourceInUse,
     LimitExceeded,
@@ -32,6 +33,7 @@ impl ErrorKind {
             ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             ErrorKind::IncompleteSignature => "IncompleteSignatureException",
             ErrorKind::UnrecognizedClient => "UnrecognizedClientException",
+            ErrorKind::InvalidSignature => "InvalidSignatureException",
             ErrorKind::ResourceNotFound => "ResourceNotFoundException",
             ErrorKind::ResourceInUse => "ResourceInUseException",
             ErrorKind::LimitExceeded => "LimitExceededException",
@@ -54,6 +56,7 @@ impl ErrorKind {
             | ErrorKind::MissingAuthenticationToken
             | ErrorKind::IncompleteSignature
             | ErrorKind::UnrecognizedClient
+            | ErrorKind::InvalidSignature
             | ErrorKind::RequestEntityTooLarge => "com.amazon.coral.service",
             _ => "com.amazonaws.dynamodb.v20120810",
         }

@@ -14,7 +14,7 @@ pub mod model;
 mod ops;
 pub mod protocol;
 pub mod random;
-mod sigv4;
+pub mod sigv4;
 pub mod storage;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Refusal};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::{Request, Response};
 use crate::input::Input;
@@ -48,9 +48,13 @@ fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -
         .filter(|op| request.method == "POST" && ops::exists(op))
         .ok_or_else(unknown_operation)?;
     let signed = sigv4::signed_request(request)?;
-    let principal = auth
-        .authenticate(&signed.access_key_id, &signed.credential_scope, &signed.string_to_sign, &signed.signature)
-        .map_err(|reason| ApiError::new(ErrorKind::UnrecognizedClient, reason))?;
+    let principal = auth.authenticate(&signed).map_err(|refusal| match refusal {
+        Refusal::UnrecognizedClient => {
+            ApiError::new(ErrorKind::UnrecognizedClient, "The security token included in the request is invalid.")
+        }
+        Refusal::InvalidSignature(message) => ApiError::new(ErrorKind::InvalidSignature, message),
+        Refusal::Unavailable => ApiError::internal("Internal server error"),
+    })?;
     let body = Input::parse_body(&request.body)?;
     let mut cx = Context { storage, principal: &principal, region: signed.region() };
     ops::dispatch(operation, &body, &mut cx)

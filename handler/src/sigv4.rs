@@ -1,15 +1,26 @@
-//! AWS Signature Version 4, the handler's half: parse the `Authorization` header and rebuild the
-//! string-to-sign from the request. Deriving the key and comparing signatures is the host's job
-//! (`auth` import), so secrets never enter the sandbox.
+//! AWS Signature Version 4, both halves. The handler's: read the signature from the
+//! `Authorization` header or the query string (presigned form) and rebuild the string-to-sign from
+//! the request. The host's (`verify`, run natively by the `auth` import): check the signature's
+//! time and scope, derive the signing key from the secret and compare in constant time. So secrets
+//! never enter the sandbox.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::auth::Refusal;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::Request;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// The service every credential scope must name, the Streams API's included.
+const SERVICE: &str = "dynamodb";
+const TERMINATOR: &str = "aws4_request";
+/// How far a signature's time may be from the server's, either way.
+const MAX_SKEW_SECONDS: i64 = 15 * 60;
+/// The longest a presigned request may stay valid (`X-Amz-Expires`), as AWS allows.
+const MAX_EXPIRES_SECONDS: u32 = 7 * 24 * 3600;
 
-/// What the client claims in its `Authorization` header.
+/// What the client claims in its signature.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SignedRequest {
     pub access_key_id: String,
@@ -17,6 +28,8 @@ pub struct SignedRequest {
     pub credential_scope: String,
     pub string_to_sign: String,
     pub signature: String,
+    /// Presigned form only: seconds after the signing time the signature stays valid.
+    pub expires: Option<u32>,
 }
 
 impl SignedRequest {
@@ -26,40 +39,68 @@ impl SignedRequest {
     }
 }
 
-/// Parses and canonicalises a request signed in the header form.
+/// The signature's parts, wherever the request carries them.
+struct Claim<'a> {
+    credential: String,
+    signed_headers: Vec<String>,
+    signature: &'a str,
+    date: &'a str,
+    expires: Option<u32>,
+    /// The query string as signed: the presigned form leaves its own signature out.
+    query: Vec<(&'a str, &'a str)>,
+}
+
+/// Parses and canonicalises a signed request, in the header form or the presigned query form.
 pub fn signed_request(request: &Request) -> ApiResult<SignedRequest> {
-    let Some(authorization) = request.header("authorization") else {
-        return Err(ApiError::new(ErrorKind::MissingAuthenticationToken, "Request is missing Authentication Token"));
+    let query = request.path.split_once('?').map_or("", |(_, q)| q);
+    let query: Vec<(&str, &str)> =
+        query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
+    let claim = match request.header("authorization") {
+        Some(authorization) => header_claim(request, authorization, query)?,
+        None if query.iter().any(|(name, _)| *name == "X-Amz-Algorithm") => query_claim(query)?,
+        None => {
+            return Err(ApiError::new(
+                ErrorKind::MissingAuthenticationToken,
+                "Request is missing Authentication Token",
+            ));
+        }
     };
-    let header = parse_authorization(authorization)?;
-    let amz_date = request.header("x-amz-date").or_else(|| request.header("date"));
-    let Some(amz_date) = amz_date else {
+    if !is_basic_iso8601(claim.date) {
         return Err(incomplete(&format!(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={authorization}"
+            "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
+            claim.date
+        )));
+    }
+    let Some((access_key_id, credential_scope)) = claim.credential.split_once('/') else {
+        return Err(incomplete(&format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
+            claim.credential
         )));
     };
-    let (access_key_id, credential_scope) = header.credential.split_once('/').ok_or_else(|| {
-        incomplete(&format!("Authorization header requires 'Credential' parameter. Authorization={authorization}"))
-    })?;
-    let canonical = canonical_request(request, &header.signed_headers);
+    if credential_scope.split('/').count() != 4 {
+        return Err(incomplete(&format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
+            claim.credential
+        )));
+    }
+    let canonical = canonical_request(request, &claim);
     let string_to_sign =
-        format!("{ALGORITHM}\n{amz_date}\n{credential_scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
+        format!("{ALGORITHM}\n{}\n{credential_scope}\n{}", claim.date, hex(&Sha256::digest(canonical.as_bytes())));
     Ok(SignedRequest {
         access_key_id: access_key_id.to_string(),
         credential_scope: credential_scope.to_string(),
         string_to_sign,
-        signature: header.signature.to_string(),
+        signature: claim.signature.to_string(),
+        expires: claim.expires,
     })
 }
 
-struct AuthorizationHeader<'a> {
-    credential: &'a str,
-    signed_headers: Vec<&'a str>,
-    signature: &'a str,
-}
-
-fn parse_authorization(value: &str) -> ApiResult<AuthorizationHeader<'_>> {
-    let params = value.strip_prefix(ALGORITHM).unwrap_or("");
+fn header_claim<'a>(
+    request: &'a Request,
+    authorization: &'a str,
+    query: Vec<(&'a str, &'a str)>,
+) -> ApiResult<Claim<'a>> {
+    let params = authorization.strip_prefix(ALGORITHM).unwrap_or("");
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for part in params.split(',') {
         match part.trim().split_once('=') {
@@ -75,26 +116,73 @@ fn parse_authorization(value: &str) -> ApiResult<AuthorizationHeader<'_>> {
             missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
         }
     }
-    match (credential, signed_headers, signature) {
-        (Some(credential), Some(signed), Some(signature)) if missing.is_empty() => {
-            Ok(AuthorizationHeader { credential, signed_headers: signed.split(';').collect(), signature })
+    let (Some(credential), Some(signed_headers), Some(signature), true) =
+        (credential, signed_headers, signature, missing.is_empty())
+    else {
+        return Err(incomplete(&format!("{missing}Authorization={authorization}")));
+    };
+    let Some(date) = request.header("x-amz-date").or_else(|| request.header("date")) else {
+        return Err(incomplete(&format!(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={authorization}"
+        )));
+    };
+    Ok(Claim {
+        credential: credential.to_string(),
+        signed_headers: signed_headers.split(';').map(str::to_string).collect(),
+        signature,
+        date,
+        expires: None,
+        query,
+    })
+}
+
+/// The presigned form: `X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
+/// `X-Amz-SignedHeaders` and `X-Amz-Signature` in the query string.
+fn query_claim<'a>(query: Vec<(&'a str, &'a str)>) -> ApiResult<Claim<'a>> {
+    let param = |name: &str| query.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let mut missing = Vec::new();
+    for name in ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date"] {
+        if param(name).is_none_or(str::is_empty) {
+            missing.push(format!("AWS query-string parameters must include '{name}'."));
         }
-        _ => Err(incomplete(&format!("{missing}Authorization={value}"))),
     }
+    let expires = param("X-Amz-Expires").map(|v| v.parse::<u32>().ok().filter(|e| *e <= MAX_EXPIRES_SECONDS));
+    if expires == Some(None) {
+        missing.push(format!("X-Amz-Expires must be non-negative integer of at most {MAX_EXPIRES_SECONDS} seconds."));
+    }
+    if !missing.is_empty() {
+        return Err(incomplete(&format!("{} Re-examine the query-string parameters.", missing.join(" "))));
+    }
+    let (credential, signed, signature, date) = (
+        percent_decode(param("X-Amz-Credential").unwrap_or_default()),
+        percent_decode(param("X-Amz-SignedHeaders").unwrap_or_default()),
+        param("X-Amz-Signature").unwrap_or_default(),
+        param("X-Amz-Date").unwrap_or_default(),
+    );
+    let query = query.iter().copied().filter(|(name, _)| *name != "X-Amz-Signature").collect();
+    Ok(Claim {
+        credential,
+        signed_headers: signed.split(';').map(str::to_string).collect(),
+        signature,
+        date,
+        expires: expires.flatten(),
+        query,
+    })
 }
 
 fn incomplete(message: &str) -> ApiError {
     ApiError::new(ErrorKind::IncompleteSignature, message)
 }
 
-fn canonical_request(request: &Request, signed_headers: &[&str]) -> String {
-    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
-    let mut query_pairs: Vec<(&str, &str)> =
-        query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
-    query_pairs.sort_unstable();
-    let query = query_pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+/// The canonical request. Its payload line is always the hash of the body received, never a hash
+/// the client declares, so a body changed after signing no longer matches the signature.
+fn canonical_request(request: &Request, claim: &Claim<'_>) -> String {
+    let path = request.path.split_once('?').map_or(request.path.as_str(), |(path, _)| path);
+    let mut query = claim.query.clone();
+    query.sort_unstable();
+    let query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let mut canonical = format!("{}\n{}\n{query}\n", request.method, if path.is_empty() { "/" } else { path });
-    for name in signed_headers {
+    for name in &claim.signed_headers {
         let values: Vec<String> = request
             .headers
             .iter()
@@ -103,12 +191,28 @@ fn canonical_request(request: &Request, signed_headers: &[&str]) -> String {
             .collect();
         canonical.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = match request.header("x-amz-content-sha256") {
-        Some(declared) => declared.to_string(),
-        None => hex(&Sha256::digest(&request.body)),
-    };
-    canonical.push_str(&format!("\n{}\n{payload_hash}", signed_headers.join(";")));
+    canonical.push_str(&format!("\n{}\n{}", claim.signed_headers.join(";"), hex(&Sha256::digest(&request.body))));
     canonical
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex_digit = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex_digit), bytes.get(i + 2).copied().and_then(hex_digit)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -120,6 +224,154 @@ fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[usize::from(b & 15)] as char);
     }
     out
+}
+
+// The host's half.
+
+/// The key that signs DynamoDB requests of one day and region with `secret`.
+pub fn signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
+    derive_key(secret, date, region, SERVICE)
+}
+
+fn derive_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in [region, service, TERMINATOR] {
+        key = hmac(&key, part.as_bytes());
+    }
+    key
+}
+
+/// Whether `signature` (hex) is the signature of `string_to_sign` under `key`, compared in constant
+/// time.
+pub fn signature_matches(key: &[u8; 32], string_to_sign: &str, signature: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(string_to_sign.as_bytes());
+    let Some(claimed) = unhex(signature) else { return false };
+    mac.verify_slice(&claimed).is_ok()
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The scope's date and region, once the scope names DynamoDB and matches the signing time: what
+/// the host checks before it looks for a key. `now` is seconds since the epoch.
+pub fn check_claim<'a>(
+    credential_scope: &'a str,
+    string_to_sign: &str,
+    expires: Option<u32>,
+    now: i64,
+) -> Result<(&'a str, &'a str), Refusal> {
+    let invalid = |message: String| Refusal::InvalidSignature(message);
+    let mut scope = credential_scope.split('/');
+    let (date, region, service, terminator) = (
+        scope.next().unwrap_or(""),
+        scope.next().unwrap_or(""),
+        scope.next().unwrap_or(""),
+        scope.next().unwrap_or(""),
+    );
+    let signed_at = string_to_sign.lines().nth(1).unwrap_or("");
+    let Some(signed_time) = parse_basic_iso8601(signed_at) else {
+        return Err(invalid(format!("Date must be in ISO-8601 'basic format'. Got '{signed_at}'.")));
+    };
+    if !signed_at.starts_with(date) || date.len() != 8 {
+        return Err(invalid(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{date}' != '{}', from '{signed_at}'.",
+            &signed_at[..8]
+        )));
+    }
+    if service != SERVICE {
+        return Err(invalid(format!("Credential should be scoped to correct service: '{SERVICE}'. ")));
+    }
+    if terminator != TERMINATOR {
+        return Err(invalid(format!(
+            "Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'. "
+        )));
+    }
+    match expires {
+        Some(seconds) if now > signed_time + i64::from(seconds) => {
+            return Err(invalid(format!(
+                "Signature expired: {signed_at} is now earlier than {} ({} - {seconds} sec.)",
+                basic_iso8601(now - i64::from(seconds)),
+                basic_iso8601(now)
+            )));
+        }
+        None if signed_time < now - MAX_SKEW_SECONDS => {
+            return Err(invalid(format!(
+                "Signature expired: {signed_at} is now earlier than {} ({} - 15 min.)",
+                basic_iso8601(now - MAX_SKEW_SECONDS),
+                basic_iso8601(now)
+            )));
+        }
+        _ => {}
+    }
+    if signed_time > now + MAX_SKEW_SECONDS {
+        return Err(invalid(format!(
+            "Signature not yet current: {signed_at} is still later than {} ({} + 15 min.)",
+            basic_iso8601(now + MAX_SKEW_SECONDS),
+            basic_iso8601(now)
+        )));
+    }
+    Ok((date, region))
+}
+
+fn is_basic_iso8601(text: &str) -> bool {
+    parse_basic_iso8601(text).is_some()
+}
+
+/// `YYYYMMDDTHHMMSSZ` as seconds since the epoch.
+fn parse_basic_iso8601(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = text.get(range)?;
+        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
+    let (hour, minute, second) = (number(9..11)?, number(11..13)?, number(13..15)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+fn basic_iso8601(seconds: i64) -> String {
+    let (days, time) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", time / 3600, time / 60 % 60, time % 60)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
@@ -155,6 +407,111 @@ mod tests {
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iam/aws4_request\n\
              f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
         );
+    }
+
+    #[test]
+    fn the_documented_example_verifies_with_its_secret_only() {
+        let string_to_sign = "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iam/aws4_request\n\
+                              f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59";
+        let signature = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        let key = derive_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830", "us-east-1", "iam");
+        assert!(signature_matches(&key, string_to_sign, signature));
+        let wrong = derive_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEZ", "20150830", "us-east-1", "iam");
+        assert!(!signature_matches(&wrong, string_to_sign, signature));
+        assert!(!signature_matches(&key, string_to_sign, "not hex"));
+        assert!(!signature_matches(&key, string_to_sign, &signature[..62]));
+    }
+
+    fn claim_at(signed_at: &str, scope: &str, expires: Option<u32>) -> Result<(String, String), Refusal> {
+        let now = parse_basic_iso8601("20261130T120000Z").unwrap();
+        let string_to_sign = format!("{ALGORITHM}\n{signed_at}\n{scope}\nhash");
+        check_claim(scope, &string_to_sign, expires, now).map(|(d, r)| (d.to_string(), r.to_string()))
+    }
+
+    #[test]
+    fn a_signature_counts_within_fifteen_minutes_of_the_server_clock() {
+        let scope = "20261130/eu-west-1/dynamodb/aws4_request";
+        assert_eq!(claim_at("20261130T114500Z", scope, None), Ok(("20261130".into(), "eu-west-1".into())));
+        assert!(claim_at("20261130T121500Z", scope, None).is_ok());
+        assert_eq!(
+            claim_at("20261130T114459Z", scope, None),
+            Err(Refusal::InvalidSignature(
+                "Signature expired: 20261130T114459Z is now earlier than 20261130T114500Z (20261130T120000Z - 15 min.)"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            claim_at("20261130T121501Z", scope, None),
+            Err(Refusal::InvalidSignature(
+                "Signature not yet current: 20261130T121501Z is still later than 20261130T121500Z (20261130T120000Z + 15 min.)"
+                    .into()
+            ))
+        );
+        // Presigned: valid for X-Amz-Expires after signing.
+        assert!(claim_at("20261130T100000Z", scope, Some(7200)).is_ok());
+        assert!(claim_at("20261130T100000Z", scope, Some(7199)).is_err());
+        // Any region, the empty one included.
+        assert!(claim_at("20261130T120000Z", "20261130//dynamodb/aws4_request", None).is_ok());
+    }
+
+    #[test]
+    fn the_scope_names_dynamodb_and_the_signing_day() {
+        let refused = |scope| matches!(claim_at("20261130T120000Z", scope, None), Err(Refusal::InvalidSignature(_)));
+        assert!(refused("20261129/us-east-1/dynamodb/aws4_request"));
+        assert!(refused("20261130/us-east-1/s3/aws4_request"));
+        assert!(refused("20261130/us-east-1/dynamodb/aws5_request"));
+    }
+
+    #[test]
+    fn basic_iso8601_round_trips() {
+        for text in ["19700101T000000Z", "20000229T235959Z", "20261130T120000Z", "21000301T010203Z"] {
+            assert_eq!(basic_iso8601(parse_basic_iso8601(text).unwrap()), text);
+        }
+        assert_eq!(parse_basic_iso8601("20261130T120000Z"), Some(1_796_040_000));
+        for bad in ["2001", "20261330T120000Z", "20261130 120000Z", "2026113OT120000Z"] {
+            assert_eq!(parse_basic_iso8601(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_presigned_form_signs_the_query_without_its_signature() {
+        let request = Request {
+            method: "POST".into(),
+            path: "/?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=alice%2F20261130%2Fus-east-1%2Fdynamodb%2Faws4_request\
+                   &X-Amz-Date=20261130T120000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=abcd"
+                .into(),
+            headers: vec![("host".into(), "localhost".into())],
+            body: b"{}".to_vec(),
+        };
+        let signed = signed_request(&request).unwrap();
+        assert_eq!(signed.access_key_id, "alice");
+        assert_eq!(signed.credential_scope, "20261130/us-east-1/dynamodb/aws4_request");
+        assert_eq!((signed.signature.as_str(), signed.expires), ("abcd", Some(300)));
+        assert!(!signed.string_to_sign.contains("abcd"));
+    }
+
+    #[test]
+    fn the_payload_line_hashes_the_body_received() {
+        let signed = |body: &[u8], declared: &str| {
+            let request = Request {
+                method: "POST".into(),
+                path: "/".into(),
+                headers: vec![
+                    ("x-amz-date".into(), "20261130T120000Z".into()),
+                    ("x-amz-content-sha256".into(), declared.into()),
+                    (
+                        "authorization".into(),
+                        "AWS4-HMAC-SHA256 Credential=a/20261130/r/dynamodb/aws4_request, \
+                         SignedHeaders=x-amz-date, Signature=00"
+                            .into(),
+                    ),
+                ],
+                body: body.to_vec(),
+            };
+            signed_request(&request).unwrap().string_to_sign
+        };
+        let declared = hex(&Sha256::digest(b"{}"));
+        assert_ne!(signed(b"{}", &declared), signed(b"{\"changed\":1}", &declared));
     }
 
     #[test]

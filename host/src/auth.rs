@@ -1,35 +1,158 @@
-//! The host's half of authentication. For now the handler's open policy: any well-formed signed
-//! request is accepted and belongs to the one local account. Verifying signatures against stored
-//! secrets (and scoping storage per account) replaces this in the accounts issue.
+//! The host's half of authentication: the `auth` import. The handler reads the signature and
+//! builds the string-to-sign; here, outside the sandbox, the signature's time and scope are
+//! checked, the account's secrets are unsealed and the signature compared. The account found is
+//! the only one the request's storage calls may then name (`runtime/imports.rs`).
 
-use dynabox_handler::auth::{Auth, OpenPolicy, Principal};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dynabox_handler::auth::{Auth, OpenPolicy, Principal, Refusal, SignedRequest};
+use dynabox_handler::sigv4;
+
+use crate::accounts::SealingKey;
+use crate::storage::Backend;
 
 pub use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
 
-#[derive(Debug, Default)]
-pub struct Authenticator;
+/// How long a server trusts what it read of an account: a secret rotated or revoked, or an
+/// account deleted, by `dynabox account` takes effect within this.
+const ACCOUNT_TTL: Duration = Duration::from_secs(2);
+/// How often a key that does not verify against what is remembered is read again, at most.
+const RECHECK_AFTER: Duration = Duration::from_millis(100);
+/// Accounts (known or not) remembered at most; beyond, the memory starts afresh.
+const MAX_REMEMBERED: usize = 10_000;
+
+pub enum Authenticator {
+    /// `--auth open`: any well-formed signature, one shared local account (like DynamoDB Local).
+    Open,
+    /// `--auth sigv4`: every request signed with an account's secret.
+    SigV4(Accounts),
+}
+
+/// The accounts of the store, as the server verifies signatures with them.
+pub struct Accounts {
+    backend: Arc<Backend>,
+    key: SealingKey,
+    remembered: Mutex<HashMap<String, Remembered>>,
+}
+
+struct Remembered {
+    read: Instant,
+    /// Read because what was remembered before did not verify.
+    for_recheck: bool,
+    account: Option<Arc<Account>>,
+}
+
+struct Account {
+    id: String,
+    /// The current secret, then the previous one while it works.
+    secrets: Vec<String>,
+    /// (date, region) → a signing key per secret: deriving one takes four HMACs.
+    signing_keys: Mutex<HashMap<(String, String), Arc<Vec<[u8; 32]>>>>,
+}
 
 impl Authenticator {
-    pub fn authenticate(
-        &self,
-        access_key_id: &str,
-        scope: &str,
-        string_to_sign: &str,
-        signature: &str,
-    ) -> Result<Principal, String> {
-        OpenPolicy.authenticate(access_key_id, scope, string_to_sign, signature)
+    pub fn sigv4(backend: Arc<Backend>, key: SealingKey) -> Authenticator {
+        Authenticator::SigV4(Accounts { backend, key, remembered: Mutex::default() })
+    }
+
+    /// The mode, for the start-up line.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Authenticator::Open => "open",
+            Authenticator::SigV4(_) => "sigv4",
+        }
+    }
+
+    pub async fn authenticate(&self, request: &SignedRequest) -> Result<Principal, Refusal> {
+        match self {
+            Authenticator::Open => OpenPolicy.authenticate(request),
+            Authenticator::SigV4(accounts) => accounts.authenticate(request).await,
+        }
     }
 }
 
-/// Lets the handler run natively (benchmarks) against the same policy.
-impl Auth for &Authenticator {
-    fn authenticate(
-        &mut self,
-        access_key_id: &str,
-        scope: &str,
-        string_to_sign: &str,
-        signature: &str,
-    ) -> Result<Principal, String> {
-        Authenticator::authenticate(self, access_key_id, scope, string_to_sign, signature)
+impl Accounts {
+    /// A key or signature that does not verify against what the server remembers is checked
+    /// again on a fresh read (at most every [`RECHECK_AFTER`] per key), so an account just
+    /// created or a secret just rotated works at once.
+    async fn authenticate(&self, request: &SignedRequest) -> Result<Principal, Refusal> {
+        let name = &request.access_key_id;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut fresh = false;
+        loop {
+            let account = match self.account(name, fresh).await? {
+                Some(account) => account,
+                None if fresh => return Err(Refusal::UnrecognizedClient),
+                None => {
+                    fresh = true;
+                    continue;
+                }
+            };
+            let (date, region) =
+                sigv4::check_claim(&request.credential_scope, &request.string_to_sign, request.expires, now)?;
+            let keys = account.signing_keys(date, region);
+            if keys.iter().any(|key| sigv4::signature_matches(key, &request.string_to_sign, &request.signature)) {
+                return Ok(Principal { account_id: account.id.clone(), access_key_id: name.clone() });
+            }
+            if fresh {
+                return Err(Refusal::InvalidSignature(
+                    "The request signature we calculated does not match the signature you provided. Check your \
+                     AWS Secret Access Key and signing method. Consult the service documentation for details."
+                        .to_string(),
+                ));
+            }
+            fresh = true;
+        }
+    }
+
+    /// The account named `name`, from memory while fresh, else from the store. `recheck`: what is
+    /// remembered did not verify, so only a read made for a recheck moments ago will do.
+    async fn account(&self, name: &str, recheck: bool) -> Result<Option<Arc<Account>>, Refusal> {
+        let usable = |r: &&Remembered| match recheck {
+            false => r.read.elapsed() < ACCOUNT_TTL,
+            true => r.for_recheck && r.read.elapsed() < RECHECK_AFTER,
+        };
+        if let Some(remembered) = self.lock().get(name).filter(usable) {
+            return Ok(remembered.account.clone());
+        }
+        let record = self.backend.find_account(name).await.map_err(|e| {
+            eprintln!("dynabox: reading account {name:?} failed: {e:?}");
+            Refusal::Unavailable
+        })?;
+        let account = record.and_then(|record| {
+            let secrets: Option<Vec<String>> = std::iter::once(&record.secret)
+                .chain(record.previous_secret.as_ref())
+                .map(|sealed| self.key.open(name, sealed))
+                .collect();
+            if secrets.is_none() {
+                eprintln!("dynabox: account {name:?} has a secret sealed under another key file; refusing it");
+            }
+            Some(Arc::new(Account { id: record.account_id, secrets: secrets?, signing_keys: Mutex::default() }))
+        });
+        let mut remembered = self.lock();
+        if remembered.len() >= MAX_REMEMBERED {
+            remembered.clear();
+        }
+        let read = Instant::now();
+        remembered.insert(name.to_string(), Remembered { read, for_recheck: recheck, account: account.clone() });
+        Ok(account)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.remembered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Account {
+    fn signing_keys(&self, date: &str, region: &str) -> Arc<Vec<[u8; 32]>> {
+        let mut keys = self.signing_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.len() > 16 {
+            keys.clear();
+        }
+        keys.entry((date.to_string(), region.to_string()))
+            .or_insert_with(|| Arc::new(self.secrets.iter().map(|s| sigv4::signing_key(s, date, region)).collect()))
+            .clone()
     }
 }

@@ -1,6 +1,7 @@
 //! The dynabox host: serves HTTP, runs the handler component once per request, and implements the
 //! component's `storage` and `auth` imports.
 
+pub mod accounts;
 pub mod auth;
 pub mod runtime;
 pub mod server;

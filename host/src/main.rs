@@ -7,29 +7,32 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use dynabox::accounts::{AccountCommand, SealingKey};
 use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Runtime};
 use dynabox::storage::Backend;
 
 /// A DynamoDB-compatible server. Point any DynamoDB client's endpoint at it.
 ///
-/// Without flags it listens on 127.0.0.1:8000 and keeps data in ./dynabox-data.
+/// Without flags it listens on 127.0.0.1:8000, accepts any credentials (--auth open) and keeps
+/// data in ./dynabox-data.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    #[command(flatten)]
+    store: StoreArgs,
     /// Address to listen on (port 0 picks a free port; the log line says which).
     #[arg(long, default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
-    /// Directory of the embedded store; created if missing, data survives restarts.
-    #[arg(long, default_value = "dynabox-data", conflicts_with_all = ["in_memory", "database_url"])]
-    data_dir: PathBuf,
-    /// Keep everything in memory; lost when the server stops.
-    #[arg(long, conflicts_with = "database_url")]
-    in_memory: bool,
-    /// Store data in PostgreSQL instead (e.g. postgres://user@host:5432/db). dynabox creates and
-    /// migrates its own schema on start.
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: Option<String>,
+    /// open: any credentials, one shared namespace (local development, like DynamoDB Local).
+    /// sigv4: every request must be signed with the secret of an account made by
+    /// `dynabox account create`, and sees only that account's tables.
+    #[arg(long, value_enum, default_value_t = AuthMode::Open)]
+    auth: AuthMode,
+    /// Allow --auth open on an address other than loopback: anyone who reaches it can read and
+    /// change every table.
+    #[arg(long)]
+    allow_open_non_loopback: bool,
     /// PostgreSQL connections in the pool.
     #[arg(long, default_value_t = 16)]
     pool_size: usize,
@@ -41,11 +44,6 @@ struct Args {
     /// do not count (they are bounded by --storage-timeout-ms).
     #[arg(long, default_value_t = 10_000)]
     request_sandbox_ms: u64,
-    /// How long one storage call may wait (for a lock, a connection, the database), in
-    /// milliseconds. A write that times out is rolled back and answered with a retryable
-    /// InternalServerError; a write that committed is always answered as a success.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
-    storage_timeout_ms: u64,
     /// Requests executed at once (each holds one sandbox instance); more wait.
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
@@ -53,6 +51,51 @@ struct Args {
     /// (default: $XDG_CACHE_HOME/dynabox or ~/.cache/dynabox).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Which store, for the server and for `dynabox account` alike.
+#[derive(clap::Args, Debug)]
+struct StoreArgs {
+    /// Directory of the embedded store; created if missing, data survives restarts.
+    #[arg(long, global = true, default_value = "dynabox-data", conflicts_with_all = ["in_memory", "database_url"])]
+    data_dir: PathBuf,
+    /// Keep everything in memory; lost when the server stops.
+    #[arg(long, global = true, conflicts_with = "database_url")]
+    in_memory: bool,
+    /// Store data in PostgreSQL instead (e.g. postgres://user@host:5432/db). dynabox creates and
+    /// migrates its own schema on start.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The key that seals account secrets in the store: a file of 64 hex digits, created when
+    /// missing (default: $XDG_CONFIG_HOME/dynabox/secret.key or ~/.config/dynabox/secret.key).
+    /// Keep it apart from the store: with it, a copy of the store reveals every secret.
+    #[arg(long, global = true, env = "DYNABOX_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// How long one storage call may wait (for a lock, a connection, the database), in
+    /// milliseconds. A write that times out is rolled back and answered with a retryable
+    /// InternalServerError; a write that committed is always answered as a success.
+    #[arg(long, global = true, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    storage_timeout_ms: u64,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Manages the accounts of --auth sigv4, in the store the flags name (a running server's too).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+        /// Print JSON instead of lines.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthMode {
+    Open,
+    Sigv4,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,14 +104,25 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let wait_timeout = Duration::from_millis(args.storage_timeout_ms);
-    let backend = match (&args.database_url, args.in_memory) {
-        (Some(url), _) => {
-            Backend::connect_postgres(url, args.pool_size, wait_timeout).await.context("connecting to PostgreSQL")?
+    if let Some(Command::Account { command, json }) = &args.command {
+        let backend = open_store(&args.store, 1).await?;
+        let printed = dynabox::accounts::run(command, &backend, &sealing_key(&args.store)?, *json).await?;
+        if !printed.is_empty() {
+            println!("{printed}");
         }
-        (None, true) => Backend::open_embedded(None, wait_timeout)?,
-        (None, false) => Backend::open_embedded(Some(&args.data_dir), wait_timeout)
-            .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?,
+        return Ok(());
+    }
+    if args.auth == AuthMode::Open && !args.listen.ip().is_loopback() && !args.allow_open_non_loopback {
+        anyhow::bail!(
+            "--auth open on {} would let anyone who reaches it read and change every table: use --auth sigv4, \
+             or say --allow-open-non-loopback",
+            args.listen
+        );
+    }
+    let backend = Arc::new(open_store(&args.store, args.pool_size).await?);
+    let auth = match args.auth {
+        AuthMode::Open => Authenticator::Open,
+        AuthMode::Sigv4 => Authenticator::sigv4(backend.clone(), sealing_key(&args.store)?),
     };
     let limits = Limits {
         memory_bytes: (args.request_memory_mib as usize) << 20,
@@ -77,17 +131,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let cache_dir = args.cache_dir.or_else(default_cache_dir);
     let store = backend.describe();
-    let backend = Arc::new(backend);
-    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator), limits, cache_dir.as_deref())?);
+    let mode = auth.mode();
+    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits, cache_dir.as_deref())?);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
-    eprintln!("dynabox listening on http://{} with the {store}", listener.local_addr()?);
+    eprintln!("dynabox listening on http://{} with the {store}, --auth {mode}", listener.local_addr()?);
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend));
     dynabox::server::serve(listener, runtime, shutdown_signal()).await;
     worker.abort();
     eprintln!("dynabox stopped");
     Ok(())
+}
+
+async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Backend> {
+    let wait_timeout = Duration::from_millis(store.storage_timeout_ms);
+    Ok(match (&store.database_url, store.in_memory) {
+        (Some(url), _) => {
+            Backend::connect_postgres(url, pool_size, wait_timeout).await.context("connecting to PostgreSQL")?
+        }
+        (None, true) => Backend::open_embedded(None, wait_timeout)?,
+        (None, false) => Backend::open_embedded(Some(&store.data_dir), wait_timeout)
+            .with_context(|| format!("opening the embedded store in {}", store.data_dir.display()))?,
+    })
+}
+
+fn sealing_key(store: &StoreArgs) -> anyhow::Result<SealingKey> {
+    let path = store.secret_key_file.clone().or_else(dynabox::accounts::default_key_file);
+    SealingKey::load_or_create(&path.context("no --secret-key-file given and no home directory for the default")?)
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

@@ -49,6 +49,17 @@ pub fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
+impl Store {
+    /// The command-line flags that choose this store.
+    pub fn flags(&self) -> Vec<String> {
+        match self {
+            Store::Embedded(dir) => vec!["--data-dir".into(), dir.display().to_string()],
+            Store::InMemory => vec!["--in-memory".into()],
+            Store::Postgres(url) => vec!["--database-url".into(), url.clone()],
+        }
+    }
+}
+
 /// A running `dynabox` process; killed when dropped.
 pub struct Server {
     child: Child,
@@ -62,12 +73,7 @@ impl Server {
 
     pub fn start_with(store: &Store, extra: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dynabox"));
-        command.args(["--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL");
-        match store {
-            Store::Embedded(dir) => command.arg("--data-dir").arg(dir),
-            Store::InMemory => command.arg("--in-memory"),
-            Store::Postgres(url) => command.args(["--database-url", url]),
-        };
+        command.args(["--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL").args(store.flags());
         let mut child = command.args(extra).stderr(Stdio::piped()).spawn().expect("dynabox starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
         let mut line = String::new();
@@ -96,11 +102,16 @@ impl Server {
     }
 
     pub fn client(&self) -> Client {
+        self.client_as("test-key", "test-secret", "us-east-1")
+    }
+
+    /// A client that signs with these credentials for this region.
+    pub fn client_as(&self, access_key_id: &str, secret: &str, region: &str) -> Client {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(self.endpoint())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test-key", "test-secret", None, None, "tests"))
+            .region(Region::new(region.to_string()))
+            .credentials_provider(Credentials::new(access_key_id, secret, None, None, "tests"))
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .build();
         Client::from_conf(config)

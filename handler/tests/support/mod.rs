@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use dynabox_handler::auth::{Auth, Principal};
+use dynabox_handler::auth::{Auth, Principal, Refusal, SignedRequest};
 use dynabox_handler::http::{Request, Response};
 pub use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{
@@ -70,8 +70,8 @@ impl<H: FnMut(&mut MemoryStore, Call) -> Result<(), WriteError>> Storage for Hoo
 pub struct AcceptAll;
 
 impl Auth for AcceptAll {
-    fn authenticate(&mut self, access_key_id: &str, _: &str, _: &str, _: &str) -> Result<Principal, String> {
-        Ok(Principal { account_id: "123456789012".into(), access_key_id: access_key_id.into() })
+    fn authenticate(&mut self, request: &SignedRequest) -> Result<Principal, Refusal> {
+        Ok(Principal { account_id: "123456789012".into(), access_key_id: request.access_key_id.clone() })
     }
 }
 

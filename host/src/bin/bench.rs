@@ -21,6 +21,7 @@ use bytes::Bytes;
 use dynabox::auth::{Authenticator, LOCAL_ACCOUNT_ID};
 use dynabox::runtime::{Limits, Phases, Runtime};
 use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
+use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::http::Request;
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{Expect, ItemKey, Keyspace, Write};
@@ -118,21 +119,20 @@ fn get_request(key: usize) -> Request {
 fn sandbox_tax() -> anyhow::Result<()> {
     const ROUNDS: usize = 20_000;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let auth = Authenticator;
     // The same store on both sides, so only the sandbox differs: the handler's reference store,
     // one copy called natively and one behind the host.
     let mut store = MemoryStore::default();
     for setup in [create_table_request(), put_request(1)] {
-        assert_eq!(dynabox_handler::handle(&setup, &mut store, &mut &auth).status, 200);
+        assert_eq!(dynabox_handler::handle(&setup, &mut store, &mut OpenPolicy).status, 200);
     }
     let backend = Arc::new(Backend::Reference(Mutex::new(store.clone())));
     let cache = std::env::temp_dir().join("dynabox-bench-cache");
-    let runtime = Runtime::new(backend, Arc::new(Authenticator), Limits::default(), Some(&cache))?;
+    let runtime = Runtime::new(backend, Arc::new(Authenticator::Open), Limits::default(), Some(&cache))?;
     let get = get_request(1);
     assert_eq!(rt.block_on(runtime.handle(get.clone())).status, 200);
 
     let native = time_per_call(ROUNDS, || {
-        dynabox_handler::handle(&get, &mut store, &mut &auth);
+        dynabox_handler::handle(&get, &mut store, &mut OpenPolicy);
     });
     let sandboxed = time_per_call(ROUNDS, || {
         rt.block_on(runtime.handle(get.clone()));
@@ -160,7 +160,7 @@ fn sandbox_tax() -> anyhow::Result<()> {
     let mut native_calls = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        dynabox_handler::handle(&get, &mut store, &mut &auth);
+        dynabox_handler::handle(&get, &mut store, &mut OpenPolicy);
         native_calls.push(started.elapsed());
     }
     native_calls.sort_unstable();
@@ -213,7 +213,7 @@ impl BenchServer {
     fn start(open: Open<'_>) -> anyhow::Result<BenchServer> {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let backend = Arc::new(open()?);
-        let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator), Limits::default(), None)?);
+        let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator::Open), Limits::default(), None)?);
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

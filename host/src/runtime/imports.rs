@@ -7,6 +7,7 @@
 use std::ops::Bound;
 use std::time::Instant;
 
+use dynabox_handler::auth as native_auth;
 use dynabox_handler::storage as native;
 
 use super::dynabox::service::{auth, http, storage};
@@ -208,18 +209,26 @@ impl storage::Host for RequestState {
 }
 
 impl auth::Host for RequestState {
-    async fn authenticate(
-        &mut self,
-        access_key_id: String,
-        credential_scope: String,
-        string_to_sign: String,
-        signature: String,
-    ) -> Fallible<auth::Principal, String> {
-        let principal = self.auth.authenticate(&access_key_id, &credential_scope, &string_to_sign, &signature);
+    async fn authenticate(&mut self, request: auth::SignedRequest) -> Fallible<auth::Principal, auth::Refusal> {
+        let request = native_auth::SignedRequest {
+            access_key_id: request.access_key_id,
+            credential_scope: request.credential_scope,
+            string_to_sign: request.string_to_sign,
+            signature: request.signature,
+            expires: request.expires,
+        };
+        // Reading an account is a storage wait too.
+        let principal = waiting(&mut self.clock, self.auth.authenticate(&request)).await;
         if let Ok(principal) = &principal {
             self.account = Some(principal.account_id.clone());
         }
-        Ok(principal.map(|p| auth::Principal { account_id: p.account_id, access_key_id: p.access_key_id }))
+        Ok(principal.map(|p| auth::Principal { account_id: p.account_id, access_key_id: p.access_key_id }).map_err(
+            |refusal| match refusal {
+                native_auth::Refusal::UnrecognizedClient => auth::Refusal::UnrecognizedClient,
+                native_auth::Refusal::InvalidSignature(message) => auth::Refusal::InvalidSignature(message),
+                native_auth::Refusal::Unavailable => auth::Refusal::Unavailable,
+            },
+        ))
     }
 }
 
@@ -275,5 +284,51 @@ impl From<native::StoredItem> for storage::StoredItem {
 impl From<native::Page> for storage::Page {
     fn from(page: native::Page) -> Self {
         storage::Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::Authenticator;
+    use crate::runtime::{Limits, Runtime};
+    use crate::storage::Backend;
+
+    fn keyspace(table: &str) -> storage::Keyspace {
+        storage::Keyspace { table: table.into(), index: None }
+    }
+
+    /// Calls the handler would never make: storage before `authenticate`, and storage naming an
+    /// account other than the one authenticated. The host refuses both with a trap.
+    #[tokio::test]
+    async fn storage_calls_act_only_for_the_authenticated_account() {
+        let runtime =
+            Runtime::new(Arc::new(Backend::reference()), Arc::new(Authenticator::Open), Limits::default(), None)
+                .expect("the runtime starts");
+        let mut store = runtime.new_store();
+        let state = store.data_mut();
+        let before = storage::Host::list_tables(state, "000000000000".into(), None, 10).await;
+        assert!(before.is_err(), "no storage call before authentication");
+
+        let signed = auth::SignedRequest {
+            access_key_id: "alice".into(),
+            credential_scope: "20261130/us-east-1/dynamodb/aws4_request".into(),
+            string_to_sign: String::new(),
+            signature: String::new(),
+            expires: None,
+        };
+        let principal = auth::Host::authenticate(state, signed).await.unwrap().expect("open mode accepts");
+        let own = principal.account_id;
+        assert!(matches!(storage::Host::list_tables(state, own.clone(), None, 10).await, Ok(Ok(_))));
+        let other = "123456789012".to_string();
+        assert!(storage::Host::list_tables(state, other.clone(), None, 10).await.is_err());
+        assert!(storage::Host::describe_table(state, other.clone(), "t".into()).await.is_err());
+        let key = storage::ItemKey { partition: b"k".to_vec(), sort: Vec::new() };
+        assert!(storage::Host::get(state, other.clone(), keyspace("t"), key.clone()).await.is_err());
+        assert!(storage::Host::get_for_write(state, other.clone(), keyspace("t"), key).await.is_err());
+        assert!(storage::Host::write(state, other.clone(), Vec::new()).await.is_err());
+        assert!(storage::Host::delete_table(state, other, "t".into()).await.is_err());
     }
 }

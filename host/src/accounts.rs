@@ -1,0 +1,254 @@
+//! Accounts, PolarDB's way: an account's name is its access key id, and a generated key is its
+//! secret access key. `dynabox account ...` manages them in the same store a server runs on.
+//!
+//! Secrets are kept sealed (ChaCha20-Poly1305, the account's name as associated data) under the
+//! server's key, a file of its own outside the store: a copy of the database alone reveals no
+//! secret, and a sealed secret cannot be moved to another account's row.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde_json::json;
+
+use dynabox_handler::storage::StorageError;
+
+use crate::storage::Backend;
+
+const NONCE_BYTES: usize = 12;
+/// Secret access keys are 40 characters, like AWS's.
+const SECRET_CHARS: usize = 40;
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The server's key that seals secrets.
+pub struct SealingKey(Key);
+
+impl SealingKey {
+    /// Reads the key file (64 hex digits), or creates it, readable by its owner only, when there
+    /// is none yet.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<SealingKey> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let bytes = decode_hex(text.trim())
+                    .filter(|bytes| bytes.len() == 32)
+                    .with_context(|| format!("{} does not hold a key (64 hex digits)", path.display()))?;
+                Ok(SealingKey(*Key::from_slice(&bytes)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                write_private(path, &encode_hex(&bytes))
+                    .with_context(|| format!("creating the key file {}", path.display()))?;
+                Ok(SealingKey(*Key::from_slice(&bytes)))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading the key file {}", path.display())),
+        }
+    }
+
+    pub fn seal(&self, account: &str, secret: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).expect("the system has randomness");
+        let payload = Payload { msg: secret.as_bytes(), aad: account.as_bytes() };
+        let sealed = ChaCha20Poly1305::new(&self.0).encrypt(Nonce::from_slice(&nonce), payload);
+        [&nonce[..], &sealed.expect("sealing a short secret cannot fail")].concat()
+    }
+
+    /// None when the secret was sealed under another key or for another account.
+    pub fn open(&self, account: &str, sealed: &[u8]) -> Option<String> {
+        let (nonce, sealed) = sealed.split_at_checked(NONCE_BYTES)?;
+        let payload = Payload { msg: sealed, aad: account.as_bytes() };
+        let secret = ChaCha20Poly1305::new(&self.0).decrypt(Nonce::from_slice(nonce), payload).ok()?;
+        String::from_utf8(secret).ok()
+    }
+}
+
+/// Where the key file is when no flag says: `$XDG_CONFIG_HOME/dynabox/secret.key`, else
+/// `~/.config/dynabox/secret.key`.
+pub fn default_key_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("dynabox").join("secret.key"))
+}
+
+/// What `dynabox account` does.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AccountCommand {
+    /// Creates an account; prints `NAME SECRET` (the only time the secret is shown).
+    Create { name: String },
+    /// Lists the accounts (never their secrets).
+    List,
+    /// Deletes an account and all its tables.
+    Delete { name: String },
+    /// Gives the account a new secret; prints `NAME SECRET`. The old secret keeps working until
+    /// `revoke-old`, so clients can move over without downtime.
+    Rotate { name: String },
+    /// Stops the secret before the last rotation from working.
+    RevokeOld { name: String },
+}
+
+/// Runs one account command against the store; what it prints, as lines or as one JSON value.
+pub async fn run(command: &AccountCommand, backend: &Backend, key: &SealingKey, json: bool) -> anyhow::Result<String> {
+    let secret_line = |name: &str, secret: &str, account_id: &str| {
+        if json {
+            json!({"AccessKeyId": name, "SecretAccessKey": secret, "AccountId": account_id}).to_string()
+        } else {
+            format!("{name} {secret}")
+        }
+    };
+    match command {
+        AccountCommand::Create { name } => {
+            check_name(name)?;
+            let (secret, account_id) = (random_text(SECRET_CHARS, ALPHANUMERIC), random_text(12, b"0123456789"));
+            if !backend.create_account(name, &account_id, &key.seal(name, &secret)).await.map_err(failed)? {
+                bail!("an account named {name} exists already");
+            }
+            Ok(secret_line(name, &secret, &account_id))
+        }
+        AccountCommand::List => {
+            let accounts = backend.list_accounts().await.map_err(failed)?;
+            if json {
+                let accounts: Vec<_> = accounts
+                    .iter()
+                    .map(|a| {
+                        json!({"AccessKeyId": a.name, "AccountId": a.account_id, "Created": a.created,
+                               "PreviousSecretActive": a.has_previous_secret})
+                    })
+                    .collect();
+                return Ok(serde_json::Value::from(accounts).to_string());
+            }
+            Ok(accounts
+                .iter()
+                .map(|a| {
+                    let previous = if a.has_previous_secret { " (previous secret still active)" } else { "" };
+                    format!("{} {}{previous}", a.name, a.account_id)
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        AccountCommand::Delete { name } => {
+            let record = backend
+                .find_account(name)
+                .await
+                .map_err(failed)?
+                .with_context(|| format!("no account named {name}"))?;
+            let mut deleted = 0;
+            // Tables first: an account that is gone would leave them unreachable.
+            loop {
+                let tables = backend.list_tables(&record.account_id, None, 100).await.map_err(failed)?;
+                if tables.is_empty() {
+                    break;
+                }
+                for table in tables {
+                    deleted += usize::from(backend.delete_table(&record.account_id, &table).await.map_err(failed)?);
+                }
+            }
+            backend.delete_account(name).await.map_err(failed)?;
+            Ok(if json {
+                json!({"AccessKeyId": name, "DeletedTables": deleted}).to_string()
+            } else {
+                format!("deleted {name} and its {deleted} tables")
+            })
+        }
+        AccountCommand::Rotate { name } => {
+            let record = backend
+                .find_account(name)
+                .await
+                .map_err(failed)?
+                .with_context(|| format!("no account named {name}"))?;
+            let secret = random_text(SECRET_CHARS, ALPHANUMERIC);
+            if !backend.rotate_secret(name, &key.seal(name, &secret)).await.map_err(failed)? {
+                bail!("no account named {name}");
+            }
+            Ok(secret_line(name, &secret, &record.account_id))
+        }
+        AccountCommand::RevokeOld { name } => {
+            if !backend.revoke_previous_secret(name).await.map_err(failed)? {
+                bail!("no account named {name}");
+            }
+            Ok(if json { json!({"AccessKeyId": name}).to_string() } else { format!("{name}: previous secret revoked") })
+        }
+    }
+}
+
+/// A store's error as the command reports it.
+fn failed(e: StorageError) -> anyhow::Error {
+    match e {
+        StorageError::Internal(detail) => anyhow::anyhow!("the store failed: {detail}"),
+        StorageError::NoSuchKeyspace => anyhow::anyhow!("the store lost a table while the command ran"),
+    }
+}
+
+/// Access key ids are what SigV4 credentials can carry: letters, digits, `_` and `-`, at most 128.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let valid =
+        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        bail!("an account name is 1 to 128 letters, digits, '_' or '-' (it is the access key id)");
+    }
+    Ok(())
+}
+
+/// `length` characters drawn uniformly from `alphabet`.
+fn random_text(length: usize, alphabet: &[u8]) -> String {
+    // Bytes at or above the largest multiple of the alphabet's size are redrawn, so no character
+    // is likelier than another.
+    let limit = 256 - 256 % alphabet.len();
+    let mut text = String::with_capacity(length);
+    while text.len() < length {
+        let mut bytes = [0u8; 64];
+        getrandom::fill(&mut bytes).expect("the system has randomness");
+        for byte in bytes.into_iter().filter(|b| usize::from(*b) < limit).take(length - text.len()) {
+            text.push(alphabet[usize::from(byte) % alphabet.len()] as char);
+        }
+    }
+    text
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_key_and_for_its_account() {
+        let dir = std::env::temp_dir().join(format!("dynabox-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = SealingKey::load_or_create(&dir.join("secret.key")).unwrap();
+        let sealed = key.seal("alice", "s3cret");
+        assert!(!sealed.windows(6).any(|w| w == b"s3cret"), "the secret is not stored in the clear");
+        let reloaded = SealingKey::load_or_create(&dir.join("secret.key")).unwrap();
+        assert_eq!(reloaded.open("alice", &sealed).as_deref(), Some("s3cret"));
+        assert_eq!(reloaded.open("bob", &sealed), None, "a sealed secret is bound to its account");
+        let other = SealingKey::load_or_create(&dir.join("other.key")).unwrap();
+        assert_eq!(other.open("alice", &sealed), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn generated_secrets_look_like_aws_secrets() {
+        let secret = random_text(SECRET_CHARS, ALPHANUMERIC);
+        assert_eq!(secret.len(), 40);
+        assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(secret, random_text(SECRET_CHARS, ALPHANUMERIC));
+    }
+}
