@@ -10,6 +10,7 @@ use clap::Parser;
 use dynabox::accounts::{AccountCommand, SealingKey};
 use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Runtime};
+use dynabox::server::Transport;
 use dynabox::storage::Backend;
 
 /// A DynamoDB-compatible server. Point any DynamoDB client's endpoint at it.
@@ -47,6 +48,20 @@ struct Args {
     /// Requests executed at once (each holds one sandbox instance); more wait.
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
+    /// How long a client may take to send a request's headers, and an idle keep-alive
+    /// connection to start its next request, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_ms: u64,
+    /// Connections open at once; more wait until one closes.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// How long SIGTERM waits for in-flight requests before the server exits anyway, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    drain_timeout_ms: u64,
     /// Where compiled sandbox code is cached so restarts do not recompile
     /// (default: $XDG_CACHE_HOME/dynabox or ~/.cache/dynabox).
     #[arg(long)]
@@ -138,7 +153,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("dynabox listening on http://{} with the {store}, --auth {mode}", listener.local_addr()?);
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend));
-    dynabox::server::serve(listener, runtime, shutdown_signal()).await;
+    let transport = Transport {
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections as usize,
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+    };
+    dynabox::server::serve(listener, runtime, transport, shutdown_signal()).await;
     worker.abort();
     eprintln!("dynabox stopped");
     Ok(())

@@ -128,7 +128,7 @@ impl Runtime {
             Ok(response) => response,
             Err(trap) => {
                 let request_id = request_id();
-                eprintln!("dynabox: request {request_id} failed in the sandbox: {trap:#}");
+                eprintln!("dynabox: request {request_id} failed in the sandbox: {}", one_line(&trap));
                 error_response(&ApiError::new(ErrorKind::InternalServerError, "Internal server error"), request_id)
             }
         }
@@ -201,6 +201,13 @@ impl Runtime {
         };
         Ok((response, phases))
     }
+}
+
+/// A trap as one log line: what failed and its root cause, without the wasm backtrace.
+fn one_line(trap: &anyhow::Error) -> String {
+    let first_line = |text: String| text.lines().next().unwrap_or_default().to_string();
+    let (what, cause) = (first_line(trap.to_string()), first_line(trap.root_cause().to_string()));
+    if what == cause { what } else { format!("{what}: {cause}") }
 }
 
 /// Where the time of one sandboxed request goes (see [`Runtime::handle_phases`]).

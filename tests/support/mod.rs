@@ -153,9 +153,16 @@ impl RawResponse {
 }
 
 pub fn raw_request(address: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+    raw_request_to(address, method, "/", headers, body)
+}
+
+/// [`raw_request`] to another path than `/`.
+pub fn raw_request_to(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
     let mut stream = TcpStream::connect(address).expect("connect");
-    let mut head =
-        format!("{method} / HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
