@@ -1,10 +1,13 @@
 //! The HTTP front door against the real binary: slow and idle clients are cut off, shutdown is
-//! bounded, and the HTTP conventions DynamoDB clients and browsers rely on hold.
+//! bounded, the HTTP conventions DynamoDB clients and browsers rely on hold, and a database
+//! outage is answered without the database's words.
 
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{Server, Store, raw_request};
@@ -78,4 +81,79 @@ fn http_conventions_hold() {
     let padding = "x".repeat(100 * 1024);
     let oversized = raw_request(&server.address, "GET", &[("x-padding", &padding)], b"");
     assert_eq!(oversized.status, 431, "headers over the limit are refused");
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut and restore: a database outage without
+/// touching the shared server.
+struct Outage {
+    address: String,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Outage {
+    fn start(upstream: &str) -> Outage {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (up, open) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::<TcpStream>::new())));
+        let (upstream, accepting, tracked) = (upstream.to_string(), up.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                tracked.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Outage { address, up, open }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_database_outage_is_a_retryable_error_without_internals_and_passes() {
+    let Some(Store::Postgres(url)) = support::stores().into_iter().find(|s| matches!(s, Store::Postgres(_))) else {
+        return; // stores() already failed the run if PostgreSQL is required
+    };
+    let host_port = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in DATABASE_URL");
+    let outage = Outage::start(host_port);
+    let proxied = url.replacen(host_port, &outage.address, 1);
+    let server = Server::start_with(&Store::Postgres(proxied), &["--storage-timeout-ms", "2000"]);
+    let list = || {
+        let headers = support::signed_headers("ListTables");
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        raw_request(&server.address, "POST", &headers, b"{}")
+    };
+    assert_eq!(list().status, 200);
+    outage.cut();
+    let failed = list();
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    assert!(failed.body.contains("InternalServerError"), "{}", failed.body);
+    for internal in ["postgres", "db error", "connection", "127.0.0.1"] {
+        assert!(!failed.body.to_lowercase().contains(internal), "{internal} in {}", failed.body);
+    }
+    outage.restore();
+    let started = Instant::now();
+    while list().status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the server reconnects by itself");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -257,7 +257,10 @@ pub fn storage_error(error: StorageError) -> ApiError {
         StorageError::NoSuchKeyspace => ApiError::resource_not_found("Requested resource not found"),
         StorageError::Internal(detail) => {
             // The detail names the store's internals: for the server's log, never for clients.
-            eprintln!("dynabox: storage failed: {detail}");
+            // Empty when the host has logged it already.
+            if !detail.is_empty() {
+                eprintln!("dynabox: storage failed: {detail}");
+            }
             ApiError::internal("Internal server error")
         }
     }

@@ -3,6 +3,7 @@
 //! time (time spent running guest code; waits on storage do not count). A trap ends that request
 //! alone, answered as DynamoDB's `InternalServerError`.
 
+mod failure_log;
 mod imports;
 mod write_turns;
 

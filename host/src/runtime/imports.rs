@@ -11,7 +11,11 @@ use dynabox_handler::auth as native_auth;
 use dynabox_handler::storage as native;
 
 use super::dynabox::service::{auth, http, storage};
+use super::failure_log::FailureLog;
 use super::{RequestState, SandboxClock};
+
+/// Every storage failure of this process passes through the conversion below.
+static STORAGE_FAILURES: std::sync::LazyLock<FailureLog> = std::sync::LazyLock::new(FailureLog::default);
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
@@ -244,7 +248,12 @@ impl From<native::StorageError> for storage::StorageError {
     fn from(e: native::StorageError) -> Self {
         match e {
             native::StorageError::NoSuchKeyspace => storage::StorageError::NoSuchKeyspace,
-            native::StorageError::Internal(detail) => storage::StorageError::Internal(detail),
+            native::StorageError::Internal(detail) => {
+                STORAGE_FAILURES.report(&detail);
+                // Logged here, and counted: the guest gets nothing to log again, and never the
+                // store's own words.
+                storage::StorageError::Internal(String::new())
+            }
         }
     }
 }
