@@ -48,9 +48,11 @@ struct Account {
     id: String,
     /// The current secret, then the previous one while it works.
     secrets: Vec<String>,
-    /// (date, region) → a signing key per secret: deriving one takes four HMACs.
-    signing_keys: Mutex<HashMap<(String, String), Arc<Vec<[u8; 32]>>>>,
+    signing_keys: Mutex<HashMap<(String, String), SigningKeys>>,
 }
+
+/// For one (date, region): a signing key per secret, since deriving one takes four HMACs.
+type SigningKeys = Arc<Vec<[u8; 32]>>;
 
 impl Authenticator {
     pub fn sigv4(backend: Arc<Backend>, key: SealingKey) -> Authenticator {
@@ -146,7 +148,7 @@ impl Accounts {
 }
 
 impl Account {
-    fn signing_keys(&self, date: &str, region: &str) -> Arc<Vec<[u8; 32]>> {
+    fn signing_keys(&self, date: &str, region: &str) -> SigningKeys {
         let mut keys = self.signing_keys.lock().unwrap_or_else(PoisonError::into_inner);
         if keys.len() > 16 {
             keys.clear();
