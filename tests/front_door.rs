@@ -157,3 +157,91 @@ fn a_database_outage_is_a_retryable_error_without_internals_and_passes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// One raw DynamoDB call signed (open mode: not checked) with access key `key`.
+fn call_as(address: &str, key: &str, target: &str, body: &str) -> support::RawResponse {
+    let headers = support::signed_headers(target);
+    let headers: Vec<(&str, String)> = headers
+        .into_iter()
+        .map(|(name, value)| (name, value.replace("Credential=test-key/", &format!("Credential={key}/"))))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    raw_request(address, "POST", &headers, body.as_bytes())
+}
+
+/// The latencies of `count` GetItems by key `calm`, one after another, sorted; each must succeed.
+fn calm_reads(address: &str, table: &str, count: usize) -> Vec<Duration> {
+    let get = format!(r#"{{"TableName":"{table}","Key":{{"pk":{{"S":"k1"}}}}}}"#);
+    let mut latencies: Vec<Duration> = (0..count)
+        .map(|_| {
+            let started = Instant::now();
+            let response = call_as(address, "calm", "GetItem", &get);
+            assert_eq!(response.status, 200, "{}", response.body);
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    latencies
+}
+
+#[test]
+fn one_keys_flood_of_scans_leaves_room_for_another_keys_reads() {
+    let server = Server::start_with(&Store::InMemory, &["--key-concurrency", "2"]);
+    let address = server.address.clone();
+    let table = support::unique("flooded");
+    let create = format!(
+        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
+    );
+    assert_eq!(call_as(&address, "setup", "CreateTable", &create).status, 200);
+    let padding = "p".repeat(400);
+    for batch in 0..80 {
+        let puts: Vec<String> = (0..25)
+            .map(|i| {
+                format!(
+                    r#"{{"PutRequest":{{"Item":{{"pk":{{"S":"k{}"}},"filler":{{"S":"{padding}"}}}}}}}}"#,
+                    batch * 25 + i
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"RequestItems":{{"{table}":[{}]}}}}"#, puts.join(","));
+        assert_eq!(call_as(&address, "setup", "BatchWriteItem", &body).status, 200);
+    }
+    let quiet = calm_reads(&address, &table, 50);
+
+    let flooding = Arc::new(AtomicBool::new(true));
+    let scan = format!(
+        r#"{{"TableName":"{table}","FilterExpression":"filler = :none","ExpressionAttributeValues":{{":none":{{"S":"x"}}}}}}"#
+    );
+    let floods: Vec<_> = (0..24)
+        .map(|_| {
+            let (address, scan, flooding) = (address.clone(), scan.clone(), flooding.clone());
+            std::thread::spawn(move || {
+                let (mut done, mut throttled) = (0, 0);
+                while flooding.load(Ordering::SeqCst) {
+                    let response = call_as(&address, "flood", "Scan", &scan);
+                    match response.status {
+                        200 => done += 1,
+                        _ if response.body.contains("ThrottlingException") => throttled += 1,
+                        status => panic!("flood got {status}: {}", response.body),
+                    }
+                }
+                (done, throttled)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let flooded = calm_reads(&address, &table, 100);
+    flooding.store(false, Ordering::SeqCst);
+    let (done, throttled) = floods.into_iter().map(|f| f.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert!(throttled > 0, "a flood beyond its key's share is throttled");
+    assert!(done > 0, "the flood's share still runs");
+    let p =
+        |latencies: &[Duration], q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    eprintln!(
+        "calm GetItem p50/p99: alone {:?}/{:?}; beside 24 connections of filtered scans ({done} done, {throttled} throttled) {:?}/{:?}",
+        p(&quiet, 0.5),
+        p(&quiet, 0.99),
+        p(&flooded, 0.5),
+        p(&flooded, 0.99)
+    );
+}

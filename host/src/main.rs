@@ -48,6 +48,10 @@ struct Args {
     /// Requests executed at once (each holds one sandbox instance); more wait.
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
+    /// Requests of one access key executed at once; as many more may wait, and beyond that the
+    /// key gets ThrottlingException, so one client's flood leaves room for the others.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    key_concurrency: u32,
     /// How long a client may take to send a request's headers, and an idle keep-alive
     /// connection to start its next request, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -143,6 +147,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         memory_bytes: (args.request_memory_mib as usize) << 20,
         sandbox_time: Duration::from_millis(args.request_sandbox_ms),
         concurrency: args.concurrency,
+        key_concurrency: args.key_concurrency,
     };
     let cache_dir = args.cache_dir.or_else(default_cache_dir);
     let store = backend.describe();

@@ -3,6 +3,7 @@
 //! time (time spent running guest code; waits on storage do not count). A trap ends that request
 //! alone, answered as DynamoDB's `InternalServerError`.
 
+mod admission;
 mod failure_log;
 mod imports;
 mod write_turns;
@@ -27,6 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::auth::Authenticator;
 use crate::storage::Backend;
+use admission::Admission;
 use write_turns::{Turn, WriteTurns};
 
 wasmtime::component::bindgen!({
@@ -51,11 +53,14 @@ pub struct Limits {
     pub sandbox_time: Duration,
     /// Requests running at once; more wait for a free slot.
     pub concurrency: u32,
+    /// Requests of one access key running at once; as many more may wait, and beyond that the
+    /// key's requests get `ThrottlingException`.
+    pub key_concurrency: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, sandbox_time: Duration::from_secs(10), concurrency: 64 }
+        Limits { memory_bytes: 256 << 20, sandbox_time: Duration::from_secs(10), concurrency: 64, key_concurrency: 16 }
     }
 }
 
@@ -66,6 +71,7 @@ pub struct Runtime {
     auth: Arc<Authenticator>,
     limits: Limits,
     slots: Semaphore,
+    admission: Arc<Admission>,
     write_turns: Arc<WriteTurns>,
 }
 
@@ -119,11 +125,17 @@ impl Runtime {
         let pre = HandlerPre::new(linker.instantiate_pre(&component)?)?;
         start_epoch_ticker(&engine);
         let slots = Semaphore::new(limits.concurrency as usize);
-        Ok(Runtime { engine, pre, backend, auth, limits, slots, write_turns: Arc::default() })
+        let key_concurrency = limits.key_concurrency as usize;
+        let admission = Arc::new(Admission::new(key_concurrency, key_concurrency));
+        Ok(Runtime { engine, pre, backend, auth, limits, slots, admission, write_turns: Arc::default() })
     }
 
-    /// Runs one request in a fresh instance.
+    /// Runs one request in a fresh instance, once its access key's share and a slot allow.
     pub async fn handle(&self, request: native::Request) -> native::Response {
+        let Some(_admitted) = self.admission.admit(&request).await else {
+            let throttled = ApiError::new(ErrorKind::Throttling, "Rate of requests exceeds the allowed throughput.");
+            return error_response(&throttled, request_id());
+        };
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         match self.run(request).await {
             Ok(response) => response,
@@ -166,14 +178,14 @@ impl Runtime {
             turn: None,
         };
         let mut store = Store::new(&self.engine, state);
-        // The epoch deadline counts wall time, host calls included. When it passes, the time
-        // spent waiting on storage is given back: the request traps only once its sandbox time
-        // is spent.
-        store.set_epoch_deadline(ticks(budget));
+        // At every epoch tick a running guest yields to the executor, so a long request (a large
+        // filtered scan) never holds a worker thread from the small ones queued behind it, and
+        // its sandbox time is checked: wall time minus the time spent waiting on storage.
+        store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|store: StoreContextMut<'_, RequestState>| {
             let clock = &store.data().clock;
             match clock.budget.checked_sub(clock.used()) {
-                Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(ticks(left))),
+                Some(left) if !left.is_zero() => Ok(UpdateDeadline::Yield(1)),
                 _ => Err(wasmtime::format_err!("the request ran out of sandbox time ({:?})", clock.budget)),
             }
         });
@@ -277,11 +289,8 @@ fn engine_config(limits: &Limits) -> Config {
     config
 }
 
-fn ticks(duration: Duration) -> u64 {
-    (duration.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64
-}
-
-/// Advances the engine's epoch forever; each store traps once its deadline in ticks passes.
+/// Advances the engine's epoch forever: at each tick a running guest yields and its sandbox time
+/// is checked.
 fn start_epoch_ticker(engine: &Engine) {
     let engine = engine.weak();
     std::thread::Builder::new()
