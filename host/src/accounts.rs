@@ -13,6 +13,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde_json::json;
 
 use dynabox_handler::storage::StorageError;
+use dynabox_sql::accounts::AccountRecord;
 
 use crate::storage::Backend;
 
@@ -128,11 +129,7 @@ pub async fn run(command: &AccountCommand, backend: &Backend, key: &SealingKey, 
                 .join("\n"))
         }
         AccountCommand::Delete { name } => {
-            let record = backend
-                .find_account(name)
-                .await
-                .map_err(failed)?
-                .with_context(|| format!("no account named {name}"))?;
+            let record = existing(backend, name).await?;
             let mut deleted = 0;
             // Tables first: an account that is gone would leave them unreachable.
             loop {
@@ -152,11 +149,7 @@ pub async fn run(command: &AccountCommand, backend: &Backend, key: &SealingKey, 
             })
         }
         AccountCommand::Rotate { name } => {
-            let record = backend
-                .find_account(name)
-                .await
-                .map_err(failed)?
-                .with_context(|| format!("no account named {name}"))?;
+            let record = existing(backend, name).await?;
             let secret = random_text(SECRET_CHARS, ALPHANUMERIC);
             if !backend.rotate_secret(name, &key.seal(name, &secret)).await.map_err(failed)? {
                 bail!("no account named {name}");
@@ -170,6 +163,10 @@ pub async fn run(command: &AccountCommand, backend: &Backend, key: &SealingKey, 
             Ok(if json { json!({"AccessKeyId": name}).to_string() } else { format!("{name}: previous secret revoked") })
         }
     }
+}
+
+async fn existing(backend: &Backend, name: &str) -> anyhow::Result<AccountRecord> {
+    backend.find_account(name).await.map_err(failed)?.with_context(|| format!("no account named {name}"))
 }
 
 /// A store's error as the command reports it.

@@ -120,12 +120,12 @@ impl storage::Host for RequestState {
         key: storage::ItemKey,
     ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
         self.check_account(&account)?;
-        let (keyspace, key) = (keyspace.into(), key.into());
         // Give up the turn at the key announced before, so no request waits while holding one.
         self.turn = None;
-        self.turn = waiting(&mut self.clock, self.write_turns.clone().take(&account, &keyspace, &key)).await;
-        let found = waiting(&mut self.clock, self.backend.get(&account, &keyspace, &key)).await;
-        Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
+        let (native_keyspace, native_key) = (keyspace.clone().into(), key.clone().into());
+        let turn = self.write_turns.clone().take(&account, &native_keyspace, &native_key);
+        self.turn = waiting(&mut self.clock, turn).await;
+        storage::Host::get(self, account, keyspace, key).await
     }
 
     async fn query(
