@@ -50,7 +50,7 @@ struct Args {
     concurrency: u32,
     /// Requests of one access key executed at once; as many more may wait, and beyond that the
     /// key gets ThrottlingException, so one client's flood leaves room for the others.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     key_concurrency: u32,
     /// How long a client may take to send a request's headers, and an idle keep-alive
     /// connection to start its next request, in milliseconds.

@@ -60,7 +60,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, sandbox_time: Duration::from_secs(10), concurrency: 64, key_concurrency: 16 }
+        Limits { memory_bytes: 256 << 20, sandbox_time: Duration::from_secs(10), concurrency: 64, key_concurrency: 32 }
     }
 }
 
