@@ -169,12 +169,21 @@ enum Forgery {
     Body(&'static str),
     /// The signature is all zeros.
     ZeroSignature,
+    /// Not a forgery: the body is sent gzip-compressed, and signed as sent.
+    Gzipped,
 }
 
 /// Signs a ListTables request with body `{}` as the SDKs do, at `when`, and sends it, forged as
 /// `forgery` says.
 fn list_tables_signed(server: &Server, name: &str, secret: &str, when: SystemTime, forgery: Forgery) -> (u16, String) {
-    let body = "{}";
+    let body = match forgery {
+        Forgery::Gzipped => {
+            let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut gzip, b"{}").unwrap();
+            gzip.finish().unwrap()
+        }
+        _ => b"{}".to_vec(),
+    };
     let seconds = when.duration_since(UNIX_EPOCH).unwrap().as_secs();
     let date_time = basic_iso8601(seconds);
     let date = &date_time[..8];
@@ -184,7 +193,7 @@ fn list_tables_signed(server: &Server, name: &str, secret: &str, when: SystemTim
     let canonical = format!(
         "POST\n/\n\ncontent-type:application/x-amz-json-1.0\nhost:{host}\nx-amz-date:{date_time}\nx-amz-target:{target}\n\n\
          content-type;host;x-amz-date;x-amz-target\n{}",
-        hex(&Sha256::digest(body.as_bytes()))
+        hex(&Sha256::digest(&body))
     );
     let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
     let string_to_sign =
@@ -203,20 +212,23 @@ fn list_tables_signed(server: &Server, name: &str, secret: &str, when: SystemTim
         _ => hex(&mac(&key, &string_to_sign)),
     };
     let sent_body = match forgery {
-        Forgery::Body(sent) => sent,
+        Forgery::Body(sent) => sent.as_bytes().to_vec(),
         _ => body,
     };
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={name}/{scope}, SignedHeaders=content-type;host;x-amz-date;x-amz-target, \
          Signature={signature}"
     );
-    let headers = [
+    let mut headers = vec![
         ("content-type", "application/x-amz-json-1.0"),
         ("x-amz-date", date_time.as_str()),
         ("x-amz-target", target),
         ("authorization", authorization.as_str()),
     ];
-    let response = raw_request(&server.address, "POST", &headers, sent_body.as_bytes());
+    if let Forgery::Gzipped = forgery {
+        headers.push(("content-encoding", "gzip"));
+    }
+    let response = raw_request(&server.address, "POST", &headers, &sent_body);
     (response.status, response.body)
 }
 
@@ -234,6 +246,8 @@ async fn signatures_are_checked_for_time_and_payload() {
     let now = SystemTime::now();
     let (status, body) = list_tables_signed(&server, &name, &secret, now, Forgery::None);
     assert_eq!(status, 200, "{body}");
+    let (status, body) = list_tables_signed(&server, &name, &secret, now, Forgery::Gzipped);
+    assert_eq!(status, 200, "a compressed body is verified as sent: {body}");
 
     let (status, body) = list_tables_signed(&server, &name, &secret, now, Forgery::Body(r#"{"Limit":1}"#));
     assert_eq!(status, 400);

@@ -245,3 +245,38 @@ fn one_keys_flood_of_scans_leaves_room_for_another_keys_reads() {
         p(&flooded, 0.99)
     );
 }
+
+#[test]
+fn compressed_request_bodies_are_decoded_and_broken_ones_refused() {
+    use flate2::Compression;
+    use flate2::write::{GzEncoder, ZlibEncoder};
+    let server = Server::start(&Store::InMemory);
+    let table = support::unique("compressed");
+    let create = format!(
+        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
+    );
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+    gzip.write_all(create.as_bytes()).unwrap();
+    let created = call_encoded(&server.address, "CreateTable", "gzip", &gzip.finish().unwrap());
+    assert_eq!(created.status, 200, "{}", created.body);
+
+    let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"deflated"}}}}}}"#);
+    let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+    zlib.write_all(put.as_bytes()).unwrap();
+    assert_eq!(call_encoded(&server.address, "PutItem", "deflate", &zlib.finish().unwrap()).status, 200);
+
+    let broken = call_encoded(&server.address, "PutItem", "gzip", b"\x1f\x8b not gzip at all");
+    assert_eq!(broken.status, 400);
+    assert!(broken.body.contains("SerializationException"), "{}", broken.body);
+
+    let scan = call_as(&server.address, "reader", "Scan", &format!(r#"{{"TableName":"{table}"}}"#));
+    assert!(scan.body.contains(r#""Count":1"#) && scan.body.contains("deflated"), "{}", scan.body);
+}
+
+/// A raw call whose body is sent with `Content-Encoding: encoding`.
+fn call_encoded(address: &str, target: &str, encoding: &str, body: &[u8]) -> support::RawResponse {
+    let headers = support::signed_headers(target);
+    let mut headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    headers.push(("content-encoding", encoding));
+    raw_request(address, "POST", &headers, body)
+}

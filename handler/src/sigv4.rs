@@ -17,6 +17,9 @@ const SERVICE: &str = "dynamodb";
 const TERMINATOR: &str = "aws4_request";
 /// How far a signature's time may be from the server's, either way.
 const MAX_SKEW_SECONDS: i64 = 15 * 60;
+/// Set by a host that decoded a compressed body: the hash of the bytes the client sent (and
+/// signed). A host strips it from what clients send.
+pub const PAYLOAD_HASH_HEADER: &str = "x-dynabox-payload-sha256";
 /// The longest a presigned request may stay valid (`X-Amz-Expires`), as AWS allows.
 const MAX_EXPIRES_SECONDS: u32 = 7 * 24 * 3600;
 
@@ -174,8 +177,9 @@ fn incomplete(message: &str) -> ApiError {
     ApiError::new(ErrorKind::IncompleteSignature, message)
 }
 
-/// The canonical request. Its payload line is always the hash of the body received, never a hash
-/// the client declares, so a body changed after signing no longer matches the signature.
+/// The canonical request. Its payload line is the hash of the body received (of the bytes sent,
+/// when the host decoded them), never a hash the client declares, so a body changed after signing
+/// no longer matches the signature.
 fn canonical_request(request: &Request, claim: &Claim<'_>) -> String {
     let path = request.path.split_once('?').map_or(request.path.as_str(), |(path, _)| path);
     let mut query = claim.query.clone();
@@ -191,7 +195,11 @@ fn canonical_request(request: &Request, claim: &Claim<'_>) -> String {
             .collect();
         canonical.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    canonical.push_str(&format!("\n{}\n{}", claim.signed_headers.join(";"), hex(&Sha256::digest(&request.body))));
+    let payload_hash = match request.header(PAYLOAD_HASH_HEADER) {
+        Some(hash) => hash.to_string(),
+        None => hex(&Sha256::digest(&request.body)),
+    };
+    canonical.push_str(&format!("\n{}\n{payload_hash}", claim.signed_headers.join(";")));
     canonical
 }
 

@@ -25,8 +25,10 @@ fn handle(request: Request) -> Response {
     let request = dynabox_handler::http::Request {
         method: request.method().to_string(),
         path: request.path_and_query().unwrap_or("/").to_string(),
+        // Only a host that decoded the body may name its payload's hash; Spin decodes nothing.
         headers: request
             .headers()
+            .filter(|(name, _)| *name != dynabox_handler::sigv4::PAYLOAD_HASH_HEADER)
             .map(|(name, value)| (name.to_string(), value.as_str().unwrap_or("").into()))
             .collect(),
         body: request.into_body(),
