@@ -11,6 +11,7 @@ use dynabox_handler::auth::{Auth, OpenPolicy, Principal, Refusal, SignedRequest}
 use dynabox_handler::sigv4;
 
 use crate::accounts::SealingKey;
+use crate::runtime::report_storage_failure;
 use crate::storage::Backend;
 
 pub use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
@@ -35,6 +36,13 @@ pub struct Accounts {
     backend: Arc<Backend>,
     key: SealingKey,
     remembered: Mutex<HashMap<String, Remembered>>,
+}
+
+/// What checking a request against its account found.
+enum Verdict {
+    Verified(Principal),
+    UnknownKey,
+    Mismatch,
 }
 
 struct Remembered {
@@ -80,33 +88,35 @@ impl Accounts {
     /// again on a fresh read (at most every [`RECHECK_AFTER`] per key), so an account just
     /// created or a secret just rotated works at once.
     async fn authenticate(&self, request: &SignedRequest) -> Result<Principal, Refusal> {
-        let name = &request.access_key_id;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let mut fresh = false;
-        loop {
-            let account = match self.account(name, fresh).await? {
-                Some(account) => account,
-                None if fresh => return Err(Refusal::UnrecognizedClient),
-                None => {
-                    fresh = true;
-                    continue;
-                }
-            };
-            let (date, region) =
-                sigv4::check_claim(&request.credential_scope, &request.string_to_sign, request.expires, now)?;
-            let keys = account.signing_keys(date, region);
-            if keys.iter().any(|key| sigv4::signature_matches(key, &request.string_to_sign, &request.signature)) {
-                return Ok(Principal { account_id: account.id.clone(), access_key_id: name.clone() });
-            }
-            if fresh {
-                return Err(Refusal::InvalidSignature(
-                    "The request signature we calculated does not match the signature you provided. Check your \
-                     AWS Secret Access Key and signing method. Consult the service documentation for details."
-                        .to_string(),
-                ));
-            }
-            fresh = true;
+        let verdict = match self.verify(request, false).await? {
+            Verdict::Verified(principal) => return Ok(principal),
+            Verdict::UnknownKey | Verdict::Mismatch => self.verify(request, true).await?,
+        };
+        match verdict {
+            Verdict::Verified(principal) => Ok(principal),
+            Verdict::UnknownKey => Err(Refusal::UnrecognizedClient),
+            Verdict::Mismatch => Err(Refusal::InvalidSignature(
+                "The request signature we calculated does not match the signature you provided. Check your AWS \
+                 Secret Access Key and signing method. Consult the service documentation for details."
+                    .to_string(),
+            )),
         }
+    }
+
+    /// The request checked against its account as remembered, or (`recheck`) as read afresh.
+    async fn verify(&self, request: &SignedRequest, recheck: bool) -> Result<Verdict, Refusal> {
+        let Some(account) = self.account(&request.access_key_id, recheck).await? else {
+            return Ok(Verdict::UnknownKey);
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let (date, region) =
+            sigv4::check_claim(&request.credential_scope, &request.string_to_sign, request.expires, now)?;
+        let keys = account.signing_keys(date, region);
+        if keys.iter().any(|key| sigv4::signature_matches(key, &request.string_to_sign, &request.signature)) {
+            let access_key_id = request.access_key_id.clone();
+            return Ok(Verdict::Verified(Principal { account_id: account.id.clone(), access_key_id }));
+        }
+        Ok(Verdict::Mismatch)
     }
 
     /// The account named `name`, from memory while fresh, else from the store. `recheck`: what is
@@ -120,7 +130,7 @@ impl Accounts {
             return Ok(remembered.account.clone());
         }
         let record = self.backend.find_account(name).await.map_err(|e| {
-            eprintln!("dynabox: reading account {name:?} failed: {e:?}");
+            report_storage_failure(&format!("reading account {name:?}: {e:?}"));
             Refusal::Unavailable
         })?;
         let account = record.and_then(|record| {

@@ -2,13 +2,19 @@
 //! buries the log (a PostgreSQL restart once wrote 2,299). The first failure is logged at once;
 //! later ones within [`INTERVAL`] are counted, and the count goes with the next line.
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 
+/// Logs a failure of the store, from any request of this process, as a burst allows.
+pub fn report_storage_failure(detail: &str) {
+    static STORAGE_FAILURES: LazyLock<FailureLog> = LazyLock::new(FailureLog::default);
+    STORAGE_FAILURES.report(detail);
+}
+
 #[derive(Default)]
-pub struct FailureLog {
+struct FailureLog {
     state: Mutex<Window>,
 }
 
@@ -21,7 +27,7 @@ struct Window {
 }
 
 impl FailureLog {
-    pub fn report(&self, detail: &str) {
+    fn report(&self, detail: &str) {
         if let Some(line) = self.note(detail, Instant::now()) {
             eprintln!("dynabox: {line}");
         }

@@ -11,11 +11,8 @@ use dynabox_handler::auth as native_auth;
 use dynabox_handler::storage as native;
 
 use super::dynabox::service::{auth, http, storage};
-use super::failure_log::FailureLog;
+use super::failure_log::report_storage_failure;
 use super::{RequestState, SandboxClock};
-
-/// Every storage failure of this process passes through the conversion below.
-static STORAGE_FAILURES: std::sync::LazyLock<FailureLog> = std::sync::LazyLock::new(FailureLog::default);
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
@@ -123,7 +120,7 @@ impl storage::Host for RequestState {
         // Give up the turn at the key announced before, so no request waits while holding one.
         self.turn = None;
         let (native_keyspace, native_key) = (keyspace.clone().into(), key.clone().into());
-        let turn = self.write_turns.clone().take(&account, &native_keyspace, &native_key);
+        let turn = self.write_turns.take(&account, &native_keyspace, &native_key);
         self.turn = waiting(&mut self.clock, turn).await;
         storage::Host::get(self, account, keyspace, key).await
     }
@@ -249,7 +246,7 @@ impl From<native::StorageError> for storage::StorageError {
         match e {
             native::StorageError::NoSuchKeyspace => storage::StorageError::NoSuchKeyspace,
             native::StorageError::Internal(detail) => {
-                STORAGE_FAILURES.report(&detail);
+                report_storage_failure(&detail);
                 // Logged here, and counted: the guest gets nothing to log again, and never the
                 // store's own words.
                 storage::StorageError::Internal(String::new())
