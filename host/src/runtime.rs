@@ -6,6 +6,7 @@
 mod admission;
 mod failure_log;
 mod imports;
+mod keyed;
 mod write_turns;
 
 use std::hash::{Hash, Hasher};
@@ -29,6 +30,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::auth::Authenticator;
 use crate::storage::Backend;
 use admission::Admission;
+pub(crate) use failure_log::report_storage_failure;
 use write_turns::{Turn, WriteTurns};
 
 wasmtime::component::bindgen!({
@@ -71,7 +73,7 @@ pub struct Runtime {
     auth: Arc<Authenticator>,
     limits: Limits,
     slots: Semaphore,
-    admission: Arc<Admission>,
+    admission: Admission,
     write_turns: Arc<WriteTurns>,
 }
 
@@ -126,7 +128,7 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let slots = Semaphore::new(limits.concurrency as usize);
         let key_concurrency = limits.key_concurrency as usize;
-        let admission = Arc::new(Admission::new(key_concurrency, key_concurrency));
+        let admission = Admission::new(key_concurrency, key_concurrency);
         Ok(Runtime { engine, pre, backend, auth, limits, slots, admission, write_turns: Arc::default() })
     }
 

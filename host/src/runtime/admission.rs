@@ -4,78 +4,41 @@
 //! wait for a turn; beyond that a request is refused at once with DynamoDB's
 //! `ThrottlingException`, which the SDKs retry with backoff.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use dynabox_handler::http::Request;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::keyed::{KeyedPermit, KeyedSemaphores};
 
 pub struct Admission {
-    running: usize,
-    waiting: usize,
-    shares: Mutex<HashMap<String, Arc<Share>>>,
-}
-
-struct Share {
-    running: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    /// Per key, running and waiting requests: a request without a place is refused.
+    places: Arc<KeyedSemaphores<String>>,
+    /// Per key, running requests: a request with a place waits for one of these.
+    running: Arc<KeyedSemaphores<String>>,
 }
 
 /// A request's place in its key's share, until dropped.
 pub struct Admitted {
-    permit: Option<OwnedSemaphorePermit>,
-    key: String,
-    admission: Arc<Admission>,
+    _running: KeyedPermit<String>,
+    _place: KeyedPermit<String>,
 }
 
 impl Admission {
     pub fn new(running: usize, waiting: usize) -> Admission {
-        Admission { running: running.max(1), waiting, shares: Mutex::default() }
+        let running = running.max(1);
+        Admission {
+            places: Arc::new(KeyedSemaphores::new(running + waiting)),
+            running: Arc::new(KeyedSemaphores::new(running)),
+        }
     }
 
     /// A place for `request`, waiting for one if its key's share is busy; None when the key has
     /// as many requests waiting as it may.
-    pub async fn admit(self: &Arc<Self>, request: &Request) -> Option<Admitted> {
-        let key = claimed_access_key(request).to_string();
-        let share = self.lock().entry(key.clone()).or_insert_with(|| Arc::new(Share::new(self.running))).clone();
-        let admitted = |permit| Admitted { permit: Some(permit), key: key.clone(), admission: self.clone() };
-        if let Ok(permit) = share.running.clone().try_acquire_owned() {
-            return Some(admitted(permit));
-        }
-        if share.waiting.fetch_add(1, Ordering::SeqCst) >= self.waiting {
-            share.waiting.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        let permit = share.running.clone().acquire_owned().await.expect("the semaphore is never closed");
-        share.waiting.fetch_sub(1, Ordering::SeqCst);
-        Some(admitted(permit))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Share>>> {
-        self.shares.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Share {
-    fn new(running: usize) -> Share {
-        Share { running: Arc::new(Semaphore::new(running)), waiting: AtomicUsize::new(0) }
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        // Shares are only cloned under the map's lock: with it held, a share nobody else holds and
-        // whose places are all free belongs to a key with nothing running or waiting.
-        let mut shares = self.admission.lock();
-        drop(self.permit.take());
-        if let Entry::Occupied(share) = shares.entry(std::mem::take(&mut self.key))
-            && Arc::strong_count(share.get()) == 1
-            && share.get().running.available_permits() == self.admission.running
-        {
-            share.remove();
-        }
+    pub async fn admit(&self, request: &Request) -> Option<Admitted> {
+        let key = claimed_access_key(request);
+        let place = self.places.try_acquire(key.to_string())?;
+        let running = self.running.acquire(key.to_string(), None).await?;
+        Some(Admitted { _running: running, _place: place })
     }
 }
 
@@ -115,14 +78,12 @@ mod tests {
             let admission = admission.clone();
             async move { admission.admit(&signed_by("flood")).await.is_some() }
         });
-        tokio::task::yield_now().await;
-        while admission.lock()["flood"].waiting.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!queued.is_finished(), "the second request waits");
         assert!(admission.admit(&signed_by("flood")).await.is_none(), "the queue is full");
         let calm = admission.admit(&signed_by("calm")).await.expect("another key has its own share");
         drop((running, calm));
         assert!(queued.await.unwrap(), "the waiting request gets its turn");
-        assert!(admission.lock().is_empty(), "no share outlives its requests");
+        assert!(admission.places.is_empty() && admission.running.is_empty(), "no share outlives its requests");
     }
 }
