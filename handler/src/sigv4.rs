@@ -68,7 +68,7 @@ pub fn signed_request(request: &Request) -> ApiResult<SignedRequest> {
             ));
         }
     };
-    if !is_basic_iso8601(claim.date) {
+    if parse_basic_iso8601(claim.date).is_none() {
         return Err(incomplete(&format!(
             "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
             claim.date
@@ -223,7 +223,8 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as SigV4 writes hashes and signatures.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     // A table rather than `format!` per byte: this runs twice on every request.
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -264,7 +265,8 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The bytes of a hex text; None unless it is whole pairs of hex digits.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -330,10 +332,6 @@ pub fn check_claim<'a>(
         )));
     }
     Ok((date, region))
-}
-
-fn is_basic_iso8601(text: &str) -> bool {
-    parse_basic_iso8601(text).is_some()
 }
 
 /// `YYYYMMDDTHHMMSSZ` as seconds since the epoch.

@@ -12,6 +12,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde_json::json;
 
+use dynabox_handler::sigv4::{hex, unhex};
 use dynabox_handler::storage::StorageError;
 use dynabox_sql::accounts::AccountRecord;
 
@@ -31,7 +32,7 @@ impl SealingKey {
     pub fn load_or_create(path: &Path) -> anyhow::Result<SealingKey> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let bytes = decode_hex(text.trim())
+                let bytes = unhex(text.trim())
                     .filter(|bytes| bytes.len() == 32)
                     .with_context(|| format!("{} does not hold a key (64 hex digits)", path.display()))?;
                 Ok(SealingKey(*Key::from_slice(&bytes)))
@@ -39,7 +40,7 @@ impl SealingKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-                write_private(path, &encode_hex(&bytes))
+                write_private(path, &hex(&bytes))
                     .with_context(|| format!("creating the key file {}", path.display()))?;
                 Ok(SealingKey(*Key::from_slice(&bytes)))
             }
@@ -212,14 +213,6 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

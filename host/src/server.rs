@@ -12,7 +12,7 @@ use bytes::Bytes;
 use dynabox_handler::error::ApiError;
 use dynabox_handler::http::{Request, Response};
 use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, request_id, request_too_large};
-use dynabox_handler::sigv4::PAYLOAD_HASH_HEADER;
+use dynabox_handler::sigv4::{PAYLOAD_HASH_HEADER, hex};
 use flate2::read::{GzDecoder, ZlibDecoder};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -176,7 +176,7 @@ fn decode(encoding: &str, raw: Vec<u8>) -> Result<Decoded, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(request_too_large());
     }
-    let raw_sha256 = Sha256::digest(&raw).iter().map(|b| format!("{b:02x}")).collect();
+    let raw_sha256 = hex(&Sha256::digest(&raw));
     Ok(Decoded::Decoded { body, raw_sha256 })
 }
 
