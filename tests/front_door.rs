@@ -247,6 +247,32 @@ fn one_keys_flood_of_scans_leaves_room_for_another_keys_reads() {
 }
 
 #[test]
+fn a_million_tiny_list_elements_get_a_quick_400_and_change_nothing() {
+    let server = Server::start(&Store::InMemory);
+    let table = support::unique("dense");
+    let create = format!(
+        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
+    );
+    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create).status, 200);
+    let elements = vec![r#"{"S":"a"}"#; 1_200_000].join(",");
+    let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"big"}},"list":{{"L":[{elements}]}}}}}}"#);
+    assert!(put.len() > 12_000_000);
+    // Several at once: each would have taken the sandbox's whole memory as a JSON tree.
+    let answers: Vec<support::RawResponse> = std::thread::scope(|scope| {
+        let calls: Vec<_> =
+            (0..4).map(|_| scope.spawn(|| call_as(&server.address, "writer", "PutItem", &put))).collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    for answer in answers {
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(answer.body.contains("ValidationException"), "{}", answer.body);
+        assert!(answer.body.contains("Item size has exceeded the maximum allowed size"), "{}", answer.body);
+    }
+    let scan = call_as(&server.address, "writer", "Scan", &format!(r#"{{"TableName":"{table}"}}"#));
+    assert!(scan.body.contains(r#""Count":0"#), "{}", scan.body);
+}
+
+#[test]
 fn compressed_request_bodies_are_decoded_and_broken_ones_refused() {
     use flate2::Compression;
     use flate2::write::{GzEncoder, ZlibEncoder};

@@ -5,6 +5,9 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::model::size::item_too_large;
+
+mod weigh;
 
 /// One JSON object of the request (the body, or a structure inside it).
 #[derive(Clone, Copy)]
@@ -22,6 +25,9 @@ impl<'a> Input<'a> {
     pub fn parse_body(body: &[u8]) -> ApiResult<Map<String, Value>> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Map::new());
+        }
+        if weigh::oversized_value(body) {
+            return Err(item_too_large());
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(members)) => Ok(members),

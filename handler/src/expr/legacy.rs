@@ -14,7 +14,7 @@ use super::{Comparator, Condition, Operand, Path, PathElement, SetOperand, SetVa
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, mismatch};
 use crate::model::AttributeValue;
-use crate::model::size::value_size;
+use crate::model::size::{MAX_ITEM_BYTES, value_size};
 
 /// Coral's enum sets, in the order DynamoDB prints them.
 const COMPARISON_OPERATORS: &[&str] = &[
@@ -47,9 +47,6 @@ const LEGACY_ORDER: &[&str] = &[
 ];
 const EXPRESSION_ORDER: &[&str] =
     &["UpdateExpression", "ProjectionExpression", "ConditionExpression", "FilterExpression", "KeyConditionExpression"];
-
-/// The 400 KB item limit, which `AttributeUpdates` must fit on its own.
-const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// What the update evaluator says when an operand has the wrong type, and what DynamoDB says
 /// instead when the update came from `AttributeUpdates`.

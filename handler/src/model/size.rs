@@ -8,6 +8,15 @@
 //! (so 1.5 = 01.50 takes two digit bytes, 15 takes one) and a negative number takes one byte more.
 
 use super::{AttributeValue, Item, Number};
+use crate::error::ApiError;
+
+/// DynamoDB's limit on an item's size.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The answer to an item over [`MAX_ITEM_BYTES`].
+pub fn item_too_large() -> ApiError {
+    ApiError::validation("Item size has exceeded the maximum allowed size")
+}
 
 /// Bytes of a map or list before its elements.
 const CONTAINER_OVERHEAD: usize = 3;

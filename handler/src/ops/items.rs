@@ -18,10 +18,12 @@ use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, 
 use crate::index;
 use crate::input::{Input, Violations};
 use crate::model::value::check_nesting;
-use crate::model::{Item, item_from_json, item_to_json, size::item_size};
+use crate::model::{
+    Item, item_from_json, item_to_json,
+    size::{MAX_ITEM_BYTES, item_size, item_too_large},
+};
 use crate::storage::{Expect, ItemKey, Keyspace, Storage, StoredItem, Write, WriteError};
 
-const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,7 +432,7 @@ pub(super) fn item_write(keyspace: Keyspace, key: ItemKey, new: Option<&Item>, e
 /// An item to put must fit DynamoDB's 400 KB.
 pub(super) fn check_item_size(item: &Item) -> ApiResult<()> {
     if item_size(item) > MAX_ITEM_BYTES {
-        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+        return Err(item_too_large());
     }
     Ok(())
 }
