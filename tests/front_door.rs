@@ -299,6 +299,35 @@ fn compressed_request_bodies_are_decoded_and_broken_ones_refused() {
     assert!(scan.body.contains(r#""Count":1"#) && scan.body.contains("deflated"), "{}", scan.body);
 }
 
+#[test]
+fn responses_are_compressed_for_clients_that_accept_it() {
+    use flate2::read::GzDecoder;
+    let server = Server::start(&Store::InMemory);
+    let table = support::unique("gzipped");
+    let create = format!(
+        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
+    );
+    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create).status, 200);
+    let padding = "p".repeat(4000);
+    let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"k"}},"pad":{{"S":"{padding}"}}}}}}"#);
+    assert_eq!(call_as(&server.address, "writer", "PutItem", &put).status, 200);
+
+    let scan = format!(r#"{{"TableName":"{table}"}}"#);
+    let headers = support::signed_headers("Scan");
+    let mut headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let plain = raw_request(&server.address, "POST", &headers, scan.as_bytes());
+    assert_eq!(plain.header("content-encoding"), None);
+    headers.push(("accept-encoding", "gzip, deflate"));
+    let gzipped = raw_request(&server.address, "POST", &headers, scan.as_bytes());
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert!(gzipped.body_bytes.len() < 1000, "{} bytes", gzipped.body_bytes.len());
+    // DynamoDB's checksum is of the bytes on the wire.
+    assert_eq!(gzipped.header("x-amz-crc32"), Some(crc32fast::hash(&gzipped.body_bytes).to_string().as_str()));
+    let mut unzipped = String::new();
+    GzDecoder::new(gzipped.body_bytes.as_slice()).read_to_string(&mut unzipped).unwrap();
+    assert_eq!(unzipped, plain.body);
+}
+
 /// A raw call whose body is sent with `Content-Encoding: encoding`.
 fn call_encoded(address: &str, target: &str, encoding: &str, body: &[u8]) -> support::RawResponse {
     let headers = support::signed_headers(target);

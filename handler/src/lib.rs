@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod capacity;
 pub mod catalog;
+pub mod content_coding;
 pub mod error;
 pub mod expr;
 pub mod http;

@@ -1,26 +1,23 @@
 //! HTTP/1.1 with keep-alive in front of the runtime: the transport's rules (timeouts for slow and
-//! idle clients, a cap on open connections and on header size, CORS, `HEAD`, the one path), and
-//! graceful shutdown that drains in-flight requests within a bounded time.
+//! idle clients, a cap on open connections and on header size, CORS, `HEAD`, the one path,
+//! content codings both ways), and graceful shutdown that drains in-flight requests within a
+//! bounded time.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dynabox_handler::error::ApiError;
+use dynabox_handler::content_coding;
 use dynabox_handler::http::{Request, Response};
 use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, request_id, request_too_large};
-use dynabox_handler::sigv4::{PAYLOAD_HASH_HEADER, hex};
-use flate2::read::{GzDecoder, ZlibDecoder};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -132,52 +129,22 @@ async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeo
         // Nothing to answer: the client stopped sending.
         Err(_) => return Response { status: 408, headers: Vec::new(), body: Vec::new() },
     };
-    let mut headers: Vec<(String, String)> = parts
+    let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter(|(name, _)| name.as_str() != PAYLOAD_HASH_HEADER)
         .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
-    let encoding = parts.headers.get("content-encoding").and_then(|v| v.to_str().ok()).unwrap_or("identity");
-    let body = match decode(encoding, body) {
-        Ok(Decoded::Identity(body)) => body,
-        Ok(Decoded::Decoded { body, raw_sha256 }) => {
-            // The signature covers the bytes sent: the handler hashes those, not the decoded body.
-            headers.push((PAYLOAD_HASH_HEADER.to_string(), raw_sha256));
-            body
-        }
-        Err(error) => return error_response(&error, request_id()),
-    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     // HEAD answers as GET does, without the body (hyper leaves it out).
     let method = if method == "HEAD" { "GET" } else { method };
-    runtime.handle(Request { method: method.to_string(), path, headers, body }).await
-}
-
-enum Decoded {
-    Identity(Vec<u8>),
-    Decoded { body: Vec<u8>, raw_sha256: String },
-}
-
-/// The body a `Content-Encoding` of `gzip` or `deflate` (zlib, as HTTP means it) stands for, at
-/// most DynamoDB's body limit; other encodings pass unchanged. A stream that does not decode
-/// is refused before anything runs.
-fn decode(encoding: &str, raw: Vec<u8>) -> Result<Decoded, ApiError> {
-    let decoder: Box<dyn Read + '_> = match encoding.trim().to_ascii_lowercase().as_str() {
-        "gzip" | "x-gzip" => Box::new(GzDecoder::new(raw.as_slice())),
-        "deflate" => Box::new(ZlibDecoder::new(raw.as_slice())),
-        _ => return Ok(Decoded::Identity(raw)),
-    };
-    let mut body = Vec::new();
-    decoder
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| ApiError::serialization(format!("The request body could not be decoded as {encoding}")))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(request_too_large());
+    let mut request = Request { method: method.to_string(), path, headers, body };
+    if let Err(error) = content_coding::decode_request_body(&mut request) {
+        return error_response(&error, request_id());
     }
-    let raw_sha256 = hex(&Sha256::digest(&raw));
-    Ok(Decoded::Decoded { body, raw_sha256 })
+    let mut response = runtime.handle(request).await;
+    let accepted = parts.headers.get("accept-encoding").and_then(|v| v.to_str().ok());
+    content_coding::encode_response(accepted, &mut response);
+    response
 }
 
 /// A CORS preflight: any origin may call the API from a browser, with the headers it asks for.

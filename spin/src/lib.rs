@@ -12,6 +12,7 @@ mod connection;
 
 use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::catalog::storage_error;
+use dynabox_handler::content_coding;
 use dynabox_handler::storage::StorageError;
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_sql::{Connection, Dialect, SqlStore};
@@ -22,35 +23,38 @@ use connection::{SpinPostgres, SpinSqlite};
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    let request = dynabox_handler::http::Request {
+    let mut request = dynabox_handler::http::Request {
         method: request.method().to_string(),
         path: request.path_and_query().unwrap_or("/").to_string(),
-        // Only a host that decoded the body may name its payload's hash; Spin decodes nothing.
-        headers: request
-            .headers()
-            .filter(|(name, _)| *name != dynabox_handler::sigv4::PAYLOAD_HASH_HEADER)
-            .map(|(name, value)| (name.to_string(), value.as_str().unwrap_or("").into()))
-            .collect(),
+        headers: request.headers().map(|(name, value)| (name.to_string(), value.as_str().unwrap_or("").into())).collect(),
         body: request.into_body(),
     };
-    // Health checks and unknown operations are answered before any storage call: no store is
-    // opened for them.
-    let response = match dynabox_handler::protocol::target_operation(&request) {
-        None => dynabox_handler::handle(&request, &mut MemoryStore::default(), &mut OpenPolicy),
-        Some(_) => match open_store() {
-            Ok(Store::Sqlite(mut store)) => answer(&request, &mut store),
-            Ok(Store::Postgres(mut store)) => answer(&request, &mut store),
-            Err(e) => {
-                dynabox_handler::protocol::error_response(&storage_error(e), dynabox_handler::random::request_id())
-            }
-        },
+    let mut response = match content_coding::decode_request_body(&mut request) {
+        Ok(()) => respond(&request),
+        Err(error) => dynabox_handler::protocol::error_response(&error, dynabox_handler::random::request_id()),
     };
+    content_coding::encode_response(request.header("accept-encoding"), &mut response);
     let mut builder = Response::builder();
     builder.status(response.status);
     for (name, value) in response.headers {
         builder.header(name, value);
     }
     builder.body(response.body).build()
+}
+
+/// Health checks and unknown operations are answered before any storage call: no store is
+/// opened for them.
+fn respond(request: &dynabox_handler::http::Request) -> dynabox_handler::http::Response {
+    match dynabox_handler::protocol::target_operation(request) {
+        None => dynabox_handler::handle(request, &mut MemoryStore::default(), &mut OpenPolicy),
+        Some(_) => match open_store() {
+            Ok(Store::Sqlite(mut store)) => answer(request, &mut store),
+            Ok(Store::Postgres(mut store)) => answer(request, &mut store),
+            Err(e) => {
+                dynabox_handler::protocol::error_response(&storage_error(e), dynabox_handler::random::request_id())
+            }
+        },
+    }
 }
 
 fn answer<C: Connection>(

@@ -143,7 +143,9 @@ unsafe extern "C" {
 pub struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy), and as sent.
     pub body: String,
+    pub body_bytes: Vec<u8>,
 }
 
 impl RawResponse {
@@ -172,13 +174,14 @@ pub fn raw_request_to(address: &str, method: &str, path: &str, headers: &[(&str,
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let end_of_head = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..end_of_head]).into_owned();
+    let body_bytes = raw[end_of_head + 4..].to_vec();
     let mut lines = head.lines();
     let status =
         lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status line");
     let headers = lines.filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_string(), v.to_string())).collect();
-    RawResponse { status, headers, body: body.to_string() }
+    RawResponse { status, headers, body: String::from_utf8_lossy(&body_bytes).into_owned(), body_bytes }
 }
 
 /// Headers of a signed DynamoDB call (the signature itself is not checked by the open policy).
