@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -141,10 +142,37 @@ async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeo
     if let Err(error) = content_coding::decode_request_body(&mut request) {
         return error_response(&error, request_id());
     }
+    let _large = (request.body.len() >= LARGE_BODY_BYTES).then(LargeBody::start);
     let mut response = runtime.handle(request).await;
     let accepted = parts.headers.get("accept-encoding").and_then(|v| v.to_str().ok());
     content_coding::encode_response(accepted, &mut response);
     response
+}
+
+/// Bodies from this size on count as large (see [`LargeBody`]).
+const LARGE_BODY_BYTES: usize = 1 << 20;
+static LARGE_BODIES_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// A request with a large body, in flight. glibc keeps the memory a burst of them freed (after 24
+/// requests of 12 MB at once the server held 386 MB instead of 27), so when the last one of a burst
+/// ends, free memory is handed back to the system.
+struct LargeBody;
+
+impl LargeBody {
+    fn start() -> LargeBody {
+        LARGE_BODIES_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        LargeBody
+    }
+}
+
+impl Drop for LargeBody {
+    fn drop(&mut self) {
+        if LARGE_BODIES_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed) == 1 {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free pages; it takes the allocator's own locks.
+            tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) });
+        }
+    }
 }
 
 /// A CORS preflight: any origin may call the API from a browser, with the headers it asks for.
