@@ -4,6 +4,8 @@
 //! time and scope, derive the signing key from the secret and compare in constant time. So secrets
 //! never enter the sandbox.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -237,6 +239,28 @@ pub fn hex(bytes: &[u8]) -> String {
 
 // The host's half.
 
+/// Whether one of an account's signing keys reproduces the request's signature, once its time
+/// and scope pass [`check_claim`]. `signing_keys` gives the account's keys for a date and region
+/// (the host remembers them; Spin derives them per request).
+pub fn verify<K: AsRef<[[u8; 32]]>>(
+    request: &SignedRequest,
+    signing_keys: impl FnOnce(&str, &str) -> K,
+) -> Result<bool, Refusal> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let (date, region) = check_claim(&request.credential_scope, &request.string_to_sign, request.expires, now)?;
+    let keys = signing_keys(date, region);
+    Ok(keys.as_ref().iter().any(|key| signature_matches(key, &request.string_to_sign, &request.signature)))
+}
+
+/// The refusal of a signature that no key of its account reproduces.
+pub fn mismatch() -> Refusal {
+    Refusal::InvalidSignature(
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret \
+         Access Key and signing method. Consult the service documentation for details."
+            .to_string(),
+    )
+}
+
 /// The key that signs DynamoDB requests of one day and region with `secret`.
 pub fn signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
     derive_key(secret, date, region, SERVICE)
@@ -352,7 +376,7 @@ fn parse_basic_iso8601(text: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
-fn basic_iso8601(seconds: i64) -> String {
+pub(crate) fn basic_iso8601(seconds: i64) -> String {
     let (days, time) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", time / 3600, time / 60 % 60, time % 60)

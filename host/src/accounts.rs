@@ -1,67 +1,38 @@
 //! Accounts, PolarDB's way: an account's name is its access key id, and a generated key is its
 //! secret access key. `dynabox account ...` manages them in the same store a server runs on.
 //!
-//! Secrets are kept sealed (ChaCha20-Poly1305, the account's name as associated data) under the
-//! server's key, a file of its own outside the store: a copy of the database alone reveals no
-//! secret, and a sealed secret cannot be moved to another account's row.
+//! Secrets are kept sealed (`dynabox_sql::accounts::SealingKey`) under the server's key, a file of
+//! its own outside the store.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde_json::json;
 
-use dynabox_handler::sigv4::{hex, unhex};
+use dynabox_handler::sigv4::hex;
 use dynabox_handler::storage::StorageError;
 use dynabox_sql::accounts::AccountRecord;
+pub use dynabox_sql::accounts::SealingKey;
 
 use crate::storage::Backend;
 
-const NONCE_BYTES: usize = 12;
 /// Secret access keys are 40 characters, like AWS's.
 const SECRET_CHARS: usize = 40;
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// The server's key that seals secrets.
-pub struct SealingKey(Key);
-
-impl SealingKey {
-    /// Reads the key file (64 hex digits), or creates it, readable by its owner only, when there
-    /// is none yet.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<SealingKey> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let bytes = unhex(text.trim())
-                    .filter(|bytes| bytes.len() == 32)
-                    .with_context(|| format!("{} does not hold a key (64 hex digits)", path.display()))?;
-                Ok(SealingKey(*Key::from_slice(&bytes)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-                write_private(path, &hex(&bytes))
-                    .with_context(|| format!("creating the key file {}", path.display()))?;
-                Ok(SealingKey(*Key::from_slice(&bytes)))
-            }
-            Err(e) => Err(e).with_context(|| format!("reading the key file {}", path.display())),
+/// Reads the key file (64 hex digits), or creates it, readable by its owner only, when there is
+/// none yet.
+pub fn load_or_create_key(path: &Path) -> anyhow::Result<SealingKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => SealingKey::from_hex(&text)
+            .with_context(|| format!("{} does not hold a key (64 hex digits)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            write_private(path, &hex(&bytes)).with_context(|| format!("creating the key file {}", path.display()))?;
+            Ok(SealingKey::from_bytes(bytes))
         }
-    }
-
-    pub fn seal(&self, account: &str, secret: &str) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).expect("the system has randomness");
-        let payload = Payload { msg: secret.as_bytes(), aad: account.as_bytes() };
-        let sealed = ChaCha20Poly1305::new(&self.0).encrypt(Nonce::from_slice(&nonce), payload);
-        [&nonce[..], &sealed.expect("sealing a short secret cannot fail")].concat()
-    }
-
-    /// None when the secret was sealed under another key or for another account.
-    pub fn open(&self, account: &str, sealed: &[u8]) -> Option<String> {
-        let (nonce, sealed) = sealed.split_at_checked(NONCE_BYTES)?;
-        let payload = Payload { msg: sealed, aad: account.as_bytes() };
-        let secret = ChaCha20Poly1305::new(&self.0).decrypt(Nonce::from_slice(nonce), payload).ok()?;
-        String::from_utf8(secret).ok()
+        Err(e) => Err(e).with_context(|| format!("reading the key file {}", path.display())),
     }
 }
 
@@ -223,13 +194,13 @@ mod tests {
     fn a_sealed_secret_opens_only_with_its_key_and_for_its_account() {
         let dir = std::env::temp_dir().join(format!("dynabox-key-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let key = SealingKey::load_or_create(&dir.join("secret.key")).unwrap();
+        let key = load_or_create_key(&dir.join("secret.key")).unwrap();
         let sealed = key.seal("alice", "s3cret");
         assert!(!sealed.windows(6).any(|w| w == b"s3cret"), "the secret is not stored in the clear");
-        let reloaded = SealingKey::load_or_create(&dir.join("secret.key")).unwrap();
+        let reloaded = load_or_create_key(&dir.join("secret.key")).unwrap();
         assert_eq!(reloaded.open("alice", &sealed).as_deref(), Some("s3cret"));
         assert_eq!(reloaded.open("bob", &sealed), None, "a sealed secret is bound to its account");
-        let other = SealingKey::load_or_create(&dir.join("other.key")).unwrap();
+        let other = load_or_create_key(&dir.join("other.key")).unwrap();
         assert_eq!(other.open("alice", &sealed), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use dynabox_handler::auth::{Auth, OpenPolicy, Principal, Refusal, SignedRequest};
 use dynabox_handler::sigv4;
@@ -60,7 +60,7 @@ struct Account {
 }
 
 /// For one (date, region): a signing key per secret, since deriving one takes four HMACs.
-type SigningKeys = Arc<Vec<[u8; 32]>>;
+type SigningKeys = Arc<[[u8; 32]]>;
 
 impl Authenticator {
     pub fn sigv4(backend: Arc<Backend>, key: SealingKey) -> Authenticator {
@@ -95,11 +95,7 @@ impl Accounts {
         match verdict {
             Verdict::Verified(principal) => Ok(principal),
             Verdict::UnknownKey => Err(Refusal::UnrecognizedClient),
-            Verdict::Mismatch => Err(Refusal::InvalidSignature(
-                "The request signature we calculated does not match the signature you provided. Check your AWS \
-                 Secret Access Key and signing method. Consult the service documentation for details."
-                    .to_string(),
-            )),
+            Verdict::Mismatch => Err(sigv4::mismatch()),
         }
     }
 
@@ -108,11 +104,7 @@ impl Accounts {
         let Some(account) = self.account(&request.access_key_id, recheck).await? else {
             return Ok(Verdict::UnknownKey);
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let (date, region) =
-            sigv4::check_claim(&request.credential_scope, &request.string_to_sign, request.expires, now)?;
-        let keys = account.signing_keys(date, region);
-        if keys.iter().any(|key| sigv4::signature_matches(key, &request.string_to_sign, &request.signature)) {
+        if sigv4::verify(request, |date, region| account.signing_keys(date, region))? {
             let access_key_id = request.access_key_id.clone();
             return Ok(Verdict::Verified(Principal { account_id: account.id.clone(), access_key_id }));
         }
@@ -134,10 +126,7 @@ impl Accounts {
             Refusal::Unavailable
         })?;
         let account = record.and_then(|record| {
-            let secrets: Option<Vec<String>> = std::iter::once(&record.secret)
-                .chain(record.previous_secret.as_ref())
-                .map(|sealed| self.key.open(name, sealed))
-                .collect();
+            let secrets = self.key.open_all(name, &record);
             if secrets.is_none() {
                 eprintln!("dynabox: account {name:?} has a secret sealed under another key file; refusing it");
             }
@@ -164,7 +153,7 @@ impl Account {
             keys.clear();
         }
         keys.entry((date.to_string(), region.to_string()))
-            .or_insert_with(|| Arc::new(self.secrets.iter().map(|s| sigv4::signing_key(s, date, region)).collect()))
+            .or_insert_with(|| self.secrets.iter().map(|s| sigv4::signing_key(s, date, region)).collect())
             .clone()
     }
 }

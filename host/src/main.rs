@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use dynabox::accounts::{AccountCommand, SealingKey};
+use dynabox::accounts::{AccountCommand, SealingKey, load_or_create_key};
 use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Runtime};
 use dynabox::server::Transport;
@@ -184,7 +184,7 @@ async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Backe
 
 fn sealing_key(store: &StoreArgs) -> anyhow::Result<SealingKey> {
     let path = store.secret_key_file.clone().or_else(dynabox::accounts::default_key_file);
-    SealingKey::load_or_create(&path.context("no --secret-key-file given and no home directory for the default")?)
+    load_or_create_key(&path.context("no --secret-key-file given and no home directory for the default")?)
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

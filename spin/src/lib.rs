@@ -2,6 +2,7 @@
 //! library (every DynamoDB rule, the same code the host's sandbox runs) on `dynabox_sql::SqlStore`
 //! over Spin's SQLite interface (the default database) or, when the variable `postgres_url` is set,
 //! over Spin's PostgreSQL interface: the schema, statements and migrations of the host's backends.
+//! The variable `auth` picks the policy: `open` (the default) or `sigv4` (see [`claimed_account`]).
 //!
 //! Spin runs a fresh instance per request and keeps no process between requests, so the store is
 //! opened per request (the schema check is one read) and the host's background work is done by
@@ -10,11 +11,13 @@
 mod backfill;
 mod connection;
 
-use dynabox_handler::auth::OpenPolicy;
+use dynabox_handler::auth::{ClaimedAccount, OpenPolicy};
 use dynabox_handler::catalog::storage_error;
 use dynabox_handler::content_coding;
+use dynabox_handler::error::ApiError;
 use dynabox_handler::storage::StorageError;
 use dynabox_handler::storage::memory::MemoryStore;
+use dynabox_sql::accounts::SealingKey;
 use dynabox_sql::{Connection, Dialect, SqlStore};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
@@ -23,10 +26,16 @@ use connection::{SpinPostgres, SpinSqlite};
 
 #[http_component]
 fn handle(request: Request) -> Response {
+    let mut headers: Vec<(String, String)> =
+        request.headers().map(|(name, value)| (name.to_string(), value.as_str().unwrap_or("").into())).collect();
+    // Spin hands the `Host` header over as the URI's authority; signatures cover it.
+    if let Some(host) = authority(request.uri()).filter(|_| !headers.iter().any(|(name, _)| name == "host")) {
+        headers.push(("host".into(), host.into()));
+    }
     let mut request = dynabox_handler::http::Request {
         method: request.method().to_string(),
         path: request.path_and_query().unwrap_or("/").to_string(),
-        headers: request.headers().map(|(name, value)| (name.to_string(), value.as_str().unwrap_or("").into())).collect(),
+        headers,
         body: request.into_body(),
     };
     let mut response = match content_coding::decode_request_body(&mut request) {
@@ -40,6 +49,12 @@ fn handle(request: Request) -> Response {
         builder.header(name, value);
     }
     builder.body(response.body).build()
+}
+
+/// `host:port` of an absolute URI.
+fn authority(uri: &str) -> Option<&str> {
+    let rest = uri.split_once("://")?.1;
+    rest.split(['/', '?']).next().filter(|authority| !authority.is_empty())
 }
 
 /// Health checks and unknown operations are answered before any storage call: no store is
@@ -67,11 +82,50 @@ fn answer<C: Connection>(
     if operation == Some("DescribeTable") {
         backfill::step(store);
     }
-    let response = dynabox_handler::handle(request, store, &mut OpenPolicy);
+    let response = match spin_sdk::variables::get("auth").as_deref() {
+        Ok("sigv4") => {
+            let mut account = claimed_account(request, store);
+            dynabox_handler::handle(request, store, &mut account)
+        }
+        Ok("open" | "") => dynabox_handler::handle(request, store, &mut OpenPolicy),
+        // A mistyped policy must not serve as the open one.
+        _ => {
+            let refusal = ApiError::internal("the Spin variable auth must be open or sigv4");
+            return dynabox_handler::protocol::error_response(&refusal, dynabox_handler::random::request_id());
+        }
+    };
     if operation == Some("UpdateTable") {
         backfill::step(store);
     }
     response
+}
+
+/// Under `auth = sigv4`: the account the request's signature names, from the store, its secrets
+/// opened with the variable `secret_key` (the 64 hex digits of the host's key file, so `dynabox
+/// account` manages Spin's accounts on a shared PostgreSQL database). The handler checks the
+/// signature with them as the host does.
+fn claimed_account<C: Connection>(request: &dynabox_handler::http::Request, store: &mut SqlStore<C>) -> ClaimedAccount {
+    // A request without a well-formed signature is refused before its account is asked for.
+    let Ok(signed) = dynabox_handler::sigv4::signed_request(request) else { return ClaimedAccount::Unknown };
+    let Some(key) = spin_sdk::variables::get("secret_key").ok().and_then(|hex| SealingKey::from_hex(&hex)) else {
+        eprintln!("dynabox: auth = sigv4 needs the variable secret_key (64 hex digits)");
+        return ClaimedAccount::Unreadable;
+    };
+    let name = &signed.access_key_id;
+    match store.find_account(name) {
+        Ok(Some(record)) => match key.open_all(name, &record) {
+            Some(secrets) => ClaimedAccount::Found { account_id: record.account_id, secrets },
+            None => {
+                eprintln!("dynabox: account {name:?} has a secret sealed under another key; refusing it");
+                ClaimedAccount::Unknown
+            }
+        },
+        Ok(None) => ClaimedAccount::Unknown,
+        Err(e) => {
+            eprintln!("dynabox: reading account {name:?}: {e}");
+            ClaimedAccount::Unreadable
+        }
+    }
 }
 
 enum Store {

@@ -1,9 +1,59 @@
 //! The accounts of `--auth sigv4`, as the store keeps them: rows of the catalog, secrets sealed
 //! by the server (the store never sees them in the clear). [`SqlStore`] runs the statements for
 //! SQLite and Spin; the host's PostgreSQL backend runs the same statements on its pool.
+//!
+//! Secrets are sealed with ChaCha20-Poly1305, the account's name as associated data, under a key
+//! kept outside the store (the host's key file, the Spin variable `secret_key`): a copy of the
+//! database alone reveals no secret, and a sealed secret cannot be moved to another account's row.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use dynabox_handler::sigv4::unhex;
 
 use crate::dialect::Catalog;
 use crate::{Columns, Connection, Param, Row, SqlError, SqlStore, Value};
+
+const NONCE_BYTES: usize = 12;
+
+/// The key that seals secrets.
+pub struct SealingKey(Key);
+
+impl SealingKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> SealingKey {
+        SealingKey(bytes.into())
+    }
+
+    /// A key written as 64 hex digits, as the key file and the Spin variable hold it.
+    pub fn from_hex(text: &str) -> Option<SealingKey> {
+        let bytes: [u8; 32] = unhex(text.trim())?.try_into().ok()?;
+        Some(SealingKey::from_bytes(bytes))
+    }
+
+    pub fn seal(&self, account: &str, secret: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).expect("the system has randomness");
+        let payload = Payload { msg: secret.as_bytes(), aad: account.as_bytes() };
+        let sealed = ChaCha20Poly1305::new(&self.0).encrypt(Nonce::from_slice(&nonce), payload);
+        [&nonce[..], &sealed.expect("sealing a short secret cannot fail")].concat()
+    }
+
+    /// None when the secret was sealed under another key or for another account.
+    pub fn open(&self, account: &str, sealed: &[u8]) -> Option<String> {
+        let (nonce, sealed) = sealed.split_at_checked(NONCE_BYTES)?;
+        let payload = Payload { msg: sealed, aad: account.as_bytes() };
+        let secret = ChaCha20Poly1305::new(&self.0).decrypt(Nonce::from_slice(nonce), payload).ok()?;
+        String::from_utf8(secret).ok()
+    }
+
+    /// The account's working secrets, the current one first; None when one was sealed under
+    /// another key.
+    pub fn open_all(&self, account: &str, record: &AccountRecord) -> Option<Vec<String>> {
+        std::iter::once(&record.secret)
+            .chain(&record.previous_secret)
+            .map(|sealed| self.open(account, sealed))
+            .collect()
+    }
+}
 
 /// An account's credentials: its id (in ARNs and the catalog) and its sealed secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
