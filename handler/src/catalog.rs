@@ -59,6 +59,63 @@ pub struct Index {
     pub backfill_after: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A table's tag, as the tagging operations read and list it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_TAG_VALUE_CHARS: usize = 256;
+const TAG_PATTERN: &str = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$";
+
+/// The `Tags` member (TagResource, CreateTable).
+pub fn read_tags(input: Input<'_>) -> ApiResult<Option<Vec<Tag>>> {
+    let Some(list) = input.list("Tags")? else { return Ok(None) };
+    list.iter()
+        .map(|element| {
+            let tag = Input::new(as_object(element)?);
+            Ok(Tag {
+                key: tag.string("Key")?.unwrap_or_default().to_string(),
+                value: tag.string("Value")?.unwrap_or_default().to_string(),
+            })
+        })
+        .collect::<ApiResult<_>>()
+        .map(Some)
+}
+
+/// DynamoDB's constraints on each tag: key 1 to 128 characters, value up to 256, both of
+/// letters, digits, spaces and `_.:/=+-@`; no key of AWS's own `aws:` prefix.
+pub fn check_tags(violations: &mut Violations, tags: &[Tag]) {
+    for (i, tag) in tags.iter().enumerate() {
+        let path = format!("tags.{}.member", i + 1);
+        violations.length(&tag.key, &format!("{path}.key"), 1, MAX_TAG_KEY_CHARS);
+        violations.length(&tag.value, &format!("{path}.value"), 0, MAX_TAG_VALUE_CHARS);
+        for (text, member) in [(&tag.key, "key"), (&tag.value, "value")] {
+            if !text.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)) {
+                violations.add(
+                    Some(text),
+                    &format!("{path}.{member}"),
+                    &format!("satisfy regular expression pattern: {TAG_PATTERN}"),
+                );
+            }
+        }
+    }
+}
+
+/// Refuses tag keys AWS keeps for itself; run once the request is otherwise valid.
+pub fn check_reserved(tags: &[Tag]) -> ApiResult<()> {
+    match tags.iter().find(|tag| tag.key.starts_with("aws:")) {
+        Some(tag) => Err(ApiError::validation(format!(
+            "One or more parameter values were invalid: Tag keys starting with 'aws:' are reserved for AWS use: {}",
+            tag.key
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The catalog's record of a table. Stored as JSON in the catalog so an operator can read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -77,6 +134,9 @@ pub struct Table {
     pub indexes: Vec<Index>,
     #[serde(default)]
     pub deletion_protection: bool,
+    /// In the order they were first set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
     /// The stored record's version (not part of the record itself), for guarded updates.
     #[serde(skip)]
     pub version: u64,
@@ -288,6 +348,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     let local = read_indexes(input, "LocalSecondaryIndexes", false)?;
     let global = read_indexes(input, "GlobalSecondaryIndexes", true)?;
     let deletion_protection = input.boolean("DeletionProtectionEnabled")?.unwrap_or(false);
+    let tags = read_tags(input)?;
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
@@ -301,6 +362,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
             index.check(&mut violations, &format!("{path}.{}.member", i + 1));
         }
     }
+    check_tags(&mut violations, tags.as_deref().unwrap_or_default());
     violations.finish()?;
     let (Some(name), Some(key_schema), Some(definitions)) = (name, key_schema, definitions) else {
         unreachable!("null members were reported as violations")
@@ -381,8 +443,10 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         provisioned,
         indexes: Vec::new(),
         deletion_protection,
+        tags: tags.unwrap_or_default(),
         version: 1,
     };
+    check_reserved(&table.tags)?;
     if local.is_some() && table.range_key.is_none() {
         return Err(ApiError::invalid_parameter(
             "Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex",

@@ -13,6 +13,7 @@ pub enum ErrorKind {
     IncompleteSignature,
     UnrecognizedClient,
     InvalidSignature,
+    AccessDenied,
     ResourceNotFound,
     ResourceInUse,
     LimitExceeded,
@@ -34,6 +35,7 @@ impl ErrorKind {
             ErrorKind::IncompleteSignature => "IncompleteSignatureException",
             ErrorKind::UnrecognizedClient => "UnrecognizedClientException",
             ErrorKind::InvalidSignature => "InvalidSignatureException",
+            ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::ResourceNotFound => "ResourceNotFoundException",
             ErrorKind::ResourceInUse => "ResourceInUseException",
             ErrorKind::LimitExceeded => "LimitExceededException",
@@ -57,6 +59,7 @@ impl ErrorKind {
             | ErrorKind::IncompleteSignature
             | ErrorKind::UnrecognizedClient
             | ErrorKind::InvalidSignature
+            | ErrorKind::AccessDenied
             | ErrorKind::RequestEntityTooLarge => "com.amazon.coral.service",
             _ => "com.amazonaws.dynamodb.v20120810",
         }

@@ -8,6 +8,7 @@ mod query;
 mod read;
 mod scan;
 mod tables;
+mod tags;
 mod transactions;
 
 use serde_json::{Map, Value};
@@ -42,6 +43,9 @@ const OPERATIONS: &[&str] = &[
     "BatchGetItem",
     "TransactGetItems",
     "TransactWriteItems",
+    "TagResource",
+    "UntagResource",
+    "ListTagsOfResource",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -67,6 +71,9 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "BatchGetItem" => batch::batch_get_item(input, cx),
         "TransactGetItems" => transactions::transact_get_items(input, cx),
         "TransactWriteItems" => transactions::transact_write_items(input, cx),
+        "TagResource" => tags::tag_resource(input, cx),
+        "UntagResource" => tags::untag_resource(input, cx),
+        "ListTagsOfResource" => tags::list_tags_of_resource(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }
