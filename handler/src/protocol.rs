@@ -56,7 +56,7 @@ fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -
         Refusal::Unavailable => ApiError::internal("Internal server error"),
     })?;
     let body = Input::parse_body(&request.body)?;
-    let mut cx = Context { storage, principal: &principal, region: signed.region() };
+    let mut cx = Context { storage, principal: &principal, region: signed.region(), host: request.header("host") };
     ops::dispatch(operation, &body, &mut cx)
 }
 

@@ -352,3 +352,26 @@ fn a_failed_condition_returns_the_old_item_only_when_asked() {
         assert_eq!(answer.get("Item").cloned(), item, "{on_failure:?}");
     }
 }
+
+// ---- What tools ask of the service ---------------------------------------------------------
+
+#[test]
+fn limits_endpoints_and_backups_answer_as_dynamodb_does() {
+    let mut store = store();
+    let limits = ok(&mut store, "DescribeLimits", json!({}));
+    assert_eq!(limits["TableMaxWriteCapacityUnits"], 40_000);
+    assert_eq!(limits["AccountMaxReadCapacityUnits"], 80_000);
+    // The address the client used (the test's Host), so endpoint discovery stays here.
+    let endpoints = ok(&mut store, "DescribeEndpoints", json!({}));
+    assert_eq!(endpoints, json!({"Endpoints": [{"Address": "localhost:8000", "CachePeriodInMinutes": 1440}]}));
+    let backups = ok(&mut store, "DescribeContinuousBackups", json!({"TableName": "tab"}));
+    assert_eq!(backups["ContinuousBackupsDescription"]["ContinuousBackupsStatus"], "ENABLED");
+    assert_eq!(
+        backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
+        "DISABLED"
+    );
+    assert_eq!(
+        fails(&mut store, "DescribeContinuousBackups", json!({"TableName": "nope"})),
+        ("TableNotFoundException".into(), "Table not found: nope".into())
+    );
+}

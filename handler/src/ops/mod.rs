@@ -7,6 +7,7 @@ mod keys;
 mod query;
 mod read;
 mod scan;
+mod service;
 mod tables;
 mod tags;
 mod transactions;
@@ -24,6 +25,8 @@ pub struct Context<'a, S: Storage> {
     pub principal: &'a Principal,
     /// The region the request was signed for; goes into ARNs.
     pub region: &'a str,
+    /// The request's `Host`: the address the client reached.
+    pub host: Option<&'a str>,
 }
 
 /// Every operation this version answers.
@@ -46,6 +49,9 @@ const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsOfResource",
+    "DescribeLimits",
+    "DescribeEndpoints",
+    "DescribeContinuousBackups",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -74,6 +80,9 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "TagResource" => tags::tag_resource(input, cx),
         "UntagResource" => tags::untag_resource(input, cx),
         "ListTagsOfResource" => tags::list_tags_of_resource(input, cx),
+        "DescribeLimits" => service::describe_limits(input, cx),
+        "DescribeEndpoints" => service::describe_endpoints(input, cx),
+        "DescribeContinuousBackups" => tables::describe_continuous_backups(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }
