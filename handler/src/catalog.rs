@@ -67,6 +67,7 @@ pub struct Tag {
     pub value: String,
 }
 
+pub const TABLE_CLASSES: &[&str] = &["STANDARD", "STANDARD_INFREQUENT_ACCESS"];
 pub const MAX_TAG_KEY_CHARS: usize = 128;
 const MAX_TAG_VALUE_CHARS: usize = 256;
 const TAG_PATTERN: &str = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$";
@@ -137,6 +138,9 @@ pub struct Table {
     /// In the order they were first set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// STANDARD or STANDARD_INFREQUENT_ACCESS, once set at creation or by UpdateTable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_class: Option<String>,
     /// The stored record's version (not part of the record itself), for guarded updates.
     #[serde(skip)]
     pub version: u64,
@@ -188,6 +192,9 @@ impl Table {
         description["KeySchema"] = key_schema(&self.hash_key, self.range_key.as_ref());
         description["AttributeDefinitions"] = json!(definitions);
         description["DeletionProtectionEnabled"] = json!(self.deletion_protection);
+        if let Some(class) = &self.table_class {
+            description["TableClassSummary"] = json!({"TableClass": class});
+        }
         for (global, member) in [(false, "LocalSecondaryIndexes"), (true, "GlobalSecondaryIndexes")] {
             let indexes: Vec<Value> = self
                 .indexes
@@ -349,6 +356,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     let global = read_indexes(input, "GlobalSecondaryIndexes", true)?;
     let deletion_protection = input.boolean("DeletionProtectionEnabled")?.unwrap_or(false);
     let tags = read_tags(input)?;
+    let table_class = input.string("TableClass")?;
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
@@ -363,6 +371,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         }
     }
     check_tags(&mut violations, tags.as_deref().unwrap_or_default());
+    violations.one_of(table_class, "tableClass", TABLE_CLASSES);
     violations.finish()?;
     let (Some(name), Some(key_schema), Some(definitions)) = (name, key_schema, definitions) else {
         unreachable!("null members were reported as violations")
@@ -444,6 +453,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         indexes: Vec::new(),
         deletion_protection,
         tags: tags.unwrap_or_default(),
+        table_class: table_class.map(str::to_string),
         version: 1,
     };
     check_reserved(&table.tags)?;

@@ -375,3 +375,22 @@ fn limits_endpoints_and_backups_answer_as_dynamodb_does() {
         ("TableNotFoundException".into(), "Table not found: nope".into())
     );
 }
+
+#[test]
+fn the_table_class_is_set_at_creation_and_by_update_table() {
+    let mut store = MemoryStore::default();
+    let table = json!({
+        "TableName": "cold", "BillingMode": "PAY_PER_REQUEST", "TableClass": "STANDARD_INFREQUENT_ACCESS",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    });
+    let created = ok(&mut store, "CreateTable", table);
+    assert_eq!(created["TableDescription"]["TableClassSummary"]["TableClass"], "STANDARD_INFREQUENT_ACCESS");
+    ok(&mut store, "UpdateTable", json!({"TableName": "cold", "TableClass": "STANDARD"}));
+    let described = ok(&mut store, "DescribeTable", json!({"TableName": "cold"}));
+    assert_eq!(described["Table"]["TableClassSummary"]["TableClass"], "STANDARD");
+    assert_eq!(
+        validation(&mut store, "UpdateTable", json!({"TableName": "cold", "TableClass": "ARCHIVE"})),
+        "1 validation error detected: Value 'ARCHIVE' at 'tableClass' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, STANDARD_INFREQUENT_ACCESS]"
+    );
+}

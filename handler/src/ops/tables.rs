@@ -4,9 +4,9 @@ use serde_json::{Value, json};
 
 use super::{Context, reject_unsupported, table_name};
 use crate::catalog::{
-    IndexRequest, IndexStatus, KeyAttribute, Pairs, Placement, Stats, Table, Throughput, ThroughputRequest,
-    check_defined, check_definitions, check_global_count, check_throughput, index_name_violations, read_pairs,
-    read_throughput, storage_error, table_from_create_request,
+    IndexRequest, IndexStatus, KeyAttribute, Pairs, Placement, Stats, TABLE_CLASSES, Table, Throughput,
+    ThroughputRequest, check_defined, check_definitions, check_global_count, check_throughput, index_name_violations,
+    read_pairs, read_throughput, storage_error, table_from_create_request,
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, as_object};
@@ -118,6 +118,7 @@ struct TableUpdate {
     throughput: ThroughputRequest,
     index_updates: Vec<GsiUpdate>,
     deletion_protection: Option<bool>,
+    table_class: Option<String>,
 }
 
 fn online_index_limit() -> ApiError {
@@ -142,6 +143,7 @@ impl TableUpdate {
             None => None,
         };
         let deletion_protection = input.boolean("DeletionProtectionEnabled")?;
+        let table_class = input.string("TableClass")?;
 
         let mut violations = Violations::default();
         violations.table_name(name, "tableName");
@@ -150,13 +152,19 @@ impl TableUpdate {
         }
         violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
         check_throughput(&mut violations, throughput, "provisionedThroughput");
+        violations.one_of(table_class, "tableClass", TABLE_CLASSES);
         for (i, update) in index_updates.iter().flatten().enumerate() {
             update.check(&mut violations, &format!("globalSecondaryIndexUpdates.{}.member", i + 1));
         }
         violations.finish()?;
 
         let has_index_updates = index_updates.as_ref().is_some_and(|u| !u.is_empty());
-        if billing_mode.is_none() && throughput.is_none() && !has_index_updates && deletion_protection.is_none() {
+        if billing_mode.is_none()
+            && throughput.is_none()
+            && !has_index_updates
+            && deletion_protection.is_none()
+            && table_class.is_none()
+        {
             return Err(ApiError::validation(
                 "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, \
                  SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, ReplicaTransitRoleArn, MultiRegionConsistency, \
@@ -217,6 +225,7 @@ impl TableUpdate {
             throughput,
             index_updates,
             deletion_protection,
+            table_class: table_class.map(str::to_string),
         })
     }
 
@@ -317,6 +326,9 @@ impl TableUpdate {
         if let Some(protection) = self.deletion_protection {
             new.deletion_protection = protection;
         }
+        if let Some(class) = &self.table_class {
+            new.table_class = Some(class.clone());
+        }
         Ok((new, created, dropped))
     }
 }
@@ -330,14 +342,7 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     let name = input.required_string("TableName")?;
     reject_unsupported(
         input,
-        &[
-            "StreamSpecification",
-            "SSESpecification",
-            "ReplicaUpdates",
-            "TableClass",
-            "OnDemandThroughput",
-            "WarmThroughput",
-        ],
+        &["StreamSpecification", "SSESpecification", "ReplicaUpdates", "OnDemandThroughput", "WarmThroughput"],
     )?;
     let update = TableUpdate::read(input)?;
     let account = &cx.principal.account_id;
