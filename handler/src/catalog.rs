@@ -138,6 +138,9 @@ pub struct Table {
     /// In the order they were first set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// The attribute whose epoch seconds expire an item, while time to live is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live_attribute: Option<String>,
     /// STANDARD or STANDARD_INFREQUENT_ACCESS, once set at creation or by UpdateTable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_class: Option<String>,
@@ -454,6 +457,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         deletion_protection,
         tags: tags.unwrap_or_default(),
         table_class: table_class.map(str::to_string),
+        time_to_live_attribute: None,
         version: 1,
     };
     check_reserved(&table.tags)?;

@@ -394,3 +394,28 @@ fn the_table_class_is_set_at_creation_and_by_update_table() {
         "1 validation error detected: Value 'ARCHIVE' at 'tableClass' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, STANDARD_INFREQUENT_ACCESS]"
     );
 }
+
+// ---- Time to live: the setting -------------------------------------------------------------
+
+#[test]
+fn time_to_live_is_enabled_described_and_disabled_as_dynamodb_does() {
+    let mut store = store();
+    let describe = |store: &mut MemoryStore| ok(store, "DescribeTimeToLive", json!({"TableName": "tab"}));
+    assert_eq!(describe(&mut store), json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}));
+    let spec = |enabled: bool, attribute: &str| json!({"TableName": "tab", "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}});
+    let enabled = ok(&mut store, "UpdateTimeToLive", spec(true, "expires_at"));
+    assert_eq!(enabled, json!({"TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expires_at"}}));
+    assert_eq!(
+        describe(&mut store),
+        json!({"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}})
+    );
+    assert_eq!(validation(&mut store, "UpdateTimeToLive", spec(true, "other")), "TimeToLive is already enabled");
+    ok(&mut store, "UpdateTimeToLive", spec(false, "expires_at"));
+    assert_eq!(validation(&mut store, "UpdateTimeToLive", spec(false, "expires_at")), "TimeToLive is already disabled");
+    assert_eq!(
+        validation(&mut store, "UpdateTimeToLive", spec(true, "")),
+        "1 validation error detected: Value '' at 'timeToLiveSpecification.attributeName' failed to satisfy constraint: Member must have length greater than or equal to 1"
+    );
+    let missing = json!({"TableName": "nope", "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "t"}});
+    assert_eq!(fails(&mut store, "UpdateTimeToLive", missing).0, "ResourceNotFoundException");
+}

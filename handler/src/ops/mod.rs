@@ -11,6 +11,7 @@ mod service;
 mod tables;
 mod tags;
 mod transactions;
+mod ttl;
 
 use serde_json::{Map, Value};
 
@@ -52,6 +53,8 @@ const OPERATIONS: &[&str] = &[
     "DescribeLimits",
     "DescribeEndpoints",
     "DescribeContinuousBackups",
+    "UpdateTimeToLive",
+    "DescribeTimeToLive",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -83,6 +86,8 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "DescribeLimits" => service::describe_limits(input, cx),
         "DescribeEndpoints" => service::describe_endpoints(input, cx),
         "DescribeContinuousBackups" => tables::describe_continuous_backups(input, cx),
+        "UpdateTimeToLive" => ttl::update_time_to_live(input, cx),
+        "DescribeTimeToLive" => ttl::describe_time_to_live(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }
