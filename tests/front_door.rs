@@ -158,6 +158,13 @@ fn a_database_outage_is_a_retryable_error_without_internals_and_passes() {
     }
 }
 
+/// CreateTable's body for an on-demand table with the string hash key `pk`.
+fn create_table_body(table: &str) -> String {
+    format!(
+        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
+    )
+}
+
 /// One raw DynamoDB call signed (open mode: not checked) with access key `key`.
 fn call_as(address: &str, key: &str, target: &str, body: &str) -> support::RawResponse {
     let headers = support::signed_headers(target);
@@ -189,10 +196,7 @@ fn one_keys_flood_of_scans_leaves_room_for_another_keys_reads() {
     let server = Server::start_with(&Store::InMemory, &["--key-concurrency", "2"]);
     let address = server.address.clone();
     let table = support::unique("flooded");
-    let create = format!(
-        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
-    );
-    assert_eq!(call_as(&address, "setup", "CreateTable", &create).status, 200);
+    assert_eq!(call_as(&address, "setup", "CreateTable", &create_table_body(&table)).status, 200);
     let padding = "p".repeat(400);
     for batch in 0..80 {
         let puts: Vec<String> = (0..25)
@@ -250,10 +254,7 @@ fn one_keys_flood_of_scans_leaves_room_for_another_keys_reads() {
 fn a_million_tiny_list_elements_get_a_quick_400_and_change_nothing() {
     let server = Server::start(&Store::InMemory);
     let table = support::unique("dense");
-    let create = format!(
-        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
-    );
-    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create).status, 200);
+    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create_table_body(&table)).status, 200);
     let elements = vec![r#"{"S":"a"}"#; 1_200_000].join(",");
     let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"big"}},"list":{{"L":[{elements}]}}}}}}"#);
     assert!(put.len() > 12_000_000);
@@ -278,9 +279,7 @@ fn compressed_request_bodies_are_decoded_and_broken_ones_refused() {
     use flate2::write::{GzEncoder, ZlibEncoder};
     let server = Server::start(&Store::InMemory);
     let table = support::unique("compressed");
-    let create = format!(
-        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
-    );
+    let create = create_table_body(&table);
     let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
     gzip.write_all(create.as_bytes()).unwrap();
     let created = call_encoded(&server.address, "CreateTable", "gzip", &gzip.finish().unwrap());
@@ -304,10 +303,7 @@ fn responses_are_compressed_for_clients_that_accept_it() {
     use flate2::read::GzDecoder;
     let server = Server::start(&Store::InMemory);
     let table = support::unique("gzipped");
-    let create = format!(
-        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}}],"BillingMode":"PAY_PER_REQUEST"}}"#
-    );
-    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create).status, 200);
+    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create_table_body(&table)).status, 200);
     let padding = "p".repeat(4000);
     let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"k"}},"pad":{{"S":"{padding}"}}}}}}"#);
     assert_eq!(call_as(&server.address, "writer", "PutItem", &put).status, 200);
