@@ -8,7 +8,7 @@
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::model::size::MAX_ITEM_BYTES;
+use crate::model::size::{CONTAINER_OVERHEAD, ELEMENT_OVERHEAD, MAX_ITEM_BYTES};
 
 /// Trees up to this size are built whatever the body holds, so every request of ordinary size
 /// keeps DynamoDB's order of validation; only beyond it does this pass judge.
@@ -49,9 +49,6 @@ fn weigh(body: &[u8]) -> Option<Weight> {
 const VALUE_BYTES: usize = 32;
 const MAP_NODE_BYTES: usize = 640;
 const MAP_NODE_MEMBERS: usize = 11;
-/// Bytes of a map or list before its elements, and of each element on top of its own size.
-const CONTAINER_OVERHEAD: usize = 3;
-const ELEMENT_OVERHEAD: usize = 1;
 
 /// One JSON value as the pass saw it.
 #[derive(Clone, Copy)]

@@ -19,9 +19,9 @@ pub fn item_too_large() -> ApiError {
 }
 
 /// Bytes of a map or list before its elements.
-const CONTAINER_OVERHEAD: usize = 3;
+pub const CONTAINER_OVERHEAD: usize = 3;
 /// Bytes of each element of a map or list on top of its own size.
-const ELEMENT_OVERHEAD: usize = 1;
+pub const ELEMENT_OVERHEAD: usize = 1;
 
 /// The item's size as DynamoDB counts it.
 pub fn item_size(item: &Item) -> usize {
