@@ -433,8 +433,17 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     Ok(response)
 }
 
-/// DescribeTable and DeleteTable name the missing table in their message.
-fn not_found_named(error: ApiError, name: &str) -> ApiError {
+/// Stores `table` as changed in its record only (tags, time to live, ...), guarded by the version
+/// it was loaded at: false when another change came first and the caller must decide again.
+pub(super) fn save_record<S: Storage>(cx: &mut Context<'_, S>, table: &Table) -> ApiResult<bool> {
+    let description = serde_json::to_vec(table).map_err(|e| ApiError::internal(e.to_string()))?;
+    let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
+    let account = &cx.principal.account_id;
+    Ok(cx.storage.update_table(account, &table.table_name, table.version, &change).map_err(storage_error)?.is_some())
+}
+
+/// Most table operations name the missing table in their message.
+pub(super) fn not_found_named(error: ApiError, name: &str) -> ApiError {
     match error.kind {
         ErrorKind::ResourceNotFound => table_not_found(name),
         _ => error,

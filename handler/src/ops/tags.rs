@@ -4,10 +4,11 @@
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::catalog::{MAX_TAG_KEY_CHARS, Table, Tag, check_reserved, check_tags, read_tags, storage_error};
+use super::tables::save_record;
+use crate::catalog::{MAX_TAG_KEY_CHARS, Table, Tag, check_reserved, check_tags, read_tags};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
-use crate::storage::{Storage, TableChange};
+use crate::storage::Storage;
 
 const MAX_TAGS: usize = 50;
 const MAX_ARN_CHARS: usize = 1283;
@@ -86,15 +87,7 @@ fn change_tags<S: Storage>(
     loop {
         let mut table = tagged_table(cx, arn, operation)?;
         change(&mut table.tags)?;
-        let description = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
-        let unchanged = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-        let account = &cx.principal.account_id;
-        if cx
-            .storage
-            .update_table(account, &table.table_name, table.version, &unchanged)
-            .map_err(storage_error)?
-            .is_some()
-        {
+        if save_record(cx, &table)? {
             return Ok(json!({}));
         }
     }

@@ -3,11 +3,12 @@
 
 use serde_json::{Value, json};
 
+use super::tables::{not_found_named, save_record};
 use super::{Context, table_name};
-use crate::catalog::{Table, storage_error};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::catalog::Table;
+use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
-use crate::storage::{Storage, TableChange};
+use crate::storage::Storage;
 
 const MAX_ATTRIBUTE_NAME_CHARS: usize = 255;
 
@@ -29,7 +30,7 @@ pub fn update_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>
     let (name, enabled, attribute) = (name.expect("checked"), enabled.expect("checked"), attribute.expect("checked"));
     let account = &cx.principal.account_id;
     loop {
-        let mut table = Table::load(cx.storage, account, name).map_err(|e| not_found(e, name))?;
+        let mut table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
         table.time_to_live_attribute = match (&table.time_to_live_attribute, enabled) {
             (Some(_), true) => return Err(ApiError::validation("TimeToLive is already enabled")),
             (None, false) => return Err(ApiError::validation("TimeToLive is already disabled")),
@@ -41,9 +42,7 @@ pub fn update_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>
             (_, true) => Some(attribute.to_string()),
             (_, false) => None,
         };
-        let description = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
-        let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-        if cx.storage.update_table(account, name, table.version, &change).map_err(storage_error)?.is_some() {
+        if save_record(cx, &table)? {
             return Ok(json!({"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}}));
         }
     }
@@ -51,18 +50,9 @@ pub fn update_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>
 
 pub fn describe_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input, true)?;
-    let table = Table::load(cx.storage, &cx.principal.account_id, name).map_err(|e| not_found(e, name))?;
+    let table = Table::load(cx.storage, &cx.principal.account_id, name).map_err(|e| not_found_named(e, name))?;
     Ok(json!({"TimeToLiveDescription": match &table.time_to_live_attribute {
         Some(attribute) => json!({"TimeToLiveStatus": "ENABLED", "AttributeName": attribute}),
         None => json!({"TimeToLiveStatus": "DISABLED"}),
     }}))
-}
-
-fn not_found(error: ApiError, name: &str) -> ApiError {
-    match error.kind {
-        ErrorKind::ResourceNotFound => {
-            ApiError::resource_not_found(format!("Requested resource not found: Table: {name} not found"))
-        }
-        _ => error,
-    }
 }
