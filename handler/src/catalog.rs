@@ -141,12 +141,27 @@ pub struct Table {
     /// The attribute whose epoch seconds expire an item, while time to live is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_live_attribute: Option<String>,
+    /// While set, the expiry sweep still has to visit the items written before time to live was
+    /// enabled, which the store holds without their expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live_backfill: Option<ExpiryBackfill>,
+    /// Its streams, oldest first: the last records changes unless it was disabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<crate::stream::Stream>,
     /// STANDARD or STANDARD_INFREQUENT_ACCESS, once set at creation or by UpdateTable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_class: Option<String>,
     /// The stored record's version (not part of the record itself), for guarded updates.
     #[serde(skip)]
     pub version: u64,
+}
+
+/// How far the expiry sweep has visited a table's items since time to live was enabled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExpiryBackfill {
+    /// The last base-table key (partition, sort) visited, if any.
+    #[serde(default)]
+    pub after: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Table {
@@ -198,6 +213,7 @@ impl Table {
         if let Some(class) = &self.table_class {
             description["TableClassSummary"] = json!({"TableClass": class});
         }
+        self.describe_stream(&mut description);
         for (global, member) in [(false, "LocalSecondaryIndexes"), (true, "GlobalSecondaryIndexes")] {
             let indexes: Vec<Value> = self
                 .indexes
@@ -241,7 +257,7 @@ impl Table {
     }
 }
 
-fn key_schema(hash: &KeyAttribute, range: Option<&KeyAttribute>) -> Value {
+pub(crate) fn key_schema(hash: &KeyAttribute, range: Option<&KeyAttribute>) -> Value {
     let hash = std::iter::once(json!({"AttributeName": hash.name, "KeyType": "HASH"}));
     json!(hash.chain(range.map(|k| json!({"AttributeName": k.name, "KeyType": "RANGE"}))).collect::<Vec<_>>())
 }
@@ -348,9 +364,6 @@ pub struct Placement<'a> {
 /// first, then the rules between members) and returns the new table's record.
 pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> ApiResult<Table> {
     let name = Some(input.required_string("TableName")?);
-    if input.has("StreamSpecification") {
-        return Err(ApiError::validation("dynabox does not support StreamSpecification yet"));
-    }
     let key_schema = read_pairs(input, "KeySchema", "KeyType")?;
     let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
     let billing_mode = input.string("BillingMode")?;
@@ -360,6 +373,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     let deletion_protection = input.boolean("DeletionProtectionEnabled")?.unwrap_or(false);
     let tags = read_tags(input)?;
     let table_class = input.string("TableClass")?;
+    let stream = crate::stream::Specification::read(input)?;
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");
@@ -375,6 +389,9 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     }
     check_tags(&mut violations, tags.as_deref().unwrap_or_default());
     violations.one_of(table_class, "tableClass", TABLE_CLASSES);
+    if let Some(stream) = &stream {
+        stream.check(&mut violations);
+    }
     violations.finish()?;
     let (Some(name), Some(key_schema), Some(definitions)) = (name, key_schema, definitions) else {
         unreachable!("null members were reported as violations")
@@ -458,8 +475,14 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         tags: tags.unwrap_or_default(),
         table_class: table_class.map(str::to_string),
         time_to_live_attribute: None,
+        time_to_live_backfill: None,
+        streams: Vec::new(),
         version: 1,
     };
+    if let Some(stream) = &stream {
+        // A new table's change log starts at 1.
+        stream.apply(&mut table, 1, placement.now, true)?;
+    }
     check_reserved(&table.tags)?;
     if local.is_some() && table.range_key.is_none() {
         return Err(ApiError::invalid_parameter(

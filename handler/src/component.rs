@@ -10,8 +10,8 @@ use std::ops::Bound;
 
 use crate::auth::{Auth, Principal, Refusal, SignedRequest};
 use crate::storage::{
-    Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, Storage, StorageError,
-    StoredItem, TableChange, TableRecord, Write, WriteError,
+    ChangePage, ChangeRecord, Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange,
+    Storage, StorageError, StoredItem, TableChange, TableRecord, Write, WriteError,
 };
 
 wit_bindgen::generate!({
@@ -33,6 +33,11 @@ impl Guest for Component {
         };
         let crate::http::Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut HostAuth);
         Response { status, headers, body }
+    }
+
+    fn expire(account: String, table: String, now: u64, budget: u32) -> Result<bool, String> {
+        crate::ops::expire_step(&mut HostStorage, &account, &table, now, budget)
+            .map_err(|e| format!("{}: {}", e.kind.type_name(), e.message))
     }
 
     fn backfill(account: String, table: String, index: String, budget: u32) -> Result<bool, String> {
@@ -168,6 +173,23 @@ impl Storage for HostStorage {
             Err(wit::WriteError::GuardFailed(index)) => Err(WriteError::GuardFailed(index)),
             Err(wit::WriteError::Storage(e)) => Err(WriteError::Storage(e.into())),
         }
+    }
+
+    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
+        let page = wit::read_changes(account, table, after, limit)?;
+        let changes = page.changes.into_iter().map(|c| ChangeRecord { sequence: c.sequence, record: c.record });
+        Ok(ChangePage { changes: changes.collect(), last_sequence: page.last_sequence })
+    }
+
+    fn expired(
+        &mut self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        let keys = wit::expired(account, &keyspace.into(), now, limit)?;
+        Ok(keys.into_iter().map(|k| ItemKey { partition: k.partition, sort: k.sort }).collect())
     }
 }
 

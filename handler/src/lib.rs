@@ -13,10 +13,12 @@ pub mod index;
 mod input;
 pub mod model;
 mod ops;
+pub use ops::expire_step;
 pub mod protocol;
 pub mod random;
 pub mod sigv4;
 pub mod storage;
+pub mod stream;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;

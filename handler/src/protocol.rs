@@ -14,6 +14,7 @@ use crate::sigv4;
 use crate::storage::Storage;
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 /// DynamoDB refuses request bodies over 16 MB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -34,9 +35,15 @@ pub fn handle(request: &Request, storage: &mut impl Storage, auth: &mut impl Aut
     }
 }
 
-/// The operation `X-Amz-Target` names (`DynamoDB_20120810.<Operation>`), known or not.
+/// The operation `X-Amz-Target` names (`DynamoDB_20120810.<Operation>`), known or not, or the
+/// Streams API operation (`DynamoDBStreams_20120810.<Operation>`). Each API's operations are
+/// unknown under the other's prefix.
 pub fn target_operation(request: &Request) -> Option<&str> {
-    request.header("x-amz-target").and_then(|t| t.strip_prefix(TARGET_PREFIX))
+    let target = request.header("x-amz-target")?;
+    match target.strip_prefix(STREAMS_TARGET_PREFIX) {
+        Some(operation) => Some(operation).filter(|op| ops::is_streams(op)),
+        None => target.strip_prefix(TARGET_PREFIX).filter(|op| !ops::is_streams(op)),
+    }
 }
 
 fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -> ApiResult<Value> {

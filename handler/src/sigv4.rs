@@ -382,6 +382,15 @@ pub(crate) fn basic_iso8601(seconds: i64) -> String {
     format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", time / 3600, time / 60 % 60, time % 60)
 }
 
+/// `2026-11-30T13:46:54.123`: the extended form with milliseconds, as in stream labels.
+pub(crate) fn extended_iso8601_millis(seconds: f64) -> String {
+    let millis = (seconds * 1000.0).round() as i64;
+    let (whole, millis) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+    let (days, time) = (whole.div_euclid(86_400), whole.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}", time / 3600, time / 60 % 60, time % 60)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };

@@ -16,7 +16,8 @@
 //! - Items: in a keyspace, a key (partition and sort bytes, ordered unsigned, partition first), a
 //!   document and a version that the key never had before (versions never repeat for a key, also
 //!   after a delete), and optionally an expiry time the host can find cheaply.
-//! - Change logs: one per table, appended to in a write group; the store numbers the records.
+//! - Change logs: one per table, appended to in a write group; the store numbers the records in
+//!   commit order and keeps the time each was written, so that old records can be trimmed.
 
 pub mod memory;
 
@@ -167,6 +168,21 @@ pub enum Write {
     },
 }
 
+/// One record of a table's change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    pub sequence: u64,
+    pub record: Vec<u8>,
+}
+
+/// Records of a change log in sequence order, and the highest sequence number the log has given
+/// (0 before its first record), committed or read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangePage {
+    pub changes: Vec<ChangeRecord>,
+    pub last_sequence: u64,
+}
+
 /// What a committed group reports: the sequence numbers of its `AppendChange`s, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Committed {
@@ -257,6 +273,19 @@ pub trait Storage {
     fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError>;
     /// Applies every write or none: if any guard fails, nothing is written.
     fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError>;
+    /// The table's change-log records with sequence numbers above `after`, in order, at most
+    /// `limit`. Sequence numbers are given in commit order without gaps, so a reader that has
+    /// seen `n` misses nothing by asking for what follows `n`; a gap means records were trimmed.
+    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError>;
+    /// Keys of the keyspace's items whose expiry time is at or before `now` (seconds since the
+    /// epoch), earliest first, at most `limit`: found on the store's expiry index, not by a scan.
+    fn expired(
+        &mut self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError>;
 }
 
 /// The hash that places a partition in a scan segment: FNV-1a over the partition bytes. Every

@@ -50,13 +50,22 @@ pub struct Catalog {
     pub delete_keyspace: &'static str,
     /// account, table name, index name → table id, storage table.
     pub find_keyspace: &'static str,
-    /// table id, version → a row when the description is at that version (PostgreSQL: FOR SHARE,
-    /// so an UpdateTable waits until the guarded group commits).
+    /// table id, version → a row when the description is at that version (PostgreSQL: FOR KEY
+    /// SHARE, so an UpdateTable waits until the guarded group commits).
     pub table_at: &'static str,
-    /// table id → the change log's next sequence number.
+    /// table id → the change log's next sequence number. The row stays locked until the group
+    /// commits (PostgreSQL; SQLite's write transactions are serial), so numbers follow commit order.
     pub next_change: &'static str,
     /// table id, sequence number, record.
     pub insert_change: &'static str,
+    /// table id, after, limit → sequence number, record, in order.
+    pub read_changes: &'static str,
+    /// table id → the last sequence number the change log gave.
+    pub last_change: &'static str,
+    /// before (seconds since the epoch): deletes change records written earlier.
+    pub trim_changes: &'static str,
+    /// → account, name of every table whose description has a time-to-live attribute.
+    pub time_to_live_tables: &'static str,
     /// → account, description of every table whose description mentions an index being created
     /// (`"Status":"Creating"`); the caller decides on the parsed description. A text search, so it
     /// needs no schema of its own; the catalog is small.
@@ -98,6 +107,10 @@ const SQLITE_CATALOG: Catalog = Catalog {
     table_at: "SELECT 1 FROM tables WHERE id = ?1 AND version = ?2",
     next_change: "UPDATE tables SET changes = changes + 1 WHERE id = ?1 RETURNING changes",
     insert_change: "INSERT INTO changes (table_id, seq, record) VALUES (?1, ?2, ?3)",
+    read_changes: "SELECT seq, record FROM changes WHERE table_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    last_change: "SELECT changes FROM tables WHERE id = ?1",
+    trim_changes: "DELETE FROM changes WHERE created < ?1",
+    time_to_live_tables: "SELECT account, name FROM tables WHERE description LIKE '%\"time_to_live_attribute\"%'",
     creating_indexes: "SELECT account, description FROM tables WHERE description LIKE '%\"Creating\"%'",
     insert_account: "INSERT INTO accounts (name, account_id, secret) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (name) DO NOTHING RETURNING name",
@@ -133,9 +146,16 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     find_keyspace: "SELECT k.table_id, k.storage_table FROM dynabox.keyspaces AS k \
                     JOIN dynabox.tables AS t ON t.id = k.table_id \
                     WHERE t.account = $1 AND t.name = $2 AND k.index_name = $3",
-    table_at: "SELECT 1 FROM dynabox.tables WHERE id = $1 AND version = $2 FOR SHARE",
+    // KEY SHARE: enough to make UpdateTable's FOR UPDATE wait, while writers appending to the
+    // change log (an UPDATE of `changes`, not of a key) still take their turns on the row.
+    table_at: "SELECT 1 FROM dynabox.tables WHERE id = $1 AND version = $2 FOR KEY SHARE",
     next_change: "UPDATE dynabox.tables SET changes = changes + 1 WHERE id = $1 RETURNING changes",
     insert_change: "INSERT INTO dynabox.changes (table_id, seq, record) VALUES ($1, $2, $3)",
+    read_changes: "SELECT seq, record FROM dynabox.changes WHERE table_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    last_change: "SELECT changes FROM dynabox.tables WHERE id = $1",
+    trim_changes: "DELETE FROM dynabox.changes WHERE created < to_timestamp($1::int8)",
+    time_to_live_tables: "SELECT account, name FROM dynabox.tables \
+                          WHERE description::text LIKE '%\"time_to_live_attribute\"%'",
     creating_indexes: "SELECT account, description::text FROM dynabox.tables \
                        WHERE description::text LIKE '%\"Creating\"%'",
     insert_account: "INSERT INTO dynabox.accounts (name, account_id, secret) VALUES ($1, $2, $3) \
@@ -171,6 +191,7 @@ const SQLITE_ITEMS: TableSql<&str> = TableSql {
     delete_at: "DELETE FROM {t} WHERE pk = ?1 AND sk = ?2 AND version = ?3",
     // octet_length: bytes, where length() would count characters.
     stats: "SELECT count(*), coalesce(sum(octet_length(doc)), 0) FROM {t}",
+    expired: "SELECT pk, sk FROM {t} WHERE expires <= ?1 ORDER BY expires LIMIT ?2",
 };
 
 /// Puts bind document, hash and expiry as $3 to $5, and a put at a version the version as $6.
@@ -195,6 +216,7 @@ const POSTGRES_ITEMS: TableSql<&str> = TableSql {
     // The bytes of the documents as returned, not their compressed size on disk (pg_column_size):
     // the same measure as the read budget and the embedded store.
     stats: "SELECT count(*), coalesce(sum(octet_length(doc::text)), 0)::bigint FROM {t}",
+    expired: "SELECT pk, sk FROM {t} WHERE expires <= $1 ORDER BY expires LIMIT $2",
 };
 
 const SQLITE_MIGRATIONS: &[Migration] = &[

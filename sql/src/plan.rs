@@ -16,7 +16,7 @@ use crate::{Dialect, Param};
 /// `&'static str`) or rendered for one table (`S` = `String`). Parameters, by position:
 /// `get`, `exists`, `delete`: pk, sk. `exists_at`, `delete_at`: pk, sk, expected version.
 /// `upsert`, `insert_new`: pk, sk, doc, hash, expiry. `update_at`: pk, sk, doc, hash, expiry,
-/// expected version. `stats`: none. How a put gets its new version is the dialect's own.
+/// expected version. `stats`: none. `expired`: now, limit. How a put gets its new version is the dialect's own.
 /// Queries and scans are built per request shape by [`query_sql`] and [`scan_sql`].
 pub struct TableSql<S> {
     pub get: S,
@@ -35,6 +35,8 @@ pub struct TableSql<S> {
     pub delete_at: S,
     /// Item count and the sum of document byte lengths.
     pub stats: S,
+    /// Keys whose expiry is at or before a time, earliest first.
+    pub expired: S,
 }
 
 impl TableSql<&'static str> {
@@ -50,12 +52,13 @@ impl TableSql<&'static str> {
             exists_at: r(self.exists_at),
             delete_at: r(self.delete_at),
             stats: r(self.stats),
+            expired: r(self.expired),
         }
     }
 }
 
 impl TableSql<String> {
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.get,
             &self.upsert,
@@ -66,6 +69,7 @@ impl TableSql<String> {
             &self.exists_at,
             &self.delete_at,
             &self.stats,
+            &self.expired,
         ]
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
+    ChangePage, ChangeRecord, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError,
+    StoredItem, TableChange, TableRecord, Write, WriteError,
 };
 
 use crate::dialect::POSTGRES_MIGRATION_LOCK;
@@ -119,6 +119,48 @@ impl<C: Connection> SqlStore<C> {
             .map(|mut row| Ok((row.text(0)?, row.bytes(1)?)))
             .collect::<Result<_, SqlError>>()
             .map_err(|e| self.internal(e))
+    }
+
+    /// (account, name) of every table that may have time to live enabled, for the expiry sweep.
+    /// Not part of the handler's contract.
+    pub fn tables_with_time_to_live(&mut self) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = self.conn.query(self.dialect.catalog().time_to_live_tables, &[]).map_err(|e| self.internal(e))?;
+        rows.into_iter()
+            .map(|mut row| Ok((row.text(0)?, row.text(1)?)))
+            .collect::<Result<_, SqlError>>()
+            .map_err(|e| self.internal(e))
+    }
+
+    /// Drops the change records of every table written before `before` (seconds since the
+    /// epoch); how many. Not part of the handler's contract: the host's worker trims.
+    pub fn trim_changes(&mut self, before: u64) -> Result<u64, StorageError> {
+        let before = Param::Int(i64::try_from(before).unwrap_or(i64::MAX));
+        self.conn.execute(self.dialect.catalog().trim_changes, &[before]).map_err(|e| self.internal(e))
+    }
+
+    /// The change page of the table the keyspace cache names; `None` when that table is gone.
+    fn read_changes_once(
+        &mut self,
+        account: &str,
+        table: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Option<ChangePage>, StorageError> {
+        let table_id = self.keyspace(account, &Keyspace::table(table))?.table_id;
+        let catalog = self.dialect.catalog();
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let params = [Param::Int(table_id), Param::Int(after), Param::Int(i64::from(limit))];
+        let read = (|| {
+            let changes = self.conn.query(catalog.read_changes, &params)?;
+            let changes = changes
+                .into_iter()
+                .map(|mut row| Ok(ChangeRecord { sequence: row.int(0)? as u64, record: row.bytes(1)? }))
+                .collect::<Result<Vec<_>, SqlError>>()?;
+            // Read after the records, so that it is at least the last of them.
+            let last = self.conn.query(catalog.last_change, &[Param::Int(table_id)])?;
+            last.into_iter().next().map(|row| Ok(ChangePage { changes, last_sequence: row.int(0)? as u64 })).transpose()
+        })();
+        read.map_err(|e| self.internal(e))
     }
 
     fn internal(&self, e: SqlError) -> StorageError {
@@ -452,6 +494,32 @@ impl<C: Connection> Storage for SqlStore<C> {
         // Only a committed reservation may be used again.
         self.clock = clock;
         Ok(committed)
+    }
+
+    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
+        // A cached table id may be of a table since deleted (and perhaps made anew): its catalog
+        // row is gone, so look it up once more.
+        match self.read_changes_once(account, table, after, limit)? {
+            Some(page) => Ok(page),
+            None => {
+                self.forget(account, table);
+                self.read_changes_once(account, table, after, limit)?.ok_or(StorageError::NoSuchKeyspace)
+            }
+        }
+    }
+
+    fn expired(
+        &mut self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        self.on_keyspace(account, keyspace, |conn, entry| {
+            let rows = conn.query(&entry.sql.expired, &[Param::Int(now), Param::Int(i64::from(limit))])?;
+            rows.into_iter().map(|mut row| Ok(ItemKey { partition: row.bytes(0)?, sort: row.bytes(1)? })).collect()
+        })
     }
 }
 

@@ -29,6 +29,20 @@ pub struct Number {
 impl Number {
     const ZERO: Number = Number { negative: false, digits: Vec::new(), exponent: 0 };
 
+    /// The whole part of a value that is not negative, when it fits a `u64` (a time to live's
+    /// epoch seconds); none otherwise.
+    pub fn whole_part(&self) -> Option<u64> {
+        if self.negative {
+            return None;
+        }
+        if self.exponent < 0 || self.digits.is_empty() {
+            return Some(0);
+        }
+        let places = usize::try_from(self.exponent).ok()? + 1;
+        let mut digits = self.digits.iter().copied().chain(std::iter::repeat(0)).take(places);
+        digits.try_fold(0u64, |whole, digit| whole.checked_mul(10)?.checked_add(u64::from(digit)))
+    }
+
     /// Parses a DynamoDB N string ("-12.50", "1e3", "+5", ".5", "5.") and validates it as
     /// DynamoDB does. The syntax is Java's `BigDecimal` (DynamoDB's own), and the checks run in
     /// DynamoDB's order: magnitude first, then precision.
@@ -237,6 +251,23 @@ mod tests {
 
     fn err(s: &str) -> String {
         Number::parse(s).unwrap_err().message
+    }
+
+    #[test]
+    fn whole_part_of_epoch_seconds() {
+        for (input, whole) in [
+            ("1700000000", Some(1_700_000_000)),
+            ("1700000000.9", Some(1_700_000_000)),
+            ("1.7e9", Some(1_700_000_000)),
+            ("0.5", Some(0)),
+            ("0", Some(0)),
+            ("-1", None),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("1e30", None),
+        ] {
+            assert_eq!(n(input).whole_part(), whole, "{input}");
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::model::{
     Item, item_from_json, item_to_json,
     size::{MAX_ITEM_BYTES, item_size, item_too_large},
 };
-use crate::storage::{Expect, ItemKey, Keyspace, Storage, StoredItem, Write, WriteError};
+use crate::random::now_seconds;
+use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
+use crate::stream::{self, Origin};
 
 pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
@@ -374,9 +376,12 @@ pub(super) fn apply(
     let keyspace = table.keyspace();
     for _ in 0..MAX_DECISIONS {
         // An unconditional put or delete that returns nothing needs no read (one round trip),
-        // unless indexes need the old item's entries removed.
-        let needs_old =
-            condition.is_some() || matches!(change, Change::Update { .. }) || wants_old || !table.indexes.is_empty();
+        // unless indexes need the old item's entries removed or a stream its old image.
+        let needs_old = condition.is_some()
+            || matches!(change, Change::Update { .. })
+            || wants_old
+            || !table.indexes.is_empty()
+            || table.recording_stream().is_some();
         let stored =
             if needs_old { storage.get_for_write(account, &keyspace, key).map_err(storage_error)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
@@ -387,8 +392,7 @@ pub(super) fn apply(
         }
         let new = new_item(change, old.as_ref())?;
         let expect = if needs_old { Expect::matching(stored.as_ref()) } else { Expect::Anything };
-        let mut writes = vec![item_write(keyspace.clone(), key.clone(), new.as_ref(), expect)?];
-        writes.extend(index::maintenance(table, key, old.as_ref(), new.as_ref())?);
+        let writes = item_writes(table, key, old.as_ref(), new.as_ref(), expect, Origin::Request)?;
         match storage.write(account, &writes) {
             Ok(_) => return Ok((old, new)),
             Err(WriteError::GuardFailed(at)) => {
@@ -418,15 +422,31 @@ fn hot_item() -> ApiError {
     )
 }
 
-/// The write that leaves `new` at `key` (a put), or nothing there (a delete), guarded by `expect`.
-pub(super) fn item_write(keyspace: Keyspace, key: ItemKey, new: Option<&Item>, expect: Expect) -> ApiResult<Write> {
-    Ok(match new {
+/// Every write that leaving `new` at `key` in place of `old` takes, for one atomic group: the item
+/// itself (a put with its expiry under the table's time to live, or a delete) guarded by `expect`,
+/// its index entries and the guard on the table's version, and last its stream record, if the
+/// table's stream records one.
+pub(super) fn item_writes(
+    table: &Table,
+    key: &ItemKey,
+    old: Option<&Item>,
+    new: Option<&Item>,
+    expect: Expect,
+    origin: Origin,
+) -> ApiResult<Vec<Write>> {
+    let (keyspace, key_bytes) = (table.keyspace(), key.clone());
+    let item = match new {
         Some(item) => {
             let document = serde_json::to_vec(&item_to_json(item)).map_err(|e| ApiError::internal(e.to_string()))?;
-            Write::Put { keyspace, key, document, expect, expires_at: None }
+            let expires_at = super::ttl::expiry(table, item);
+            Write::Put { keyspace, key: key_bytes, document, expect, expires_at }
         }
-        None => Write::Delete { keyspace, key, expect },
-    })
+        None => Write::Delete { keyspace, key: key_bytes, expect },
+    };
+    let mut writes = vec![item];
+    writes.extend(index::maintenance(table, key, old, new)?);
+    writes.extend(stream::change_record(table, old, new, origin, now_seconds())?);
+    Ok(writes)
 }
 
 /// An item to put must fit DynamoDB's 400 KB.

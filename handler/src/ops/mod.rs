@@ -8,12 +8,14 @@ mod query;
 mod read;
 mod scan;
 mod service;
+mod streams;
 mod tables;
 mod tags;
 mod transactions;
 mod ttl;
 
 use serde_json::{Map, Value};
+pub use ttl::expire_step;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -58,10 +60,15 @@ const OPERATIONS: &[&str] = &[
 ];
 
 pub fn exists(name: &str) -> bool {
-    OPERATIONS.contains(&name)
+    OPERATIONS.contains(&name) || is_streams(name)
 }
 
-/// Runs operation `name`, one of [`OPERATIONS`].
+/// Whether `name` is an operation of the DynamoDB Streams API, which has a target prefix of its own.
+pub fn is_streams(name: &str) -> bool {
+    streams::OPERATIONS.contains(&name)
+}
+
+/// Runs operation `name`, one of [`OPERATIONS`] or the Streams API's.
 pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let input = Input::new(body);
     match name {
@@ -88,6 +95,10 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "DescribeContinuousBackups" => tables::describe_continuous_backups(input, cx),
         "UpdateTimeToLive" => ttl::update_time_to_live(input, cx),
         "DescribeTimeToLive" => ttl::describe_time_to_live(input, cx),
+        "ListStreams" => streams::list_streams(input, cx),
+        "DescribeStream" => streams::describe_stream(input, cx),
+        "GetShardIterator" => streams::get_shard_iterator(input, cx),
+        "GetRecords" => streams::get_records(input, cx),
         _ => unreachable!("dispatch is only called for names in OPERATIONS"),
     }
 }

@@ -11,6 +11,7 @@ use crate::catalog::{
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, as_object};
 use crate::storage::{Storage, TableChange};
+use crate::stream::Specification;
 
 /// DynamoDB keeps on-demand backups for every table; point-in-time recovery is not offered, so
 /// it is reported as disabled.
@@ -112,13 +113,14 @@ impl GsiUpdate {
 }
 
 /// An UpdateTable request, validated as far as it can be without the table.
-struct TableUpdate {
+struct TableUpdate<'a> {
     definitions: Option<Pairs>,
     billing_mode: Option<String>,
     throughput: ThroughputRequest,
     index_updates: Vec<GsiUpdate>,
     deletion_protection: Option<bool>,
     table_class: Option<String>,
+    stream: Option<Specification<'a>>,
 }
 
 fn online_index_limit() -> ApiError {
@@ -132,8 +134,8 @@ fn index_not_found(name: &str) -> ApiError {
     ApiError::resource_not_found(format!("Requested resource not found: Index: {name} not found"))
 }
 
-impl TableUpdate {
-    fn read(input: Input<'_>) -> ApiResult<TableUpdate> {
+impl<'a> TableUpdate<'a> {
+    fn read(input: Input<'a>) -> ApiResult<TableUpdate<'a>> {
         let name = input.string("TableName")?;
         let definitions = read_pairs(input, "AttributeDefinitions", "AttributeType")?;
         let billing_mode = input.string("BillingMode")?;
@@ -144,6 +146,7 @@ impl TableUpdate {
         };
         let deletion_protection = input.boolean("DeletionProtectionEnabled")?;
         let table_class = input.string("TableClass")?;
+        let stream = Specification::read(input)?;
 
         let mut violations = Violations::default();
         violations.table_name(name, "tableName");
@@ -153,6 +156,9 @@ impl TableUpdate {
         violations.one_of(billing_mode, "billingMode", &["PROVISIONED", "PAY_PER_REQUEST"]);
         check_throughput(&mut violations, throughput, "provisionedThroughput");
         violations.one_of(table_class, "tableClass", TABLE_CLASSES);
+        if let Some(stream) = &stream {
+            stream.check(&mut violations);
+        }
         for (i, update) in index_updates.iter().flatten().enumerate() {
             update.check(&mut violations, &format!("globalSecondaryIndexUpdates.{}.member", i + 1));
         }
@@ -164,6 +170,7 @@ impl TableUpdate {
             && !has_index_updates
             && deletion_protection.is_none()
             && table_class.is_none()
+            && stream.is_none()
         {
             return Err(ApiError::validation(
                 "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, \
@@ -226,6 +233,7 @@ impl TableUpdate {
             index_updates,
             deletion_protection,
             table_class: table_class.map(str::to_string),
+            stream,
         })
     }
 
@@ -340,10 +348,7 @@ fn throughput(requested: (Option<i64>, Option<i64>)) -> Throughput {
 
 pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = input.required_string("TableName")?;
-    reject_unsupported(
-        input,
-        &["StreamSpecification", "SSESpecification", "ReplicaUpdates", "OnDemandThroughput", "WarmThroughput"],
-    )?;
+    reject_unsupported(input, &["SSESpecification", "ReplicaUpdates", "OnDemandThroughput", "WarmThroughput"])?;
     let update = TableUpdate::read(input)?;
     let account = &cx.principal.account_id;
     // Decided on the table as loaded and applied only if it is still at that version; else
@@ -351,6 +356,12 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     let (table, created, was_empty, deleting) = loop {
         let table = Table::load(cx.storage, account, name).map_err(|e| not_found_named(e, name))?;
         let (mut new, created, dropped) = update.apply(&table)?;
+        if let Some(stream) = &update.stream {
+            // No record is appended meanwhile: writes decided on this version of the table fail
+            // their guard once the update commits.
+            let last = cx.storage.read_changes(account, name, u64::MAX, 0).map_err(storage_error)?.last_sequence;
+            stream.apply(&mut new, last + 1, crate::random::now_seconds(), false)?;
+        }
         let stats = Stats::load(cx.storage, account, &table)?;
         // DynamoDB answers with a dropped index as DELETING, as it was.
         let deleting: Vec<Value> = (table.indexes.iter().zip(&stats.indexes))

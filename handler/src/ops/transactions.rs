@@ -33,6 +33,7 @@ use crate::input::{Input, Violations, as_object, java_string};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
 use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, Keyspace, Storage, StorageError, StoredItem, Write, WriteError};
+use crate::stream::Origin;
 
 /// Actions in one transaction, at most.
 const MAX_ACTIONS: usize = 100;
@@ -177,6 +178,13 @@ fn write_target(write: &Write) -> Option<(&Keyspace, &ItemKey)> {
 }
 
 /// Every action cancelled as conflicting with other writers.
+fn change_table(write: &Write) -> &str {
+    match write {
+        Write::AppendChange { table, .. } => table,
+        _ => "",
+    }
+}
+
 fn conflict(actions: usize) -> ApiError {
     ApiError::transaction_canceled(vec![json!({"Code": "TransactionConflict", "Message": CONFLICT}); actions])
 }
@@ -454,7 +462,7 @@ fn write_all(
         // lock in opposite orders would deadlock. An item's index entries are its own.
         let mut order: Vec<usize> = (0..plan.len()).collect();
         order.sort_by_key(|&i| (&plan[i].table.table_name, &plan[i].key));
-        let mut writes = Vec::new();
+        let (mut writes, mut records) = (Vec::new(), Vec::new());
         for i in order {
             let (action, (old, new)) = (&plan[i], &images[i]);
             let (keyspace, key, expect) =
@@ -463,9 +471,17 @@ fn write_all(
                 writes.push(Write::Check { keyspace, key, expect });
                 continue;
             }
-            writes.push(items::item_write(keyspace, key, new.as_ref(), expect)?);
-            writes.extend(index::maintenance(&action.table, &action.key, old.as_ref(), new.as_ref())?);
+            let (changes, item): (Vec<_>, Vec<_>) =
+                items::item_writes(&action.table, &action.key, old.as_ref(), new.as_ref(), expect, Origin::Request)?
+                    .into_iter()
+                    .partition(|write| matches!(write, Write::AppendChange { .. }));
+            writes.extend(item);
+            records.extend(changes);
         }
+        // Stream records go last, in table order: appending locks the table's change log until
+        // the group commits (PostgreSQL), so every group takes item rows before change logs.
+        records.sort_by(|a, b| change_table(a).cmp(change_table(b)));
+        writes.append(&mut records);
         if let Some((token, stored)) = &remembered {
             writes.push(token.write(stored.as_ref(), now));
         }

@@ -1,14 +1,27 @@
-//! UpdateTimeToLive and DescribeTimeToLive. The setting lives in the table's catalog record,
+//! Time to live: UpdateTimeToLive and DescribeTimeToLive, the expiry every item write stores,
+//! and the sweep that deletes expired items. The setting lives in the table's catalog record,
 //! changed under the same version guard as UpdateTable's changes.
+//!
+//! Every put stores the item's expiry (its TTL attribute, a Number of epoch seconds) beside it,
+//! on an index of the store, so the host's sweep finds expired items without a scan
+//! ([`expire_step`], run in the sandbox like any request). Items written before time to live was
+//! enabled have no stored expiry: the sweep first visits them once, in key order.
 
 use serde_json::{Value, json};
 
+use super::items::{item_writes, stored_item};
 use super::tables::{not_found_named, save_record};
 use super::{Context, table_name};
-use crate::catalog::Table;
-use crate::error::{ApiError, ApiResult};
+use crate::catalog::{ExpiryBackfill, Table, storage_error};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
-use crate::storage::Storage;
+use crate::model::value::{AttributeValue, Item};
+use crate::random::now_seconds;
+use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, StoredItem, TableChange, Write, WriteError};
+use crate::stream::Origin;
+
+/// DynamoDB leaves alone items whose expiry lies more than five years in the past.
+const OLDEST_EXPIRY_SECONDS: u64 = 5 * 365 * 24 * 3600;
 
 const MAX_ATTRIBUTE_NAME_CHARS: usize = 255;
 
@@ -42,6 +55,8 @@ pub fn update_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>
             (_, true) => Some(attribute.to_string()),
             (_, false) => None,
         };
+        // Items already there were stored without an expiry under this attribute.
+        table.time_to_live_backfill = enabled.then(ExpiryBackfill::default);
         if save_record(cx, &table)? {
             return Ok(json!({"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}}));
         }
@@ -55,4 +70,129 @@ pub fn describe_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, 
         Some(attribute) => json!({"TimeToLiveStatus": "ENABLED", "AttributeName": attribute}),
         None => json!({"TimeToLiveStatus": "DISABLED"}),
     }}))
+}
+
+/// When `item` expires under the table's time to live: its TTL attribute's whole epoch seconds,
+/// if the attribute is a Number not more than five years in the past.
+pub(super) fn expiry(table: &Table, item: &Item) -> Option<u64> {
+    let Some(AttributeValue::N(number)) = item.get(table.time_to_live_attribute.as_deref()?) else { return None };
+    let at = number.whole_part()?;
+    let oldest = (now_seconds() as u64).saturating_sub(OLDEST_EXPIRY_SECONDS);
+    (at >= oldest).then_some(at)
+}
+
+/// One step of the expiry sweep of a table (the host's worker calls it through the component's
+/// `expire` export): deletes at most `budget` items whose time to live ended at or before `now`,
+/// each through the same writes as DeleteItem (index entries, a stream record marked as the
+/// service's), guarded by the version read, so an item changed meanwhile is decided again on the
+/// next sweep. While the table has a backfill, the step visits the next `budget` items instead.
+///
+/// `Ok(true)`: nothing is left for now; `Ok(false)`: call again.
+pub fn expire_step(storage: &mut impl Storage, account: &str, name: &str, now: u64, budget: u32) -> ApiResult<bool> {
+    let table = match Table::load(storage, account, name) {
+        Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(true),
+        table => table?,
+    };
+    if table.time_to_live_attribute.is_none() {
+        return Ok(true);
+    }
+    let budget = budget.max(1);
+    if let Some(backfill) = &table.time_to_live_backfill {
+        return visit_unswept(storage, account, &table, backfill, now, budget);
+    }
+    let keys = match storage.expired(account, &table.keyspace(), now, budget) {
+        Err(StorageError::NoSuchKeyspace) => return Ok(true),
+        keys => keys.map_err(storage_error)?,
+    };
+    for key in &keys {
+        match storage.get(account, &table.keyspace(), key) {
+            Ok(Some(stored)) => settle(storage, account, &table, &stored, now, true)?,
+            Ok(None) | Err(StorageError::NoSuchKeyspace) => {}
+            Err(e) => return Err(storage_error(e)),
+        }
+    }
+    Ok(keys.len() < budget as usize)
+}
+
+/// Visits the next items of a backfill, then saves how far it got (or ends it) on the table's
+/// record, unless another step moved it on meanwhile.
+fn visit_unswept(
+    storage: &mut impl Storage,
+    account: &str,
+    table: &Table,
+    backfill: &ExpiryBackfill,
+    now: u64,
+    budget: u32,
+) -> ApiResult<bool> {
+    let request = ScanRequest {
+        keyspace: table.keyspace(),
+        segment: 0,
+        total_segments: 1,
+        after: backfill.after.clone().map(|(partition, sort)| ItemKey { partition, sort }),
+        limit: budget,
+        byte_budget: u32::MAX,
+    };
+    let page = match storage.scan(account, &request) {
+        Err(StorageError::NoSuchKeyspace) => return Ok(true),
+        page => page.map_err(storage_error)?,
+    };
+    for stored in &page.items {
+        settle(storage, account, table, stored, now, false)?;
+    }
+    let reached = page.items.last().map(|item| (item.key.partition.clone(), item.key.sort.clone()));
+    loop {
+        let mut current = match Table::load(storage, account, &table.table_name) {
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(true),
+            current => current?,
+        };
+        if current.time_to_live_backfill.as_ref() != Some(backfill) {
+            return Ok(false);
+        }
+        current.time_to_live_backfill = page.more.then(|| ExpiryBackfill { after: reached.clone() });
+        let description = serde_json::to_vec(&current).map_err(|e| ApiError::internal(e.to_string()))?;
+        let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
+        match storage.update_table(account, &table.table_name, current.version, &change) {
+            Ok(Some(_)) => return Ok(false),
+            Ok(None) => continue,
+            Err(StorageError::NoSuchKeyspace) => return Ok(true),
+            Err(e) => return Err(storage_error(e)),
+        }
+    }
+}
+
+/// Deletes a stored item if it has expired; otherwise stores its expiry as the table's time to
+/// live now sees it (one written before time to live was enabled, or under another attribute).
+/// `has_stored_expiry`: the store's expiry index named the item, so even no expiry is news.
+fn settle(
+    storage: &mut impl Storage,
+    account: &str,
+    table: &Table,
+    stored: &StoredItem,
+    now: u64,
+    has_stored_expiry: bool,
+) -> ApiResult<()> {
+    let item = stored_item(stored)?;
+    let expiry = expiry(table, &item);
+    if expiry.is_none() && !has_stored_expiry {
+        return Ok(());
+    }
+    let expect = Expect::Version(stored.version);
+    let writes = match expiry {
+        Some(at) if at <= now => item_writes(table, &stored.key, Some(&item), None, expect, Origin::TimeToLive)?,
+        expires_at => vec![
+            Write::Put {
+                keyspace: table.keyspace(),
+                key: stored.key.clone(),
+                document: stored.document.clone(),
+                expect,
+                expires_at,
+            },
+            Write::TableAt { table: table.table_name.clone(), version: table.version },
+        ],
+    };
+    match storage.write(account, &writes) {
+        // A guard that failed: the item (or the table) changed, and its writer stored the expiry.
+        Ok(_) | Err(WriteError::GuardFailed(_)) | Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => Ok(()),
+        Err(WriteError::Storage(e)) => Err(storage_error(e)),
+    }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::{
-    Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, Storage, StorageError,
-    StoredItem, TableChange, TableRecord, Write, WriteError, partition_hash, segment_hashes,
+    ChangePage, ChangeRecord, Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange,
+    Storage, StorageError, StoredItem, TableChange, TableRecord, Write, WriteError, partition_hash, segment_hashes,
 };
 
 type Items = BTreeMap<ItemKey, Entry>;
@@ -16,6 +16,7 @@ type Items = BTreeMap<ItemKey, Entry>;
 struct Entry {
     document: Vec<u8>,
     version: u64,
+    expires_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -23,7 +24,10 @@ struct Table {
     record: Option<TableRecord>,
     /// The base keyspace under `None`, each index under its name.
     keyspaces: BTreeMap<Option<String>, Items>,
+    /// The last sequence number the change log gave.
     changes: u64,
+    /// Sequence number → (record, seconds since the epoch when it was written).
+    log: BTreeMap<u64, (Vec<u8>, u64)>,
 }
 
 /// Every account's tables, in memory.
@@ -50,6 +54,17 @@ impl MemoryStore {
         table.and_then(|t| t.keyspaces.get_mut(&keyspace.index)).ok_or(StorageError::NoSuchKeyspace)
     }
 
+    /// Drops change records written before `before` (seconds since the epoch); how many.
+    pub fn trim_changes(&mut self, before: u64) -> u64 {
+        let mut trimmed = 0;
+        for table in self.tables.values_mut() {
+            let old = table.log.len();
+            table.log.retain(|_, (_, written)| *written >= before);
+            trimmed += (old - table.log.len()) as u64;
+        }
+        trimmed
+    }
+
     /// Applies one write to this state; whether its guard held.
     fn apply(&mut self, account: &str, write: &Write, committed: &mut Committed) -> Result<bool, StorageError> {
         let holds = |items: &Items, key: &ItemKey, expect: Expect| {
@@ -61,14 +76,15 @@ impl MemoryStore {
             }
         };
         match write {
-            Write::Put { keyspace, key, document, expect, expires_at: _ } => {
+            Write::Put { keyspace, key, document, expect, expires_at } => {
                 self.clock += 1;
                 let version = self.clock;
                 let items = self.items_mut(account, keyspace)?;
                 if !holds(items, key, *expect) {
                     return Ok(false);
                 }
-                items.insert(key.clone(), Entry { document: document.clone(), version });
+                let entry = Entry { document: document.clone(), version, expires_at: *expires_at };
+                items.insert(key.clone(), entry);
             }
             Write::Delete { keyspace, key, expect } => {
                 let items = self.items_mut(account, keyspace)?;
@@ -82,15 +98,20 @@ impl MemoryStore {
                 let record = self.table(account, table).and_then(|t| t.record.as_ref());
                 return Ok(record.ok_or(StorageError::NoSuchKeyspace)?.version == *version);
             }
-            Write::AppendChange { table, .. } => {
+            Write::AppendChange { table, record } => {
                 let table = self.tables.get_mut(&(account.to_string(), table.clone()));
                 let table = table.ok_or(StorageError::NoSuchKeyspace)?;
                 table.changes += 1;
+                table.log.insert(table.changes, (record.clone(), now_seconds()));
                 committed.change_sequences.push(table.changes);
             }
         }
         Ok(true)
     }
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Collects a page in read order until the limit or the byte budget ends it.
@@ -248,5 +269,30 @@ impl Storage for MemoryStore {
             }
         }
         Ok(committed)
+    }
+
+    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
+        let table = self.table(account, table).ok_or(StorageError::NoSuchKeyspace)?;
+        let records = table.log.range(after.saturating_add(1)..).take(limit as usize);
+        let changes = records
+            .map(|(sequence, (record, _))| ChangeRecord { sequence: *sequence, record: record.clone() })
+            .collect();
+        Ok(ChangePage { changes, last_sequence: table.changes })
+    }
+
+    fn expired(
+        &mut self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        let items = self.items(account, keyspace)?;
+        let mut expired: Vec<_> = items
+            .iter()
+            .filter_map(|(key, entry)| entry.expires_at.filter(|at| *at <= now).map(|at| (at, key)))
+            .collect();
+        expired.sort();
+        Ok(expired.into_iter().take(limit as usize).map(|(_, key)| key.clone()).collect())
     }
 }

@@ -8,8 +8,8 @@ use dynabox_handler::auth::{Auth, Principal, Refusal, SignedRequest};
 use dynabox_handler::http::{Request, Response};
 pub use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
+    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem,
+    TableChange, TableRecord, Write, WriteError,
 };
 use serde_json::Value;
 
@@ -64,6 +64,12 @@ impl<H: FnMut(&mut MemoryStore, Call) -> Result<(), WriteError>> Storage for Hoo
         (self.hook)(&mut self.store, Call::Writing)?;
         self.store.write(a, w)
     }
+    fn read_changes(&mut self, a: &str, t: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
+        self.store.read_changes(a, t, after, limit)
+    }
+    fn expired(&mut self, a: &str, k: &Keyspace, now: u64, limit: u32) -> Result<Vec<ItemKey>, StorageError> {
+        self.store.expired(a, k, now, limit)
+    }
 }
 
 /// Accepts every signature.
@@ -75,8 +81,12 @@ impl Auth for AcceptAll {
     }
 }
 
+/// The Streams API's operations, sent under its own target prefix.
+const STREAMS_OPERATIONS: &[&str] = &["ListStreams", "DescribeStream", "GetShardIterator", "GetRecords"];
+
 pub fn request(operation: &str, body: Vec<u8>) -> Request {
     let header = |name: &str, value: &str| (name.to_string(), value.to_string());
+    let api = if STREAMS_OPERATIONS.contains(&operation) { "DynamoDBStreams_20120810" } else { "DynamoDB_20120810" };
     Request {
         method: "POST".into(),
         path: "/".into(),
@@ -84,7 +94,7 @@ pub fn request(operation: &str, body: Vec<u8>) -> Request {
             header("host", "localhost:8000"),
             header("content-type", "application/x-amz-json-1.0"),
             header("x-amz-date", "20240101T000000Z"),
-            header("x-amz-target", &format!("DynamoDB_20120810.{operation}")),
+            header("x-amz-target", &format!("{api}.{operation}")),
             header(
                 "authorization",
                 "AWS4-HMAC-SHA256 Credential=k/20240101/us-east-1/dynamodb/aws4_request, \

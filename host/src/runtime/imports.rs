@@ -207,6 +207,41 @@ impl storage::Host for RequestState {
             })
             .map(|c| storage::Committed { change_sequences: c.change_sequences }))
     }
+
+    async fn read_changes(
+        &mut self,
+        account: String,
+        table: String,
+        after: u64,
+        limit: u32,
+    ) -> Fallible<storage::ChangePage, storage::StorageError> {
+        self.check_account(&account)?;
+        let page = waiting(&mut self.clock, self.backend.read_changes(&account, &table, after, limit)).await;
+        Ok(page
+            .map(|page| storage::ChangePage {
+                changes: page
+                    .changes
+                    .into_iter()
+                    .map(|c| storage::ChangeRecord { sequence: c.sequence, record: c.record })
+                    .collect(),
+                last_sequence: page.last_sequence,
+            })
+            .map_err(Into::into))
+    }
+
+    async fn expired(
+        &mut self,
+        account: String,
+        keyspace: storage::Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Fallible<Vec<storage::ItemKey>, storage::StorageError> {
+        self.check_account(&account)?;
+        let keys = waiting(&mut self.clock, self.backend.expired(&account, &keyspace.into(), now, limit)).await;
+        Ok(keys
+            .map(|keys| keys.into_iter().map(|k| storage::ItemKey { partition: k.partition, sort: k.sort }).collect())
+            .map_err(Into::into))
+    }
 }
 
 impl auth::Host for RequestState {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
+    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem,
+    TableChange, TableRecord, Write, WriteError,
 };
 use dynabox_sql::SqlError;
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
@@ -168,6 +168,26 @@ impl Backend {
         dispatch!(self, write(account, writes))
     }
 
+    pub async fn read_changes(
+        &self,
+        account: &str,
+        table: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<ChangePage, StorageError> {
+        dispatch!(self, read_changes(account, table, after, limit))
+    }
+
+    pub async fn expired(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        dispatch!(self, expired(account, keyspace, now, limit))
+    }
+
     /// Records a new account with its sealed secret; false when the name is taken.
     pub async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
         on_accounts!(self, create_account(name, account_id, secret))
@@ -204,6 +224,28 @@ impl Backend {
             Backend::Postgres(s) => s.tables_with_creating_indexes().await,
             Backend::Reference(_) => Ok(Vec::new()),
             Backend::PerRequest(s) => per_request!(s, |store| store.tables_with_creating_indexes()),
+        }
+    }
+
+    /// (account, table name) of every table that may have time to live enabled, for the host's
+    /// expiry sweep; as [`Backend::tables_with_creating_indexes`], outside the handler's contract.
+    pub async fn tables_with_time_to_live(&self) -> Result<Vec<(String, String)>, StorageError> {
+        match self {
+            Backend::Embedded(s) => s.lock().tables_with_time_to_live(),
+            Backend::Postgres(s) => s.tables_with_time_to_live().await,
+            Backend::Reference(_) => Ok(Vec::new()),
+            Backend::PerRequest(s) => per_request!(s, |store| store.tables_with_time_to_live()),
+        }
+    }
+
+    /// Drops change records written before `before` (seconds since the epoch), in every table;
+    /// how many. Streams keep records 24 hours.
+    pub async fn trim_changes(&self, before: u64) -> Result<u64, StorageError> {
+        match self {
+            Backend::Embedded(s) => s.lock().trim_changes(before),
+            Backend::Postgres(s) => s.trim_changes(before).await,
+            Backend::Reference(s) => Ok(s.lock().unwrap_or_else(PoisonError::into_inner).trim_changes(before)),
+            Backend::PerRequest(s) => per_request!(s, |store| store.trim_changes(before)),
         }
     }
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange, TableRecord,
-    Write, WriteError,
+    ChangePage, ChangeRecord, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem,
+    TableChange, TableRecord, Write, WriteError,
 };
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::plan::{
@@ -220,6 +220,64 @@ impl PostgresStore {
         let client = self.client().await?;
         let rows = query(&client, DIALECT.catalog().creating_indexes, &[]).await.map_err(internal)?;
         Ok(rows.iter().map(|r| (r.get(0), r.get::<_, String>(1).into_bytes())).collect())
+    }
+
+    pub(super) async fn tables_with_time_to_live(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let client = self.client().await?;
+        let rows = query(&client, DIALECT.catalog().time_to_live_tables, &[]).await.map_err(internal)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub(super) async fn trim_changes(&self, before: u64) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let before = Param::Int(i64::try_from(before).unwrap_or(i64::MAX));
+        execute(&client, DIALECT.catalog().trim_changes, &[before]).await.map_err(internal)
+    }
+
+    pub(super) async fn read_changes(
+        &self,
+        account: &str,
+        table: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<ChangePage, StorageError> {
+        let client = self.client().await?;
+        let catalog = DIALECT.catalog();
+        let keyspace = Keyspace::table(table);
+        // A cached table id may be of a table since deleted: its catalog row is gone, so look it
+        // up once more.
+        for _ in 0..2 {
+            let table_id = self.keyspace(&client, account, &keyspace).await?.table_id;
+            let params =
+                [Param::Int(table_id), Param::Int(i64::try_from(after).unwrap_or(i64::MAX)), Param::Int(limit.into())];
+            let rows = query(&client, catalog.read_changes, &params).await.map_err(internal)?;
+            // Read after the records, so that it is at least the last of them.
+            let Some(last) =
+                query_opt(&client, catalog.last_change, &[Param::Int(table_id)]).await.map_err(internal)?
+            else {
+                self.forget(account, table);
+                continue;
+            };
+            let changes =
+                rows.iter().map(|r| ChangeRecord { sequence: r.get::<_, i64>(0) as u64, record: r.get(1) }).collect();
+            return Ok(ChangePage { changes, last_sequence: last.get::<_, i64>(0) as u64 });
+        }
+        Err(StorageError::NoSuchKeyspace)
+    }
+
+    pub(super) async fn expired(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        let client = self.client().await?;
+        let params = [Param::Int(i64::try_from(now).unwrap_or(i64::MAX)), Param::Int(limit.into())];
+        let rows = on_keyspace!(self, &client, account, keyspace, |entry| {
+            query(&client, &entry.sql.expired, &params).await
+        })?;
+        Ok(rows.iter().map(|r| ItemKey { partition: r.get(0), sort: r.get(1) }).collect())
     }
 
     pub(super) async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
