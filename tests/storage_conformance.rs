@@ -58,6 +58,7 @@ suite!(
     index_keyspaces_live_and_die_with_their_table,
     table_versions_guard_changes_and_never_repeat,
     checks_and_change_logs,
+    expiry_is_found_on_an_index,
     accounts_are_separate,
 );
 
@@ -1184,6 +1185,50 @@ async fn checks_and_change_logs(store: &Store) {
     assert_eq!(committed.change_sequences, [3]);
     let unknown = Write::AppendChange { table: unique("missing"), record: b"x".to_vec() };
     assert_eq!(backend.write(ACCOUNT, &[unknown]).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
+
+    // Records read back in order after a sequence number, with the log's last number.
+    let page = backend.read_changes(ACCOUNT, &t, 1, 10).await.unwrap();
+    let read: Vec<(u64, &[u8])> = page.changes.iter().map(|c| (c.sequence, c.record.as_slice())).collect();
+    assert_eq!(read, [(2, &b"two"[..]), (3, &b"three"[..])]);
+    assert_eq!(page.last_sequence, 3);
+    let page = backend.read_changes(ACCOUNT, &t, 0, 1).await.unwrap();
+    assert_eq!((page.changes.len(), page.last_sequence), (1, 3));
+    let page = backend.read_changes(ACCOUNT, &t, u64::MAX, 0).await.unwrap();
+    assert_eq!((page.changes.len(), page.last_sequence), (0, 3));
+    assert_eq!(backend.read_changes(ACCOUNT, &unique("missing"), 0, 1).await, Err(StorageError::NoSuchKeyspace));
+    // Trimming drops records written before a time, leaving a gap readers see.
+    backend.trim_changes(0).await.unwrap();
+    assert_eq!(backend.read_changes(ACCOUNT, &t, 0, 10).await.unwrap().changes.len(), 3);
+    // Trimming up to a time to come empties every log: only where no other test shares the store.
+    if matches!(backend, Backend::Embedded(_) | Backend::Reference(_)) {
+        assert!(backend.trim_changes(4_000_000_000).await.unwrap() >= 3);
+        let page = backend.read_changes(ACCOUNT, &t, 0, 10).await.unwrap();
+        assert_eq!((page.changes.len(), page.last_sequence), (0, 3));
+    }
+}
+
+async fn expiry_is_found_on_an_index(store: &Store) {
+    let backend = &store.backend.backend;
+    let t = store.table().await;
+    let keyspace = Keyspace::table(&t);
+    let expiring = |name: &[u8], at: Option<u64>| Write::Put {
+        keyspace: keyspace.clone(),
+        key: key(name, b""),
+        document: doc("e", 1),
+        expect: Expect::Anything,
+        expires_at: at,
+    };
+    let group = [expiring(b"late", Some(300)), expiring(b"early", Some(100)), expiring(b"never", None)];
+    backend.write(ACCOUNT, &group).await.unwrap();
+    backend.write(ACCOUNT, &[expiring(b"mid", Some(200))]).await.unwrap();
+    assert_eq!(backend.expired(ACCOUNT, &keyspace, 99, 10).await.unwrap(), []);
+    assert_eq!(backend.expired(ACCOUNT, &keyspace, 200, 10).await.unwrap(), [key(b"early", b""), key(b"mid", b"")]);
+    assert_eq!(backend.expired(ACCOUNT, &keyspace, 1000, 1).await.unwrap(), [key(b"early", b"")]);
+    // A put without an expiry clears it; a delete removes the key.
+    backend.write(ACCOUNT, &[expiring(b"early", None), delete(&t, &key(b"mid", b""), Expect::Anything)]).await.unwrap();
+    assert_eq!(backend.expired(ACCOUNT, &keyspace, 1000, 10).await.unwrap(), [key(b"late", b"")]);
+    let missing = Keyspace::table(&unique("missing"));
+    assert_eq!(backend.expired(ACCOUNT, &missing, 1000, 10).await, Err(StorageError::NoSuchKeyspace));
 }
 
 async fn accounts_are_separate(store: &Store) {

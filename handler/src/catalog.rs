@@ -158,6 +158,7 @@ pub struct Table {
 
 /// How far the expiry sweep has visited a table's items since time to live was enabled.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ExpiryBackfill {
     /// The last base-table key (partition, sort) visited, if any.
     #[serde(default)]

@@ -177,7 +177,7 @@ impl Storage for HostStorage {
 
     fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
         let page = wit::read_changes(account, table, after, limit)?;
-        let changes = page.changes.into_iter().map(|c| ChangeRecord { sequence: c.sequence, record: c.record });
+        let changes = page.changes.into_iter().map(|c| ChangeRecord { sequence: c.sequence, record: c.data });
         Ok(ChangePage { changes: changes.collect(), last_sequence: page.last_sequence })
     }
 

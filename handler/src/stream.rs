@@ -26,6 +26,7 @@ pub const RETENTION_SECONDS: u64 = 24 * 3600;
 
 /// One stream of a table, as its catalog record keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Stream {
     pub view_type: String,
     /// When it was enabled, as the ARN's last part (`2026-11-30T13:46:54.123`).

@@ -66,6 +66,9 @@ struct Args {
     /// milliseconds.
     #[arg(long, default_value_t = 10_000)]
     drain_timeout_ms: u64,
+    /// How often expired items (time to live) are looked for and deleted, in seconds.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    ttl_interval: u64,
     /// Where compiled sandbox code is cached so restarts do not recompile
     /// (default: $XDG_CACHE_HOME/dynabox or ~/.cache/dynabox).
     #[arg(long)]
@@ -157,7 +160,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dynabox listening on http://{} with the {store}, --auth {mode}", listener.local_addr()?);
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
-    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend));
+    let ttl_interval = Duration::from_secs(args.ttl_interval);
+    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend, ttl_interval));
     let transport = Transport {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         body_timeout: Duration::from_millis(args.body_timeout_ms),

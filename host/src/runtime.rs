@@ -159,6 +159,17 @@ impl Runtime {
         handler.call_backfill(&mut store, account, table, index, budget).await?.map_err(anyhow::Error::msg)
     }
 
+    /// Runs one step of the expiry sweep of a table, in a fresh instance bound to `account`: deletes
+    /// at most `budget` items whose time to live ended by `now` (seconds since the epoch). True
+    /// when nothing expired is left.
+    pub async fn expire(&self, account: &str, table: &str, now: u64, budget: u32) -> anyhow::Result<bool> {
+        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+        let mut store = self.new_store();
+        store.data_mut().account = Some(account.to_string());
+        let handler = self.pre.instantiate_async(&mut store).await?;
+        handler.call_expire(&mut store, account, table, now, budget).await?.map_err(anyhow::Error::msg)
+    }
+
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
         let mut store = self.new_store();
         let handler = self.pre.instantiate_async(&mut store).await?;

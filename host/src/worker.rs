@@ -1,24 +1,30 @@
 //! Background work the host schedules and the sandbox does: filling global secondary indexes
-//! created on tables that already hold items. The host finds the work (tables whose description,
-//! read with the handler's own catalog types, has an index CREATING) and runs `backfill` steps in
-//! fresh sandbox instances until each index is ACTIVE. Every step is idempotent and guarded by the
-//! table's version, so several servers on one database may work on the same index.
+//! created on tables that already hold items, deleting items whose time to live has ended, and
+//! trimming stream records older than their 24 hours. The host finds the work (tables whose
+//! description, read with the handler's own catalog types, has an index CREATING; tables with
+//! time to live) and runs `backfill` and `expire` steps in fresh sandbox instances. Every step is
+//! idempotent and guarded by versions, so several servers on one database may do the same work.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynabox_handler::index::creating_indexes;
+use dynabox_handler::stream::RETENTION_SECONDS;
 
 use crate::runtime::Runtime;
 use crate::storage::Backend;
 
-/// How often the catalog is searched for work when there is none.
+/// How often the catalog is searched for indexes to fill when there are none.
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
 /// Items one step reads: small enough that a step stays a few milliseconds of sandbox time.
 const ITEMS_PER_STEP: u32 = 256;
+/// How often stream records past their retention are deleted.
+const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Runs forever; the server drops it on shutdown.
-pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>) {
+/// Runs forever; the server drops it on shutdown. `ttl_interval`: how often expired items are
+/// looked for.
+pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>, ttl_interval: Duration) {
+    let (mut last_sweep, mut last_trim): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         match backend.tables_with_creating_indexes().await {
             Ok(tables) => {
@@ -28,7 +34,18 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>) {
             }
             Err(e) => eprintln!("dynabox: looking for indexes to fill failed: {e:?}"),
         }
-        tokio::time::sleep(IDLE_PAUSE).await;
+        if last_sweep.is_none_or(|at| at.elapsed() >= ttl_interval) {
+            last_sweep = Some(Instant::now());
+            sweep_expired(&runtime, &backend).await;
+        }
+        if last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL) {
+            last_trim = Some(Instant::now());
+            let before = epoch_seconds().saturating_sub(RETENTION_SECONDS);
+            if let Err(e) = backend.trim_changes(before).await {
+                eprintln!("dynabox: trimming stream records failed: {e:?}");
+            }
+        }
+        tokio::time::sleep(IDLE_PAUSE.min(ttl_interval)).await;
     }
 }
 
@@ -46,4 +63,29 @@ async fn fill_indexes(runtime: &Runtime, account: &str, description: &[u8]) {
             }
         }
     }
+}
+
+/// Deletes the expired items of every table with time to live, step by step.
+async fn sweep_expired(runtime: &Runtime, backend: &Backend) {
+    let tables = match backend.tables_with_time_to_live().await {
+        Ok(tables) => tables,
+        Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),
+    };
+    let now = epoch_seconds();
+    for (account, table) in tables {
+        loop {
+            match runtime.expire(&account, &table, now, ITEMS_PER_STEP).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("dynabox: deleting expired items of {table} failed: {e:#}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn epoch_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

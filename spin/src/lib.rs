@@ -10,6 +10,7 @@
 
 mod backfill;
 mod connection;
+mod expiry;
 
 use dynabox_handler::auth::{ClaimedAccount, OpenPolicy};
 use dynabox_handler::catalog::storage_error;
@@ -96,6 +97,9 @@ fn answer<C: Connection>(
     };
     if operation == Some("UpdateTable") {
         backfill::step(store);
+    }
+    if operation.is_some_and(expiry::sweeps_after) {
+        expiry::sweep(store);
     }
     response
 }

@@ -110,7 +110,7 @@ const SQLITE_CATALOG: Catalog = Catalog {
     read_changes: "SELECT seq, record FROM changes WHERE table_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     last_change: "SELECT changes FROM tables WHERE id = ?1",
     trim_changes: "DELETE FROM changes WHERE created < ?1",
-    time_to_live_tables: "SELECT account, name FROM tables WHERE description LIKE '%\"time_to_live_attribute\"%'",
+    time_to_live_tables: "SELECT account, name FROM tables WHERE description LIKE '%\"TimeToLiveAttribute\"%'",
     creating_indexes: "SELECT account, description FROM tables WHERE description LIKE '%\"Creating\"%'",
     insert_account: "INSERT INTO accounts (name, account_id, secret) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (name) DO NOTHING RETURNING name",
@@ -155,7 +155,7 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     last_change: "SELECT changes FROM dynabox.tables WHERE id = $1",
     trim_changes: "DELETE FROM dynabox.changes WHERE created < to_timestamp($1::int8)",
     time_to_live_tables: "SELECT account, name FROM dynabox.tables \
-                          WHERE description::text LIKE '%\"time_to_live_attribute\"%'",
+                          WHERE description::text LIKE '%\"TimeToLiveAttribute\"%'",
     creating_indexes: "SELECT account, description::text FROM dynabox.tables \
                        WHERE description::text LIKE '%\"Creating\"%'",
     insert_account: "INSERT INTO dynabox.accounts (name, account_id, secret) VALUES ($1, $2, $3) \

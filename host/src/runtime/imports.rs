@@ -222,7 +222,7 @@ impl storage::Host for RequestState {
                 changes: page
                     .changes
                     .into_iter()
-                    .map(|c| storage::ChangeRecord { sequence: c.sequence, record: c.record })
+                    .map(|c| storage::ChangeRecord { sequence: c.sequence, data: c.record })
                     .collect(),
                 last_sequence: page.last_sequence,
             })
