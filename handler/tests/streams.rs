@@ -157,6 +157,12 @@ fn streams_are_enabled_and_disabled_by_update_table() {
     let listed = ok(&mut store, "ListStreams", json!({"TableName": "tab"}))["Streams"].clone();
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(listed[1]["StreamArn"], second);
+    // A transaction's ClientRequestToken is kept in an internal table, never listed.
+    ok(
+        &mut store,
+        "TransactWriteItems",
+        json!({"ClientRequestToken": "token", "TransactItems": [{"Put": {"TableName": "tab", "Item": {"pk": {"S": "x"}}}}]}),
+    );
     let paged = ok(&mut store, "ListStreams", json!({"Limit": 1}));
     assert_eq!(paged["LastEvaluatedStreamArn"], first);
     let rest = ok(&mut store, "ListStreams", json!({"ExclusiveStartStreamArn": first}));

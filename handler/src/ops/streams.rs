@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::catalog::{Table, key_schema, storage_error};
+use crate::catalog::{FIRST_LISTED_NAME_BOUND, Table, key_schema, storage_error};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
 use crate::random::now_seconds;
@@ -71,11 +71,11 @@ pub fn list_streams<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     Ok(response)
 }
 
-/// Every table of the account, in name order.
+/// Every table of the account, in name order (as ListTables, without dynabox's own tables).
 fn all_tables(storage: &mut impl Storage, account: &str) -> ApiResult<Vec<Table>> {
-    let (mut tables, mut after) = (Vec::new(), None::<String>);
+    let (mut tables, mut after) = (Vec::new(), FIRST_LISTED_NAME_BOUND.to_string());
     loop {
-        let names = storage.list_tables(account, after.as_deref(), 100).map_err(storage_error)?;
+        let names = storage.list_tables(account, Some(&after), 100).map_err(storage_error)?;
         for name in &names {
             match Table::load(storage, account, name) {
                 Err(e) if e.kind == ErrorKind::ResourceNotFound => {}
@@ -83,7 +83,7 @@ fn all_tables(storage: &mut impl Storage, account: &str) -> ApiResult<Vec<Table>
             }
         }
         match names.last() {
-            Some(last) if names.len() == 100 => after = Some(last.clone()),
+            Some(last) if names.len() == 100 => after = last.clone(),
             _ => return Ok(tables),
         }
     }
