@@ -244,7 +244,7 @@ fn old_iterators_expire_and_trimmed_records_are_refused() {
     put(&mut store, "tab", json!({"pk": {"S": "a"}}));
     let shard = shards(&mut store, &arn)[0]["ShardId"].as_str().unwrap().to_string();
     let it = iterator(&mut store, &arn, &shard, "TRIM_HORIZON", None);
-    let issued_long_ago = format!("{}|1000", it.rsplitn(2, '|').nth(1).unwrap());
+    let issued_long_ago = format!("{}|1000", it.rsplit_once('|').unwrap().0);
     let (kind, message) = fails(&mut store, "GetRecords", json!({"ShardIterator": issued_long_ago}));
     assert_eq!(kind, "ExpiredIteratorException");
     assert!(message.starts_with("Iterator expired."), "{message}");
