@@ -5,7 +5,7 @@ mod support;
 
 use dynabox_handler::expire_step;
 use serde_json::{Value, json};
-use support::{MemoryStore, fails, ok, validation};
+use support::{AcceptAll, MemoryStore, fails, ok, request, validation};
 
 const ACCOUNT: &str = "123456789012";
 
@@ -297,4 +297,27 @@ fn the_expiry_sweep_deletes_expired_items_as_the_service() {
     // Later, the item written with a future expiry goes too.
     assert!(expire_step(&mut store, ACCOUNT, "tab", now + 200, 10).unwrap());
     assert_eq!(count(&mut store), 2);
+}
+
+#[test]
+fn each_api_knows_only_its_own_operations() {
+    let mut store = MemoryStore::default();
+    for (target, known) in [
+        ("DynamoDBStreams_20120810.ListStreams", true),
+        ("DynamoDB_20120810.ListStreams", false),
+        ("DynamoDBStreams_20120810.ListTables", false),
+        ("DynamoDB_20120810.ListTables", true),
+    ] {
+        let mut sent = request("ListTables", b"{}".to_vec());
+        sent.headers
+            .iter_mut()
+            .filter(|(name, _)| name == "x-amz-target")
+            .for_each(|(_, value)| *value = target.into());
+        let answer = dynabox_handler::handle(&sent, &mut store, &mut AcceptAll);
+        let body = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status == 200, known, "{target}: {body}");
+        if !known {
+            assert!(body.contains("UnknownOperationException"), "{target}: {body}");
+        }
+    }
 }
