@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
 use crate::model::size::item_size;
 use crate::model::value::{Item, item_to_json};
+use crate::random::now_seconds;
 use crate::sigv4::extended_iso8601_millis;
 use crate::storage::Write;
 
@@ -141,7 +142,6 @@ pub fn change_record(
     old: Option<&Item>,
     new: Option<&Item>,
     origin: Origin,
-    now: f64,
 ) -> ApiResult<Option<Write>> {
     let Some(stream) = table.recording_stream() else { return Ok(None) };
     let event = match (old, new) {
@@ -154,7 +154,7 @@ pub fn change_record(
     let keys: Item =
         table.key_attributes().filter_map(|k| item.get(&k.name).map(|v| (k.name.clone(), v.clone()))).collect();
     let mut size = item_size(&keys);
-    let mut record = json!({"ApproximateCreationDateTime": now.floor(), "Keys": item_to_json(&keys),
+    let mut record = json!({"ApproximateCreationDateTime": now_seconds().floor(), "Keys": item_to_json(&keys),
                             "StreamViewType": stream.view_type});
     let (with_new, with_old) = match stream.view_type.as_str() {
         "NEW_IMAGE" => (true, false),

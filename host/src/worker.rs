@@ -6,7 +6,7 @@
 //! idempotent and guarded by versions, so several servers on one database may do the same work.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use dynabox_handler::index::creating_indexes;
 use dynabox_handler::stream::RETENTION_SECONDS;
@@ -52,16 +52,8 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>, ttl_interval: Dur
 /// Steps through every CREATING index of one table until it is done or a step fails.
 async fn fill_indexes(runtime: &Runtime, account: &str, description: &[u8]) {
     for (table, index) in creating_indexes(description) {
-        loop {
-            match runtime.backfill(account, &table, &index, ITEMS_PER_STEP).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => {
-                    eprintln!("dynabox: filling index {index} of {table} failed: {e:#}");
-                    break;
-                }
-            }
-        }
+        let what = format!("filling index {index} of {table}");
+        until_done(&what, || runtime.backfill(account, &table, &index, ITEMS_PER_STEP)).await;
     }
 }
 
@@ -73,19 +65,22 @@ async fn sweep_expired(runtime: &Runtime, backend: &Backend) {
     };
     let now = epoch_seconds();
     for (account, table) in tables {
-        loop {
-            match runtime.expire(&account, &table, now, ITEMS_PER_STEP).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => {
-                    eprintln!("dynabox: deleting expired items of {table} failed: {e:#}");
-                    break;
-                }
-            }
+        let what = format!("deleting expired items of {table}");
+        until_done(&what, || runtime.expire(&account, &table, now, ITEMS_PER_STEP)).await;
+    }
+}
+
+/// Runs a background step again until it says nothing is left, or fails (logged as `what`).
+async fn until_done<Step: Future<Output = anyhow::Result<bool>>>(what: &str, mut step: impl FnMut() -> Step) {
+    loop {
+        match step().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => return eprintln!("dynabox: {what} failed: {e:#}"),
         }
     }
 }
 
 fn epoch_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    dynabox_handler::random::now_seconds() as u64
 }

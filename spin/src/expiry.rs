@@ -2,8 +2,6 @@
 //! run them: requests that read items do a bounded share of them afterwards, with the same
 //! idempotent step the host's worker runs (`dynabox_handler::expire_step`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use dynabox_handler::expire_step;
 use dynabox_handler::stream::RETENTION_SECONDS;
 use dynabox_sql::{Connection, SqlStore};
@@ -20,7 +18,7 @@ pub fn sweeps_after(operation: &str) -> bool {
 /// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and the
 /// stream records past their 24 hours.
 pub fn sweep<C: Connection>(store: &mut SqlStore<C>) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = dynabox_handler::random::now_seconds() as u64;
     let tables = match store.tables_with_time_to_live() {
         Ok(tables) => tables,
         Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),

@@ -22,7 +22,6 @@ use crate::model::{
     Item, item_from_json, item_to_json,
     size::{MAX_ITEM_BYTES, item_size, item_too_large},
 };
-use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 use crate::stream::{self, Origin};
 
@@ -445,7 +444,7 @@ pub(super) fn item_writes(
     };
     let mut writes = vec![item];
     writes.extend(index::maintenance(table, key, old, new)?);
-    writes.extend(stream::change_record(table, old, new, origin, now_seconds())?);
+    writes.extend(stream::change_record(table, old, new, origin)?);
     Ok(writes)
 }
 

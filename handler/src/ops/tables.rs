@@ -446,11 +446,10 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 
 /// Stores `table` as changed in its record only (tags, time to live, ...), guarded by the version
 /// it was loaded at: false when another change came first and the caller must decide again.
-pub(super) fn save_record<S: Storage>(cx: &mut Context<'_, S>, table: &Table) -> ApiResult<bool> {
+pub(super) fn save_record(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<bool> {
     let description = serde_json::to_vec(table).map_err(|e| ApiError::internal(e.to_string()))?;
     let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-    let account = &cx.principal.account_id;
-    Ok(cx.storage.update_table(account, &table.table_name, table.version, &change).map_err(storage_error)?.is_some())
+    Ok(storage.update_table(account, &table.table_name, table.version, &change).map_err(storage_error)?.is_some())
 }
 
 /// Most table operations name the missing table in their message.

@@ -87,7 +87,7 @@ fn change_tags<S: Storage>(
     loop {
         let mut table = tagged_table(cx, arn, operation)?;
         change(&mut table.tags)?;
-        if save_record(cx, &table)? {
+        if save_record(cx.storage, &cx.principal.account_id, &table)? {
             return Ok(json!({}));
         }
     }

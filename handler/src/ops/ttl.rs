@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
 use crate::model::value::{AttributeValue, Item};
 use crate::random::now_seconds;
-use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, StoredItem, TableChange, Write, WriteError};
+use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
 use crate::stream::Origin;
 
 /// DynamoDB leaves alone items whose expiry lies more than five years in the past.
@@ -57,7 +57,7 @@ pub fn update_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>
         };
         // Items already there were stored without an expiry under this attribute.
         table.time_to_live_backfill = enabled.then(ExpiryBackfill::default);
-        if save_record(cx, &table)? {
+        if save_record(cx.storage, account, &table)? {
             return Ok(json!({"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}}));
         }
     }
@@ -149,13 +149,11 @@ fn visit_unswept(
             return Ok(false);
         }
         current.time_to_live_backfill = page.more.then(|| ExpiryBackfill { after: reached.clone() });
-        let description = serde_json::to_vec(&current).map_err(|e| ApiError::internal(e.to_string()))?;
-        let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-        match storage.update_table(account, &table.table_name, current.version, &change) {
-            Ok(Some(_)) => return Ok(false),
-            Ok(None) => continue,
-            Err(StorageError::NoSuchKeyspace) => return Ok(true),
-            Err(e) => return Err(storage_error(e)),
+        match save_record(storage, account, &current) {
+            Ok(true) => return Ok(false),
+            Ok(false) => continue,
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(true),
+            Err(e) => return Err(e),
         }
     }
 }

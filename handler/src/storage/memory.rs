@@ -102,16 +102,12 @@ impl MemoryStore {
                 let table = self.tables.get_mut(&(account.to_string(), table.clone()));
                 let table = table.ok_or(StorageError::NoSuchKeyspace)?;
                 table.changes += 1;
-                table.log.insert(table.changes, (record.clone(), now_seconds()));
+                table.log.insert(table.changes, (record.clone(), crate::random::now_seconds() as u64));
                 committed.change_sequences.push(table.changes);
             }
         }
         Ok(true)
     }
-}
-
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Collects a page in read order until the limit or the byte budget ends it.
