@@ -8,11 +8,12 @@
 use serde_json::{Value, json};
 
 use super::Context;
+use super::tables::not_found_named;
 use crate::catalog::{FIRST_LISTED_NAME_BOUND, Table, key_schema, storage_error};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
 use crate::random::now_seconds;
-use crate::storage::{Storage, partition_hash};
+use crate::storage::{ChangeRecord, Storage, partition_hash};
 use crate::stream::{RETENTION_SECONDS, SHARD_RECORDS, Stream};
 
 pub const OPERATIONS: &[&str] = &["ListStreams", "DescribeStream", "GetShardIterator", "GetRecords"];
@@ -39,14 +40,7 @@ pub fn list_streams<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     violations.finish()?;
     let account = cx.principal.account_id.clone();
     let tables = match table_name {
-        Some(name) => match Table::load(cx.storage, &account, name) {
-            Err(e) if e.kind == ErrorKind::ResourceNotFound => {
-                return Err(ApiError::resource_not_found(format!(
-                    "Requested resource not found: Table: {name} not found"
-                )));
-            }
-            table => vec![table?],
-        },
+        Some(name) => vec![Table::load(cx.storage, &account, name).map_err(|e| not_found_named(e, name))?],
         None => all_tables(cx.storage, &account)?,
     };
     let now = now_seconds();
@@ -107,8 +101,9 @@ pub fn describe_stream<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) ->
         violations.length(start, "exclusiveStartShardId", 28, 65);
     }
     violations.finish()?;
-    let log = StreamLog::load(cx, arn.expect("checked"))?;
-    let mut shards: Vec<Value> = log.shard_starts().map(|start| log.shard_description(start)).collect();
+    let (log, from_start) = StreamLog::load(cx, arn.expect("checked"), None, 1)?;
+    let horizon = log.horizon(&from_start);
+    let mut shards: Vec<Value> = log.shard_starts(horizon).map(|start| log.shard_description(start)).collect();
     if let Some(start) = start {
         let after = shards.iter().position(|s| s["ShardId"] == start).map_or(0, |at| at + 1);
         shards.drain(..after);
@@ -149,13 +144,14 @@ pub fn get_shard_iterator<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>)
     }
     violations.finish()?;
     let (arn, shard_id, kind) = (arn.expect("checked"), shard_id.expect("checked"), kind.expect("checked"));
-    let log = StreamLog::load(cx, arn)?;
+    let (log, from_start) = StreamLog::load(cx, arn, None, 1)?;
+    let horizon = log.horizon(&from_start);
     let start = log.shard_start(shard_id).ok_or_else(|| {
         ApiError::resource_not_found(format!("Requested resource not found: Shard does not exist: {shard_id}"))
     })?;
     let capacity_end = start + SHARD_RECORDS - 1;
     let position = match kind {
-        "TRIM_HORIZON" => start.max(log.horizon),
+        "TRIM_HORIZON" => start.max(horizon),
         "LATEST" => (log.last + 1).clamp(start, capacity_end + 1),
         _ => {
             let Some(sequence) = sequence else {
@@ -166,7 +162,7 @@ pub fn get_shard_iterator<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>)
             if !(start..=capacity_end).contains(&sequence) || sequence > log.last {
                 return Err(invalid());
             }
-            if sequence < log.horizon {
+            if sequence < horizon {
                 return Err(trimmed());
             }
             if kind == "AT_SEQUENCE_NUMBER" { sequence } else { sequence + 1 }
@@ -199,21 +195,20 @@ pub fn get_records<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
             ),
         ));
     }
-    let log = StreamLog::load(cx, &iterator.arn)?;
-    let shard_end = log.shard_end(iterator.shard_start);
+    // Read with the stream in one call, up to what the shard can hold; records past where the
+    // shard ended (its stream was disabled) are left out below.
+    let capacity_end = iterator.shard_start + SHARD_RECORDS - 1;
     let wanted = u64::try_from(limit.unwrap_or(MAX_RECORDS)).unwrap_or(1);
+    let limit = wanted.min((capacity_end + 1).saturating_sub(iterator.position)) as u32;
+    let (log, read) = StreamLog::load(cx, &iterator.arn, Some(iterator.position - 1), limit)?;
+    let shard_end = log.shard_end(iterator.shard_start);
     let mut records = Vec::new();
     if iterator.position <= shard_end.min(log.last) {
-        let limit = wanted.min(shard_end - iterator.position + 1) as u32;
-        let page = cx
-            .storage
-            .read_changes(&cx.principal.account_id, &log.table.table_name, iterator.position - 1, limit)
-            .map_err(storage_error)?;
         // Sequence numbers have no gaps: a first record past the position means trimmed ones.
-        if page.changes.first().is_none_or(|first| first.sequence > iterator.position) {
+        if read.first().is_none_or(|first| first.sequence > iterator.position) {
             return Err(trimmed());
         }
-        for change in page.changes.into_iter().filter(|c| c.sequence <= shard_end) {
+        for change in read.into_iter().filter(|c| c.sequence <= shard_end) {
             records.push(log.record(change.sequence, &change.record, cx.region)?);
         }
     }
@@ -278,16 +273,20 @@ struct StreamLog {
     stream: Stream,
     /// The last sequence number written to this stream (below its first while it has none).
     last: u64,
-    /// The oldest sequence number of the stream not yet trimmed (past `last` when none is left).
-    horizon: u64,
     /// Whether the stream takes no more records: disabled, or followed by a newer one.
     ended: bool,
 }
 
 impl StreamLog {
-    /// The caller's stream an ARN names; a stream that does not exist (or is not the caller's)
-    /// is not found.
-    fn load<S: Storage>(cx: &mut Context<'_, S>, arn: &str) -> ApiResult<StreamLog> {
+    /// The caller's stream an ARN names (a stream that does not exist, or is not the caller's, is
+    /// not found), and at most `limit` of the table's change records after `after` (by default
+    /// from the stream's first), read in the same storage call that tells how far the log goes.
+    fn load<S: Storage>(
+        cx: &mut Context<'_, S>,
+        arn: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> ApiResult<(StreamLog, Vec<ChangeRecord>)> {
         let not_found =
             || ApiError::resource_not_found(format!("Requested resource not found: Stream: {arn} not found"));
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -305,20 +304,27 @@ impl StreamLog {
         let stream = stream.cloned().ok_or_else(not_found)?;
         let end = table.stream_end(&stream);
         let first = stream.first_sequence;
-        let page = cx.storage.read_changes(account, table_name, first - 1, 1).map_err(storage_error)?;
+        let after = after.unwrap_or(first - 1);
+        let page = cx.storage.read_changes(account, table_name, after, limit).map_err(storage_error)?;
         let last = page.last_sequence.min(end.unwrap_or(u64::MAX));
-        let horizon = page.changes.first().map_or(last + 1, |c| c.sequence).min(last + 1).max(first);
         let ended = stream.disabled_at.is_some() || end.is_some();
-        Ok(StreamLog { table, stream, last, horizon, ended })
+        Ok((StreamLog { table, stream, last, ended }, page.changes))
+    }
+
+    /// The oldest sequence number of the stream not yet trimmed (past `last` when none is left),
+    /// from the records read from the stream's first.
+    fn horizon(&self, from_start: &[ChangeRecord]) -> u64 {
+        let after_last = self.last + 1;
+        from_start.first().map_or(after_last, |c| c.sequence).min(after_last).max(self.stream.first_sequence)
     }
 
     /// The first sequence numbers of the shards readers can still reach, oldest first: from the
-    /// one holding the oldest record left to the one the next record goes to.
-    fn shard_starts(&self) -> impl std::iter::Iterator<Item = u64> + '_ {
+    /// one holding the oldest record left (`horizon`) to the one the next record goes to.
+    fn shard_starts(&self, horizon: u64) -> impl std::iter::Iterator<Item = u64> + '_ {
         let first = self.stream.first_sequence;
         let index = |sequence: u64| sequence.saturating_sub(first) / SHARD_RECORDS;
         let newest = if self.ended { index(self.last) } else { index(self.last + 1) };
-        let oldest = index(self.horizon).min(newest);
+        let oldest = index(horizon).min(newest);
         (oldest..=newest).map(move |i| first + i * SHARD_RECORDS)
     }
 
