@@ -1,5 +1,10 @@
-//! Builds the handler crate as a `wasm32-wasip2` component and leaves it in OUT_DIR, where
-//! `runtime.rs` embeds it: a plain `cargo build` of the host is the whole set-up.
+//! Builds the handler crate as a `wasm32-wasip2` component, compiles it to machine code with
+//! wasmtime's compiler and leaves that in OUT_DIR, where `runtime.rs` embeds it: a plain `cargo
+//! build` of the host is the whole set-up, and the binary carries no compiler.
+
+// The settings the runtime loads the code with.
+#[path = "src/runtime/code.rs"]
+mod code;
 
 use std::env;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -65,11 +70,32 @@ fn main() {
     assert!(status.success(), "building the handler component failed");
 
     let built = std::fs::read(target_dir.join("wasm32-wasip2/release/dynabox_handler.wasm")).expect("the component");
-    let embedded = out_dir.join("handler.wasm");
-    // Rewriting identical bytes would make cargo recompile the host for nothing.
-    if std::fs::read(&embedded).ok().as_ref() != Some(&built) {
-        std::fs::write(&embedded, built).expect("OUT_DIR is writable");
+    // Compiling takes seconds, and rewriting identical code would make cargo recompile the host
+    // for nothing: the code is made again only when the component or the compiler changed. The
+    // compiler is this script, which cargo builds anew when wasmtime or `code.rs` changes.
+    let mut key = DefaultHasher::new();
+    built.hash(&mut key);
+    let script = env::current_exe().and_then(|exe| exe.metadata()).and_then(|meta| meta.modified());
+    script.expect("the build script's own file").hash(&mut key);
+    let key = format!("{:016x}", key.finish());
+    let (compiled, compiled_key) = (out_dir.join("handler.cwasm"), out_dir.join("handler.cwasm.key"));
+    if compiled.exists() && std::fs::read_to_string(&compiled_key).ok() == Some(key.clone()) {
+        return;
     }
+    let code = compiler().precompile_component(&built).expect("the handler component compiles");
+    std::fs::write(&compiled, code).expect("OUT_DIR is writable");
+    std::fs::write(&compiled_key, key).expect("OUT_DIR is writable");
+}
+
+/// Wasmtime's compiler for the target the host is built for, under the runtime's settings.
+/// Without an explicit target it would use every feature of this machine's CPU, and the binary
+/// would refuse to start on an older one.
+fn compiler() -> wasmtime::Engine {
+    let mut config = wasmtime::Config::new();
+    code::apply(&mut config);
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    config.target(&target).expect("wasmtime compiles for the host's target");
+    wasmtime::Engine::new(&config).expect("the compiler's settings are valid")
 }
 
 /// Installs the wasm target's standard library if this toolchain lacks it. rustup adds the targets

@@ -69,10 +69,6 @@ struct Args {
     /// How often expired items (time to live) are looked for and deleted, in seconds.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     ttl_interval: u64,
-    /// Where compiled sandbox code is cached so restarts do not recompile
-    /// (default: $XDG_CACHE_HOME/dynabox or ~/.cache/dynabox).
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -152,10 +148,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         key_concurrency: args.key_concurrency,
     };
-    let cache_dir = args.cache_dir.or_else(default_cache_dir);
     let store = backend.describe();
     let mode = auth.mode();
-    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits, cache_dir.as_deref())?);
+    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits)?);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dynabox listening on http://{} with the {store}, --auth {mode}", listener.local_addr()?);
@@ -189,13 +184,6 @@ async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Backe
 fn sealing_key(store: &StoreArgs) -> anyhow::Result<SealingKey> {
     let path = store.secret_key_file.clone().or_else(dynabox::accounts::default_key_file);
     load_or_create_key(&path.context("no --secret-key-file given and no home directory for the default")?)
-}
-
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("dynabox"))
 }
 
 async fn shutdown_signal() {

@@ -4,21 +4,18 @@
 //! alone, answered as DynamoDB's `InternalServerError`.
 
 mod admission;
+mod code;
 mod failure_log;
 mod imports;
 mod keyed;
 mod write_turns;
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
@@ -40,8 +37,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-/// The handler component, built by `build.rs`.
-const HANDLER_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/handler.wasm"));
+/// The handler component as machine code, compiled by `build.rs` (see `code.rs`).
+const HANDLER_CODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/handler.cwasm"));
 
 /// How often the epoch ticks; sandbox-time deadlines are checked at whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -112,15 +109,14 @@ impl WasiView for RequestState {
 }
 
 impl Runtime {
-    /// Compiles (or loads from `cache_dir`) the handler and links it against the backend.
-    pub fn new(
-        backend: Arc<Backend>,
-        auth: Arc<Authenticator>,
-        limits: Limits,
-        cache_dir: Option<&Path>,
-    ) -> anyhow::Result<Self> {
+    /// Loads the handler's machine code and links it against the backend.
+    pub fn new(backend: Arc<Backend>, auth: Arc<Authenticator>, limits: Limits) -> anyhow::Result<Self> {
         let engine = Engine::new(&engine_config(&limits)).map_err(anyhow::Error::from)?;
-        let component = load_component(&engine, cache_dir)?;
+        // SAFETY: the bytes are what `Engine::precompile_component` of this wasmtime (one
+        // lockfile builds both) made at build time under the settings of `code.rs`, which this
+        // engine applies too; wasmtime checks version, settings and CPU features, and refuses
+        // code that does not fit.
+        let component = unsafe { Component::deserialize(&engine, HANDLER_CODE) }?;
         let mut linker = Linker::<RequestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Handler::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |state| state)?;
@@ -298,7 +294,8 @@ fn engine_config(limits: &Limits) -> Config {
     // 0, `decommit_batch_size` 16, `async_stack_size` 256 KiB, a WasiCtx without stderr, no epoch
     // ticker: all within ±0.3; `async_stack_zeroing` with `async_stack_keep_resident` 38.0.
     let mut config = Config::new();
-    config.epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    code::apply(&mut config);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }
 
@@ -316,43 +313,4 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("a thread starts");
-}
-
-/// Loads the compiled handler from the cache, or compiles and caches it. The cache key covers
-/// the component's bytes, the wasmtime version and every engine setting that affects code.
-fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> anyhow::Result<Component> {
-    let Some(path) = cache_dir.map(|dir| cached_component_path(engine, dir)) else {
-        return Component::new(engine, HANDLER_WASM).map_err(anyhow::Error::from);
-    };
-    if path.exists() {
-        // SAFETY: the file was written by `Component::serialize` for an engine with this exact
-        // compatibility hash (part of its name), in a directory only dynabox writes.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
-            Err(e) => eprintln!("dynabox: ignoring unusable compiled-code cache {}: {e}", path.display()),
-        }
-    }
-    let component = Component::new(engine, HANDLER_WASM).map_err(anyhow::Error::from)?;
-    if let Err(e) = store_compiled(&component, &path) {
-        eprintln!("dynabox: could not cache compiled code at {}: {e:#}", path.display());
-    }
-    Ok(component)
-}
-
-fn cached_component_path(engine: &Engine, dir: &Path) -> PathBuf {
-    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
-    let wasm_hash = Sha256::digest(HANDLER_WASM);
-    let wasm_hash: String = wasm_hash[..12].iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("handler-{wasm_hash}-{:016x}.cwasm", engine_hash.finish()))
-}
-
-fn store_compiled(component: &Component, path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().context("cache path has a parent")?;
-    std::fs::create_dir_all(dir)?;
-    // Write then rename, so a server starting at the same moment never reads half a file.
-    let temporary = dir.join(format!(".{}.{}", std::process::id(), path.file_name().unwrap().to_string_lossy()));
-    std::fs::write(&temporary, component.serialize()?)?;
-    std::fs::rename(&temporary, path)?;
-    Ok(())
 }

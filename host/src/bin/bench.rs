@@ -126,8 +126,7 @@ fn sandbox_tax() -> anyhow::Result<()> {
         assert_eq!(dynabox_handler::handle(&setup, &mut store, &mut OpenPolicy).status, 200);
     }
     let backend = Arc::new(Backend::Reference(Mutex::new(store.clone())));
-    let cache = std::env::temp_dir().join("dynabox-bench-cache");
-    let runtime = Runtime::new(backend, Arc::new(Authenticator::Open), Limits::default(), Some(&cache))?;
+    let runtime = Runtime::new(backend, Arc::new(Authenticator::Open), Limits::default())?;
     let get = get_request(1);
     assert_eq!(rt.block_on(runtime.handle(get.clone())).status, 200);
 
@@ -213,7 +212,7 @@ impl BenchServer {
     fn start(open: Open<'_>) -> anyhow::Result<BenchServer> {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let backend = Arc::new(open()?);
-        let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator::Open), Limits::default(), None)?);
+        let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator::Open), Limits::default())?);
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

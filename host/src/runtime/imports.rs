@@ -345,9 +345,8 @@ mod tests {
     /// account other than the one authenticated. The host refuses both with a trap.
     #[tokio::test]
     async fn storage_calls_act_only_for_the_authenticated_account() {
-        let runtime =
-            Runtime::new(Arc::new(Backend::reference()), Arc::new(Authenticator::Open), Limits::default(), None)
-                .expect("the runtime starts");
+        let runtime = Runtime::new(Arc::new(Backend::reference()), Arc::new(Authenticator::Open), Limits::default())
+            .expect("the runtime starts");
         let mut store = runtime.new_store();
         let state = store.data_mut();
         let before = storage::Host::list_tables(state, "000000000000".into(), None, 10).await;
