@@ -1,10 +1,14 @@
 //! `dynabox-bench`: what the sandbox costs, and what the server sustains.
 //!
-//! Part 1 runs the same GetItem natively (the handler called in-process) and in the sandbox
+//! Part 0 starts the `dynabox` binary beside it from nothing (fresh data directory, no cache)
+//! and prints the time to its first answer, its idle resident memory and its size. Part 1 runs
+//! the same GetItem natively (the handler called in-process) and in the sandbox
 //! (fresh instance per request) against the handler's in-memory reference store, and prints the difference: the
 //! sandbox tax per request, then where one sandboxed request's time goes (new store, instantiate,
-//! call, drop). Part 2 starts the server on each backend in this process and drives
-//! PutItem and GetItem over 16 keep-alive connections, printing requests/s, p50 and p99. Part 3
+//! call, drop). Part 2 starts the server on each backend in this process and drives PutItem,
+//! GetItem, Query and a conditional UpdateItem over 16 keep-alive connections, printing
+//! requests/s, p50 and p99; on PostgreSQL it then does the same work as plain prepared SQL over
+//! 16 connections of its own and prints what share of that ceiling dynabox reaches. Part 3
 //! (`--scale`) shows that a read costs what its answer costs, not what the table holds: Query (10
 //! items of one partition) and GetItem on a table of 10 thousand items, then of 1 million, on each
 //! backend, with the ratio of the two. Part 4 (`--contention`) is many clients on few items: 16
@@ -12,7 +16,7 @@
 //! updates acknowledged: none may be lost), then transferring between 10 accounts with
 //! TransactWriteItems (transfers/s, the cancelled, and the total, which must not change).
 //!
-//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --database-url URL --sandbox-only --scale --contention]
+//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --rounds 20000 --database-url URL --sandbox-only --scale --contention]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +38,7 @@ const TABLE: &str = "bench";
 
 fn main() -> anyhow::Result<()> {
     let mut seconds = 5u64;
+    let mut rounds = 20_000;
     let mut sandbox_only = false;
     let mut scale = false;
     let mut contention = false;
@@ -43,13 +48,17 @@ fn main() -> anyhow::Result<()> {
         match arg.as_str() {
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
             "--database-url" => database_url = args.next(),
+            "--rounds" => rounds = args.next().and_then(|s| s.parse().ok()).unwrap_or(rounds),
             "--sandbox-only" => sandbox_only = true,
             "--scale" => scale = true,
             "--contention" => contention = true,
             other => anyhow::bail!("unknown argument {other}; see the doc comment of host/src/bin/bench.rs"),
         }
     }
-    sandbox_tax()?;
+    if !sandbox_only {
+        startup()?;
+    }
+    sandbox_tax(rounds)?;
     if sandbox_only {
         return Ok(());
     }
@@ -63,11 +72,20 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
     part("embedded (on disk)", &|| Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
     let _ = std::fs::remove_dir_all(&dir);
-    match database_url {
-        Some(url) => {
-            part("PostgreSQL", &|| tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?
+    let Some(url) = database_url else {
+        println!("PostgreSQL: skipped (set DATABASE_URL or pass --database-url)");
+        return Ok(());
+    };
+    let served =
+        part("PostgreSQL", &|| tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?;
+    if !(scale || contention) {
+        let raw = tokio_block_on(raw_postgres(&url, duration))?;
+        for ((operation, served), (_, raw)) in served.iter().zip(&raw) {
+            println!(
+                "PostgreSQL {operation:<10} dynabox {served:>8.0} req/s = {:>5.1} % of raw SQL",
+                100.0 * served / raw
+            );
         }
-        None => println!("PostgreSQL: skipped (set DATABASE_URL or pass --database-url)"),
     }
     Ok(())
 }
@@ -115,9 +133,53 @@ fn get_request(key: usize) -> Request {
     request("GetItem", format!(r#"{{"TableName":"{TABLE}","Key":{{"pk":{{"S":"user{key}"}}}}}}"#))
 }
 
+/// Part 0: the shipped binary from nothing. Starts `dynabox` (beside this benchmark) on a fresh
+/// data directory with an empty home and no cache, times its first answer to `GET /`, then reads
+/// its resident memory once it is idle, and prints the binary's size.
+fn startup() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let binary = std::env::current_exe()?.with_file_name("dynabox");
+    let scratch = std::env::temp_dir().join(format!("dynabox-bench-start-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let started = Instant::now();
+    let mut server = std::process::Command::new(&binary)
+        .args(["--listen", &address.to_string(), "--data-dir"])
+        .arg(scratch.join("data"))
+        .env("HOME", &scratch)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("DATABASE_URL")
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let answered = loop {
+        let health = std::net::TcpStream::connect(address).and_then(|mut stream| {
+            stream.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        });
+        if health.is_ok_and(|answer| answer.starts_with("HTTP/1.1 200")) {
+            break started.elapsed();
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "{} did not answer", binary.display());
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
+    let resident =
+        status.lines().find_map(|line| line.strip_prefix("VmRSS:")).map(str::trim).unwrap_or("?").to_string();
+    server.kill()?;
+    server.wait()?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let size = std::fs::metadata(&binary)?.len() as f64 / (1 << 20) as f64;
+    println!("start from nothing ({}, {size:.1} MiB, embedded store on disk, no cache):", binary.display());
+    println!("  first answer after    {:>8.1} ms", answered.as_secs_f64() * 1e3);
+    println!("  idle resident memory  {resident:>11}");
+    Ok(())
+}
+
 /// Part 1: the same GetItem natively and in the sandbox, on one thread.
-fn sandbox_tax() -> anyhow::Result<()> {
-    const ROUNDS: usize = 20_000;
+fn sandbox_tax(rounds: usize) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // The same store on both sides, so only the sandbox differs: the handler's reference store,
     // one copy called natively and one behind the host.
@@ -130,23 +192,23 @@ fn sandbox_tax() -> anyhow::Result<()> {
     let get = get_request(1);
     assert_eq!(rt.block_on(runtime.handle(get.clone())).status, 200);
 
-    let native = time_per_call(ROUNDS, || {
+    let native = time_per_call(rounds, || {
         dynabox_handler::handle(&get, &mut store, &mut OpenPolicy);
     });
-    let sandboxed = time_per_call(ROUNDS, || {
+    let sandboxed = time_per_call(rounds, || {
         rt.block_on(runtime.handle(get.clone()));
     });
-    println!("sandbox tax (GetItem, reference store, {ROUNDS} calls, one thread):");
+    println!("sandbox tax (GetItem, reference store, {rounds} calls, one thread):");
     println!("  native handler call   {:>8.1} µs", native);
     println!("  fresh sandbox instance {:>7.1} µs", sandboxed);
     println!("  sandbox tax           {:>8.1} µs per request ({:.2}x native)", sandboxed - native, sandboxed / native);
 
     // The same request again, timed phase by phase (no concurrency slot: a few ns).
-    let mut phases = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS + ROUNDS / 10 {
+    let mut phases = Vec::with_capacity(rounds);
+    for round in 0..rounds + rounds / 10 {
         let (response, timed) = rt.block_on(runtime.handle_phases(get.clone()))?;
         assert_eq!(response.status, 200);
-        if round >= ROUNDS / 10 {
+        if round >= rounds / 10 {
             phases.push(timed);
         }
     }
@@ -156,8 +218,8 @@ fn sandbox_tax() -> anyhow::Result<()> {
         values.sort_by(f64::total_cmp);
         (values.iter().sum::<f64>() / values.len() as f64, values[values.len() / 2], values[values.len() * 99 / 100])
     };
-    let mut native_calls = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    let mut native_calls = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
         let started = Instant::now();
         dynabox_handler::handle(&get, &mut store, &mut OpenPolicy);
         native_calls.push(started.elapsed());
@@ -176,8 +238,8 @@ fn sandbox_tax() -> anyhow::Result<()> {
         println!("    {label:<30} {mean:>9.1} {median:>11.1} {p99:>8.1}");
     }
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
-    let native_mean = native_calls.iter().map(|d| micros(*d)).sum::<f64>() / ROUNDS as f64;
-    let (native_median, native_p99) = (micros(native_calls[ROUNDS / 2]), micros(native_calls[ROUNDS * 99 / 100]));
+    let native_mean = native_calls.iter().map(|d| micros(*d)).sum::<f64>() / rounds as f64;
+    let (native_median, native_p99) = (micros(native_calls[rounds / 2]), micros(native_calls[rounds * 99 / 100]));
     println!("    {:<30} {native_mean:>9.1} {native_median:>11.1} {native_p99:>8.1}", "(native handler call)");
     Ok(())
 }
@@ -195,8 +257,10 @@ fn time_per_call(rounds: usize, mut call: impl FnMut()) -> f64 {
 
 /// Opens the backend a part runs on.
 type Open<'a> = &'a dyn Fn() -> anyhow::Result<Backend>;
-/// Part 2 or 3, run on one backend: (label, open, duration of each measurement).
-type Part = fn(&str, Open<'_>, Duration) -> anyhow::Result<()>;
+/// Part 2, 3 or 4, run on one backend: (label, open, duration of each measurement); the
+/// operations' requests per second.
+type Part = fn(&str, Open<'_>, Duration) -> anyhow::Result<Rates>;
+type Rates = Vec<(&'static str, f64)>;
 
 /// A server on one backend, in this process, for parts 2 and 3.
 struct BenchServer {
@@ -229,16 +293,148 @@ impl BenchServer {
     }
 }
 
-/// Part 2: the server on one backend under 16 connections, PutItem then GetItem.
-fn load(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<()> {
+/// Part 2: the server on one backend under 16 connections: PutItem of new keys, GetItem, Query
+/// of a 10-item partition, and UpdateItem adding to a counter under a condition, as
+/// `../shared/tools/ddb-bench` does them.
+fn load(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<Rates> {
     let server = BenchServer::start(open)?;
-    server.rt.block_on(server.runtime.handle(create_table_request()));
-    // A table left by an earlier run on PostgreSQL is fine: the answer is then ResourceInUse.
-    for (operation, make) in [("PutItem", put_request as fn(usize) -> Request), ("GetItem", get_request)] {
-        let latencies = server.rt.block_on(drive(server.address, make, duration))?;
-        report(label, operation, latencies, duration);
+    let table = format!("bench-{}", std::process::id());
+    let handle = |request: Request| server.rt.block_on(server.runtime.handle(request));
+    let create = format!(
+        r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}]}}"#
+    );
+    anyhow::ensure!(handle(request("CreateTable", create)).status == 200);
+    let item = |pk: &str, sk: &str| {
+        format!(
+            r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"{pk}"}},"sk":{{"S":"{sk}"}},"data":{{"S":"{PAD}"}}}}}}"#
+        )
+    };
+    for (pk, sk) in preloaded_items() {
+        anyhow::ensure!(handle(request("PutItem", item(&pk, &sk))).status == 200);
     }
-    server.stop()
+    let key = |i: usize| format!(r#""Key":{{"pk":{{"S":"k-{}"}},"sk":{{"S":"0"}}}}"#, i % KEYS);
+    let put = |i: usize| request("PutItem", item(&format!("p-{}-{i}", std::process::id()), "0"));
+    let get = |i: usize| request("GetItem", format!(r#"{{"TableName":"{table}",{}}}"#, key(i)));
+    let query = |i: usize| {
+        let p = i % PARTITIONS;
+        let body = format!(
+            r#"{{"TableName":"{table}","KeyConditionExpression":"pk = :p","ExpressionAttributeValues":{{":p":{{"S":"q-{p}"}}}}}}"#
+        );
+        request("Query", body)
+    };
+    let update = |i: usize| {
+        let body = format!(
+            r#"{{"TableName":"{table}",{},"UpdateExpression":"ADD cnt :one","ConditionExpression":"attribute_exists(pk)","ExpressionAttributeValues":{{":one":{{"N":"1"}}}}}}"#,
+            key(i)
+        );
+        request("UpdateItem", body)
+    };
+    let mut rates = Rates::new();
+    let operations: [(&str, &(dyn Fn(usize) -> Request + Sync)); 4] =
+        [("PutItem", &put), ("GetItem", &get), ("Query", &query), ("UpdateItem", &update)];
+    for (operation, make) in operations {
+        let latencies = server.rt.block_on(drive_with(server.address, make, duration))?;
+        rates.push((operation, report(label, operation, latencies, duration)));
+    }
+    handle(request("DeleteTable", format!(r#"{{"TableName":"{table}"}}"#)));
+    server.stop()?;
+    Ok(rates)
+}
+
+/// Part 2's items: [`KEYS`] single items `k-<i>`/`0` and [`PARTITIONS`] partitions `q-<p>` of ten
+/// items `00`..`09`, each about 200 bytes with [`PAD`].
+const KEYS: usize = 2000;
+const PARTITIONS: usize = 200;
+const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+fn preloaded_items() -> impl Iterator<Item = (String, String)> {
+    let singles = (0..KEYS).map(|i| (format!("k-{i}"), "0".to_string()));
+    singles.chain((0..PARTITIONS).flat_map(|p| (0..10).map(move |s| (format!("q-{p}"), format!("{s:02}")))))
+}
+
+/// Part 2's work as plain prepared SQL over 16 connections of its own to the same PostgreSQL
+/// server: the ceiling the PostgreSQL backend is measured against. Its table, in the database's
+/// default schema, is made for the run and dropped after it. Columns and statements are those of
+/// `../shared/tools/pg-limit`.
+async fn raw_postgres(url: &str, duration: Duration) -> anyhow::Result<Rates> {
+    let (setup, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let table = format!("dynabox_bench_raw_{}", std::process::id());
+    setup
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (hash bigint, pk bytea, sk bytea, doc jsonb NOT NULL, PRIMARY KEY (hash, pk, sk))"
+        ))
+        .await?;
+    let insert = setup
+        .prepare(&format!(
+            "INSERT INTO {table} VALUES (hashtextextended($1, 0), convert_to($1, 'UTF8'), convert_to($2, 'UTF8'), $3::text::jsonb) \
+             ON CONFLICT (hash, pk, sk) DO UPDATE SET doc = EXCLUDED.doc"
+        ))
+        .await?;
+    let document =
+        |pk: &str, sk: &str| format!(r#"{{"pk":{{"S":"{pk}"}},"sk":{{"S":"{sk}"}},"data":{{"S":"{PAD}"}}}}"#);
+    for (pk, sk) in preloaded_items() {
+        setup.execute(&insert, &[&pk, &sk, &document(&pk, &sk)]).await?;
+    }
+    setup.batch_execute(&format!("ANALYZE {table}")).await?;
+    let by_key = "WHERE hash = hashtextextended($1, 0) AND pk = convert_to($1, 'UTF8')";
+    let statements = [
+        (
+            "PutItem",
+            format!(
+                "INSERT INTO {table} VALUES (hashtextextended($1, 0), convert_to($1, 'UTF8'), '\\x30', $2::text::jsonb) ON CONFLICT (hash, pk, sk) DO UPDATE SET doc = EXCLUDED.doc"
+            ),
+        ),
+        ("GetItem", format!("SELECT doc FROM {table} {by_key} AND sk = '\\x30'")),
+        ("Query", format!("SELECT doc FROM {table} {by_key} ORDER BY sk")),
+        (
+            "UpdateItem",
+            format!(
+                "UPDATE {table} SET doc = jsonb_set(doc, '{{cnt}}', jsonb_build_object('N', (coalesce(doc #>> '{{cnt,N}}', '0')::numeric + 1)::text)) {by_key} AND sk = '\\x30'"
+            ),
+        ),
+    ];
+    let mut rates = Rates::new();
+    for (operation, sql) in statements {
+        let deadline = Instant::now() + duration;
+        let mut clients = Vec::new();
+        for client in 0..CONNECTIONS {
+            let (url, sql) = (url.to_string(), sql.clone());
+            clients.push(tokio::spawn(async move {
+                let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                let statement = db.prepare(&sql).await?;
+                let mut latencies = Vec::new();
+                for i in 0.. {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let started = Instant::now();
+                    match operation {
+                        "PutItem" => {
+                            let pk = format!("p-{client}-{i}");
+                            db.execute(&statement, &[&pk, &document(&pk, "0")]).await?;
+                        }
+                        "GetItem" | "UpdateItem" => {
+                            db.query(&statement, &[&format!("k-{}", (client * 1000 + i) % KEYS)]).await?;
+                        }
+                        _ => {
+                            db.query(&statement, &[&format!("q-{}", (client * 1000 + i) % PARTITIONS)]).await?;
+                        }
+                    }
+                    latencies.push(started.elapsed());
+                }
+                anyhow::Ok(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for client in clients {
+            latencies.extend(client.await??);
+        }
+        rates.push((operation, report("raw PostgreSQL SQL", operation, latencies, duration)));
+    }
+    setup.batch_execute(&format!("DROP TABLE {table}")).await?;
+    Ok(rates)
 }
 
 /// Table of part 3: partitions `p0`, `p1`, ... of [`ITEMS_PER_PARTITION`] items each.
@@ -248,7 +444,7 @@ const ITEMS_PER_PARTITION: usize = 10;
 const READ_PARTITIONS: usize = 1000;
 
 /// Part 3: Query and GetItem throughput with 10 thousand and with 1 million items in the table.
-fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<()> {
+fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<Rates> {
     let server = BenchServer::start(open)?;
     let name = format!("{SCALE_TABLE}-{}", std::process::id());
     let create = format!(
@@ -281,17 +477,17 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
         println!("{label:<22} {size} items in the table (loaded in {:.1} s)", started.elapsed().as_secs_f64());
         for (operation, make) in [("Query", &query as &(dyn Fn(usize) -> Request + Sync)), ("GetItem", &get)] {
             let latencies = server.rt.block_on(drive_with(server.address, make, duration))?;
-            rates.push(latencies.len() as f64 / duration.as_secs_f64());
-            report(label, operation, latencies, duration);
+            rates.push((operation, report(label, operation, latencies, duration)));
         }
     }
     println!(
         "{label:<22} 1M / 10k items: Query {:.2}x, GetItem {:.2}x of the throughput",
-        rates[2] / rates[0],
-        rates[3] / rates[1]
+        rates[2].1 / rates[0].1,
+        rates[3].1 / rates[1].1
     );
     server.rt.block_on(server.runtime.handle(request("DeleteTable", format!(r#"{{"TableName":"{name}"}}"#))));
-    server.stop()
+    server.stop()?;
+    Ok(rates)
 }
 
 /// Writes items `from..to` of the scale table straight to the store, 1000 to a write group.
@@ -319,14 +515,6 @@ async fn fill(backend: &Backend, table: &str, from: usize, to: usize) -> anyhow:
         }
     }
     Ok(())
-}
-
-async fn drive(
-    address: std::net::SocketAddr,
-    make: fn(usize) -> Request,
-    duration: Duration,
-) -> anyhow::Result<Vec<Duration>> {
-    drive_with(address, &make, duration).await
 }
 
 /// Sends `make(i)` over [`CONNECTIONS`] keep-alive connections for `duration`; every latency,
@@ -384,7 +572,7 @@ async fn drive_outcomes(
 }
 
 /// Part 4: contention (see the module doc) on one backend.
-fn contention_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<()> {
+fn contention_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<Rates> {
     const ACCOUNTS: usize = 10;
     let server = BenchServer::start(open)?;
     let handle = |request: Request| server.rt.block_on(server.runtime.handle(request));
@@ -420,7 +608,7 @@ fn contention_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::R
     let (done, refused) = split(outcomes);
     let counter = read("counter", &hot)?;
     let (acknowledged, lost) = (done.len(), done.len() as i64 - counter);
-    report(label, "hot ADD", done, duration);
+    let hot_rate = report(label, "hot ADD", done, duration);
     println!(
         "{label:<22} hot ADD  {refused:?} refused; counter {counter} for {acknowledged} acknowledged: {lost} lost"
     );
@@ -442,12 +630,13 @@ fn contention_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::R
     let outcomes = server.rt.block_on(drive_outcomes(server.address, &transfer, duration))?;
     let (done, refused) = split(outcomes);
     let total: i64 = (0..ACCOUNTS).map(|account| read(&format!("a{account}"), &bank)).sum::<anyhow::Result<_>>()?;
-    report(label, "transfer", done, duration);
+    let transfer_rate = report(label, "transfer", done, duration);
     println!("{label:<22} transfer {refused:?} refused; total {total} (was {})", 1000 * ACCOUNTS);
     for table in [&hot, &bank] {
         handle(request("DeleteTable", format!(r#"{{"TableName":"{table}"}}"#)));
     }
-    server.stop()
+    server.stop()?;
+    Ok(vec![("hot ADD", hot_rate), ("transfer", transfer_rate)])
 }
 
 /// The latencies of the 200s, and how many answers of each other status.
@@ -463,13 +652,15 @@ fn split(outcomes: Vec<(Duration, u16)>) -> (Vec<Duration>, std::collections::BT
     (done, refused)
 }
 
-fn report(label: &str, operation: &str, mut latencies: Vec<Duration>, duration: Duration) {
+/// Prints an operation's requests per second, p50 and p99, and returns the rate.
+fn report(label: &str, operation: &str, mut latencies: Vec<Duration>, duration: Duration) -> f64 {
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let rate = latencies.len() as f64 / duration.as_secs_f64();
     println!(
-        "{label:<22} {operation:<8} {:>8.0} req/s   p50 {:>7.0} µs   p99 {:>7.0} µs   ({CONNECTIONS} connections)",
-        latencies.len() as f64 / duration.as_secs_f64(),
+        "{label:<22} {operation:<10} {rate:>8.0} req/s   p50 {:>7.0} µs   p99 {:>7.0} µs   ({CONNECTIONS} connections)",
         at(0.50).as_secs_f64() * 1e6,
         at(0.99).as_secs_f64() * 1e6,
     );
+    rate
 }
