@@ -1,6 +1,8 @@
-//! Builds the handler crate as a `wasm32-wasip2` component, compiles it to machine code with
-//! wasmtime's compiler and leaves that in OUT_DIR, where `runtime.rs` embeds it: a plain `cargo
-//! build` of the host is the whole set-up, and the binary carries no compiler.
+//! Builds the handler crate as a WebAssembly component that imports nothing but `storage` and
+//! `auth` (a `wasm32-unknown-unknown` module made a component with wit-component, so no WASI),
+//! compiles it to machine code with wasmtime's compiler and leaves that in OUT_DIR, where
+//! `runtime.rs` embeds it: a plain `cargo build` of the host is the whole set-up, and the binary
+//! carries no compiler.
 
 // The settings the runtime loads the code with.
 #[path = "src/runtime/code.rs"]
@@ -11,7 +13,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::process::Command;
 
-const WASM_TARGET: &str = "wasm32-wasip2";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
     // Several checkouts may share one target directory (CI's runs do). Cargo tells a build's
@@ -69,7 +71,12 @@ fn main() {
     let status = cargo.status().expect("cargo runs");
     assert!(status.success(), "building the handler component failed");
 
-    let built = std::fs::read(target_dir.join("wasm32-wasip2/release/dynabox_handler.wasm")).expect("the component");
+    let module = std::fs::read(target_dir.join(WASM_TARGET).join("release/dynabox_handler.wasm")).expect("the module");
+    // wit-bindgen left the WIT world in the module; the encoder wraps the module in it.
+    let built = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .expect("the handler module becomes a component");
     // Compiling takes seconds, and rewriting identical code would make cargo recompile the host
     // for nothing: the code is made again only when the component or the compiler changed. The
     // compiler is this script, which cargo builds anew when wasmtime or `code.rs` changes.

@@ -24,7 +24,8 @@ use dynabox::service::{auth as wit_auth, storage as wit};
 struct Component;
 
 impl Guest for Component {
-    fn handle(request: Request) -> Response {
+    fn handle(context: Context, request: Request) -> Response {
+        enter(context);
         let request = crate::http::Request {
             method: request.method,
             path: request.path,
@@ -35,18 +36,27 @@ impl Guest for Component {
         Response { status, headers, body }
     }
 
-    fn expire(account: String, table: String, now: u64, budget: u32) -> Result<bool, String> {
+    fn expire(context: Context, account: String, table: String, budget: u32) -> Result<bool, String> {
+        let now = context.now_ms / 1000;
+        enter(context);
         crate::ops::expire_step(&mut HostStorage, &account, &table, now, budget)
             .map_err(|e| format!("{}: {}", e.kind.type_name(), e.message))
     }
 
-    fn backfill(account: String, table: String, index: String, budget: u32) -> Result<bool, String> {
+    fn backfill(context: Context, account: String, table: String, index: String, budget: u32) -> Result<bool, String> {
+        enter(context);
         crate::index::backfill_step(&mut HostStorage, &account, &table, &index, budget)
             .map_err(|e| format!("{}: {}", e.kind.type_name(), e.message))
     }
 }
 
 export!(Component);
+
+/// Makes the host's time and randomness this instance's (see `crate::random`).
+fn enter(context: Context) {
+    let (a, b, c, d) = context.seed;
+    crate::random::enter(context.now_ms, [a, b, c, d]);
+}
 
 /// The host's store, reached through the `storage` import.
 struct HostStorage;

@@ -17,12 +17,11 @@ use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut,
     UpdateDeadline,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::auth::Authenticator;
 use crate::storage::Backend;
@@ -78,8 +77,6 @@ pub struct Runtime {
 pub struct RequestState {
     backend: Arc<Backend>,
     auth: Arc<Authenticator>,
-    wasi: WasiCtx,
-    table: ResourceTable,
     clock: SandboxClock,
     /// The account `auth` returned for this request: the only one its storage calls may name.
     account: Option<String>,
@@ -102,12 +99,6 @@ impl SandboxClock {
     }
 }
 
-impl WasiView for RequestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
 impl Runtime {
     /// Loads the handler's machine code and links it against the backend.
     pub fn new(backend: Arc<Backend>, auth: Arc<Authenticator>, limits: Limits) -> anyhow::Result<Self> {
@@ -118,7 +109,6 @@ impl Runtime {
         // code that does not fit.
         let component = unsafe { Component::deserialize(&engine, HANDLER_CODE) }?;
         let mut linker = Linker::<RequestState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Handler::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |state| state)?;
         let pre = HandlerPre::new(linker.instantiate_pre(&component)?)?;
         start_epoch_ticker(&engine);
@@ -152,7 +142,8 @@ impl Runtime {
         let mut store = self.new_store();
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
-        handler.call_backfill(&mut store, account, table, index, budget).await?.map_err(anyhow::Error::msg)
+        let context = context(now_millis());
+        handler.call_backfill(&mut store, context, account, table, index, budget).await?.map_err(anyhow::Error::msg)
     }
 
     /// Runs one step of the expiry sweep of a table, in a fresh instance bound to `account`: deletes
@@ -163,7 +154,8 @@ impl Runtime {
         let mut store = self.new_store();
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
-        handler.call_expire(&mut store, account, table, now, budget).await?.map_err(anyhow::Error::msg)
+        let context = context(now.saturating_mul(1000));
+        handler.call_expire(&mut store, context, account, table, budget).await?.map_err(anyhow::Error::msg)
     }
 
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
@@ -179,8 +171,6 @@ impl Runtime {
         let state = RequestState {
             backend: self.backend.clone(),
             auth: self.auth.clone(),
-            wasi: WasiCtx::builder().inherit_stderr().build(),
-            table: ResourceTable::new(),
             clock: SandboxClock { started: Instant::now(), waited: Duration::ZERO, budget },
             account: None,
             write_turns: self.write_turns.clone(),
@@ -236,7 +226,7 @@ fn one_line(trap: &anyhow::Error) -> String {
 #[doc(hidden)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Phases {
-    /// `Store::new` with its `WasiCtx` and resource table.
+    /// `Store::new` with the request's state.
     pub store: Duration,
     /// Instantiating the component from the pool.
     pub instantiate: Duration,
@@ -252,14 +242,28 @@ async fn call(
     request: native::Request,
 ) -> anyhow::Result<native::Response> {
     let request = Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
-    let response = handler.call_handle(store, &request).await?;
+    let response = handler.call_handle(store, context(now_millis()), &request).await?;
     Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
+}
+
+/// What the handler knows of the world besides its imports: the time, and fresh randomness from
+/// the system for its ids (it imports no WASI).
+fn context(now_ms: u64) -> Context {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the system has randomness");
+    let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    Context { now_ms, seed: (word(0), word(1), word(2), word(3)) }
+}
+
+fn now_millis() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    since_epoch.as_millis() as u64
 }
 
 fn engine_config(limits: &Limits) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let instances = limits.concurrency;
-    // A Rust wasip2 component holds a handful of core instances and tables but one memory.
+    // The handler component holds a few core instances and tables but one memory.
     pool.total_component_instances(instances)
         .total_core_instances(instances * 8)
         .total_memories(instances * 2)
@@ -291,7 +295,7 @@ fn engine_config(limits: &Limits) -> Config {
     // Measured on top of these and left at their defaults (GetItem, 32.0 µs): `memory_init_cow`
     // off 60.6; `table_lazy_init` off 42.7 (all 168 funcrefs set up front); `memory_reservation`
     // 256 MiB 34.4, `memory_guard_size(0)` 37.6 (bounds checks in the code); `max_unused_warm_slots`
-    // 0, `decommit_batch_size` 16, `async_stack_size` 256 KiB, a WasiCtx without stderr, no epoch
+    // 0, `decommit_batch_size` 16, `async_stack_size` 256 KiB, no epoch
     // ticker: all within ±0.3; `async_stack_zeroing` with `async_stack_keep_resident` 38.0.
     let mut config = Config::new();
     code::apply(&mut config);

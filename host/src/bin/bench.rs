@@ -233,7 +233,7 @@ fn sandbox_tax(rounds: usize, slots: u32) -> anyhow::Result<()> {
     native_calls.sort_unstable();
     println!("  one sandboxed request, by phase      mean µs   median µs   p99 µs");
     let rows: [(&str, Pick); 5] = [
-        ("new store + WasiCtx", |p| p.store),
+        ("new store", |p| p.store),
         ("instantiate", |p| p.instantiate),
         ("call handle", |p| p.call),
         ("drop instance + store", |p| p.drop),

@@ -10,13 +10,15 @@ use std::time::Instant;
 use dynabox_handler::auth as native_auth;
 use dynabox_handler::storage as native;
 
-use super::dynabox::service::{auth, http, storage};
+use super::dynabox::service::{auth, call, http, storage};
 use super::failure_log::report_storage_failure;
 use super::{RequestState, SandboxClock};
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
 impl http::Host for RequestState {}
+
+impl call::Host for RequestState {}
 
 impl RequestState {
     /// Refuses a storage call for any account but the request's own; an error the guest cannot
