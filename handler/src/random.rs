@@ -9,8 +9,9 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Milliseconds since the Unix epoch: the one clock of the handler, the host and the Spin component.
 #[cfg(not(feature = "component"))]
-fn now_millis() -> u128 {
+pub fn now_millis() -> u128 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
 }
@@ -18,7 +19,9 @@ fn now_millis() -> u128 {
 #[cfg(feature = "component")]
 pub use from_host::enter;
 #[cfg(feature = "component")]
-use from_host::{now_millis, random_bytes};
+pub use from_host::now_millis;
+#[cfg(feature = "component")]
+use from_host::random_bytes;
 
 #[cfg(feature = "component")]
 mod from_host {
@@ -34,7 +37,8 @@ mod from_host {
         CONTEXT.set((now_ms, seed));
     }
 
-    pub(super) fn now_millis() -> u128 {
+    /// The time the host read for this call.
+    pub fn now_millis() -> u128 {
         u128::from(CONTEXT.get().0)
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
+use dynabox_handler::random::now_millis;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
@@ -142,7 +143,7 @@ impl Runtime {
         let mut store = self.new_store();
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
-        let context = context(now_millis());
+        let context = context(now_millis() as u64);
         handler.call_backfill(&mut store, context, account, table, index, budget).await?.map_err(anyhow::Error::msg)
     }
 
@@ -242,7 +243,7 @@ async fn call(
     request: native::Request,
 ) -> anyhow::Result<native::Response> {
     let request = Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
-    let response = handler.call_handle(store, context(now_millis()), &request).await?;
+    let response = handler.call_handle(store, context(now_millis() as u64), &request).await?;
     Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
 }
 
@@ -253,11 +254,6 @@ fn context(now_ms: u64) -> Context {
     getrandom::fill(&mut seed).expect("the system has randomness");
     let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     Context { now_ms, seed: (word(0), word(1), word(2), word(3)) }
-}
-
-fn now_millis() -> u64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    since_epoch.as_millis() as u64
 }
 
 fn engine_config(limits: &Limits) -> Config {

@@ -310,9 +310,11 @@ impl BenchServer {
     }
 }
 
-/// Part 2: the server on one backend under 16 connections: PutItem of new keys, GetItem, Query
-/// of a 10-item partition, and UpdateItem adding to a counter under a condition, as
-/// `../shared/tools/ddb-bench` does them.
+/// Part 2: the server on one backend under 16 connections: PutItem, GetItem, Query of a 10-item
+/// partition, and UpdateItem adding to a counter under a condition, as
+/// `../shared/tools/ddb-bench` does them. The requests are made before the clock starts, 1,000 per
+/// connection, so PutItem inserts a thousand keys per connection and then writes over them (the
+/// raw SQL does the same).
 fn load(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<Rates> {
     let server = BenchServer::start(open)?;
     let table = format!("bench-{}", std::process::id());
@@ -382,12 +384,11 @@ async fn raw_postgres(url: &str, duration: Duration) -> anyhow::Result<Rates> {
             "CREATE TABLE {table} (hash bigint, pk bytea, sk bytea, doc jsonb NOT NULL, PRIMARY KEY (hash, pk, sk))"
         ))
         .await?;
-    let insert = setup
-        .prepare(&format!(
-            "INSERT INTO {table} VALUES (hashtextextended($1, 0), convert_to($1, 'UTF8'), convert_to($2, 'UTF8'), $3::text::jsonb) \
-             ON CONFLICT (hash, pk, sk) DO UPDATE SET doc = EXCLUDED.doc"
-        ))
-        .await?;
+    let upsert = format!(
+        "INSERT INTO {table} VALUES (hashtextextended($1, 0), convert_to($1, 'UTF8'), convert_to($2, 'UTF8'), $3::text::jsonb) \
+         ON CONFLICT (hash, pk, sk) DO UPDATE SET doc = EXCLUDED.doc"
+    );
+    let insert = setup.prepare(&upsert).await?;
     let document =
         |pk: &str, sk: &str| format!(r#"{{"pk":{{"S":"{pk}"}},"sk":{{"S":"{sk}"}},"data":{{"S":"{PAD}"}}}}"#);
     for (pk, sk) in preloaded_items() {
@@ -396,12 +397,7 @@ async fn raw_postgres(url: &str, duration: Duration) -> anyhow::Result<Rates> {
     setup.batch_execute(&format!("ANALYZE {table}")).await?;
     let by_key = "WHERE hash = hashtextextended($1, 0) AND pk = convert_to($1, 'UTF8')";
     let statements = [
-        (
-            "PutItem",
-            format!(
-                "INSERT INTO {table} VALUES (hashtextextended($1, 0), convert_to($1, 'UTF8'), '\\x30', $2::text::jsonb) ON CONFLICT (hash, pk, sk) DO UPDATE SET doc = EXCLUDED.doc"
-            ),
-        ),
+        ("PutItem", upsert),
         ("GetItem", format!("SELECT doc FROM {table} {by_key} AND sk = '\\x30'")),
         ("Query", format!("SELECT doc FROM {table} {by_key} ORDER BY sk")),
         (
@@ -429,8 +425,8 @@ async fn raw_postgres(url: &str, duration: Duration) -> anyhow::Result<Rates> {
                     let started = Instant::now();
                     match operation {
                         "PutItem" => {
-                            let pk = format!("p-{client}-{i}");
-                            db.execute(&statement, &[&pk, &document(&pk, "0")]).await?;
+                            let pk = format!("p-{client}-{}", i % 1000);
+                            db.execute(&statement, &[&pk, &"0", &document(&pk, "0")]).await?;
                         }
                         "GetItem" | "UpdateItem" => {
                             db.query(&statement, &[&format!("k-{}", (client * 1000 + i) % KEYS)]).await?;
