@@ -25,6 +25,7 @@ struct Component;
 
 impl Guest for Component {
     fn handle(context: Context, request: Request) -> Response {
+        let mut auth = HostAuth { checks_signatures: context.checks_signatures };
         enter(context);
         let request = crate::http::Request {
             method: request.method,
@@ -32,7 +33,7 @@ impl Guest for Component {
             headers: request.headers,
             body: request.body,
         };
-        let crate::http::Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut HostAuth);
+        let crate::http::Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut auth);
         Response { status, headers, body }
     }
 
@@ -251,7 +252,9 @@ impl From<wit::Page> for Page {
 }
 
 /// The host's authenticator, reached through the `auth` import.
-struct HostAuth;
+struct HostAuth {
+    checks_signatures: bool,
+}
 
 impl Auth for HostAuth {
     fn authenticate(&mut self, request: &SignedRequest) -> Result<Principal, Refusal> {
@@ -268,6 +271,10 @@ impl Auth for HostAuth {
             Err(wit_auth::Refusal::InvalidSignature(message)) => Err(Refusal::InvalidSignature(message)),
             Err(wit_auth::Refusal::Unavailable) => Err(Refusal::Unavailable),
         }
+    }
+
+    fn checks_signatures(&self) -> bool {
+        self.checks_signatures
     }
 }
 

@@ -54,7 +54,7 @@ fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -
     let operation = target_operation(request)
         .filter(|op| request.method == "POST" && ops::exists(op))
         .ok_or_else(unknown_operation)?;
-    let signed = sigv4::signed_request(request)?;
+    let signed = sigv4::signed_request(request, auth.checks_signatures())?;
     let principal = auth.authenticate(&signed).map_err(|refusal| match refusal {
         Refusal::UnrecognizedClient => {
             ApiError::new(ErrorKind::UnrecognizedClient, "The security token included in the request is invalid.")

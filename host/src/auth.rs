@@ -75,6 +75,11 @@ impl Authenticator {
         }
     }
 
+    /// Whether [`Authenticator::authenticate`] looks at the string to sign.
+    pub fn checks_signatures(&self) -> bool {
+        matches!(self, Authenticator::SigV4(_))
+    }
+
     pub async fn authenticate(&self, request: &SignedRequest) -> Result<Principal, Refusal> {
         match self {
             Authenticator::Open => OpenPolicy.authenticate(request),

@@ -143,7 +143,7 @@ impl Runtime {
         let mut store = self.new_store();
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
-        let context = context(now_millis() as u64);
+        let context = self.context(now_millis() as u64);
         handler.call_backfill(&mut store, context, account, table, index, budget).await?.map_err(anyhow::Error::msg)
     }
 
@@ -155,14 +155,27 @@ impl Runtime {
         let mut store = self.new_store();
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
-        let context = context(now.saturating_mul(1000));
+        let context = self.context(now.saturating_mul(1000));
         handler.call_expire(&mut store, context, account, table, budget).await?.map_err(anyhow::Error::msg)
+    }
+
+    /// What the handler knows of the world besides its imports: the time, fresh randomness from
+    /// the system for its ids (it imports no WASI), and whether `auth` checks signatures.
+    fn context(&self, now_ms: u64) -> Context {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).expect("the system has randomness");
+        let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Context {
+            now_ms,
+            seed: (word(0), word(1), word(2), word(3)),
+            checks_signatures: self.auth.checks_signatures(),
+        }
     }
 
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
         let mut store = self.new_store();
         let handler = self.pre.instantiate_async(&mut store).await?;
-        call(&handler, &mut store, request).await
+        call(&handler, &mut store, self.context(now_millis() as u64), request).await
     }
 
     /// A fresh store for one request: its own WASI context and resource table, the sandbox-time
@@ -201,7 +214,7 @@ impl Runtime {
         let stored = Instant::now();
         let handler = self.pre.instantiate_async(&mut store).await?;
         let instantiated = Instant::now();
-        let response = call(&handler, &mut store, request).await?;
+        let response = call(&handler, &mut store, self.context(now_millis() as u64), request).await?;
         let called = Instant::now();
         // The instance lives in the store: dropping the store resets and returns its pool slots.
         drop(store);
@@ -240,21 +253,14 @@ pub struct Phases {
 async fn call(
     handler: &Handler,
     store: &mut Store<RequestState>,
+    context: Context,
     request: native::Request,
 ) -> anyhow::Result<native::Response> {
     let request = Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
-    let response = handler.call_handle(store, context(now_millis() as u64), &request).await?;
+    let response = handler.call_handle(store, context, &request).await?;
     Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
 }
 
-/// What the handler knows of the world besides its imports: the time, and fresh randomness from
-/// the system for its ids (it imports no WASI).
-fn context(now_ms: u64) -> Context {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).expect("the system has randomness");
-    let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-    Context { now_ms, seed: (word(0), word(1), word(2), word(3)) }
-}
 
 fn engine_config(limits: &Limits) -> Config {
     let mut pool = PoolingAllocationConfig::default();

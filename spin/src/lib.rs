@@ -110,7 +110,8 @@ fn answer<C: Connection>(
 /// signature with them as the host does.
 fn claimed_account<C: Connection>(request: &dynabox_handler::http::Request, store: &mut SqlStore<C>) -> ClaimedAccount {
     // A request without a well-formed signature is refused before its account is asked for.
-    let Ok(signed) = dynabox_handler::sigv4::signed_request(request) else { return ClaimedAccount::Unknown };
+    // Only the access key is read here; `handle` builds the string to sign.
+    let Ok(signed) = dynabox_handler::sigv4::signed_request(request, false) else { return ClaimedAccount::Unknown };
     let Some(key) = spin_sdk::variables::get("secret_key").ok().and_then(|hex| SealingKey::from_hex(&hex)) else {
         eprintln!("dynabox: auth = sigv4 needs the variable secret_key (64 hex digits)");
         return ClaimedAccount::Unreadable;
