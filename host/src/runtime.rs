@@ -165,11 +165,7 @@ impl Runtime {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).expect("the system has randomness");
         let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        Context {
-            now_ms,
-            seed: (word(0), word(1), word(2), word(3)),
-            checks_signatures: self.auth.checks_signatures(),
-        }
+        Context { now_ms, seed: (word(0), word(1), word(2), word(3)), checks_signatures: self.auth.checks_signatures() }
     }
 
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
@@ -260,7 +256,6 @@ async fn call(
     let response = handler.call_handle(store, context, &request).await?;
     Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
 }
-
 
 fn engine_config(limits: &Limits) -> Config {
     let mut pool = PoolingAllocationConfig::default();

@@ -334,10 +334,12 @@ impl PostgresStore {
         Ok(read.finish())
     }
 
-    /// A group with one item write is one statement; any other group is a transaction, rolled
-    /// back (by dropping it) when a guard fails.
+    /// A group with one item write is one statement. Any other group is a transaction whose
+    /// statements are sent together with its `BEGIN` (pipelined), so a put with its table guard
+    /// takes two round trips (the statements, then `COMMIT`) instead of four; only a change
+    /// record waits, for its sequence number. A failed guard rolls the whole group back.
     pub(super) async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let mut entries = Vec::with_capacity(writes.len());
         for write in writes {
             let keyspace = &write_keyspace(write);
@@ -351,20 +353,134 @@ impl PostgresStore {
                 Err(Failure::Storage(e)) => Err(e.into()),
             };
         }
-        let tx = client.transaction().await.map_err(internal)?;
-        for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
-            match self.apply(&tx, account, write, entry, &mut committed).await {
-                Ok(true) => {}
-                // Rolled back whole by the server (a deadlock with another group): as a guard
-                // that failed, so the caller decides again.
-                Ok(false) | Err(Failure::Conflict) => return Err(WriteError::GuardFailed(index as u32)),
-                Err(Failure::Storage(e)) => return Err(e.into()),
+        let mut group = GroupConnection { client: Some(client), begun: false };
+        let outcome = self.write_pipelined(&mut group, account, writes, &entries, &mut committed).await;
+        let client = group.client.as_ref().expect("held until the group ends");
+        let ended = match outcome {
+            Ok(()) => match client.batch_execute("COMMIT").await {
+                Ok(()) => Ok(committed),
+                // Rolled back whole by the server (a deadlock or serialisation failure): as a
+                // guard that failed, so the caller decides again.
+                Err(e) if e.code().is_some_and(is_conflict) => Err(WriteError::GuardFailed(0)),
+                Err(e) => Err(internal(e).into()),
+            },
+            Err(error) => {
+                if group.begun {
+                    // Should this fail, dropping the group closes the connection instead.
+                    client.batch_execute("ROLLBACK").await.map_err(internal)?;
+                }
+                Err(error)
+            }
+        };
+        // A COMMIT ends the transaction also when it fails.
+        group.begun = false;
+        ended
+    }
+
+    /// Begins the group's transaction and runs its writes, sending each run of statements up to
+    /// a change record (which needs its sequence number first) together with `BEGIN` or after
+    /// the previous run, in the group's order. The first write that failed, if any.
+    async fn write_pipelined(
+        &self,
+        group: &mut GroupConnection,
+        account: &str,
+        writes: &[Write],
+        entries: &[Arc<KeyspaceEntry>],
+        committed: &mut Committed,
+    ) -> Result<(), WriteError> {
+        let client = group.client.as_ref().expect("held until the group ends");
+        let failure = |index: usize, failure: Failure| match failure {
+            Failure::Conflict => WriteError::GuardFailed(index as u32),
+            Failure::Storage(e) => WriteError::Storage(e),
+        };
+        // Item writes' statements (a check that expects nothing has none).
+        let plans: Vec<_> = writes
+            .iter()
+            .zip(entries)
+            .map(|(write, entry)| match write {
+                Write::TableAt { .. } | Write::AppendChange { .. } => None,
+                _ => plan(write, &entry.sql),
+            })
+            .collect();
+        let mut steps = Vec::with_capacity(writes.len() + 1);
+        steps.push(Step::Statement { index: None, sql: "BEGIN", params: Vec::new() });
+        for (index, write) in writes.iter().enumerate() {
+            let (sql, params) = match (write, &plans[index]) {
+                (Write::TableAt { version, .. }, _) => {
+                    let version = i64::try_from(*version).unwrap_or(-1);
+                    (DIALECT.catalog().table_at, vec![Param::Int(entries[index].table_id), Param::Int(version)])
+                }
+                (Write::AppendChange { .. }, _) => {
+                    steps.push(Step::AppendChange(index));
+                    continue;
+                }
+                (_, Some(plan)) => {
+                    let key = item_write(write).expect("an item write").1;
+                    (plan.sql, plan.params(key, None).map_err(|e| failure(index, Failure::Storage(e)))?)
+                }
+                (_, None) => continue,
+            };
+            steps.push(Step::Statement { index: Some(index), sql, params });
+        }
+        let mut rest = steps.as_slice();
+        while let Some((step, after)) = rest.split_first() {
+            if let Step::AppendChange(index) = *step {
+                if let Err(e) = self.apply(client, account, &writes[index], &entries[index], committed).await {
+                    return Err(failure(index, e));
+                }
+                rest = after;
+                continue;
+            }
+            let run =
+                rest.iter().take(PIPELINE_DEPTH).take_while(|step| matches!(step, Step::Statement { .. })).count();
+            let (sent, later) = rest.split_at(run);
+            rest = later;
+            let sent: Vec<_> = sent
+                .iter()
+                .map(|step| match step {
+                    Step::Statement { index, sql, params } => (*index, *sql, bind(params)),
+                    Step::AppendChange(_) => unreachable!("a run holds statements only"),
+                })
+                .collect();
+            // Prepared before anything is sent, so that the statements go out in the group's order.
+            let mut prepared = Vec::with_capacity(run);
+            for (index, sql, _) in &sent {
+                let statement = client.prepare_cached(sql).await;
+                prepared.push(statement.map_err(|e| self.statement_failed(account, writes, *index, e))?);
+            }
+            let executions =
+                prepared.iter().zip(&sent).map(|(statement, (_, _, params))| client.execute(statement, params));
+            let results = futures_util::future::join_all(executions).await;
+            for ((index, _, _), result) in sent.iter().zip(results) {
+                let rows = result.map_err(|e| self.statement_failed(account, writes, *index, e))?;
+                let Some(index) = *index else {
+                    group.begun = true;
+                    continue;
+                };
+                let held = match &plans[index] {
+                    Some(plan) => plan.holds(rows),
+                    None => rows == 1,
+                };
+                if !held {
+                    return Err(WriteError::GuardFailed(index as u32));
+                }
             }
         }
-        match tx.commit().await {
-            Ok(()) => Ok(committed),
-            Err(e) if e.code().is_some_and(is_conflict) => Err(WriteError::GuardFailed(0)),
-            Err(e) => Err(internal(e).into()),
+        Ok(())
+    }
+
+    /// The error a group's statement (or `BEGIN`, at `None`) failed with, as the group's.
+    fn statement_failed(
+        &self,
+        account: &str,
+        writes: &[Write],
+        index: Option<usize>,
+        e: tokio_postgres::Error,
+    ) -> WriteError {
+        match index {
+            Some(index) if e.code().is_some_and(is_conflict) => WriteError::GuardFailed(index as u32),
+            Some(index) => self.failed(account, &writes[index], e).into(),
+            None => internal(e).into(),
         }
     }
 
@@ -503,6 +619,35 @@ impl PostgresStore {
             for statement in entry.sql.all() {
                 self.pool.manager().statement_caches.remove(statement, &[]);
             }
+        }
+    }
+}
+
+/// Statements sent at once at most: `join_all` polls its futures in order, so sends their
+/// statements in order, only up to this many.
+const PIPELINE_DEPTH: usize = 30;
+
+/// What a pipelined group sends, in order.
+enum Step<'a> {
+    /// A statement sent with its neighbours; `index` is its write's (`None` for `BEGIN`).
+    Statement { index: Option<usize>, sql: &'a str, params: Vec<Param<'a>> },
+    /// A change record: its sequence number is read first, so it ends a run.
+    AppendChange(usize),
+}
+
+/// A pooled connection inside a group's transaction, begun by sending `BEGIN` together with the
+/// first statements (tokio-postgres's `Transaction` awaits its `BEGIN` alone). A group that ends
+/// without `COMMIT` or `ROLLBACK` (its request was dropped, or the rollback failed) closes the
+/// connection instead of returning it to the pool, which ends the transaction on the server.
+struct GroupConnection {
+    client: Option<Object>,
+    begun: bool,
+}
+
+impl Drop for GroupConnection {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take().filter(|_| self.begun) {
+            drop(Object::take(client));
         }
     }
 }
