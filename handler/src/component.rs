@@ -278,22 +278,30 @@ impl Auth for HostAuth {
     }
 }
 
-/// The guest's global allocator: size classes over bump-allocated chunks.
+/// The guest's global allocator: size classes over bump-allocated chunks, on dlmalloc.
 ///
 /// Every request runs in a fresh instance whose memory is thrown away afterwards, so the
 /// allocator never needs to give memory back or fight long-term fragmentation; it only has to be
 /// fast. Blocks of up to [`SMALL_MAX`] bytes (the JSON values, strings and map nodes that make up
 /// nearly all of a request's allocations) come from per-size free lists, refilled by bumping a
 /// pointer through 64 KiB chunks; freed blocks go back on their list for reuse. Everything larger,
-/// or aligned beyond 16, goes to the system allocator (wasi-libc's dlmalloc), which coalesces.
-/// Memory still comes from `memory.grow`, so the per-request memory cap holds as before, and peak
-/// memory stays that of dlmalloc alone (a 1.3 MB PutItem of 100k list elements: 142 vs 141 MB).
+/// or aligned beyond 16, goes to dlmalloc, which coalesces.
 /// Measured with `dynabox-bench --sandbox-only`: the GetItem call 25.4 -> 20.8 µs (dlmalloc's
 /// malloc/free were ~30% of the guest's time).
+///
+/// dlmalloc is the crate's own, not std's: std's (wasm32-unknown-unknown) takes all its memory
+/// with `memory.grow` and leaves the instance's initial memory beyond the stack unused, so every
+/// request grew its memory, and a grow costs an `mprotect` now and another, with an `madvise`,
+/// when the next instance in the slot shrinks back: each a TLB shootdown across the server's
+/// threads (2 `mprotect` and 1 `madvise` per GetItem; 27% of the server's CPU under load). This one
+/// starts with the initial memory above the heap base (`link-arg=--initial-memory` in
+/// `host/build.rs`), so a typical request never grows. The per-request memory cap holds as before.
 mod allocator {
-    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::alloc::{GlobalAlloc, Layout};
     use std::cell::UnsafeCell;
     use std::ptr;
+
+    use dlmalloc::Dlmalloc;
 
     const GRANULE: usize = 16;
     const SMALL_MAX: usize = 512;
@@ -306,31 +314,45 @@ mod allocator {
         /// The unused rest of the current chunk.
         next: usize,
         end: usize,
+        /// Chunks and large blocks.
+        large: Dlmalloc,
     }
 
     pub struct SizeClasses(UnsafeCell<State>);
 
-    // SAFETY: a wasm32-wasip2 component has one thread; nothing here is reached concurrently.
+    // SAFETY: the component has one thread; nothing here is reached concurrently.
     unsafe impl Sync for SizeClasses {}
 
     #[global_allocator]
-    static ALLOCATOR: SizeClasses =
-        SizeClasses(UnsafeCell::new(State { free: [ptr::null_mut(); CLASSES], next: 0, end: 0 }));
+    static ALLOCATOR: SizeClasses = SizeClasses(UnsafeCell::new(State {
+        free: [ptr::null_mut(); CLASSES],
+        next: 0,
+        end: 0,
+        large: Dlmalloc::new(),
+    }));
 
-    /// The class of a small block (its size is `(class + 1) * GRANULE`), or `None` for the system.
+    /// The class of a small block (its size is `(class + 1) * GRANULE`), or `None` for dlmalloc.
     #[inline]
     fn class(size: usize, align: usize) -> Option<usize> {
         (size <= SMALL_MAX && align <= GRANULE).then(|| size.max(1).div_ceil(GRANULE) - 1)
     }
 
+    impl SizeClasses {
+        /// SAFETY: single-threaded (see `Sync`), and no caller re-enters the allocator, so no two
+        /// of these borrows overlap.
+        #[allow(clippy::mut_from_ref)]
+        unsafe fn state(&self) -> &mut State {
+            unsafe { &mut *self.0.get() }
+        }
+    }
+
     unsafe impl GlobalAlloc for SizeClasses {
         #[inline]
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let state = unsafe { self.state() };
             let Some(class) = class(layout.size(), layout.align()) else {
-                return unsafe { System.alloc(layout) };
+                return unsafe { state.large.malloc(layout.size(), layout.align()) };
             };
-            // SAFETY: single-threaded (see `Sync`), and no caller re-enters the allocator.
-            let state = unsafe { &mut *self.0.get() };
             let head = state.free[class];
             if !head.is_null() {
                 // SAFETY: `head` is a freed block of this class; its first word links the list.
@@ -339,8 +361,7 @@ mod allocator {
             }
             let size = (class + 1) * GRANULE;
             if state.end - state.next < size {
-                // SAFETY: CHUNK and GRANULE make a valid, non-zero layout.
-                let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, GRANULE)) };
+                let chunk = unsafe { state.large.malloc(CHUNK, GRANULE) };
                 if chunk.is_null() {
                     return chunk;
                 }
@@ -354,11 +375,11 @@ mod allocator {
 
         #[inline]
         unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+            let state = unsafe { self.state() };
             match class(layout.size(), layout.align()) {
-                None => unsafe { System.dealloc(block, layout) },
+                None => unsafe { state.large.free(block, layout.size(), layout.align()) },
                 Some(class) => {
-                    // SAFETY: as in `alloc`; the block is at least 16 bytes and 16-aligned.
-                    let state = unsafe { &mut *self.0.get() };
+                    // SAFETY: the block is at least 16 bytes and 16-aligned.
                     unsafe { *block.cast::<*mut u8>() = state.free[class] };
                     state.free[class] = block;
                 }
@@ -370,7 +391,7 @@ mod allocator {
             let old = class(layout.size(), layout.align());
             let new = class(new_size, layout.align());
             match (old, new) {
-                (None, None) => unsafe { System.realloc(block, layout, new_size) },
+                (None, None) => unsafe { self.state().large.realloc(block, layout.size(), layout.align(), new_size) },
                 (Some(a), Some(b)) if a == b => block,
                 _ => {
                     // SAFETY: the caller guarantees `new_size` with this alignment is a valid layout.
