@@ -279,15 +279,17 @@ fn engine_config(limits: &Limits) -> Config {
     // Alone: 65.2 -> 49.9 µs; with the tables: 65.2 -> 32.0 µs per GetItem (drop 9.8 -> 4.0 µs,
     // call 43.4 -> 20.8 µs: no page faults) and 5.7k -> 21.7k PutItem/s, 6.2k -> 27.3k GetItem/s
     // in the server, TLB shootdowns 387k -> ~250 (the epoch ticker is not their source: without it
-    // there were 382k). Kept small: without userfaultfd write-protection the scan cannot tell pages
-    // this request wrote from pages a past one did, so once traffic has touched this much of a
-    // slot it is all reset on every drop (after one 300 KB PutItem: +2.9 µs per later request at
-    // 64 KiB, +5.5 at 128 KiB, +27 at 1 MiB). A GetItem dirties ~28 KiB (stack, data, heap); the
-    // server bench's PutItems and GetItems all stay under 64 KiB (no `madvise` at all). Without
-    // PAGEMAP_SCAN the `memset` covers the first bytes of memory, the stack's unused bottom
-    // (1 MiB: 89.3 µs), so the defaults stay there.
+    // there were 382k). Without userfaultfd write-protection the scan cannot tell pages this
+    // request wrote from pages a past one did, so what a slot's traffic has touched (up to this
+    // much) is reset on every drop (after one 300 KB PutItem: +2.9 µs per later request at
+    // 64 KiB, +5.5 at 128 KiB, +27 at 1 MiB). Yet too little costs more: a slot that has served
+    // ddb-bench's setup (CreateTable, BatchWriteItems) and its four operations has touched
+    // between 128 and 256 KiB, and at 64 or 128 KiB every later request ended in an `madvise`
+    // of the rest, a TLB shootdown (in-memory GetItem under wrk: 8.8k/s at 128 KiB, 11.3k/s and
+    // no `madvise` at 256 KiB). Without PAGEMAP_SCAN the `memset` covers the first bytes of
+    // memory, the stack's unused bottom (1 MiB: 89.3 µs), so the defaults stay there.
     if PoolingAllocationConfig::is_pagemap_scan_available() {
-        pool.pagemap_scan(Enabled::Auto).linear_memory_keep_resident(64 << 10);
+        pool.pagemap_scan(Enabled::Auto).linear_memory_keep_resident(256 << 10);
     }
     // Measured on top of these and left at their defaults (GetItem, 32.0 µs): `memory_init_cow`
     // off 60.6; `table_lazy_init` off 42.7 (all 168 funcrefs set up front); `memory_reservation`
