@@ -560,4 +560,28 @@ async fn two_servers_on_one_database_see_each_others_tables() {
     b.delete_table().table_name(&name).send().await.unwrap();
     let gone = a.describe_table().table_name(&name).send().await.expect_err("the table is gone for both");
     assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+
+    // A table deleted and made again with another key schema through one server while the other
+    // remembers the old description: the other answers from the new table at once, reads and
+    // writes alike.
+    create_table(&a, &name, None).await;
+    a.put_item().table_name(&name).item("pk", s("old")).send().await.unwrap();
+    assert!(a.get_item().table_name(&name).key("pk", s("old")).send().await.unwrap().item().is_some());
+    b.delete_table().table_name(&name).send().await.unwrap();
+    create_table(&b, &name, Some(("sk", ScalarAttributeType::N))).await;
+    b.put_item().table_name(&name).item("pk", s("new")).item("sk", n("1")).send().await.unwrap();
+    let got = a.get_item().table_name(&name).key("pk", s("new")).key("sk", n("1")).send().await.unwrap();
+    assert_eq!(
+        got.item().and_then(|i| i.get("pk")),
+        Some(&s("new")),
+        "read through the server that knew the old table"
+    );
+    let refused = a.get_item().table_name(&name).key("pk", s("old")).send().await.expect_err("the old key schema");
+    assert_eq!(refused.code(), Some("ValidationException"));
+    b.delete_table().table_name(&name).send().await.unwrap();
+    create_table(&b, &name, None).await;
+    a.put_item().table_name(&name).item("pk", s("again")).send().await.expect("a put with the newest key schema");
+    let got = b.get_item().table_name(&name).key("pk", s("again")).send().await.unwrap();
+    assert!(got.item().is_some(), "written through the server that remembered the sort key");
+    b.delete_table().table_name(&name).send().await.unwrap();
 }

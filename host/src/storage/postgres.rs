@@ -339,6 +339,15 @@ impl PostgresStore {
     /// takes two round trips (the statements, then `COMMIT`) instead of four; only a change
     /// record waits, for its sequence number. A failed guard rolls the whole group back.
     pub(super) async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        match self.write_once(account, writes).await {
+            // A storage table another process dropped (its keyspace forgotten by now), maybe for
+            // a table it made again: nothing was applied, so look again, as reads do.
+            Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => self.write_once(account, writes).await,
+            written => written,
+        }
+    }
+
+    async fn write_once(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
         let client = self.client().await?;
         let mut entries = Vec::with_capacity(writes.len());
         for write in writes {
