@@ -84,6 +84,14 @@ pub struct RequestState {
     write_turns: Arc<WriteTurns>,
     /// The turn at the key this request announced with `get-for-write`, until its next write.
     turn: Option<Turn>,
+    /// Descriptions given to this request from the backend's memory, not yet confirmed: (table,
+    /// version). See "Remembered descriptions" in `runtime/imports.rs`.
+    unconfirmed: Vec<(String, u64)>,
+    /// Every description is read from the store: this is the request's second run, or a write
+    /// of it committed (so it must not run again).
+    fresh_descriptions: bool,
+    /// A description given from memory proved stale: the request runs again, afresh.
+    stale: bool,
 }
 
 /// Measures a request's sandbox time: wall time since the store was made, minus the time its host
@@ -140,7 +148,7 @@ impl Runtime {
     /// chose the work, so no request authenticates it). True when the index needs no more.
     pub async fn backfill(&self, account: &str, table: &str, index: &str, budget: u32) -> anyhow::Result<bool> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
-        let mut store = self.new_store();
+        let mut store = self.new_store(true);
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
         let context = self.context(now_millis() as u64);
@@ -152,7 +160,7 @@ impl Runtime {
     /// when nothing expired is left.
     pub async fn expire(&self, account: &str, table: &str, now: u64, budget: u32) -> anyhow::Result<bool> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
-        let mut store = self.new_store();
+        let mut store = self.new_store(true);
         store.data_mut().account = Some(account.to_string());
         let handler = self.pre.instantiate_async(&mut store).await?;
         let context = self.context(now.saturating_mul(1000));
@@ -168,15 +176,32 @@ impl Runtime {
         Context { now_ms, seed: (word(0), word(1), word(2), word(3)), checks_signatures: self.auth.checks_signatures() }
     }
 
+    /// Runs the request, and once more with every description read from the store if one it was
+    /// given from memory proved stale (see "Remembered descriptions" in `runtime/imports.rs`):
+    /// no write commits on a stale description, so the first run changed nothing.
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
-        let mut store = self.new_store();
-        let handler = self.pre.instantiate_async(&mut store).await?;
-        call(&handler, &mut store, self.context(now_millis() as u64), request).await
+        let request =
+            Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
+        let mut fresh_descriptions = false;
+        loop {
+            let mut store = self.new_store(fresh_descriptions);
+            let handler = self.pre.instantiate_async(&mut store).await?;
+            let outcome = call(&handler, &mut store, self.context(now_millis() as u64), &request).await;
+            let state = store.data_mut();
+            let stale = match &outcome {
+                Err(_) => state.stale,
+                Ok(_) => !state.confirm_remaining().await,
+            };
+            if !stale || fresh_descriptions {
+                return outcome;
+            }
+            fresh_descriptions = true;
+        }
     }
 
-    /// A fresh store for one request: its own WASI context and resource table, the sandbox-time
-    /// deadline.
-    fn new_store(&self) -> Store<RequestState> {
+    /// A fresh store for one request, with the sandbox-time deadline; `fresh_descriptions` for
+    /// calls that take no description from the backend's memory.
+    fn new_store(&self, fresh_descriptions: bool) -> Store<RequestState> {
         let budget = self.limits.sandbox_time;
         let state = RequestState {
             backend: self.backend.clone(),
@@ -185,6 +210,9 @@ impl Runtime {
             account: None,
             write_turns: self.write_turns.clone(),
             turn: None,
+            unconfirmed: Vec::new(),
+            fresh_descriptions,
+            stale: false,
         };
         let mut store = Store::new(&self.engine, state);
         // At every epoch tick a running guest yields to the executor, so a long request (a large
@@ -206,11 +234,13 @@ impl Runtime {
     #[doc(hidden)]
     pub async fn handle_phases(&self, request: native::Request) -> anyhow::Result<(native::Response, Phases)> {
         let started = Instant::now();
-        let mut store = self.new_store();
+        let mut store = self.new_store(true);
         let stored = Instant::now();
         let handler = self.pre.instantiate_async(&mut store).await?;
         let instantiated = Instant::now();
-        let response = call(&handler, &mut store, self.context(now_millis() as u64), request).await?;
+        let request =
+            Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
+        let response = call(&handler, &mut store, self.context(now_millis() as u64), &request).await?;
         let called = Instant::now();
         // The instance lives in the store: dropping the store resets and returns its pool slots.
         drop(store);
@@ -250,10 +280,9 @@ async fn call(
     handler: &Handler,
     store: &mut Store<RequestState>,
     context: Context,
-    request: native::Request,
+    request: &Request,
 ) -> anyhow::Result<native::Response> {
-    let request = Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
-    let response = handler.call_handle(store, context, &request).await?;
+    let response = handler.call_handle(store, context, request).await?;
     Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
 }
 

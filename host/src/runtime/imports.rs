@@ -31,6 +31,74 @@ impl RequestState {
     }
 }
 
+// Remembered descriptions. Every item operation starts by reading its table's description. On
+// PostgreSQL that was a round trip of its own, so the backend remembers the descriptions it read
+// or wrote and `describe-table` answers from that memory, without a round trip, but only as a
+// claim this request must confirm before anything depends on it:
+//
+// - `get`, `get-for-write` and `query` on the table confirm it in their own round trip
+//   (pipelined: "the description is still at this version", a primary-key lookup).
+// - A write group confirms a description by a `TableAt` guard at its version (a failed guard
+//   makes the handler read the description again, and the backend has forgotten it); any other
+//   unconfirmed description is confirmed before the group is sent, and after a commit the
+//   request reads descriptions only from the store. So no write ever commits on a stale
+//   description, and a request that wrote never needs to run again.
+// - Any other call on the table, and the end of the request, confirm with a statement of their own.
+//
+// A description that proves stale ends the request with a trap, before its answer is sent, and
+// `Runtime::run` runs it again reading every description from the store. Versions never repeat,
+// so the check is exact: a table deleted and made again, an index added, or any UpdateTable by
+// another process is seen at once, as before.
+impl RequestState {
+    /// The version of the description of `table` given to this request from memory, if it is
+    /// not confirmed yet; no longer counted as unconfirmed (put it back if the check fails).
+    fn take_unconfirmed(&mut self, table: &str) -> Option<u64> {
+        let at = self.unconfirmed.iter().position(|(t, _)| t == table)?;
+        Some(self.unconfirmed.swap_remove(at).1)
+    }
+
+    /// Ends the request so that it runs again with fresh descriptions.
+    fn stale_description(&mut self) -> wasmtime::Error {
+        self.stale = true;
+        wasmtime::format_err!("a table's description changed after this process read it")
+    }
+
+    /// Confirms, one statement each, the unconfirmed descriptions `which` selects.
+    async fn confirm(
+        &mut self,
+        account: &str,
+        which: impl Fn(&str, u64) -> bool,
+    ) -> Fallible<(), native::StorageError> {
+        while let Some(at) = self.unconfirmed.iter().position(|(table, version)| which(table, *version)) {
+            let (table, version) = self.unconfirmed.swap_remove(at);
+            match waiting(&mut self.clock, self.backend.description_is(account, &table, version)).await {
+                Ok(true) => {}
+                Ok(false) => return Err(self.stale_description()),
+                Err(e) => {
+                    self.unconfirmed.push((table, version));
+                    return Ok(Err(e));
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Before CreateTable, UpdateTable or DeleteTable's change: every description given so far
+    /// confirmed, and from now on read from the store, since the request must not run again.
+    async fn before_table_change(&mut self, account: &str) -> Fallible<(), native::StorageError> {
+        let confirmed = self.confirm(account, |_, _| true).await?;
+        self.fresh_descriptions = true;
+        Ok(confirmed)
+    }
+
+    /// At the end of a request: whether every description it was given from memory still holds.
+    /// A store that cannot tell lets the answer stand (it reports its own failures).
+    pub(super) async fn confirm_remaining(&mut self) -> bool {
+        let Some(account) = self.account.clone() else { return true };
+        !matches!(self.confirm(&account, |_, _| true).await, Err(_))
+    }
+}
+
 impl storage::Host for RequestState {
     async fn create_table(
         &mut self,
@@ -40,6 +108,9 @@ impl storage::Host for RequestState {
         indexes: Vec<String>,
     ) -> Fallible<bool, storage::StorageError> {
         self.check_account(&account)?;
+        if let Err(e) = self.before_table_change(&account).await? {
+            return Ok(Err(e.into()));
+        }
         let created = waiting(&mut self.clock, self.backend.create_table(&account, &name, &description, &indexes));
         Ok(created.await.map_err(Into::into))
     }
@@ -50,6 +121,13 @@ impl storage::Host for RequestState {
         name: String,
     ) -> Fallible<Option<storage::TableRecord>, storage::StorageError> {
         self.check_account(&account)?;
+        if !self.fresh_descriptions
+            && let Some(record) = self.backend.remembered_description(&account, &name)
+        {
+            self.unconfirmed.retain(|(table, _)| *table != name);
+            self.unconfirmed.push((name, record.version));
+            return Ok(Ok(Some(storage::TableRecord { description: record.description, version: record.version })));
+        }
         let record = waiting(&mut self.clock, self.backend.describe_table(&account, &name)).await;
         Ok(record
             .map(|r| r.map(|r| storage::TableRecord { description: r.description, version: r.version }))
@@ -69,6 +147,9 @@ impl storage::Host for RequestState {
             create_indexes: &change.create_indexes,
             drop_indexes: &change.drop_indexes,
         };
+        if let Err(e) = self.before_table_change(&account).await? {
+            return Ok(Err(e.into()));
+        }
         let updated = waiting(&mut self.clock, self.backend.update_table(&account, &name, expected_version, &change));
         Ok(updated.await.map_err(Into::into))
     }
@@ -86,6 +167,9 @@ impl storage::Host for RequestState {
 
     async fn delete_table(&mut self, account: String, name: String) -> Fallible<bool, storage::StorageError> {
         self.check_account(&account)?;
+        if let Err(e) = self.before_table_change(&account).await? {
+            return Ok(Err(e.into()));
+        }
         Ok(waiting(&mut self.clock, self.backend.delete_table(&account, &name)).await.map_err(Into::into))
     }
 
@@ -95,7 +179,10 @@ impl storage::Host for RequestState {
         keyspace: storage::Keyspace,
     ) -> Fallible<(u64, u64), storage::StorageError> {
         self.check_account(&account)?;
-        let keyspace = keyspace.into();
+        let keyspace: native::Keyspace = keyspace.into();
+        if let Err(e) = self.confirm(&account, |t, _| t == keyspace.table).await? {
+            return Ok(Err(e.into()));
+        }
         let stats = waiting(&mut self.clock, self.backend.keyspace_stats(&account, &keyspace)).await;
         Ok(stats.map_err(Into::into))
     }
@@ -107,8 +194,21 @@ impl storage::Host for RequestState {
         key: storage::ItemKey,
     ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
         self.check_account(&account)?;
-        let (keyspace, key) = (keyspace.into(), key.into());
-        let found = waiting(&mut self.clock, self.backend.get(&account, &keyspace, &key)).await;
+        let (keyspace, key): (native::Keyspace, native::ItemKey) = (keyspace.into(), key.into());
+        let found = match self.take_unconfirmed(&keyspace.table) {
+            None => waiting(&mut self.clock, self.backend.get(&account, &keyspace, &key)).await,
+            Some(version) => {
+                let found = self.backend.get_confirming(&account, &keyspace, &key, version);
+                match waiting(&mut self.clock, found).await {
+                    Ok((_, false)) => return Err(self.stale_description()),
+                    Ok((item, true)) => Ok(item),
+                    Err(e) => {
+                        self.unconfirmed.push((keyspace.table.clone(), version));
+                        Err(e)
+                    }
+                }
+            }
+        };
         Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
     }
 
@@ -151,7 +251,19 @@ impl storage::Host for RequestState {
             limit: request.limit,
             byte_budget: request.byte_budget,
         };
-        let page = waiting(&mut self.clock, self.backend.query(&account, &request)).await;
+        let page = match self.take_unconfirmed(&request.keyspace.table) {
+            None => waiting(&mut self.clock, self.backend.query(&account, &request)).await,
+            Some(version) => {
+                match waiting(&mut self.clock, self.backend.query_confirming(&account, &request, version)).await {
+                    Ok((_, false)) => return Err(self.stale_description()),
+                    Ok((page, true)) => Ok(page),
+                    Err(e) => {
+                        self.unconfirmed.push((request.keyspace.table.clone(), version));
+                        Err(e)
+                    }
+                }
+            }
+        };
         Ok(page.map(Into::into).map_err(Into::into))
     }
 
@@ -169,6 +281,10 @@ impl storage::Host for RequestState {
             limit: request.limit,
             byte_budget: request.byte_budget,
         };
+        let table = request.keyspace.table.clone();
+        if let Err(e) = self.confirm(&account, |t, _| t == table).await? {
+            return Ok(Err(e.into()));
+        }
         let page = waiting(&mut self.clock, self.backend.scan(&account, &request)).await;
         Ok(page.map(Into::into).map_err(Into::into))
     }
@@ -199,9 +315,31 @@ impl storage::Host for RequestState {
                 storage::WriteOp::AppendChange((table, record)) => native::Write::AppendChange { table, record },
             })
             .collect();
+        let guarded = |table: &str, version: u64| {
+            writes
+                .iter()
+                .any(|w| matches!(w, native::Write::TableAt { table: t, version: v } if t == table && *v == version))
+        };
+        if let Err(e) = self.confirm(&account, |t, v| !guarded(t, v)).await? {
+            return Ok(Err(storage::WriteError::Storage(e.into())));
+        }
         let written = waiting(&mut self.clock, self.backend.write(&account, &writes)).await;
         // Written or not, the decision is made: the next writer of the key may read.
         self.turn = None;
+        match &written {
+            Ok(_) => {
+                // The guards held, and the request must not run again.
+                self.unconfirmed.clear();
+                self.fresh_descriptions = true;
+            }
+            // Stale, and the handler reads it again.
+            Err(native::WriteError::GuardFailed(index)) => {
+                if let Some(native::Write::TableAt { table, .. }) = writes.get(*index as usize) {
+                    self.unconfirmed.retain(|(t, _)| t != table);
+                }
+            }
+            Err(native::WriteError::Storage(_)) => {}
+        }
         Ok(written
             .map_err(|e| match e {
                 native::WriteError::GuardFailed(index) => storage::WriteError::GuardFailed(index),
@@ -218,6 +356,9 @@ impl storage::Host for RequestState {
         limit: u32,
     ) -> Fallible<storage::ChangePage, storage::StorageError> {
         self.check_account(&account)?;
+        if let Err(e) = self.confirm(&account, |t, _| t == table).await? {
+            return Ok(Err(e.into()));
+        }
         let page = waiting(&mut self.clock, self.backend.read_changes(&account, &table, after, limit)).await;
         Ok(page
             .map(|page| storage::ChangePage {
@@ -239,7 +380,11 @@ impl storage::Host for RequestState {
         limit: u32,
     ) -> Fallible<Vec<storage::ItemKey>, storage::StorageError> {
         self.check_account(&account)?;
-        let keys = waiting(&mut self.clock, self.backend.expired(&account, &keyspace.into(), now, limit)).await;
+        let keyspace: native::Keyspace = keyspace.into();
+        if let Err(e) = self.confirm(&account, |t, _| t == keyspace.table).await? {
+            return Ok(Err(e.into()));
+        }
+        let keys = waiting(&mut self.clock, self.backend.expired(&account, &keyspace, now, limit)).await;
         Ok(keys
             .map(|keys| keys.into_iter().map(|k| storage::ItemKey { partition: k.partition, sort: k.sort }).collect())
             .map_err(Into::into))
@@ -349,7 +494,7 @@ mod tests {
     async fn storage_calls_act_only_for_the_authenticated_account() {
         let runtime = Runtime::new(Arc::new(Backend::reference()), Arc::new(Authenticator::Open), Limits::default())
             .expect("the runtime starts");
-        let mut store = runtime.new_store();
+        let mut store = runtime.new_store(false);
         let state = store.data_mut();
         let before = storage::Host::list_tables(state, "000000000000".into(), None, 10).await;
         assert!(before.is_err(), "no storage call before authentication");

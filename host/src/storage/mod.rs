@@ -120,6 +120,59 @@ impl Backend {
         dispatch!(self, describe_table(account, name))
     }
 
+    /// A description this process remembers having read or written (PostgreSQL only: the
+    /// embedded store reads its own at memory speed), given without a round trip. Only a claim:
+    /// [`Backend::description_is`], [`Backend::get_confirming`] or [`Backend::query_confirming`]
+    /// confirm it.
+    pub fn remembered_description(&self, account: &str, name: &str) -> Option<TableRecord> {
+        match self {
+            Backend::Postgres(s) => s.remembered_description(account, name),
+            _ => None,
+        }
+    }
+
+    /// Whether the table's description is still at `version`.
+    pub async fn description_is(&self, account: &str, name: &str, version: u64) -> Result<bool, StorageError> {
+        match self {
+            Backend::Postgres(s) => s.description_is(account, name, version).await,
+            _ => Ok(self.describe_table(account, name).await?.is_some_and(|r| r.version == version)),
+        }
+    }
+
+    /// [`Backend::get`], and whether the table's description is still at `version`: on
+    /// PostgreSQL in the same round trip.
+    pub async fn get_confirming(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+        version: u64,
+    ) -> Result<(Option<StoredItem>, bool), StorageError> {
+        match self {
+            Backend::Postgres(s) => s.get_confirming(account, keyspace, key, version).await,
+            _ => Ok((
+                self.get(account, keyspace, key).await?,
+                self.description_is(account, &keyspace.table, version).await?,
+            )),
+        }
+    }
+
+    /// [`Backend::query`], confirming the description as [`Backend::get_confirming`] does.
+    pub async fn query_confirming(
+        &self,
+        account: &str,
+        request: &QueryRequest,
+        version: u64,
+    ) -> Result<(Page, bool), StorageError> {
+        match self {
+            Backend::Postgres(s) => s.query_confirming(account, request, version).await,
+            _ => Ok((
+                self.query(account, request).await?,
+                self.description_is(account, &request.keyspace.table, version).await?,
+            )),
+        }
+    }
+
     pub async fn update_table(
         &self,
         account: &str,

@@ -9,8 +9,10 @@
 //! `SELECT doc->'name'->>'S' FROM dynabox.ks_7`. Item versions come from the sequence
 //! `dynabox.item_versions`, so no key ever gets a version twice.
 //!
-//! Several processes may serve one database: descriptions are read from the catalog on every
-//! call, so each sees the others' CreateTable, UpdateTable and DeleteTable at once.
+//! Several processes may serve one database. A description this process read or wrote is
+//! remembered ([`Descriptions`]) and may be given to a request without a round trip, but only as
+//! a claim the request's next statement on the table confirms (see `runtime/imports.rs`), so each
+//! process still sees the others' CreateTable, UpdateTable and DeleteTable at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -58,15 +60,53 @@ pub struct PostgresStore {
     pool: Pool,
     wait_timeout: Duration,
     keyspaces: KeyspaceCache,
+    descriptions: Descriptions,
     location: String,
 }
+
+/// Whether a table's description is at a version: the confirmation of a remembered description.
+const DESCRIPTION_AT: &str = "SELECT 1 FROM dynabox.tables WHERE account = $1 AND name = $2 AND version = $3";
+
+/// (account, table) → the description this process last read or wrote. Versions never repeat
+/// (one clock per store), so "the table's description is at this version" is one primary-key
+/// lookup that confirms a remembered description exactly, and can travel in the same round trip
+/// as the statement that reads the table's items. Forgotten when a statement finds it stale.
+#[derive(Default)]
+struct Descriptions {
+    entries: RwLock<HashMap<(String, String), TableRecord>>,
+}
+
+impl Descriptions {
+    fn get(&self, account: &str, name: &str) -> Option<TableRecord> {
+        self.entries.read().unwrap().get(&(account.to_string(), name.to_string())).cloned()
+    }
+
+    fn remember(&self, account: &str, name: &str, record: Option<TableRecord>) {
+        let key = (account.to_string(), name.to_string());
+        let mut entries = self.entries.write().unwrap();
+        match record {
+            Some(record) => {
+                // Memory stays bounded however many tables pass through.
+                if entries.len() >= MAX_REMEMBERED_DESCRIPTIONS && !entries.contains_key(&key) {
+                    entries.clear();
+                }
+                entries.insert(key, record);
+            }
+            None => {
+                entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// Descriptions remembered at most; beyond, the memory starts afresh.
+const MAX_REMEMBERED_DESCRIPTIONS: usize = 10_000;
 
 /// (account, table, index) → [`KeyspaceEntry`], so item operations do not read the catalog.
 /// Safe across processes because storage tables are never named twice: an entry another process
 /// made stale (its table or index dropped) points at a table that no longer exists, and the
 /// statement that finds it gone makes the backend forget the entry and look again. Descriptions
-/// are not cached: they are read on every call, so a change made by one process is seen by all
-/// at once.
+/// are remembered apart ([`Descriptions`]), each confirmed by the request it is given to.
 #[derive(Default)]
 struct KeyspaceCache {
     entries: RwLock<HashMap<(String, Keyspace), Arc<KeyspaceEntry>>>,
@@ -110,7 +150,13 @@ impl PostgresStore {
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(pool_size).build()?;
         drop(pool.get().await.with_context(|| format!("connecting to PostgreSQL at {location}"))?);
-        Ok(PostgresStore { pool, wait_timeout, keyspaces: KeyspaceCache::default(), location })
+        Ok(PostgresStore {
+            pool,
+            wait_timeout,
+            keyspaces: KeyspaceCache::default(),
+            descriptions: Descriptions::default(),
+            location,
+        })
     }
 
     pub(super) fn describe(&self) -> String {
@@ -137,6 +183,8 @@ impl PostgresStore {
             create_keyspace(&tx, id, index).await?;
         }
         tx.commit().await.map_err(internal)?;
+        let record = TableRecord { description: description.to_vec(), version: version as u64 };
+        self.descriptions.remember(account, name, Some(record));
         Ok(true)
     }
 
@@ -144,7 +192,37 @@ impl PostgresStore {
         let client = self.client().await?;
         let params = [Param::Text(account), Param::Text(name)];
         let row = query_opt(&client, DIALECT.catalog().describe_table, &params).await.map_err(internal)?;
-        Ok(row.map(|r| TableRecord { description: r.get::<_, String>(0).into_bytes(), version: version(&r, 1) }))
+        let record =
+            row.map(|r| TableRecord { description: r.get::<_, String>(0).into_bytes(), version: version(&r, 1) });
+        self.descriptions.remember(account, name, record.clone());
+        Ok(record)
+    }
+
+    /// The description this process last read or wrote, without a round trip; a claim to confirm
+    /// with [`PostgresStore::description_is`] or with the request's next read of the table.
+    pub(super) fn remembered_description(&self, account: &str, name: &str) -> Option<TableRecord> {
+        self.descriptions.get(account, name)
+    }
+
+    /// Whether the table's description is still at `version`; forgotten when not.
+    pub(super) async fn description_is(&self, account: &str, name: &str, version: u64) -> Result<bool, StorageError> {
+        let client = self.client().await?;
+        self.confirm(&client, account, name, version).await
+    }
+
+    async fn confirm(
+        &self,
+        client: &impl GenericClient,
+        account: &str,
+        name: &str,
+        at: u64,
+    ) -> Result<bool, StorageError> {
+        let params = [Param::Text(account), Param::Text(name), Param::Int(i64::try_from(at).unwrap_or(-1))];
+        let current = query_opt(client, DESCRIPTION_AT, &params).await.map_err(internal)?.is_some();
+        if !current {
+            self.descriptions.remember(account, name, None);
+        }
+        Ok(current)
     }
 
     pub(super) async fn update_table(
@@ -164,6 +242,7 @@ impl PostgresStore {
         let row = row.ok_or(StorageError::NoSuchKeyspace)?;
         let (id, version): (i64, i64) = (row.get(0), row.get(1));
         if version as u64 != expected_version {
+            self.descriptions.remember(account, name, None);
             return Ok(None);
         }
         let new_version: i64 = query_one(&tx, catalog.new_table_version, &[]).await.map_err(internal)?.get(0);
@@ -177,6 +256,8 @@ impl PostgresStore {
         }
         tx.commit().await.map_err(internal)?;
         self.forget(account, name);
+        let record = TableRecord { description: change.description.to_vec(), version: new_version as u64 };
+        self.descriptions.remember(account, name, Some(record));
         Ok(Some(new_version as u64))
     }
 
@@ -213,6 +294,7 @@ impl PostgresStore {
         };
         // After the commit, so that no concurrent lookup re-caches the table in between.
         self.forget(account, name);
+        self.descriptions.remember(account, name, None);
         Ok(deleted)
     }
 
@@ -295,8 +377,18 @@ impl PostgresStore {
         key: &ItemKey,
     ) -> Result<Option<StoredItem>, StorageError> {
         let client = self.client().await?;
-        let row = on_keyspace!(self, &client, account, keyspace, |entry| {
-            query_opt(&client, &entry.sql.get, &[Param::Bytes(&key.partition), Param::Bytes(&key.sort)]).await
+        self.get_on(&client, account, keyspace, key).await
+    }
+
+    async fn get_on(
+        &self,
+        client: &Object,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+    ) -> Result<Option<StoredItem>, StorageError> {
+        let row = on_keyspace!(self, client, account, keyspace, |entry| {
+            query_opt(client, &entry.sql.get, &[Param::Bytes(&key.partition), Param::Bytes(&key.sort)]).await
         })?;
         Ok(row.map(|r| StoredItem {
             key: key.clone(),
@@ -305,15 +397,53 @@ impl PostgresStore {
         }))
     }
 
+    /// [`PostgresStore::get`], and in the same round trip (pipelined on one connection) whether
+    /// the table's description is still at `version`.
+    pub(super) async fn get_confirming(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+        version: u64,
+    ) -> Result<(Option<StoredItem>, bool), StorageError> {
+        let client = self.client().await?;
+        let (current, item) = futures_util::future::join(
+            self.confirm(&client, account, &keyspace.table, version),
+            self.get_on(&client, account, keyspace, key),
+        )
+        .await;
+        Ok((item?, current?))
+    }
+
+    /// [`PostgresStore::query`], confirming the description as [`PostgresStore::get_confirming`].
+    pub(super) async fn query_confirming(
+        &self,
+        account: &str,
+        request: &QueryRequest,
+        version: u64,
+    ) -> Result<(Page, bool), StorageError> {
+        let client = self.client().await?;
+        let (current, page) = futures_util::future::join(
+            self.confirm(&client, account, &request.keyspace.table, version),
+            self.query_on(&client, account, request),
+        )
+        .await;
+        Ok((page?, current?))
+    }
+
     pub(super) async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
         let client = self.client().await?;
+        self.query_on(&client, account, request).await
+    }
+
+    async fn query_on(&self, client: &Object, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
         let bounds = sort_bounds(&request.sort);
         let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
         while let Some((limit, after)) = read.next_chunk() {
             let after = after.cloned();
-            let rows = on_keyspace!(self, &client, account, &request.keyspace, |entry| {
+            let rows = on_keyspace!(self, client, account, &request.keyspace, |entry| {
                 let (sql, params) = query_sql(DIALECT, &entry.storage_table, request, &bounds, after.as_ref(), limit);
-                query(&client, &sql, &params).await
+                query(client, &sql, &params).await
             })?;
             read.add(rows.iter().map(stored_item))?;
         }
@@ -383,6 +513,11 @@ impl PostgresStore {
         };
         // A COMMIT ends the transaction also when it fails.
         group.begun = false;
+        if let Err(WriteError::GuardFailed(index)) = ended
+            && let Some(Write::TableAt { table, .. }) = writes.get(index as usize)
+        {
+            self.descriptions.remember(account, table, None);
+        }
         ended
     }
 
