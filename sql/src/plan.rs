@@ -126,7 +126,7 @@ enum Check {
     NoRow,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     /// Whether the guard held, given the rows the statement affected or returned.
     pub fn holds(&self, rows: u64) -> bool {
         match self.check {
@@ -136,13 +136,24 @@ impl Plan<'_> {
         }
     }
 
+    /// The statement made to fail, by a division by zero, when its guard does not hold
+    /// (PostgreSQL): a group whose `COMMIT` is sent with its statements is then rolled back by
+    /// the failure itself.
+    pub fn raising_sql(&self) -> Cow<'a, str> {
+        match self.check {
+            Check::None => Cow::Borrowed(self.sql),
+            Check::OneRow => Cow::Owned(raise_unless_rows(self.sql, true)),
+            Check::NoRow => Cow::Owned(raise_unless_rows(self.sql, false)),
+        }
+    }
+
     /// Whether the statement puts a document.
     pub fn puts(&self) -> bool {
         self.put.is_some()
     }
 
     /// The parameters, in the order of [`TableSql`]; `new_version` where the dialect binds it.
-    pub fn params<'a>(&'a self, key: &'a ItemKey, new_version: Option<i64>) -> Result<Vec<Param<'a>>, StorageError> {
+    pub fn params<'p>(&'p self, key: &'p ItemKey, new_version: Option<i64>) -> Result<Vec<Param<'p>>, StorageError> {
         let mut params = vec![Param::Bytes(&key.partition), Param::Bytes(&key.sort)];
         if let Some((document, hash, expires)) = self.put {
             let document = std::str::from_utf8(document)
@@ -156,6 +167,17 @@ impl Plan<'_> {
             params.push(Param::Int(version));
         }
         Ok(params)
+    }
+}
+
+/// `sql` (PostgreSQL; a SELECT, or a write that gains `RETURNING 1`) as a statement that divides
+/// by zero unless it returns (`one_row`) or does not return (`!one_row`) a row.
+pub fn raise_unless_rows(sql: &str, one_row: bool) -> String {
+    let divisor = if one_row { "count(*)::int" } else { "(1 - count(*)::int)" };
+    if sql.starts_with("SELECT") {
+        format!("SELECT 1 / {divisor} FROM ({sql}) guarded")
+    } else {
+        format!("WITH guarded AS ({sql} RETURNING 1) SELECT 1 / {divisor} FROM guarded")
     }
 }
 

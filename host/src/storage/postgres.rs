@@ -14,6 +14,7 @@
 //! a claim the request's next statement on the table confirms (see `runtime/imports.rs`), so each
 //! process still sees the others' CreateTable, UpdateTable and DeleteTable at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -26,8 +27,8 @@ use dynabox_handler::storage::{
 };
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::plan::{
-    ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, scan_sql,
-    sort_bounds, write_keyspace,
+    ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, raise_unless_rows,
+    scan_sql, sort_bounds, write_keyspace,
 };
 use dynabox_sql::postgres::is_conflict;
 use dynabox_sql::{Dialect, Param};
@@ -465,9 +466,9 @@ impl PostgresStore {
     }
 
     /// A group with one item write is one statement. Any other group is a transaction whose
-    /// statements are sent together with its `BEGIN` (pipelined), so a put with its table guard
-    /// takes two round trips (the statements, then `COMMIT`) instead of four; only a change
-    /// record waits, for its sequence number. A failed guard rolls the whole group back.
+    /// statements are sent together with its `BEGIN` and `COMMIT` (pipelined), so a put with its
+    /// table guard takes one round trip instead of four; only a change record waits, for its
+    /// sequence number. A failed guard rolls the whole group back.
     pub(super) async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
         match self.write_once(account, writes).await {
             // A storage table another process dropped (its keyspace forgotten by now), maybe for
@@ -494,36 +495,26 @@ impl PostgresStore {
         }
         let mut group = GroupConnection { client: Some(client), begun: false };
         let outcome = self.write_pipelined(&mut group, account, writes, &entries, &mut committed).await;
-        let client = group.client.as_ref().expect("held until the group ends");
-        let ended = match outcome {
-            Ok(()) => match client.batch_execute("COMMIT").await {
-                Ok(()) => Ok(committed),
-                // Rolled back whole by the server (a deadlock or serialisation failure): as a
-                // guard that failed, so the caller decides again.
-                Err(e) if e.code().is_some_and(is_conflict) => Err(WriteError::GuardFailed(0)),
-                Err(e) => Err(internal(e).into()),
-            },
-            Err(error) => {
-                if group.begun {
-                    // Should this fail, dropping the group closes the connection instead.
-                    client.batch_execute("ROLLBACK").await.map_err(internal)?;
-                }
-                Err(error)
-            }
-        };
-        // A COMMIT ends the transaction also when it fails.
-        group.begun = false;
-        if let Err(WriteError::GuardFailed(index)) = ended
+        if outcome.is_err() && group.begun {
+            // Should this fail, dropping the group closes the connection instead.
+            let client = group.client.as_ref().expect("held until the group ends");
+            client.batch_execute("ROLLBACK").await.map_err(internal)?;
+            group.begun = false;
+        }
+        if let Err(WriteError::GuardFailed(index)) = outcome
             && let Some(Write::TableAt { table, .. }) = writes.get(index as usize)
         {
             self.descriptions.remember(account, table, None);
         }
-        ended
+        outcome.map(|()| committed)
     }
 
-    /// Begins the group's transaction and runs its writes, sending each run of statements up to
-    /// a change record (which needs its sequence number first) together with `BEGIN` or after
-    /// the previous run, in the group's order. The first write that failed, if any.
+    /// Runs the group as one transaction: `BEGIN`, its statements and `COMMIT` sent together
+    /// (pipelined, in the group's order), each guard made to fail when it does not hold
+    /// (`raising_sql`), so that the failure aborts the transaction and the `COMMIT` rolls it back.
+    /// A change record needs its sequence number first, so it ends a run and the rest follows it.
+    /// The first write that failed, if any; the transaction is still open only when it failed
+    /// before the `COMMIT` was sent (`group.begun`).
     async fn write_pipelined(
         &self,
         group: &mut GroupConnection,
@@ -546,13 +537,14 @@ impl PostgresStore {
                 _ => plan(write, &entry.sql),
             })
             .collect();
-        let mut steps = Vec::with_capacity(writes.len() + 1);
-        steps.push(Step::Statement { index: None, sql: "BEGIN", params: Vec::new() });
+        let mut steps = Vec::with_capacity(writes.len() + 2);
+        steps.push(Step::Statement { role: Role::Begin, sql: Cow::Borrowed("BEGIN"), params: Vec::new() });
         for (index, write) in writes.iter().enumerate() {
             let (sql, params) = match (write, &plans[index]) {
                 (Write::TableAt { version, .. }, _) => {
                     let version = i64::try_from(*version).unwrap_or(-1);
-                    (DIALECT.catalog().table_at, vec![Param::Int(entries[index].table_id), Param::Int(version)])
+                    let params = vec![Param::Int(entries[index].table_id), Param::Int(version)];
+                    (Cow::Owned(raise_unless_rows(DIALECT.catalog().table_at, true)), params)
                 }
                 (Write::AppendChange { .. }, _) => {
                     steps.push(Step::AppendChange(index));
@@ -560,12 +552,13 @@ impl PostgresStore {
                 }
                 (_, Some(plan)) => {
                     let key = item_write(write).expect("an item write").1;
-                    (plan.sql, plan.params(key, None).map_err(|e| failure(index, Failure::Storage(e)))?)
+                    (plan.raising_sql(), plan.params(key, None).map_err(|e| failure(index, Failure::Storage(e)))?)
                 }
                 (_, None) => continue,
             };
-            steps.push(Step::Statement { index: Some(index), sql, params });
+            steps.push(Step::Statement { role: Role::Write(index), sql, params });
         }
+        steps.push(Step::Statement { role: Role::Commit, sql: Cow::Borrowed("COMMIT"), params: Vec::new() });
         let mut rest = steps.as_slice();
         while let Some((step, after)) = rest.split_first() {
             if let Step::AppendChange(index) = *step {
@@ -582,49 +575,51 @@ impl PostgresStore {
             let sent: Vec<_> = sent
                 .iter()
                 .map(|step| match step {
-                    Step::Statement { index, sql, params } => (*index, *sql, bind(params)),
+                    Step::Statement { role, sql, params } => (*role, sql.as_ref(), bind(params)),
                     Step::AppendChange(_) => unreachable!("a run holds statements only"),
                 })
                 .collect();
             // Prepared before anything is sent, so that the statements go out in the group's order.
             let mut prepared = Vec::with_capacity(run);
-            for (index, sql, _) in &sent {
+            for (role, sql, _) in &sent {
                 let statement = client.prepare_cached(sql).await;
-                prepared.push(statement.map_err(|e| self.statement_failed(account, writes, *index, e))?);
+                prepared.push(statement.map_err(|e| self.statement_failed(account, writes, *role, e))?);
             }
             let executions =
                 prepared.iter().zip(&sent).map(|(statement, (_, _, params))| client.execute(statement, params));
             let results = futures_util::future::join_all(executions).await;
-            for ((index, _, _), result) in sent.iter().zip(results) {
-                let rows = result.map_err(|e| self.statement_failed(account, writes, *index, e))?;
-                let Some(index) = *index else {
-                    group.begun = true;
-                    continue;
-                };
-                let held = match &plans[index] {
-                    Some(plan) => plan.holds(rows),
-                    None => rows == 1,
-                };
-                if !held {
-                    return Err(WriteError::GuardFailed(index as u32));
+            // After the first failure the transaction is aborted: what follows fails too, and a
+            // COMMIT rolls back.
+            let mut first_failure = None;
+            for ((role, _, _), result) in sent.iter().zip(results) {
+                match role {
+                    Role::Begin => group.begun = true,
+                    Role::Commit => group.begun = false,
+                    Role::Write(_) => {}
                 }
+                if let Err(e) = result
+                    && first_failure.is_none()
+                {
+                    first_failure = Some(self.statement_failed(account, writes, *role, e));
+                }
+            }
+            if let Some(failure) = first_failure {
+                return Err(failure);
             }
         }
         Ok(())
     }
 
-    /// The error a group's statement (or `BEGIN`, at `None`) failed with, as the group's.
-    fn statement_failed(
-        &self,
-        account: &str,
-        writes: &[Write],
-        index: Option<usize>,
-        e: tokio_postgres::Error,
-    ) -> WriteError {
-        match index {
-            Some(index) if e.code().is_some_and(is_conflict) => WriteError::GuardFailed(index as u32),
-            Some(index) => self.failed(account, &writes[index], e).into(),
-            None => internal(e).into(),
+    /// The error a group's statement failed with, as the group's: a guard that did not hold
+    /// (it divided by zero, see `raising_sql`) or a conflict the server rolled back is a failed
+    /// guard, so the caller decides again.
+    fn statement_failed(&self, account: &str, writes: &[Write], role: Role, e: tokio_postgres::Error) -> WriteError {
+        let guard = e.code().is_some_and(|code| *code == SqlState::DIVISION_BY_ZERO || is_conflict(code));
+        match role {
+            Role::Write(index) if guard => WriteError::GuardFailed(index as u32),
+            Role::Write(index) => self.failed(account, &writes[index], e).into(),
+            Role::Commit if guard => WriteError::GuardFailed(0),
+            Role::Begin | Role::Commit => internal(e).into(),
         }
     }
 
@@ -773,10 +768,19 @@ const PIPELINE_DEPTH: usize = 30;
 
 /// What a pipelined group sends, in order.
 enum Step<'a> {
-    /// A statement sent with its neighbours; `index` is its write's (`None` for `BEGIN`).
-    Statement { index: Option<usize>, sql: &'a str, params: Vec<Param<'a>> },
+    /// A statement sent with its neighbours.
+    Statement { role: Role, sql: Cow<'a, str>, params: Vec<Param<'a>> },
     /// A change record: its sequence number is read first, so it ends a run.
     AppendChange(usize),
+}
+
+/// What a statement of a pipelined group is.
+#[derive(Clone, Copy)]
+enum Role {
+    Begin,
+    /// The statement of the group's write at this index.
+    Write(usize),
+    Commit,
 }
 
 /// A pooled connection inside a group's transaction, begun by sending `BEGIN` together with the
