@@ -95,7 +95,7 @@ impl RequestState {
     /// A store that cannot tell lets the answer stand (it reports its own failures).
     pub(super) async fn confirm_remaining(&mut self) -> bool {
         let Some(account) = self.account.clone() else { return true };
-        !matches!(self.confirm(&account, |_, _| true).await, Err(_))
+        self.confirm(&account, |_, _| true).await.is_ok()
     }
 }
 
