@@ -4,6 +4,7 @@
 
 mod support;
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, TableStatus};
 use support::{Server, create_hash_table, raw_request, signed_headers, stores};
 
@@ -33,6 +34,35 @@ async fn an_update_that_only_removes_leaves_a_missing_item_missing() {
         let set = update("SET x = :v").expression_attribute_values(":v", s("v")).send().await.expect("set");
         let created = set.attributes().expect("the new item");
         assert_eq!(created.get("x"), Some(&s("v")), "{store:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_with_nothing_to_change_creates_the_key_only_item() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = create_hash_table(&client, "api", "pk").await;
+        let created = client
+            .update_item()
+            .table_name(&table)
+            .key("pk", s("a"))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .expect("update without an expression");
+        let key = std::collections::HashMap::from([("pk".to_string(), s("a"))]);
+        assert_eq!(created.attributes(), Some(&key), "{store:?}");
+
+        // The create-if-absent idiom: the first call creates the item, the second fails.
+        let create_if_absent = || {
+            client.update_item().table_name(&table).key("pk", s("b")).condition_expression("attribute_not_exists(pk)")
+        };
+        create_if_absent().send().await.expect("first create");
+        let got = client.get_item().table_name(&table).key("pk", s("b")).consistent_read(true).send().await.unwrap();
+        assert_eq!(got.item().and_then(|item| item.get("pk")), Some(&s("b")), "{store:?}");
+        let again = create_if_absent().send().await.expect_err("second create");
+        assert_eq!(again.code(), Some("ConditionalCheckFailedException"), "{store:?}");
     }
 }
 

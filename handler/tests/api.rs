@@ -83,6 +83,52 @@ fn setting_or_adding_creates_the_missing_item() {
     }
 }
 
+#[test]
+fn an_update_that_changes_nothing_creates_the_key_only_item() {
+    let key = json!({"pk": {"S": "a"}});
+    for members in [
+        json!({}),
+        json!({"AttributeUpdates": {}}),
+        json!({"ConditionExpression": "attribute_not_exists(pk)"}),
+        json!({"ConditionExpression": "pk <> :p", "ExpressionAttributeValues": {":p": {"S": "a"}}}),
+    ] {
+        let mut store = store();
+        let mut body = members.clone();
+        body["ReturnConsumedCapacity"] = json!("TOTAL");
+        let answer = update(&mut store, body);
+        assert_eq!(answer["Attributes"], key, "{members}");
+        assert_eq!(answer["ConsumedCapacity"], json!({"TableName": "tab", "CapacityUnits": 1.0}), "{members}");
+        assert_eq!(get(&mut store, "a"), Some(key.clone()), "{members}");
+    }
+}
+
+#[test]
+fn create_if_absent_fails_its_condition_the_second_time() {
+    for members in [
+        json!({"ConditionExpression": "attribute_not_exists(pk)"}),
+        json!({"ConditionExpression": "pk <> :p", "ExpressionAttributeValues": {":p": {"S": "a"}}}),
+    ] {
+        let mut store = store();
+        update(&mut store, members.clone());
+        let mut body = json!({"TableName": "tab", "Key": {"pk": {"S": "a"}}});
+        body.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+        let (kind, message) = fails(&mut store, "UpdateItem", body);
+        assert_eq!(
+            (kind.as_str(), message.as_str()),
+            ("ConditionalCheckFailedException", "The conditional request failed")
+        );
+    }
+}
+
+#[test]
+fn an_update_that_changes_nothing_leaves_an_existing_item_as_it_is() {
+    let mut store = store();
+    let item = json!({"pk": {"S": "a"}, "x": {"S": "v"}});
+    ok(&mut store, "PutItem", json!({"TableName": "tab", "Item": item}));
+    assert_eq!(update(&mut store, json!({})), json!({"Attributes": item}));
+    assert_eq!(get(&mut store, "a"), Some(item));
+}
+
 // ---- JSON types ------------------------------------------------------------------------------
 
 #[test]

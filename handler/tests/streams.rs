@@ -101,6 +101,20 @@ fn writes_make_insert_modify_and_remove_records_with_images() {
 }
 
 #[test]
+fn an_update_that_creates_a_key_only_item_is_an_insert() {
+    let mut store = MemoryStore::default();
+    let table = table_with_stream(&mut store, "tab", Some("NEW_AND_OLD_IMAGES"));
+    let arn = table["LatestStreamArn"].as_str().unwrap().to_string();
+    let key = json!({"pk": {"S": "a"}});
+    ok(&mut store, "UpdateItem", json!({"TableName": "tab", "Key": key}));
+    ok(&mut store, "UpdateItem", json!({"TableName": "tab", "Key": key})); // changes nothing: no record
+    let records = all_records(&mut store, &arn);
+    assert_eq!(events(&records), ["INSERT"]);
+    assert_eq!(records[0]["dynamodb"]["NewImage"], key);
+    assert!(records[0]["dynamodb"].get("OldImage").is_none());
+}
+
+#[test]
 fn view_types_choose_the_images() {
     let mut store = MemoryStore::default();
     for (view, new, old) in [("KEYS_ONLY", false, false), ("NEW_IMAGE", true, false), ("OLD_IMAGE", false, true)] {

@@ -84,3 +84,10 @@ pub struct Update {
     /// DELETE path set: elements removed from a set.
     pub delete: Vec<(Path, AttributeValue)>,
 }
+
+impl Update {
+    /// No action at all: UpdateItem without UpdateExpression, or with empty AttributeUpdates.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty() && self.add.is_empty() && self.delete.is_empty()
+    }
+}

@@ -468,8 +468,9 @@ pub(super) fn new_item(change: &Change, old: Option<&Item>) -> ApiResult<Option<
                     expr::apply_update(update, &mut item).map(|()| item)
                 }
                 // Only SET and ADD write attributes: an update of nothing but REMOVE and DELETE
-                // actions leaves a missing item missing.
-                None if update.set.is_empty() && update.add.is_empty() => return Ok(None),
+                // actions leaves a missing item missing. One of no action at all creates the item
+                // with its key alone, as DynamoDB does (the create-if-absent idiom).
+                None if !update.is_empty() && update.set.is_empty() && update.add.is_empty() => return Ok(None),
                 // DynamoDB ignores REMOVE actions on an item that does not exist yet.
                 None => {
                     let mut item = key_item.clone();
