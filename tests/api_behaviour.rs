@@ -5,7 +5,11 @@
 mod support;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, TableStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType,
+    TableStatus,
+};
 use support::{Server, create_hash_table, raw_request, signed_headers, stores};
 
 fn s(v: &str) -> AttributeValue {
@@ -63,6 +67,66 @@ async fn an_update_with_nothing_to_change_creates_the_key_only_item() {
         assert_eq!(got.item().and_then(|item| item.get("pk")), Some(&s("b")), "{store:?}");
         let again = create_if_absent().send().await.expect_err("second create");
         assert_eq!(again.code(), Some("ConditionalCheckFailedException"), "{store:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_key_values_are_held_to_the_key_size_limits() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = create_hash_table(&client, "api", "pk").await;
+        let too_large = "g".repeat(2049);
+        // Before the index exists, the value is no key: the backfill must leave it out.
+        for (pk, g) in [("a", "G"), ("b", too_large.as_str())] {
+            client.put_item().table_name(&table).item("pk", s(pk)).item("g", s(g)).send().await.expect("put");
+        }
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name("by-g")
+            .key_schema(KeySchemaElement::builder().attribute_name("g").key_type(KeyType::Hash).build().unwrap())
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .unwrap();
+        client
+            .update_table()
+            .table_name(&table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("g")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await
+            .expect("create the index");
+        let mut active = false;
+        for _ in 0..100 {
+            let described = client.describe_table().table_name(&table).send().await.unwrap();
+            let indexes = described.table().map(|t| t.global_secondary_indexes().to_vec()).unwrap_or_default();
+            active = indexes.iter().any(|i| i.index_status() == Some(&IndexStatus::Active));
+            if active {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(active, "the backfill got past the item it leaves out: {store:?}");
+        let indexed = client.scan().table_name(&table).index_name("by-g").send().await.unwrap();
+        assert_eq!(indexed.count(), 1, "{store:?}");
+
+        let refused = client.put_item().table_name(&table).item("pk", s("c")).item("g", s(&too_large)).send().await;
+        let refused = refused.expect_err("an index key over 2,048 bytes");
+        assert_eq!(refused.code(), Some("ValidationException"), "{store:?}");
+        assert_eq!(
+            refused.message(),
+            Some(
+                "One or more parameter values were invalid: Size limit exceeded for Index Key g Actual Size: 2049 bytes \
+                 Max Size: 2048 bytes IndexName: by-g"
+            )
+        );
+        let got = client.get_item().table_name(&table).key("pk", s("c")).consistent_read(true).send().await.unwrap();
+        assert_eq!(got.item(), None, "{store:?}");
     }
 }
 

@@ -10,6 +10,7 @@
 use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table, storage_error};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::model::key::{encode, index_entry_key};
+use crate::model::size::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, value_size};
 use crate::model::{AttributeValue, Item, item_from_json, item_to_json};
 use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, TableChange, Write, WriteError};
 
@@ -21,11 +22,11 @@ pub struct Entry {
 }
 
 /// The entry `item` (whose table key is `table_key`) has in `index`, or None when the item lacks
-/// one of the index's key attributes. An index key attribute of the wrong type, or an empty string
-/// or binary one, is DynamoDB's ValidationException.
+/// one of the index's key attributes. An index key attribute of the wrong type, an empty string
+/// or binary one, or one over a key's size limit is DynamoDB's ValidationException.
 pub fn entry(table: &Table, index: &Index, item: &Item, table_key: &ItemKey) -> ApiResult<Option<Entry>> {
-    let hash = key_value(index, &index.hash_key, item)?;
-    let range = index.range_key.as_ref().map(|range| key_value(index, range, item)).transpose()?;
+    let hash = key_value(index, &index.hash_key, MAX_PARTITION_KEY_BYTES, item)?;
+    let range = index.range_key.as_ref().map(|range| key_value(index, range, MAX_SORT_KEY_BYTES, item)).transpose()?;
     let (Some(hash), None | Some(Some(_))) = (hash, &range) else { return Ok(None) };
     let encoded = |value: &AttributeValue| encode(value).expect("index keys are scalars, checked above");
     let range = range.flatten().map(encoded);
@@ -46,8 +47,14 @@ pub fn entry(table: &Table, index: &Index, item: &Item, table_key: &ItemKey) -> 
     Ok(Some(Entry { key, document }))
 }
 
-/// An index key attribute of the item, if it has it, checked as DynamoDB checks it.
-fn key_value<'i>(index: &Index, key: &KeyAttribute, item: &'i Item) -> ApiResult<Option<&'i AttributeValue>> {
+/// An index key attribute of the item, if it has it, checked as DynamoDB checks it: an index's
+/// key value is a key, at most `max_bytes` long like the table's.
+fn key_value<'i>(
+    index: &Index,
+    key: &KeyAttribute,
+    max_bytes: usize,
+    item: &'i Item,
+) -> ApiResult<Option<&'i AttributeValue>> {
     let Some(value) = item.get(&key.name) else { return Ok(None) };
     if value.type_name() != key.attribute_type {
         return Err(ApiError::invalid_parameter(format!(
@@ -67,6 +74,13 @@ fn key_value<'i>(index: &Index, key: &KeyAttribute, item: &'i Item) -> ApiResult
         return Err(ApiError::validation(format!(
             "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty {kind} value. IndexName: {}, IndexKey: {}",
             index.index_name, key.name
+        )));
+    }
+    let size = value_size(value);
+    if size > max_bytes {
+        return Err(ApiError::invalid_parameter(format!(
+            "Size limit exceeded for Index Key {} Actual Size: {size} bytes Max Size: {max_bytes} bytes IndexName: {}",
+            key.name, index.index_name
         )));
     }
     Ok(Some(value))
@@ -156,7 +170,8 @@ pub fn backfill_step(
     for stored in &page.items {
         let document = serde_json::from_slice(&stored.document);
         let item = document.map_err(|e| ApiError::internal(e.to_string())).and_then(|d| item_from_json(&d))?;
-        // An item whose index keys have the wrong type stays out of the index, as in DynamoDB.
+        // An item whose index keys DynamoDB refuses (of the wrong type, too large) stays out of
+        // the index, as in DynamoDB.
         let Ok(Some(entry)) = entry(&table, &index, &item, &stored.key) else { continue };
         let writes = [
             Write::Check {

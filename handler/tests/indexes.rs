@@ -341,6 +341,76 @@ fn index_keys_of_the_wrong_type_are_refused() {
     assert_eq!(scan["Count"], json!(0));
 }
 
+/// Table `sized` (pk S, sk S) with GSI `gsi` (g S, h S) and LSI `lsi` (pk, l S), both ALL.
+fn sized_store() -> MemoryStore {
+    let mut store = MemoryStore::default();
+    let element = |name: &str, kind: &str| json!({"AttributeName": name, "KeyType": kind});
+    let key = |hash: &str, range: &str| json!([element(hash, "HASH"), element(range, "RANGE")]);
+    let definitions: Vec<Value> =
+        ["pk", "sk", "g", "h", "l"].iter().map(|name| json!({"AttributeName": name, "AttributeType": "S"})).collect();
+    let all = json!({"ProjectionType": "ALL"});
+    let table = json!({
+        "TableName": "sized", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": key("pk", "sk"), "AttributeDefinitions": definitions,
+        "GlobalSecondaryIndexes": [{"IndexName": "gsi", "KeySchema": key("g", "h"), "Projection": all}],
+        "LocalSecondaryIndexes": [{"IndexName": "lsi", "KeySchema": key("pk", "l"), "Projection": all}],
+    });
+    ok(&mut store, "CreateTable", table);
+    store
+}
+
+#[test]
+fn index_key_values_have_the_key_size_limits() {
+    let mut store = sized_store();
+    let key = json!({"pk": {"S": "a"}, "sk": {"S": "1"}});
+    let at_limits = json!({
+        "pk": {"S": "a"}, "sk": {"S": "1"},
+        "g": {"S": "g".repeat(2048)}, "h": {"S": "h".repeat(1024)}, "l": {"S": "l".repeat(1024)},
+    });
+    ok(&mut store, "PutItem", json!({"TableName": "sized", "Item": at_limits}));
+    assert_eq!(json!(index_entries(&mut store, "sized", "gsi")), json!([at_limits]));
+    assert_eq!(json!(index_entries(&mut store, "sized", "lsi")), json!([at_limits]));
+
+    // Bytes, not characters: 683 three-byte characters are 2,049 bytes.
+    for (attribute, value, size, max, index) in [
+        ("g", "g".repeat(2049), 2049, 2048, "gsi"),
+        ("g", "€".repeat(683), 2049, 2048, "gsi"),
+        ("h", "h".repeat(1025), 1025, 1024, "gsi"),
+        ("l", "l".repeat(1025), 1025, 1024, "lsi"),
+    ] {
+        let expected = format!(
+            "One or more parameter values were invalid: Size limit exceeded for Index Key {attribute} \
+             Actual Size: {size} bytes Max Size: {max} bytes IndexName: {index}"
+        );
+        let value = json!({"S": value});
+        let mut new_item =
+            json!({"pk": {"S": "b"}, "sk": {"S": "1"}, "g": {"S": "g"}, "h": {"S": "h"}, "l": {"S": "l"}});
+        new_item[attribute] = value.clone();
+        let set = |key: &Value| {
+            json!({
+                "TableName": "sized", "Key": key, "UpdateExpression": "SET #a = :v",
+                "ExpressionAttributeNames": {"#a": attribute}, "ExpressionAttributeValues": {":v": value},
+            })
+        };
+        let new_key = json!({"pk": {"S": "b"}, "sk": {"S": "1"}});
+        let put = json!({"Put": {"TableName": "sized", "Item": new_item}});
+        let update = json!({"Update": set(&key)});
+        for (operation, request) in [
+            ("PutItem", json!({"TableName": "sized", "Item": new_item})),
+            ("UpdateItem", set(&key)),
+            ("UpdateItem", set(&new_key)),
+            ("BatchWriteItem", json!({"RequestItems": {"sized": [{"PutRequest": {"Item": new_item}}]}})),
+            ("TransactWriteItems", json!({"TransactItems": [put]})),
+            ("TransactWriteItems", json!({"TransactItems": [update]})),
+        ] {
+            assert_eq!(validation(&mut store, operation, request), expected, "{operation} {attribute} {size}");
+        }
+        let scan = ok(&mut store, "Scan", json!({"TableName": "sized", "ConsistentRead": true}));
+        assert_eq!(scan["Items"], json!([at_limits]), "nothing written");
+        assert_eq!(json!(index_entries(&mut store, "sized", "gsi")), json!([at_limits]));
+    }
+}
+
 // ---- UpdateTable -------------------------------------------------------------------------------
 
 /// Table `plain` (pk S) with no index, on demand.
@@ -719,6 +789,20 @@ fn an_index_created_on_a_provisioned_table_needs_throughput() {
     });
     let description = ok(&mut store, "UpdateTable", with_throughput)["TableDescription"].clone();
     assert_eq!(description["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"], json!(8));
+}
+
+#[test]
+fn the_backfill_leaves_out_items_whose_index_keys_are_too_large() {
+    let mut store = plain_store();
+    put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
+    put_plain(&mut store, json!({"pk": {"S": "b"}, "g": {"S": "g".repeat(2049)}}));
+    ok(&mut store, "UpdateTable", create_byg());
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 1).unwrap() {}
+    let index = describe_plain(&mut store)["GlobalSecondaryIndexes"][0].clone();
+    assert_eq!((&index["IndexStatus"], &index["ItemCount"]), (&json!("ACTIVE"), &json!(1)));
+    assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}, "g": {"S": "G"}})]);
+    let scan = ok(&mut store, "Scan", json!({"TableName": "plain"}));
+    assert_eq!(scan["Count"], json!(2), "the item stays in the table");
 }
 
 #[test]

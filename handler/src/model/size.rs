@@ -13,6 +13,10 @@ use crate::error::ApiError;
 /// DynamoDB's limit on an item's size.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
+/// DynamoDB's limits on a key value, of a table's key or of a secondary index's.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
 /// The answer to an item over [`MAX_ITEM_BYTES`].
 pub fn item_too_large() -> ApiError {
     ApiError::validation("Item size has exceeded the maximum allowed size")

@@ -2,11 +2,9 @@
 
 use crate::catalog::{KeyAttribute, Table};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{AttributeValue, Item, key, size::value_size};
+use crate::model::size::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, value_size};
+use crate::model::{AttributeValue, Item, key};
 use crate::storage::ItemKey;
-
-const MAX_PARTITION_KEY_BYTES: usize = 2048;
-const MAX_SORT_KEY_BYTES: usize = 1024;
 
 /// The key of an item about to be written (PutItem).
 pub fn of_item(table: &Table, item: &Item) -> ApiResult<ItemKey> {
