@@ -270,6 +270,43 @@ fn attribute_names_are_1_to_65535_bytes() {
     assert_eq!(get(&mut store, "a").unwrap()[&longest], json!({"N": "1"}));
 }
 
+#[test]
+fn map_keys_at_any_depth_are_at_most_65535_bytes() {
+    let too_large = "n".repeat(65536);
+    let nested = |key: &str| {
+        [
+            json!({"M": {key: {"N": "1"}}}),
+            json!({"M": {"a": {"M": {key: {"N": "1"}}}}}),
+            json!({"L": [{"S": "x"}, {"M": {key: {"N": "1"}}}]}),
+        ]
+    };
+    for value in nested(&too_large) {
+        let mut store = store();
+        let item = json!({"pk": {"S": "a"}, "m": value});
+        assert_eq!(
+            validation(&mut store, "PutItem", json!({"TableName": "tab", "Item": item})),
+            "Attribute name is too large, must be less than 65536 bytes"
+        );
+        let set = json!({
+            "TableName": "tab", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET m = :m",
+            "ExpressionAttributeValues": {":m": value},
+        });
+        assert_eq!(
+            validation(&mut store, "UpdateItem", set),
+            "ExpressionAttributeValues contains invalid value: \
+             Attribute name is too large, must be less than 65536 bytes for key :m"
+        );
+        assert_eq!(get(&mut store, "a"), None);
+    }
+    let longest = "n".repeat(65535);
+    for value in nested(&longest) {
+        let mut store = store();
+        let item = json!({"pk": {"S": "a"}, "m": value});
+        ok(&mut store, "PutItem", json!({"TableName": "tab", "Item": item}));
+        assert_eq!(get(&mut store, "a"), Some(item));
+    }
+}
+
 // ---- Request validation ----------------------------------------------------------------------
 
 fn create_table(store: &mut MemoryStore, key_schema: Value, definitions: Value) -> String {

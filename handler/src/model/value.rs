@@ -98,7 +98,8 @@ pub fn item_from_json(v: &Value) -> ApiResult<Item> {
 }
 
 /// DynamoDB's rule for an attribute name, in an item or in ExpressionAttributeNames: 1 to 65,535
-/// bytes. `Err` is the reason, which each caller words into its own message.
+/// bytes (a map key's too, which may be empty though). `Err` is the reason, which each caller
+/// words into its own message.
 pub fn check_attribute_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("Empty attribute name")
@@ -159,8 +160,10 @@ impl Decoder {
         };
         let mut item = Item::new();
         for (name, value) in fields.iter().filter(|(_, value)| !value.is_null()) {
-            // The names of an item's attributes; map keys deeper down have no such rule.
-            if let (1, Err(reason)) = (level, check_attribute_name(name)) {
+            // Map keys at any depth are names too, held to the same length; only they may be empty.
+            if let Err(reason) = check_attribute_name(name)
+                && (level == 1 || !name.is_empty())
+            {
                 self.reject(ApiError::validation(reason));
             }
             item.insert(name.clone(), self.value(value, level)?);
