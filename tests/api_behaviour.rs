@@ -205,3 +205,30 @@ async fn malformed_bodies_get_dynamodb_serialization_errors() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_in_an_unknown_content_coding_is_refused_and_not_applied() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = create_hash_table(&client, "api", "pk").await;
+        let put = |pk: &str, coding: &str| {
+            let item = format!(r#"{{"TableName": "{table}", "Item": {{"pk": {{"S": "{pk}"}}}}}}"#);
+            let headers = signed_headers("PutItem");
+            let mut headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            headers.push(("content-encoding", coding));
+            raw_request(&server.address, "POST", &headers, item.as_bytes())
+        };
+        let refused = put("a", "garbage");
+        assert_eq!(refused.status, 500, "{store:?}");
+        assert_eq!(
+            refused.body,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Unsupported Content-Encoding: garbage"}"#
+        );
+        assert_eq!(put("b", "identity").status, 200, "{store:?}");
+        for (pk, written) in [("a", false), ("b", true)] {
+            let got = client.get_item().table_name(&table).key("pk", s(pk)).consistent_read(true).send().await.unwrap();
+            assert_eq!(got.item().is_some(), written, "{pk} {store:?}");
+        }
+    }
+}

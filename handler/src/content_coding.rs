@@ -1,7 +1,7 @@
 //! HTTP content codings: request bodies sent with `Content-Encoding: gzip` or `deflate` (the
-//! SDKs' request compression), and responses compressed for a client that sends
-//! `Accept-Encoding`. Run by whatever fronts the handler, outside `handle`: natively by the host,
-//! inside the component under Spin.
+//! SDKs' request compression; any other coding but `identity` is refused), and responses
+//! compressed for a client that sends `Accept-Encoding`. Run by whatever fronts the handler,
+//! outside `handle`: natively by the host, inside the component under Spin.
 
 use std::io::{Read, Write};
 
@@ -19,16 +19,19 @@ use crate::sigv4::{PAYLOAD_HASH_HEADER, hex};
 const MIN_COMPRESSED_BYTES: usize = 1024;
 
 /// Replaces a gzip or deflate (zlib, as HTTP means it) body by what it stands for, at most
-/// DynamoDB's body limit; other codings pass unchanged. The signature covers the bytes sent, so
+/// DynamoDB's body limit; an identity one passes unchanged. Any other coding is refused as
+/// DynamoDB refuses it, with a 500, before anything runs. The signature covers the bytes sent, so
 /// their hash goes along in [`PAYLOAD_HASH_HEADER`], which only this function may set: a client's
 /// is dropped. A stream that does not decode is refused before anything runs.
 pub fn decode_request_body(request: &mut Request) -> Result<(), ApiError> {
     request.headers.retain(|(name, _)| name != PAYLOAD_HASH_HEADER);
-    let coding = request.header("content-encoding").unwrap_or("identity").trim().to_ascii_lowercase();
-    let decoder: Box<dyn Read + '_> = match coding.as_str() {
+    let coding = request.header("content-encoding").unwrap_or("identity").trim().to_string();
+    let decoder: Box<dyn Read + '_> = match coding.to_ascii_lowercase().as_str() {
         "gzip" | "x-gzip" => Box::new(GzDecoder::new(request.body.as_slice())),
         "deflate" => Box::new(ZlibDecoder::new(request.body.as_slice())),
-        _ => return Ok(()),
+        "identity" | "" => return Ok(()),
+        // Read as plain JSON, such a body would be applied as something the client did not send.
+        _ => return Err(ApiError::internal(format!("Unsupported Content-Encoding: {coding}"))),
     };
     let mut body = Vec::new();
     decoder
@@ -147,5 +150,45 @@ mod tests {
             ..Request::default()
         };
         assert_eq!(decode_request_body(&mut broken).unwrap_err().kind, crate::error::ErrorKind::Serialization);
+    }
+
+    fn with_coding(coding: Option<&str>, body: &[u8]) -> Request {
+        let headers = coding.map(|c| ("content-encoding".to_string(), c.to_string())).into_iter().collect();
+        Request { headers, body: body.to_vec(), ..Request::default() }
+    }
+
+    #[test]
+    fn gzip_x_gzip_and_deflate_are_decoded() {
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+        gzip.write_all(b"{}").unwrap();
+        let gzipped = gzip.finish().unwrap();
+        let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+        zlib.write_all(b"{}").unwrap();
+        let deflated = zlib.finish().unwrap();
+        for (coding, sent) in [("gzip", &gzipped), ("X-Gzip", &gzipped), (" deflate ", &deflated)] {
+            let mut request = with_coding(Some(coding), sent);
+            decode_request_body(&mut request).unwrap();
+            assert_eq!(request.body, b"{}", "{coding}");
+        }
+    }
+
+    #[test]
+    fn identity_or_no_coding_leaves_the_body_as_sent() {
+        for coding in [None, Some("identity"), Some("IDENTITY"), Some("")] {
+            let mut request = with_coding(coding, b"{}");
+            decode_request_body(&mut request).unwrap();
+            assert_eq!(request.body, b"{}", "{coding:?}");
+            assert_eq!(request.header(PAYLOAD_HASH_HEADER), None, "{coding:?}");
+        }
+    }
+
+    #[test]
+    fn other_codings_are_refused_as_dynamodb_refuses_them() {
+        for coding in ["garbage", "br", "compress", "gzip, identity"] {
+            let error = decode_request_body(&mut with_coding(Some(coding), b"{}")).unwrap_err();
+            assert_eq!(error.kind, crate::error::ErrorKind::InternalServerError, "{coding}");
+            assert_eq!(error.kind.status(), 500);
+            assert_eq!(error.message, format!("Unsupported Content-Encoding: {coding}"));
+        }
     }
 }
