@@ -10,23 +10,15 @@ mod code;
 
 use std::env;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
-    // Several checkouts may share one target directory (CI's runs do). Cargo tells a build's
-    // freshness by modification times and gives every checkout's units the same names, so it
-    // could take this script's last run, made for another checkout, as fresh and embed that
-    // checkout's handler. So the script runs on every build (this file never exists), builds
-    // the handler of the checkout it runs for (from CARGO_MANIFEST_DIR at run time, not `env!`,
-    // which is fixed when the script is compiled) in a target directory of that checkout's own,
-    // and replaces the embedded component only when its bytes changed. A run with nothing to do
-    // costs the inner cargo's no-op, well under a second.
-    println!("cargo:rerun-if-changed=build.rs.always-rerun");
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("host/ is inside the workspace");
+    declare_inputs(workspace);
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     ensure_wasm_target();
     // Not the outer target directory: the outer cargo holds its lock while we run.
@@ -93,6 +85,30 @@ fn main() {
     let code = compiler().precompile_component(&built).expect("the handler component compiles");
     std::fs::write(&compiled, code).expect("OUT_DIR is writable");
     std::fs::write(&compiled_key, key).expect("OUT_DIR is writable");
+}
+
+/// Tells cargo when to run this script again: when the handler's sources or the contract change,
+/// and when the target directory was last built for another checkout.
+///
+/// Several checkouts may share one target directory (CI's runs do). Cargo gives every checkout's
+/// units the same names and tells freshness by modification times, so after building checkout A it
+/// would take checkout B, cloned earlier, as built and embed A's handler. `.cargo/config.toml`
+/// sets `DYNABOX_CHECKOUT` to the checkout's path, and cargo runs the script again when that value
+/// changes. When cargo runs from outside the checkout that file is not read: then the script runs
+/// on every build, which costs a recompile of the host each time but never embeds a stranger.
+/// (The script itself builds the handler of the checkout it runs for, from CARGO_MANIFEST_DIR at
+/// run time, in a target directory of that checkout's own.)
+fn declare_inputs(workspace: &Path) {
+    let checkout = env::var_os("DYNABOX_CHECKOUT").map(PathBuf::from);
+    let same = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+    if !checkout.is_some_and(|checkout| same(&checkout, workspace)) {
+        println!("cargo:rerun-if-changed=build.rs.always-rerun");
+        return;
+    }
+    println!("cargo:rerun-if-env-changed=DYNABOX_CHECKOUT");
+    for input in ["handler/src", "handler/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(input).display());
+    }
 }
 
 /// Wasmtime's compiler for the target the host is built for, under the runtime's settings.
