@@ -1,11 +1,12 @@
 //! All DynamoDB semantics of dynabox. Ordinary Rust behind the [`storage::Storage`] and
 //! [`auth::Auth`] traits, so it runs natively in tests and benchmarks; `component` binds those
-//! traits to the WIT imports when built for `wasm32-wasip2` with the feature `component`.
+//! traits to the WIT imports when built for `wasm32-unknown-unknown` with the feature `component`.
 
 pub mod auth;
 pub mod capacity;
 pub mod catalog;
 pub mod content_coding;
+pub mod cors;
 pub mod error;
 pub mod expr;
 pub mod http;

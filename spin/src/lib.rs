@@ -14,10 +14,10 @@ mod expiry;
 
 use dynabox_handler::auth::{ClaimedAccount, OpenPolicy};
 use dynabox_handler::catalog::storage_error;
-use dynabox_handler::content_coding;
 use dynabox_handler::error::ApiError;
 use dynabox_handler::storage::StorageError;
 use dynabox_handler::storage::memory::MemoryStore;
+use dynabox_handler::{content_coding, cors};
 use dynabox_sql::accounts::SealingKey;
 use dynabox_sql::{Connection, Dialect, SqlStore};
 use spin_sdk::http::{Request, Response};
@@ -39,11 +39,16 @@ fn handle(request: Request) -> Response {
         headers,
         body: request.into_body(),
     };
-    let mut response = match content_coding::decode_request_body(&mut request) {
-        Ok(()) => respond(&request),
-        Err(error) => dynabox_handler::protocol::error_response(&error, dynabox_handler::random::request_id()),
+    let mut response = if request.method == "OPTIONS" {
+        cors::preflight(request.header("origin"), request.header("access-control-request-headers"))
+    } else {
+        match content_coding::decode_request_body(&mut request) {
+            Ok(()) => respond(&request),
+            Err(error) => dynabox_handler::protocol::error_response(&error, dynabox_handler::random::request_id()),
+        }
     };
     content_coding::encode_response(request.header("accept-encoding"), &mut response);
+    cors::allow(request.header("origin"), &mut response);
     let mut builder = Response::builder();
     builder.status(response.status);
     for (name, value) in response.headers {
