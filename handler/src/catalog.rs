@@ -350,6 +350,10 @@ pub fn storage_error(error: StorageError) -> ApiError {
             }
             ApiError::internal("Internal server error")
         }
+        StorageError::OutcomeUnknown => ApiError::internal(
+            "Internal server error: the connection to the database was lost while the write committed, and whether \
+             it was applied could not be determined; read the item before retrying a write that is not idempotent",
+        ),
     }
 }
 

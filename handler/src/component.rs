@@ -1,6 +1,6 @@
 //! The component face of the handler: binds [`Storage`] and [`Auth`] to the WIT imports and
-//! exports `handle`. Everything here is mechanical conversion between the generated WIT types
-//! and the crate's own.
+//! exports `handle`, `backfill` and `expire`, converting between the generated WIT types and the
+//! crate's own; and the component's memory allocator (module `allocator`).
 
 // Generated bindings pass flattened records as many core parameters (a storage call's keyspace
 // and key are eight).
@@ -209,6 +209,7 @@ impl From<wit::StorageError> for StorageError {
         match e {
             wit::StorageError::NoSuchKeyspace => StorageError::NoSuchKeyspace,
             wit::StorageError::Internal(detail) => StorageError::Internal(detail),
+            wit::StorageError::OutcomeUnknown => StorageError::OutcomeUnknown,
         }
     }
 }

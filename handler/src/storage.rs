@@ -1,10 +1,11 @@
 //! The storage contract as the handler sees it: a small ordered, versioned store of keyspaces,
 //! byte keys and opaque documents that knows nothing of DynamoDB.
 //!
-//! These types mirror `wit/dynabox.wit` (interface `storage`) one to one. Inside the component,
-//! `component.rs` implements [`Storage`] on the WIT imports; natively (unit tests) any Rust value
-//! can implement it. The host's backends use these same types, so the WIT boundary is a
-//! mechanical conversion on both sides.
+//! These types carry what `wit/dynabox.wit` (interface `storage`) carries, shaped for Rust: ranges
+//! are `std::ops::Bound`s, the WIT's tuples are named fields (`Write::TableAt`,
+//! `Write::AppendChange`), a table change borrows its parts. Inside the component, `component.rs` implements [`Storage`] on the WIT
+//! imports; natively (unit tests) any Rust value can implement it. The host's backends use these
+//! same types, so the WIT boundary is a conversion on both sides, case by case.
 //!
 //! What the store holds, per account (the host binds every call to the account it authenticated
 //! and refuses any other):
@@ -195,6 +196,9 @@ pub enum StorageError {
     NoSuchKeyspace,
     /// Anything else; the text is for logs, never for clients.
     Internal(String),
+    /// A write group's commit was sent and whether it took effect could not be found out: unlike
+    /// every other failure, the group may have been applied.
+    OutcomeUnknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -146,6 +146,7 @@ fn failed(e: StorageError) -> anyhow::Error {
     match e {
         StorageError::Internal(detail) => anyhow::anyhow!("the store failed: {detail}"),
         StorageError::NoSuchKeyspace => anyhow::anyhow!("the store lost a table while the command ran"),
+        StorageError::OutcomeUnknown => anyhow::anyhow!("the store lost its connection; the change may have been made"),
     }
 }
 

@@ -427,6 +427,7 @@ impl From<native::StorageError> for storage::StorageError {
     fn from(e: native::StorageError) -> Self {
         match e {
             native::StorageError::NoSuchKeyspace => storage::StorageError::NoSuchKeyspace,
+            native::StorageError::OutcomeUnknown => storage::StorageError::OutcomeUnknown,
             native::StorageError::Internal(detail) => {
                 report_storage_failure(&detail);
                 // Logged here, and counted: the guest gets nothing to log again, and never the

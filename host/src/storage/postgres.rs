@@ -32,6 +32,8 @@ use dynabox_sql::plan::{
 };
 use dynabox_sql::postgres::is_conflict;
 use dynabox_sql::{Dialect, Param};
+use futures_util::TryFutureExt;
+use futures_util::future::Either;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -524,6 +526,8 @@ impl PostgresStore {
         committed: &mut Committed,
     ) -> Result<(), WriteError> {
         let client = group.client.as_ref().expect("held until the group ends");
+        // The transaction's id, once the server has told it: what tells a lost COMMIT's outcome.
+        let mut transaction: Option<i64> = None;
         let failure = |index: usize, failure: Failure| match failure {
             Failure::Conflict => WriteError::GuardFailed(index as u32),
             Failure::Storage(e) => WriteError::Storage(e),
@@ -539,6 +543,11 @@ impl PostgresStore {
             .collect();
         let mut steps = Vec::with_capacity(writes.len() + 2);
         steps.push(Step::Statement { role: Role::Begin, sql: Cow::Borrowed("BEGIN"), params: Vec::new() });
+        steps.push(Step::Statement {
+            role: Role::TransactionId,
+            sql: Cow::Borrowed(TRANSACTION_ID),
+            params: Vec::new(),
+        });
         for (index, write) in writes.iter().enumerate() {
             let (sql, params) = match (write, &plans[index]) {
                 (Write::TableAt { version, .. }, _) => {
@@ -585,29 +594,67 @@ impl PostgresStore {
                 let statement = client.prepare_cached(sql).await;
                 prepared.push(statement.map_err(|e| self.statement_failed(account, writes, *role, e))?);
             }
-            let executions =
-                prepared.iter().zip(&sent).map(|(statement, (_, _, params))| client.execute(statement, params));
+            let executions = prepared.iter().zip(&sent).map(|(statement, (role, _, params))| match role {
+                Role::TransactionId => Either::Left(client.query_one(statement, params).map_ok(|row| Some(row.get(0)))),
+                _ => Either::Right(client.execute(statement, params).map_ok(|_| None)),
+            });
             let results = futures_util::future::join_all(executions).await;
             // After the first failure the transaction is aborted: what follows fails too, and a
-            // COMMIT rolls back.
-            let mut first_failure = None;
+            // COMMIT rolls back. Unless no answer came: then a COMMIT sent may have committed.
+            let (mut first_failure, mut server_refused, mut commit_unanswered) = (None, false, false);
             for ((role, _, _), result) in sent.iter().zip(results) {
                 match role {
                     Role::Begin => group.begun = true,
                     Role::Commit => group.begun = false,
-                    Role::Write(_) => {}
+                    Role::TransactionId | Role::Write(_) => {}
                 }
-                if let Err(e) = result
-                    && first_failure.is_none()
-                {
-                    first_failure = Some(self.statement_failed(account, writes, *role, e));
+                match result {
+                    Ok(id) => transaction = transaction.or(id),
+                    Err(e) => {
+                        server_refused |= e.code().is_some_and(|code| !is_disconnection(code));
+                        commit_unanswered |= matches!(role, Role::Commit);
+                        first_failure = first_failure.or(Some(self.statement_failed(account, writes, *role, e)));
+                    }
                 }
+            }
+            if commit_unanswered && !server_refused {
+                return match transaction {
+                    Some(id) => self.outcome_of(id).await,
+                    None => Err(StorageError::OutcomeUnknown.into()),
+                };
             }
             if let Some(failure) = first_failure {
                 return Err(failure);
             }
         }
         Ok(())
+    }
+
+    /// Whether the transaction `id`, whose COMMIT was sent but never answered, committed: asked
+    /// of PostgreSQL on another connection, and asked again while it is still in progress (the
+    /// server may not have noticed the lost connection yet), within the storage timeout.
+    async fn outcome_of(&self, id: i64) -> Result<(), WriteError> {
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        while tokio::time::Instant::now() < deadline {
+            // After a restart the pool may still hold dead connections: each try takes another.
+            let status = match self.client().await {
+                Ok(client) => query_one(&client, TRANSACTION_STATUS, &[Param::Int(id)]).await.ok(),
+                Err(_) => None,
+            };
+            match status.as_ref().map(|row| row.get::<_, Option<String>>(0)).as_ref().map(|s| s.as_deref()) {
+                Some(Some("committed")) => return Ok(()),
+                Some(Some("aborted")) => {
+                    return Err(StorageError::Internal(
+                        "postgres: the connection was lost; the transaction rolled back".into(),
+                    )
+                    .into());
+                }
+                // Too old to tell (it cannot be: it is seconds old), or no answer yet.
+                Some(None) => break,
+                Some(Some(_)) | None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        Err(StorageError::OutcomeUnknown.into())
     }
 
     /// The error a group's statement failed with, as the group's: a guard that did not hold
@@ -619,7 +666,7 @@ impl PostgresStore {
             Role::Write(index) if guard => WriteError::GuardFailed(index as u32),
             Role::Write(index) => self.failed(account, &writes[index], e).into(),
             Role::Commit if guard => WriteError::GuardFailed(0),
-            Role::Begin | Role::Commit => internal(e).into(),
+            Role::Begin | Role::TransactionId | Role::Commit => internal(e).into(),
         }
     }
 
@@ -774,10 +821,24 @@ enum Step<'a> {
     AppendChange(usize),
 }
 
+/// A group's transaction id, sent right after `BEGIN`: its answer arrives before the `COMMIT` is
+/// even read by the server, so a `COMMIT` whose answer is lost can still be asked about
+/// ([`TRANSACTION_STATUS`]). It assigns the id the group's first write would assign anyway.
+const TRANSACTION_ID: &str = "SELECT txid_current()";
+const TRANSACTION_STATUS: &str = "SELECT txid_status($1)";
+
+/// Whether an error the server sent means it is closing the connection (administrator command,
+/// crash, shutdown), not that the statement failed: the transaction may have committed just before.
+fn is_disconnection(code: &SqlState) -> bool {
+    code.code().starts_with("57P") || code.code().starts_with("08")
+}
+
 /// What a statement of a pipelined group is.
 #[derive(Clone, Copy)]
 enum Role {
     Begin,
+    /// [`TRANSACTION_ID`].
+    TransactionId,
     /// The statement of the group's write at this index.
     Write(usize),
     Commit,
