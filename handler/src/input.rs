@@ -5,7 +5,6 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::size::item_too_large;
 
 mod weigh;
 
@@ -26,8 +25,8 @@ impl<'a> Input<'a> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Map::new());
         }
-        if weigh::oversized_value(body) {
-            return Err(item_too_large());
+        if let Some(refusal) = weigh::refusal(body) {
+            return Err(refusal);
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(members)) => Ok(members),

@@ -4,11 +4,13 @@
 //! body of a million `{"S":"a"}` list elements, 12 MB on the wire, would need most of a gigabyte:
 //! more than the sandbox has. Such a request is invalid in DynamoDB (that list alone is far over
 //! the 400 KB item limit), and this pass finds it out from the bytes, in memory bounded by the
-//! request's real size.
+//! request's real size. A body whose tree would not fit the sandbox for any other reason (say
+//! a member the operation ignores, holding a million tiny objects) is refused too, as too large.
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::model::size::{CONTAINER_OVERHEAD, ELEMENT_OVERHEAD, MAX_ITEM_BYTES};
+use crate::error::{ApiError, ErrorKind};
+use crate::model::size::{CONTAINER_OVERHEAD, ELEMENT_OVERHEAD, MAX_ITEM_BYTES, item_too_large};
 
 /// Trees up to this size are built whatever the body holds, so every request of ordinary size
 /// keeps DynamoDB's order of validation; only beyond it does this pass judge.
@@ -17,13 +19,30 @@ const TREE_BUDGET: usize = 16 << 20;
 /// smaller bodies need no pass.
 const MAX_TREE_BYTES_PER_BODY_BYTE: usize = 100;
 
-/// Whether the body is too large to parse as a tree and holds an attribute value (or an item, a
-/// key) over DynamoDB's item limit: a request DynamoDB refuses, refused before it is parsed.
-pub fn oversized_value(body: &[u8]) -> bool {
+/// The most a tree may take: the sandbox's default memory (256 MiB) must still hold the body, the
+/// items a request reads and its response beside it.
+const MAX_TREE_BYTES: usize = 96 << 20;
+
+/// Why a body too large to parse as a tree is refused before it is parsed: it holds an attribute
+/// value (or an item, a key) over DynamoDB's item limit, a request DynamoDB refuses; or its tree
+/// would not fit the sandbox's memory whatever it holds.
+pub fn refusal(body: &[u8]) -> Option<ApiError> {
     if body.len() <= TREE_BUDGET / MAX_TREE_BYTES_PER_BODY_BYTE {
-        return false;
+        return None;
     }
-    weigh(body).is_some_and(|w| w.tree_bytes > TREE_BUDGET && w.largest_value_bytes > MAX_ITEM_BYTES)
+    let weight = weigh(body)?;
+    if weight.tree_bytes <= TREE_BUDGET {
+        None
+    } else if weight.largest_value_bytes > MAX_ITEM_BYTES {
+        Some(item_too_large())
+    } else if weight.tree_bytes > MAX_TREE_BYTES {
+        Some(ApiError::new(
+            ErrorKind::RequestEntityTooLarge,
+            format!("Request too complex: its JSON would take more than {} MiB to process", MAX_TREE_BYTES >> 20),
+        ))
+    } else {
+        None
+    }
 }
 
 /// What the pass found.
@@ -242,14 +261,23 @@ mod tests {
         assert!(body.len() > 9_000_000);
         let weight = weigh(&body).unwrap();
         assert!(weight.tree_bytes > 500 << 20, "{weight:?}");
-        assert!(oversized_value(&body));
+        assert!(refusal(&body).is_some_and(|e| e.message.contains("Item size has exceeded")));
+    }
+
+    #[test]
+    fn a_dense_member_the_operation_ignores_is_refused_as_too_large() {
+        // 800,000 tiny objects outside any item: no value over the limit, but ~550 MB as a tree.
+        let elements = vec![r#"{"S":"a"}"#; 800_000].join(",");
+        let body = format!(r#"{{"TableName":"t","Key":{{"k":{{"S":"1"}}}},"Ignored":[{elements}]}}"#);
+        let refused = refusal(body.as_bytes()).expect("refused");
+        assert_eq!((refused.kind, refused.kind.status()), (ErrorKind::RequestEntityTooLarge, 413));
     }
 
     #[test]
     fn an_item_of_a_million_attributes_is_refused_unparsed() {
         let attributes: Vec<String> = (0..1_000_000).map(|i| format!(r#""a{i}":{{"N":"1"}}"#)).collect();
         let body = format!(r#"{{"TableName":"t","Item":{{{}}}}}"#, attributes.join(","));
-        assert!(oversized_value(body.as_bytes()));
+        assert!(refusal(body.as_bytes()).is_some());
     }
 
     #[test]
@@ -258,13 +286,13 @@ mod tests {
         let body = list_of(40_000, r#"{"N":"1"}"#);
         let weight = weigh(&body).unwrap();
         assert!(weight.tree_bytes > TREE_BUDGET && weight.largest_value_bytes < MAX_ITEM_BYTES, "{weight:?}");
-        assert!(!oversized_value(&body));
+        assert!(refusal(&body).is_none());
     }
 
     #[test]
     fn large_values_in_small_trees_keep_the_usual_validation_order() {
         // One 500 KB string: over the limit, but its tree is small, so the operation judges it.
         let body = format!(r#"{{"Item":{{"s":{{"S":"{}"}}}}}}"#, "x".repeat(500 << 10));
-        assert!(!oversized_value(body.as_bytes()));
+        assert!(refusal(body.as_bytes()).is_none());
     }
 }
