@@ -43,6 +43,36 @@ fn idle_and_slow_clients_are_cut_off() {
     assert!(closed_within(&mut kept, Duration::from_secs(3)));
 }
 
+/// A keep-alive connection that has made one request and now sits idle.
+fn idle_keep_alive(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut answer, mut chunk) = (Vec::new(), [0u8; 1024]);
+    while !String::from_utf8_lossy(&answer).contains("healthy: dynabox") {
+        let read = stream.read(&mut chunk).expect("the health answer");
+        assert!(read > 0, "closed before answering");
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    stream
+}
+
+#[test]
+fn at_the_connection_cap_the_longest_idle_keep_alive_connection_makes_room() {
+    let server = Server::start_with(&Store::InMemory, &["--max-connections", "2", "--header-timeout-ms", "60000"]);
+    let mut oldest = idle_keep_alive(&server.address);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut newer = idle_keep_alive(&server.address);
+    // Before, a new client waited until an idle connection timed out (here a minute).
+    let mut newcomer = TcpStream::connect(&server.address).unwrap();
+    newcomer.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    assert!(closed_within(&mut newcomer, Duration::from_secs(5)), "the new client is served at once");
+    assert!(closed_within(&mut oldest, Duration::from_secs(1)), "the longest-idle connection was closed");
+    newer.set_nonblocking(true).unwrap();
+    let still_open = matches!(newer.read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(still_open, "the other idle connection stays open");
+}
+
 #[test]
 fn sigterm_drains_within_the_drain_timeout() {
     let server = Server::start_with(&Store::InMemory, &["--header-timeout-ms", "60000", "--drain-timeout-ms", "500"]);
@@ -60,7 +90,11 @@ fn http_conventions_hold() {
     let get = raw_request(&server.address, "GET", &[], b"");
     assert_eq!(get.status, 200);
     assert_eq!(get.header("server"), Some("dynabox"));
-    assert_eq!(get.header("access-control-allow-origin"), Some("*"));
+    // CORS headers are for browsers, which send `Origin`; other clients get none.
+    assert_eq!(get.header("access-control-allow-origin"), None);
+    assert_eq!(get.header("access-control-expose-headers"), None);
+    let from_page = raw_request(&server.address, "GET", &[("origin", "http://localhost:3000")], b"");
+    assert_eq!(from_page.header("access-control-allow-origin"), Some("*"));
 
     let head = raw_request(&server.address, "HEAD", &[], b"");
     assert_eq!((head.status, head.body.as_str()), (200, ""));
@@ -74,6 +108,13 @@ fn http_conventions_hold() {
     assert_eq!(preflight.status, 200);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
     assert_eq!(preflight.header("access-control-allow-headers"), Some("x-amz-target,authorization"));
+    let not_a_preflight = raw_request(&server.address, "OPTIONS", &[], b"");
+    assert_eq!(not_a_preflight.status, 200);
+    assert!(
+        !not_a_preflight.headers.iter().any(|(name, _)| name.starts_with("access-control-")),
+        "{:?}",
+        not_a_preflight.headers
+    );
 
     let elsewhere = support::raw_request_to(&server.address, "POST", "/tables", &[], b"{}");
     assert_eq!(elsewhere.status, 404);
@@ -156,6 +197,181 @@ fn a_database_outage_is_a_retryable_error_without_internals_and_passes() {
         assert!(started.elapsed() < Duration::from_secs(10), "the server reconnects by itself");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Where [`CommitCutter`] loses a COMMIT.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Cut {
+    /// The COMMIT never reaches the server: the transaction rolls back when the connection goes.
+    BeforeCommit,
+    /// The server commits, and the connection is cut before its answer reaches dynabox.
+    AfterCommit,
+}
+
+/// A TCP proxy to PostgreSQL that follows the protocol's messages both ways, to lose the next
+/// COMMIT of a pipelined write group at a chosen moment: every answer before the COMMIT's is
+/// passed on, then the connection is cut.
+struct CommitCutter {
+    address: String,
+    armed: Arc<Mutex<Option<Cut>>>,
+}
+
+/// One proxied connection's view: prepared statements by name, and the cut it is to make.
+#[derive(Default)]
+struct Conversation {
+    statements: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    syncs: usize,
+    /// Answers passed on to dynabox (ReadyForQuery messages).
+    answers: usize,
+    /// The cut, and how many answers (ReadyForQuery) come before the COMMIT's.
+    cut: Option<(Cut, usize)>,
+}
+
+/// One protocol message: its type byte and body.
+fn read_message(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).ok()?;
+    let length = u32::from_be_bytes(head[1..].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; length.checked_sub(4)?];
+    stream.read_exact(&mut body).ok()?;
+    Some((head[0], body))
+}
+
+/// The NUL-terminated strings at the start of a message body.
+fn c_strings(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|b| *b == 0)
+}
+
+impl CommitCutter {
+    fn start(upstream: &str) -> CommitCutter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let armed = Arc::new(Mutex::new(None));
+        let (upstream, next_cut) = (upstream.to_string(), armed.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                let conversation = Arc::new(Mutex::new(Conversation::default()));
+                let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (shared, next_cut) = (conversation.clone(), next_cut.clone());
+                std::thread::spawn(move || {
+                    // The startup message has no type byte.
+                    let mut length = [0u8; 4];
+                    if from_client.read_exact(&mut length).is_err() {
+                        return;
+                    }
+                    let mut startup = vec![0u8; u32::from_be_bytes(length) as usize - 4];
+                    from_client.read_exact(&mut startup).unwrap();
+                    to_server.write_all(&length).unwrap();
+                    to_server.write_all(&startup).unwrap();
+                    while let Some((kind, body)) = read_message(&mut from_client) {
+                        let mut state = shared.lock().unwrap();
+                        match kind {
+                            b'P' => {
+                                let mut strings = c_strings(&body);
+                                let (name, query) = (strings.next().unwrap(), strings.next().unwrap());
+                                state.statements.insert(name.to_vec(), query.to_vec());
+                            }
+                            b'B' => {
+                                let statement = c_strings(&body).nth(1).unwrap();
+                                if state.statements.get(statement).is_some_and(|q| q == b"COMMIT")
+                                    && let Some(cut) = next_cut.lock().unwrap().take()
+                                {
+                                    // The startup's ReadyForQuery and one per Sync come first.
+                                    state.cut = Some((cut, state.syncs + 1));
+                                }
+                            }
+                            b'S' => state.syncs += 1,
+                            _ => {}
+                        }
+                        if let Some((Cut::BeforeCommit, before_commit)) = state.cut {
+                            // Nothing more reaches the server; the answers before are passed on.
+                            drop(state);
+                            while shared.lock().unwrap().answers < before_commit {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            let _ = to_server.shutdown(Shutdown::Both);
+                            let _ = from_client.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        drop(state);
+                        let mut message = vec![kind];
+                        message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+                        message.extend_from_slice(&body);
+                        if to_server.write_all(&message).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let (mut from_server, mut to_client) = (server, client);
+                std::thread::spawn(move || {
+                    while let Some((kind, body)) = read_message(&mut from_server) {
+                        let mut state = conversation.lock().unwrap();
+                        if let Some((_, before_commit)) = state.cut
+                            && state.answers == before_commit
+                        {
+                            // The COMMIT's answer: the server has committed once it ends.
+                            if kind == b'Z' {
+                                break;
+                            }
+                            continue;
+                        }
+                        state.answers += usize::from(kind == b'Z');
+                        drop(state);
+                        let mut message = vec![kind];
+                        message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+                        message.extend_from_slice(&body);
+                        if to_client.write_all(&message).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_client.shutdown(Shutdown::Both);
+                    let _ = from_server.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        CommitCutter { address, armed }
+    }
+
+    /// The next COMMIT of a pipelined group sent through the proxy is lost as `cut` says.
+    fn arm(&self, cut: Cut) {
+        *self.armed.lock().unwrap() = Some(cut);
+    }
+}
+
+#[test]
+fn a_write_whose_commit_answer_is_lost_is_answered_by_its_outcome() {
+    let Some(Store::Postgres(url)) = support::stores().into_iter().find(|s| matches!(s, Store::Postgres(_))) else {
+        return; // stores() already failed the run if PostgreSQL is required
+    };
+    let host_port = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in DATABASE_URL");
+    let cutter = CommitCutter::start(host_port);
+    let server = Server::start(&Store::Postgres(url.replacen(host_port, &cutter.address, 1)));
+    let table = support::unique("commits");
+    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create_table_body(&table)).status, 200);
+    let add = format!(
+        r#"{{"TableName":"{table}","Key":{{"pk":{{"S":"counter"}}}},"UpdateExpression":"ADD n :one","ExpressionAttributeValues":{{":one":{{"N":"1"}}}},"ReturnValues":"UPDATED_NEW"}}"#
+    );
+    let counter = || {
+        let get = format!(r#"{{"TableName":"{table}","Key":{{"pk":{{"S":"counter"}}}},"ConsistentRead":true}}"#);
+        call_as(&server.address, "writer", "GetItem", &get).body
+    };
+    assert_eq!(call_as(&server.address, "writer", "UpdateItem", &add).status, 200);
+
+    // Committed, though its connection was lost before the answer: a success, as told.
+    cutter.arm(Cut::AfterCommit);
+    let committed = call_as(&server.address, "writer", "UpdateItem", &add);
+    assert_eq!(committed.status, 200, "{}", committed.body);
+    assert!(committed.body.contains(r#""n":{"N":"2"}"#), "{}", committed.body);
+    assert!(counter().contains(r#""n":{"N":"2"}"#), "{}", counter());
+
+    // Never committed: a retryable failure, and nothing changed.
+    cutter.arm(Cut::BeforeCommit);
+    let lost = call_as(&server.address, "writer", "UpdateItem", &add);
+    assert_eq!(lost.status, 500, "{}", lost.body);
+    assert!(lost.body.contains("InternalServerError"), "{}", lost.body);
+    assert!(counter().contains(r#""n":{"N":"2"}"#), "{}", counter());
+    assert_eq!(call_as(&server.address, "writer", "UpdateItem", &add).status, 200, "the server recovers");
 }
 
 /// CreateTable's body for an on-demand table with the string hash key `pk`.
@@ -271,6 +487,57 @@ fn a_million_tiny_list_elements_get_a_quick_400_and_change_nothing() {
     }
     let scan = call_as(&server.address, "writer", "Scan", &format!(r#"{{"TableName":"{table}"}}"#));
     assert!(scan.body.contains(r#""Count":0"#), "{}", scan.body);
+}
+
+#[test]
+fn a_dense_member_the_operation_ignores_gets_a_4xx_not_a_trap() {
+    let server = Server::start(&Store::InMemory);
+    let table = support::unique("ignored");
+    assert_eq!(call_as(&server.address, "reader", "CreateTable", &create_table_body(&table)).status, 200);
+    let elements = vec![r#"{"S":"a"}"#; 800_000].join(",");
+    let get = format!(r#"{{"TableName":"{table}","Key":{{"pk":{{"S":"k"}}}},"Unknown":[{elements}]}}"#);
+    let answers: Vec<support::RawResponse> = std::thread::scope(|scope| {
+        let calls: Vec<_> =
+            (0..16).map(|_| scope.spawn(|| call_as(&server.address, "reader", "GetItem", &get))).collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    for answer in answers {
+        assert_eq!(answer.status, 413, "{}", answer.body);
+        assert!(answer.body.contains("RequestEntityTooLarge"), "{}", answer.body);
+    }
+    eprintln!("16 dense GetItems at once: peak resident {} MiB", server.peak_resident_mib());
+}
+
+/// The peak resident memory of a server with `budget_mib` while 16 PutItems of dense items
+/// within the item limit (each needs tens of MiB of sandbox memory to parse) arrive at once, and
+/// how many of them succeeded.
+fn dense_burst(budget_mib: &str) -> (u64, usize) {
+    let server = Server::start_with(&Store::InMemory, &["--memory-budget-mib", budget_mib]);
+    let table = support::unique("burst");
+    assert_eq!(call_as(&server.address, "writer", "CreateTable", &create_table_body(&table)).status, 200);
+    let elements = vec![r#"{"N":"1"}"#; 40_000].join(",");
+    let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"k"}},"list":{{"L":[{elements}]}}}}}}"#);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> =
+            (0..16).map(|_| scope.spawn(|| call_as(&server.address, "writer", "PutItem", &put))).collect();
+        calls.into_iter().map(|call| call.join().unwrap().status).collect()
+    });
+    // A sandbox that cannot grow within the budget in time ends its request, retryably.
+    assert!(statuses.iter().all(|s| [200, 500].contains(s)), "{statuses:?}");
+    (server.peak_resident_mib(), statuses.iter().filter(|s| **s == 200).count())
+}
+
+#[test]
+fn the_memory_budget_bounds_a_burst_of_dense_requests() {
+    let (unbounded, unbounded_done) = dense_burst("65536");
+    let (bounded, bounded_done) = dense_burst("192");
+    eprintln!(
+        "16 dense PutItems at once: peak resident {unbounded} MiB without a budget ({unbounded_done} done), \
+         {bounded} MiB within 192 MiB ({bounded_done} done)"
+    );
+    assert!(bounded_done > 0, "requests still run within the budget");
+    // The budget, and what the server holds besides (code, pools, buffers).
+    assert!(bounded < 192 + 160, "peak {bounded} MiB");
 }
 
 #[test]

@@ -41,6 +41,11 @@ struct Args {
     /// starts with 2).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..))]
     request_memory_mib: u32,
+    /// Memory all requests in flight may hold at once, in MiB: their bodies and their sandboxes'
+    /// memory. A request that finds it spent waits; a sandbox that cannot grow within a second
+    /// ends its request with InternalServerError.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..))]
+    memory_budget_mib: u32,
     /// Time one request may spend running inside the sandbox, in milliseconds. Waits on storage
     /// do not count (they are bounded by --storage-timeout-ms).
     #[arg(long, default_value_t = 10_000)]
@@ -59,7 +64,8 @@ struct Args {
     /// How long a client may take to send a request's body, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     body_timeout_ms: u64,
-    /// Connections open at once; more wait until one closes.
+    /// Connections open at once; at the cap a new client takes the place of the longest-idle
+    /// keep-alive connection, or waits until one is idle or closes.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
     /// How long SIGTERM waits for in-flight requests before the server exits anyway, in
@@ -144,6 +150,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let limits = Limits {
         memory_bytes: (args.request_memory_mib as usize) << 20,
+        memory_budget_bytes: (args.memory_budget_mib as usize) << 20,
         sandbox_time: Duration::from_millis(args.request_sandbox_ms),
         concurrency: args.concurrency,
         key_concurrency: args.key_concurrency,

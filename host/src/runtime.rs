@@ -8,6 +8,7 @@ mod code;
 mod failure_log;
 mod imports;
 mod keyed;
+mod memory_budget;
 mod write_turns;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use crate::auth::Authenticator;
 use crate::storage::Backend;
 use admission::Admission;
 pub(crate) use failure_log::report_storage_failure;
+use memory_budget::SandboxMemory;
+pub use memory_budget::{MemoryBudget, Reservation};
 use write_turns::{Turn, WriteTurns};
 
 wasmtime::component::bindgen!({
@@ -47,6 +50,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct Limits {
     /// Linear memory one request may use.
     pub memory_bytes: usize,
+    /// Memory all requests in flight may hold at once: bodies and sandbox memory.
+    pub memory_budget_bytes: usize,
     /// Time one request may spend running guest code. Waits on storage do not count, so a slow
     /// store can never turn a committed write into a trap; storage calls have their own timeout.
     pub sandbox_time: Duration,
@@ -59,7 +64,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, sandbox_time: Duration::from_secs(10), concurrency: 64, key_concurrency: 32 }
+        Limits {
+            memory_bytes: 256 << 20,
+            memory_budget_bytes: 1 << 30,
+            sandbox_time: Duration::from_secs(10),
+            concurrency: 64,
+            key_concurrency: 32,
+        }
     }
 }
 
@@ -72,6 +83,7 @@ pub struct Runtime {
     slots: Semaphore,
     admission: Admission,
     write_turns: Arc<WriteTurns>,
+    memory: MemoryBudget,
 }
 
 /// Everything one request's store holds.
@@ -92,6 +104,8 @@ pub struct RequestState {
     fresh_descriptions: bool,
     /// A description given from memory proved stale: the request runs again, afresh.
     stale: bool,
+    /// The sandbox's memory, taken from the server's budget as it grows.
+    memory: SandboxMemory,
 }
 
 /// Measures a request's sandbox time: wall time since the store was made, minus the time its host
@@ -124,7 +138,13 @@ impl Runtime {
         let slots = Semaphore::new(limits.concurrency as usize);
         let key_concurrency = limits.key_concurrency as usize;
         let admission = Admission::new(key_concurrency, key_concurrency);
-        Ok(Runtime { engine, pre, backend, auth, limits, slots, admission, write_turns: Arc::default() })
+        let memory = MemoryBudget::new(limits.memory_budget_bytes);
+        Ok(Runtime { engine, pre, backend, auth, limits, slots, admission, write_turns: Arc::default(), memory })
+    }
+
+    /// The server's memory budget, which request bodies are read within too.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.memory
     }
 
     /// Runs one request in a fresh instance, once its access key's share and a slot allow.
@@ -213,8 +233,10 @@ impl Runtime {
             unconfirmed: Vec::new(),
             fresh_descriptions,
             stale: false,
+            memory: self.memory.sandbox(),
         };
         let mut store = Store::new(&self.engine, state);
+        store.limiter_async(|state| &mut state.memory);
         // At every epoch tick a running guest yields to the executor, so a long request (a large
         // filtered scan) never holds a worker thread from the small ones queued behind it, and
         // its sandbox time is checked: wall time minus the time spent waiting on storage.

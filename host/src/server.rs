@@ -3,26 +3,26 @@
 //! content codings both ways), and graceful shutdown that drains in-flight requests within a
 //! bounded time.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dynabox_handler::content_coding;
 use dynabox_handler::http::{Request, Response};
 use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, request_id, request_too_large};
+use dynabox_handler::{content_coding, cors};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::runtime::Runtime;
+use crate::runtime::{Reservation, Runtime};
 
 /// The transport's limits (`dynabox --help` says what each is for).
 #[derive(Debug, Clone)]
@@ -32,7 +32,8 @@ pub struct Transport {
     pub header_timeout: Duration,
     /// The time a client has to send a request's body once its headers are in.
     pub body_timeout: Duration,
-    /// Connections open at once; more wait in the listen backlog.
+    /// Connections open at once. At the cap, a new client takes the place of the connection idle
+    /// for longest; when none is idle, it waits until one is or closes.
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests; idle connections close at once, and a
     /// request still arriving is bounded by the timeouts above anyway.
@@ -60,11 +61,10 @@ pub async fn serve(
     transport: Transport,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(transport.max_connections));
+    let connections = Arc::new(Connections::new(transport.max_connections));
     tokio::pin!(shutdown);
     loop {
-        let (stream, open) = tokio::select! {
+        let (stream, place) = tokio::select! {
             accepted = accept(&listener, &connections) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -75,37 +75,171 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let runtime = runtime.clone();
+        let (runtime, connections) = (runtime.clone(), connections.clone());
         let body_timeout = transport.body_timeout;
-        let service = service_fn(move |request| {
-            let runtime = runtime.clone();
-            async move { Ok::<_, Infallible>(to_hyper(answer(&runtime, request, body_timeout).await)) }
+        let id = place.id;
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let (runtime, busy) = (runtime.clone(), Busy::start(&connections, id));
+            async move {
+                let origin = request.headers().get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let mut response = answer(&runtime, request, body_timeout).await;
+                cors::allow(origin.as_deref(), &mut response);
+                drop(busy);
+                Ok::<_, Infallible>(to_hyper(response))
+            }
         });
         let connection = http1::Builder::new()
             .keep_alive(true)
             .timer(TokioTimer::new())
             .header_read_timeout(transport.header_timeout)
             .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
         tokio::spawn(async move {
+            // The place is held until the connection ends.
+            let place = place;
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = place.close.notified() => {}
+            }
+            // Asked to close (to make room, or at shutdown): an idle connection closes now, a
+            // request in progress is answered first.
+            connection.as_mut().graceful_shutdown();
             let _ = connection.await;
-            drop(open);
         });
     }
     drop(listener);
-    if tokio::time::timeout(transport.drain_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(transport.drain_timeout, connections.close_all()).await.is_err() {
         eprintln!("dynabox: gave up waiting for open connections after {:?}", transport.drain_timeout);
     }
 }
 
-/// The next connection, once fewer than the maximum are open; the permit is its place.
-async fn accept(
-    listener: &TcpListener,
-    connections: &Arc<Semaphore>,
-) -> std::io::Result<(TcpStream, OwnedSemaphorePermit)> {
-    let open = connections.clone().acquire_owned().await.expect("the semaphore is never closed");
+/// The next connection with its place among the open ones. At the cap, the connection idle for
+/// longest is closed to make room: otherwise clients that keep connections alive without using
+/// them would make a new client wait for their idle timeout.
+async fn accept(listener: &TcpListener, connections: &Arc<Connections>) -> std::io::Result<(TcpStream, Place)> {
     let (stream, _) = listener.accept().await?;
-    Ok((stream, open))
+    Ok((stream, connections.place().await))
+}
+
+/// The open connections: their number capped, and what each is doing.
+struct Connections {
+    limit: Arc<Semaphore>,
+    capacity: u32,
+    states: Mutex<HashMap<u64, (State, Arc<Notify>)>>,
+    next_id: AtomicU64,
+    /// Told whenever a connection turns idle: a newcomer waiting at the cap may close it.
+    turned_idle: Notify,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Idle(Instant),
+    Busy,
+    Closing,
+}
+
+/// A connection's place among the open ones, given back when it closes.
+struct Place {
+    id: u64,
+    close: Arc<Notify>,
+    connections: Arc<Connections>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.connections.states.lock().expect("never poisoned").remove(&self.id);
+    }
+}
+
+impl Connections {
+    fn new(max_connections: usize) -> Connections {
+        let capacity = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
+        Connections {
+            limit: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            states: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            turned_idle: Notify::new(),
+        }
+    }
+
+    /// A place for a new connection, closing idle ones at the cap until one is free.
+    async fn place(self: &Arc<Self>) -> Place {
+        let permit = loop {
+            if let Ok(permit) = self.limit.clone().try_acquire_owned() {
+                break permit;
+            }
+            let closing = self.close_longest_idle();
+            tokio::select! {
+                permit = self.limit.clone().acquire_owned() => break permit.expect("the semaphore is never closed"),
+                () = self.turned_idle.notified(), if !closing => {}
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        self.states.lock().expect("never poisoned").insert(id, (State::Idle(Instant::now()), close.clone()));
+        Place { id, close, connections: self.clone(), _permit: permit }
+    }
+
+    /// Asks the connection idle for longest to close, unless one is closing already; whether one
+    /// is closing now.
+    fn close_longest_idle(&self) -> bool {
+        let mut states = self.states.lock().expect("never poisoned");
+        if states.values().any(|(state, _)| *state == State::Closing) {
+            return true;
+        }
+        let longest_idle = states
+            .iter_mut()
+            .filter_map(|(_, entry)| match entry.0 {
+                State::Idle(since) => Some((since, entry)),
+                _ => None,
+            })
+            .min_by_key(|(since, _)| *since);
+        let Some((_, (state, close))) = longest_idle else { return false };
+        *state = State::Closing;
+        close.notify_one();
+        true
+    }
+
+    fn set(&self, id: u64, new: State) {
+        if let Some((state, _)) = self.states.lock().expect("never poisoned").get_mut(&id) {
+            // A connection asked to close stays closing.
+            if *state != State::Closing {
+                *state = new;
+            }
+        }
+    }
+
+    /// Asks every connection to close and waits until all have.
+    async fn close_all(&self) {
+        for (state, close) in self.states.lock().expect("never poisoned").values_mut() {
+            *state = State::Closing;
+            close.notify_one();
+        }
+        let _all = self.limit.acquire_many(self.capacity).await;
+    }
+}
+
+/// A request in progress on a connection, which is idle again when it ends (also when the client
+/// went away).
+struct Busy {
+    connections: Arc<Connections>,
+    id: u64,
+}
+
+impl Busy {
+    fn start(connections: &Arc<Connections>, id: u64) -> Busy {
+        connections.set(id, State::Busy);
+        Busy { connections: connections.clone(), id }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.connections.set(self.id, State::Idle(Instant::now()));
+        self.connections.turned_idle.notify_one();
+    }
 }
 
 async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeout: Duration) -> Response {
@@ -117,12 +251,18 @@ async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeo
         return Response { status: 431, headers: vec![("x-amzn-requestid".into(), request_id())], body: Vec::new() };
     }
     if method == "OPTIONS" {
-        return preflight(&parts.headers);
+        let header = |name| parts.headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+        return cors::preflight(header("origin"), header("access-control-request-headers"));
     }
     if path != "/" {
         // DynamoDB serves its API at the root only.
         return Response { status: 404, headers: vec![("x-amzn-requestid".into(), request_id())], body: Vec::new() };
     }
+    // The body is read within the server's memory budget: its announced length, or the most a
+    // body may be when it comes in chunks.
+    let announced = parts.headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let mut held = Reservation::default();
+    runtime.memory_budget().reserve(&mut held, announced.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES + 1)).await;
     // Read at most one byte past the limit: enough to know the body is too large.
     let body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes().to_vec(),
@@ -139,8 +279,13 @@ async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeo
     // HEAD answers as GET does, without the body (hyper leaves it out).
     let method = if method == "HEAD" { "GET" } else { method };
     let mut request = Request { method: method.to_string(), path, headers, body };
+    let sent_bytes = request.body.len();
     if let Err(error) = content_coding::decode_request_body(&mut request) {
         return error_response(&error, request_id());
+    }
+    if request.body.len() > sent_bytes {
+        // A decoded body takes the place of the bytes sent, and may be larger.
+        runtime.memory_budget().reserve(&mut held, request.body.len() - sent_bytes).await;
     }
     let _large = (request.body.len() >= LARGE_BODY_BYTES).then(LargeBody::start);
     let mut response = runtime.handle(request).await;
@@ -175,27 +320,8 @@ impl Drop for LargeBody {
     }
 }
 
-/// A CORS preflight: any origin may call the API from a browser, with the headers it asks for.
-fn preflight(headers: &hyper::HeaderMap) -> Response {
-    let requested = headers.get("access-control-request-headers").and_then(|v| v.to_str().ok()).unwrap_or("*");
-    Response {
-        status: 200,
-        headers: vec![
-            ("access-control-allow-methods".into(), "GET, POST, OPTIONS".into()),
-            ("access-control-allow-headers".into(), requested.to_string()),
-            ("access-control-max-age".into(), "172800".into()),
-            ("x-amzn-requestid".into(), request_id()),
-        ],
-        body: Vec::new(),
-    }
-}
-
 fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
-    let mut builder = hyper::Response::builder()
-        .status(response.status)
-        .header("server", "dynabox")
-        .header("access-control-allow-origin", "*")
-        .header("access-control-expose-headers", "x-amzn-RequestId, x-amz-crc32");
+    let mut builder = hyper::Response::builder().status(response.status).header("server", "dynabox");
     for (name, value) in &response.headers {
         builder = builder.header(name, value);
     }

@@ -117,6 +117,13 @@ impl Server {
         Client::from_conf(config)
     }
 
+    /// The most memory the process has had resident so far (VmHWM), in MiB.
+    pub fn peak_resident_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).expect("kB") / 1024
+    }
+
     /// Sends SIGTERM and waits; returns whether the process exited successfully.
     pub fn terminate(mut self) -> bool {
         // SAFETY: kill(2) on our own child's pid.
