@@ -42,8 +42,8 @@ struct Args {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(4..))]
     request_memory_mib: u32,
     /// Memory all requests in flight may hold at once, in MiB: their bodies and their sandboxes'
-    /// memory. A request that finds it spent waits; a sandbox that cannot grow within a second
-    /// ends its request with InternalServerError.
+    /// memory. A request that finds it spent waits (one at a time may run over it, by at most its own
+    /// cap); a sandbox that cannot grow within 5 s ends its request with InternalServerError.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..))]
     memory_budget_mib: u32,
     /// Time one request may spend running inside the sandbox, in milliseconds. Waits on storage
