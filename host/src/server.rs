@@ -3,12 +3,13 @@
 //! content codings both ways), and graceful shutdown that drains in-flight requests within a
 //! bounded time.
 
-use std::collections::HashMap;
+mod connections;
+
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dynabox_handler::http::{Request, Response};
@@ -20,9 +21,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::runtime::{Reservation, Runtime};
+use connections::{Connections, Place};
 
 /// The transport's limits (`dynabox --help` says what each is for).
 #[derive(Debug, Clone)]
@@ -77,9 +78,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (runtime, connections) = (runtime.clone(), connections.clone());
         let body_timeout = transport.body_timeout;
-        let id = place.id;
+        let activity = place.activity.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
-            let (runtime, busy) = (runtime.clone(), Busy::start(&connections, id));
+            let (runtime, busy) = (runtime.clone(), connections.busy(&activity));
             async move {
                 let origin = request.headers().get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let mut response = answer(&runtime, request, body_timeout).await;
@@ -99,7 +100,7 @@ pub async fn serve(
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,
-                () = place.close.notified() => {}
+                () = place.activity.close.notified() => {}
             }
             // Asked to close (to make room, or at shutdown): an idle connection closes now, a
             // request in progress is answered first.
@@ -113,133 +114,11 @@ pub async fn serve(
     }
 }
 
-/// The next connection with its place among the open ones. At the cap, the connection idle for
-/// longest is closed to make room: otherwise clients that keep connections alive without using
-/// them would make a new client wait for their idle timeout.
+/// The next connection with its place among the open ones (at the cap, once the connection idle
+/// for longest has made room).
 async fn accept(listener: &TcpListener, connections: &Arc<Connections>) -> std::io::Result<(TcpStream, Place)> {
     let (stream, _) = listener.accept().await?;
     Ok((stream, connections.place().await))
-}
-
-/// The open connections: their number capped, and what each is doing.
-struct Connections {
-    limit: Arc<Semaphore>,
-    capacity: u32,
-    states: Mutex<HashMap<u64, (State, Arc<Notify>)>>,
-    next_id: AtomicU64,
-    /// Told whenever a connection turns idle: a newcomer waiting at the cap may close it.
-    turned_idle: Notify,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum State {
-    Idle(Instant),
-    Busy,
-    Closing,
-}
-
-/// A connection's place among the open ones, given back when it closes.
-struct Place {
-    id: u64,
-    close: Arc<Notify>,
-    connections: Arc<Connections>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.connections.states.lock().expect("never poisoned").remove(&self.id);
-    }
-}
-
-impl Connections {
-    fn new(max_connections: usize) -> Connections {
-        let capacity = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
-        Connections {
-            limit: Arc::new(Semaphore::new(capacity as usize)),
-            capacity,
-            states: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
-            turned_idle: Notify::new(),
-        }
-    }
-
-    /// A place for a new connection, closing idle ones at the cap until one is free.
-    async fn place(self: &Arc<Self>) -> Place {
-        let permit = loop {
-            if let Ok(permit) = self.limit.clone().try_acquire_owned() {
-                break permit;
-            }
-            let closing = self.close_longest_idle();
-            tokio::select! {
-                permit = self.limit.clone().acquire_owned() => break permit.expect("the semaphore is never closed"),
-                () = self.turned_idle.notified(), if !closing => {}
-            }
-        };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let close = Arc::new(Notify::new());
-        self.states.lock().expect("never poisoned").insert(id, (State::Idle(Instant::now()), close.clone()));
-        Place { id, close, connections: self.clone(), _permit: permit }
-    }
-
-    /// Asks the connection idle for longest to close, unless one is closing already; whether one
-    /// is closing now.
-    fn close_longest_idle(&self) -> bool {
-        let mut states = self.states.lock().expect("never poisoned");
-        if states.values().any(|(state, _)| *state == State::Closing) {
-            return true;
-        }
-        let longest_idle = states
-            .iter_mut()
-            .filter_map(|(_, entry)| match entry.0 {
-                State::Idle(since) => Some((since, entry)),
-                _ => None,
-            })
-            .min_by_key(|(since, _)| *since);
-        let Some((_, (state, close))) = longest_idle else { return false };
-        *state = State::Closing;
-        close.notify_one();
-        true
-    }
-
-    fn set(&self, id: u64, new: State) {
-        if let Some((state, _)) = self.states.lock().expect("never poisoned").get_mut(&id) {
-            // A connection asked to close stays closing.
-            if *state != State::Closing {
-                *state = new;
-            }
-        }
-    }
-
-    /// Asks every connection to close and waits until all have.
-    async fn close_all(&self) {
-        for (state, close) in self.states.lock().expect("never poisoned").values_mut() {
-            *state = State::Closing;
-            close.notify_one();
-        }
-        let _all = self.limit.acquire_many(self.capacity).await;
-    }
-}
-
-/// A request in progress on a connection, which is idle again when it ends (also when the client
-/// went away).
-struct Busy {
-    connections: Arc<Connections>,
-    id: u64,
-}
-
-impl Busy {
-    fn start(connections: &Arc<Connections>, id: u64) -> Busy {
-        connections.set(id, State::Busy);
-        Busy { connections: connections.clone(), id }
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.connections.set(self.id, State::Idle(Instant::now()));
-        self.connections.turned_idle.notify_one();
-    }
 }
 
 async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeout: Duration) -> Response {
