@@ -618,6 +618,10 @@ impl PostgresStore {
                 }
             }
             if commit_unanswered && !server_refused {
+                // The connection is lost; asking takes another, which a pool of one must give.
+                if let Some(lost) = group.client.take() {
+                    drop(Object::take(lost));
+                }
                 return match transaction {
                     Some(id) => self.outcome_of(id).await,
                     None => Err(StorageError::OutcomeUnknown.into()),
@@ -637,11 +641,14 @@ impl PostgresStore {
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         while tokio::time::Instant::now() < deadline {
             // After a restart the pool may still hold dead connections: each try takes another.
-            let status = match self.client().await {
-                Ok(client) => query_one(&client, TRANSACTION_STATUS, &[Param::Int(id)]).await.ok(),
+            // None: PostgreSQL could not be asked; Some(None): it cannot tell.
+            let status: Option<Option<String>> = match self.client().await {
+                Ok(client) => {
+                    query_one(&client, TRANSACTION_STATUS, &[Param::Int(id)]).await.ok().map(|row| row.get(0))
+                }
                 Err(_) => None,
             };
-            match status.as_ref().map(|row| row.get::<_, Option<String>>(0)).as_ref().map(|s| s.as_deref()) {
+            match status.as_ref().map(Option::as_deref) {
                 Some(Some("committed")) => return Ok(()),
                 Some(Some("aborted")) => {
                     return Err(StorageError::Internal(
