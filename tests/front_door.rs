@@ -210,7 +210,9 @@ enum Cut {
 
 /// A TCP proxy to PostgreSQL that follows the protocol's messages both ways, to lose the next
 /// COMMIT of a pipelined write group at a chosen moment: every answer before the COMMIT's is
-/// passed on, then the connection is cut.
+/// passed on, then the connection is cut. Answers are matched to statements by their Executes:
+/// each gets exactly one completion (CommandComplete, or an error), whatever Syncs and Flushes the
+/// client sends around them.
 struct CommitCutter {
     address: String,
     armed: Arc<Mutex<Option<Cut>>>,
@@ -220,10 +222,10 @@ struct CommitCutter {
 #[derive(Default)]
 struct Conversation {
     statements: std::collections::HashMap<Vec<u8>, Vec<u8>>,
-    syncs: usize,
-    /// Answers passed on to dynabox (ReadyForQuery messages).
-    answers: usize,
-    /// The cut, and how many answers (ReadyForQuery) come before the COMMIT's.
+    executes: usize,
+    /// Completions passed on to dynabox.
+    completions: usize,
+    /// The cut, and how many Executes come before the COMMIT's.
     cut: Option<(Cut, usize)>,
 }
 
@@ -277,17 +279,19 @@ impl CommitCutter {
                                 if state.statements.get(statement).is_some_and(|q| q == b"COMMIT")
                                     && let Some(cut) = next_cut.lock().unwrap().take()
                                 {
-                                    // The startup's ReadyForQuery and one per Sync come first.
-                                    state.cut = Some((cut, state.syncs + 1));
+                                    state.cut = Some((cut, state.executes));
                                 }
                             }
-                            b'S' => state.syncs += 1,
+                            b'E' => state.executes += 1,
                             _ => {}
                         }
                         if let Some((Cut::BeforeCommit, before_commit)) = state.cut {
-                            // Nothing more reaches the server; the answers before are passed on.
+                            // Nothing more reaches the server but a Flush: the client may not have
+                            // sent the Sync that makes it send the answers before, which are passed
+                            // on.
                             drop(state);
-                            while shared.lock().unwrap().answers < before_commit {
+                            to_server.write_all(&[b'H', 0, 0, 0, 4]).unwrap();
+                            while shared.lock().unwrap().completions < before_commit {
                                 std::thread::sleep(Duration::from_millis(1));
                             }
                             let _ = to_server.shutdown(Shutdown::Both);
@@ -305,18 +309,21 @@ impl CommitCutter {
                 });
                 let (mut from_server, mut to_client) = (server, client);
                 std::thread::spawn(move || {
+                    let mut withheld = false;
                     while let Some((kind, body)) = read_message(&mut from_server) {
                         let mut state = conversation.lock().unwrap();
                         if let Some((_, before_commit)) = state.cut
-                            && state.answers == before_commit
+                            && state.completions == before_commit
+                            && (withheld || kind != b'Z')
                         {
                             // The COMMIT's answer: the server has committed once it ends.
                             if kind == b'Z' {
                                 break;
                             }
+                            withheld = true;
                             continue;
                         }
-                        state.answers += usize::from(kind == b'Z');
+                        state.completions += usize::from(matches!(kind, b'C' | b'I' | b's' | b'E'));
                         drop(state);
                         let mut message = vec![kind];
                         message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
@@ -466,6 +473,14 @@ fn one_keys_flood_of_scans_leaves_room_for_another_keys_reads() {
     );
 }
 
+/// `call`'s answers, made `count` times at once.
+fn at_once<T: Send>(count: usize, call: impl Fn() -> T + Sync) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..count).map(|_| scope.spawn(&call)).collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn a_million_tiny_list_elements_get_a_quick_400_and_change_nothing() {
     let server = Server::start(&Store::InMemory);
@@ -475,12 +490,7 @@ fn a_million_tiny_list_elements_get_a_quick_400_and_change_nothing() {
     let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"big"}},"list":{{"L":[{elements}]}}}}}}"#);
     assert!(put.len() > 12_000_000);
     // Several at once: each would have taken the sandbox's whole memory as a JSON tree.
-    let answers: Vec<support::RawResponse> = std::thread::scope(|scope| {
-        let calls: Vec<_> =
-            (0..4).map(|_| scope.spawn(|| call_as(&server.address, "writer", "PutItem", &put))).collect();
-        calls.into_iter().map(|call| call.join().unwrap()).collect()
-    });
-    for answer in answers {
+    for answer in at_once(4, || call_as(&server.address, "writer", "PutItem", &put)) {
         assert_eq!(answer.status, 400, "{}", answer.body);
         assert!(answer.body.contains("ValidationException"), "{}", answer.body);
         assert!(answer.body.contains("Item size has exceeded the maximum allowed size"), "{}", answer.body);
@@ -496,12 +506,7 @@ fn a_dense_member_the_operation_ignores_gets_a_4xx_not_a_trap() {
     assert_eq!(call_as(&server.address, "reader", "CreateTable", &create_table_body(&table)).status, 200);
     let elements = vec![r#"{"S":"a"}"#; 800_000].join(",");
     let get = format!(r#"{{"TableName":"{table}","Key":{{"pk":{{"S":"k"}}}},"Unknown":[{elements}]}}"#);
-    let answers: Vec<support::RawResponse> = std::thread::scope(|scope| {
-        let calls: Vec<_> =
-            (0..16).map(|_| scope.spawn(|| call_as(&server.address, "reader", "GetItem", &get))).collect();
-        calls.into_iter().map(|call| call.join().unwrap()).collect()
-    });
-    for answer in answers {
+    for answer in at_once(16, || call_as(&server.address, "reader", "GetItem", &get)) {
         assert_eq!(answer.status, 413, "{}", answer.body);
         assert!(answer.body.contains("RequestEntityTooLarge"), "{}", answer.body);
     }
@@ -517,11 +522,10 @@ fn dense_burst(budget_mib: &str) -> (u64, usize) {
     assert_eq!(call_as(&server.address, "writer", "CreateTable", &create_table_body(&table)).status, 200);
     let elements = vec![r#"{"N":"1"}"#; 40_000].join(",");
     let put = format!(r#"{{"TableName":"{table}","Item":{{"pk":{{"S":"k"}},"list":{{"L":[{elements}]}}}}}}"#);
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let calls: Vec<_> =
-            (0..16).map(|_| scope.spawn(|| call_as(&server.address, "writer", "PutItem", &put))).collect();
-        calls.into_iter().map(|call| call.join().unwrap().status).collect()
-    });
+    let statuses: Vec<u16> = at_once(16, || call_as(&server.address, "writer", "PutItem", &put))
+        .iter()
+        .map(|answer| answer.status)
+        .collect();
     // A sandbox that cannot grow within the budget in time ends its request, retryably.
     assert!(statuses.iter().all(|s| [200, 500].contains(s)), "{statuses:?}");
     (server.peak_resident_mib(), statuses.iter().filter(|s| **s == 200).count())
