@@ -1,17 +1,15 @@
 //! The component face of the handler: binds [`Storage`] and [`Auth`] to the WIT imports and
 //! exports `handle`, `backfill` and `expire`, converting between the generated WIT types and the
-//! crate's own; and the component's memory allocator (module `allocator`).
+//! crate's own (`storage_conversions!`); and the component's memory allocator (module `allocator`).
 
 // Generated bindings pass flattened records as many core parameters (a storage call's keyspace
 // and key are eight).
 #![allow(clippy::too_many_arguments)]
 
-use std::ops::Bound;
-
 use crate::auth::{Auth, Principal, Refusal, SignedRequest};
 use crate::storage::{
-    ChangePage, ChangeRecord, Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange,
-    Storage, StorageError, StoredItem, TableChange, TableRecord, Write, WriteError,
+    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem,
+    TableChange, TableRecord, Write, WriteError,
 };
 
 wit_bindgen::generate!({
@@ -62,6 +60,8 @@ fn enter(context: Context) {
 /// The host's store, reached through the `storage` import.
 struct HostStorage;
 
+crate::storage_conversions!(dynabox::service::storage);
+
 impl Storage for HostStorage {
     fn create_table(
         &mut self,
@@ -74,8 +74,7 @@ impl Storage for HostStorage {
     }
 
     fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        let record = wit::describe_table(account, name)?;
-        Ok(record.map(|r| TableRecord { description: r.description, version: r.version }))
+        Ok(wit::describe_table(account, name)?.map(Into::into))
     }
 
     fn update_table(
@@ -85,12 +84,7 @@ impl Storage for HostStorage {
         expected_version: u64,
         change: &TableChange<'_>,
     ) -> Result<Option<u64>, StorageError> {
-        let change = wit::TableChange {
-            description: change.description.to_vec(),
-            create_indexes: change.create_indexes.to_vec(),
-            drop_indexes: change.drop_indexes.to_vec(),
-        };
-        wit::update_table(account, name, expected_version, &change).map_err(Into::into)
+        wit::update_table(account, name, expected_version, &change.into()).map_err(Into::into)
     }
 
     fn list_tables(
@@ -107,11 +101,11 @@ impl Storage for HostStorage {
     }
 
     fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        wit::keyspace_stats(account, &keyspace.into()).map_err(Into::into)
+        wit::keyspace_stats(account, &keyspace.clone().into()).map_err(Into::into)
     }
 
     fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        Ok(wit::get(account, &keyspace.into(), &key.into())?.map(Into::into))
+        Ok(wit::get(account, &keyspace.clone().into(), &key.clone().into())?.map(Into::into))
     }
 
     fn get_for_write(
@@ -120,76 +114,24 @@ impl Storage for HostStorage {
         keyspace: &Keyspace,
         key: &ItemKey,
     ) -> Result<Option<StoredItem>, StorageError> {
-        Ok(wit::get_for_write(account, &keyspace.into(), &key.into())?.map(Into::into))
+        Ok(wit::get_for_write(account, &keyspace.clone().into(), &key.clone().into())?.map(Into::into))
     }
 
     fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        let bound = |bound: &Bound<Vec<u8>>| match bound {
-            Bound::Unbounded => wit::Bound::Unbounded,
-            Bound::Included(b) => wit::Bound::Inclusive(b.clone()),
-            Bound::Excluded(b) => wit::Bound::Exclusive(b.clone()),
-        };
-        let request = wit::QueryRequest {
-            keyspace: (&request.keyspace).into(),
-            partition: request.partition.clone(),
-            sort: match &request.sort {
-                SortRange::All => wit::SortRange::All,
-                SortRange::Prefix(prefix) => wit::SortRange::Prefix(prefix.clone()),
-                SortRange::Between(lower, upper) => wit::SortRange::Between((bound(lower), bound(upper))),
-            },
-            forward: request.forward,
-            after: request.after.as_ref().map(Into::into),
-            limit: request.limit,
-            byte_budget: request.byte_budget,
-        };
-        Ok(wit::query(account, &request)?.into())
+        Ok(wit::query(account, &request.clone().into())?.into())
     }
 
     fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        let request = wit::ScanRequest {
-            keyspace: (&request.keyspace).into(),
-            segment: request.segment,
-            total_segments: request.total_segments,
-            after: request.after.as_ref().map(Into::into),
-            limit: request.limit,
-            byte_budget: request.byte_budget,
-        };
-        Ok(wit::scan(account, &request)?.into())
+        Ok(wit::scan(account, &request.clone().into())?.into())
     }
 
     fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        let guarded = |keyspace: &Keyspace, key: &ItemKey, expect: &Expect| wit::GuardedKey {
-            keyspace: keyspace.into(),
-            key: key.into(),
-            expect: expect.into(),
-        };
-        let writes: Vec<wit::WriteOp> = writes
-            .iter()
-            .map(|write| match write {
-                Write::Put { keyspace, key, document, expect, expires_at } => wit::WriteOp::Put(wit::Put {
-                    keyspace: keyspace.into(),
-                    key: key.into(),
-                    document: document.clone(),
-                    expect: expect.into(),
-                    expires_at: *expires_at,
-                }),
-                Write::Delete { keyspace, key, expect } => wit::WriteOp::Delete(guarded(keyspace, key, expect)),
-                Write::Check { keyspace, key, expect } => wit::WriteOp::Check(guarded(keyspace, key, expect)),
-                Write::TableAt { table, version } => wit::WriteOp::TableAt((table.clone(), *version)),
-                Write::AppendChange { table, record } => wit::WriteOp::AppendChange((table.clone(), record.clone())),
-            })
-            .collect();
-        match wit::write(account, &writes) {
-            Ok(committed) => Ok(Committed { change_sequences: committed.change_sequences }),
-            Err(wit::WriteError::GuardFailed(index)) => Err(WriteError::GuardFailed(index)),
-            Err(wit::WriteError::Storage(e)) => Err(WriteError::Storage(e.into())),
-        }
+        let writes: Vec<wit::WriteOp> = writes.iter().cloned().map(Into::into).collect();
+        wit::write(account, &writes).map(Into::into).map_err(Into::into)
     }
 
     fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
-        let page = wit::read_changes(account, table, after, limit)?;
-        let changes = page.changes.into_iter().map(|c| ChangeRecord { sequence: c.sequence, record: c.data });
-        Ok(ChangePage { changes: changes.collect(), last_sequence: page.last_sequence })
+        Ok(wit::read_changes(account, table, after, limit)?.into())
     }
 
     fn expired(
@@ -199,56 +141,8 @@ impl Storage for HostStorage {
         now: u64,
         limit: u32,
     ) -> Result<Vec<ItemKey>, StorageError> {
-        let keys = wit::expired(account, &keyspace.into(), now, limit)?;
-        Ok(keys.into_iter().map(|k| ItemKey { partition: k.partition, sort: k.sort }).collect())
-    }
-}
-
-impl From<wit::StorageError> for StorageError {
-    fn from(e: wit::StorageError) -> Self {
-        match e {
-            wit::StorageError::NoSuchKeyspace => StorageError::NoSuchKeyspace,
-            wit::StorageError::Internal(detail) => StorageError::Internal(detail),
-            wit::StorageError::OutcomeUnknown => StorageError::OutcomeUnknown,
-        }
-    }
-}
-
-impl From<&Keyspace> for wit::Keyspace {
-    fn from(k: &Keyspace) -> Self {
-        wit::Keyspace { table: k.table.clone(), index: k.index.clone() }
-    }
-}
-
-impl From<&ItemKey> for wit::ItemKey {
-    fn from(k: &ItemKey) -> Self {
-        wit::ItemKey { partition: k.partition.clone(), sort: k.sort.clone() }
-    }
-}
-
-impl From<&Expect> for wit::Expect {
-    fn from(e: &Expect) -> Self {
-        match *e {
-            Expect::Anything => wit::Expect::Anything,
-            Expect::Absent => wit::Expect::Absent,
-            Expect::Version(v) => wit::Expect::Version(v),
-        }
-    }
-}
-
-impl From<wit::StoredItem> for StoredItem {
-    fn from(i: wit::StoredItem) -> Self {
-        StoredItem {
-            key: ItemKey { partition: i.key.partition, sort: i.key.sort },
-            document: i.document,
-            version: i.version,
-        }
-    }
-}
-
-impl From<wit::Page> for Page {
-    fn from(page: wit::Page) -> Self {
-        Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more }
+        let keys = wit::expired(account, &keyspace.clone().into(), now, limit)?;
+        Ok(keys.into_iter().map(Into::into).collect())
     }
 }
 

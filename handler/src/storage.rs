@@ -4,8 +4,9 @@
 //! These types carry what `wit/dynabox.wit` (interface `storage`) carries, shaped for Rust: ranges
 //! are `std::ops::Bound`s, the WIT's tuples are named fields (`Write::TableAt`,
 //! `Write::AppendChange`), a table change borrows its parts. Inside the component, `component.rs` implements [`Storage`] on the WIT
-//! imports; natively (unit tests) any Rust value can implement it. The host's backends use these
-//! same types, so the WIT boundary is a conversion on both sides, case by case.
+//! imports; natively (unit tests) any Rust value can implement it. The host's stores use these
+//! same types, so the WIT boundary is a conversion on both sides, written once
+//! ([`storage_conversions!`](crate::storage_conversions)).
 //!
 //! What the store holds, per account (the host binds every call to the account it authenticated
 //! and refuses any other):
@@ -21,6 +22,7 @@
 //!   commit order and keeps the time each was written, so that old records can be trimmed.
 
 pub mod memory;
+mod wit;
 
 use std::ops::Bound;
 
