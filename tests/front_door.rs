@@ -225,7 +225,8 @@ struct Conversation {
     executes: usize,
     /// Completions passed on to dynabox.
     completions: usize,
-    /// The cut, and how many Executes come before the COMMIT's.
+    /// The cut, and how many statements (Executes, and each of a simple query) come before the
+    /// COMMIT's.
     cut: Option<(Cut, usize)>,
 }
 
@@ -283,6 +284,11 @@ impl CommitCutter {
                                 }
                             }
                             b'E' => state.executes += 1,
+                            // A simple query (DDL, migrations) completes once per statement.
+                            b'Q' => {
+                                let query = String::from_utf8_lossy(c_strings(&body).next().unwrap_or_default());
+                                state.executes += dynabox_sql::statements(&query).len();
+                            }
                             _ => {}
                         }
                         if let Some((Cut::BeforeCommit, before_commit)) = state.cut {

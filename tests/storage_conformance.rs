@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dynabox::storage::per_request::PerRequestStore;
-use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
+use dynabox::storage::{DEFAULT_WAIT_TIMEOUT, Store as Backend, sqlite};
 use dynabox_handler::storage::{
     Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, StorageError, StoredItem, TableChange,
     Write, WriteError, partition_hash,
 };
+use dynabox_testkit::per_request::PerRequest;
+use dynabox_testkit::reference::Reference;
 use serde_json::{Value, json};
 
 macro_rules! suite {
@@ -84,12 +85,12 @@ const ACCOUNT: &str = "000000000000";
 /// most scenarios need, in few words. Scenarios about indexes, queries and accounts use the
 /// backend itself.
 struct Tenant {
-    backend: Backend,
+    backend: Box<dyn Backend>,
     account: String,
 }
 
 impl Tenant {
-    fn local(backend: Backend) -> Tenant {
+    fn local(backend: Box<dyn Backend>) -> Tenant {
         Tenant { backend, account: ACCOUNT.to_string() }
     }
 
@@ -167,26 +168,22 @@ impl Store {
             Kind::OnDisk => {
                 // Two levels that do not exist yet: open_embedded creates them.
                 let dir = TempDir::new();
-                (
-                    Backend::open_embedded(Some(&dir.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(),
-                    Some(dir),
-                    None,
-                )
+                (embedded(Some(&dir.path().join("store"))).await, Some(dir), None)
             }
-            Kind::InMemory => (Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap(), None, None),
+            Kind::InMemory => (embedded(None).await, None, None),
             Kind::Postgres => {
                 let url = postgres_url()?;
                 (connect_postgres(&url).await, None, Some(url))
             }
-            Kind::Reference => (Backend::reference(), None, None),
+            Kind::Reference => (Box::new(Reference::default()) as Box<dyn Backend>, None, None),
             Kind::SpinSqlite => {
                 let dir = TempDir::new();
                 std::fs::create_dir_all(dir.path()).unwrap();
-                (Backend::PerRequest(PerRequestStore::sqlite(dir.path().join("spin.db"))), Some(dir), None)
+                (Box::new(PerRequest::sqlite(dir.path().join("spin.db"))) as Box<dyn Backend>, Some(dir), None)
             }
             Kind::SpinPostgres => {
                 let url = postgres_url()?;
-                (Backend::PerRequest(PerRequestStore::postgres(&url)), None, Some(url))
+                (spin_postgres(&url).await, None, Some(url))
             }
         };
         Some(Store { backend: Arc::new(Tenant::local(backend)), kind, dir, url, created: Mutex::default() })
@@ -196,16 +193,14 @@ impl Store {
     /// have; `None` in memory, where there is no such thing.
     async fn another_handle(&self) -> Option<Tenant> {
         let backend = match self.kind {
-            Kind::OnDisk => Some(
-                Backend::open_embedded(Some(&self.dir.as_ref()?.path().join("store")), DEFAULT_WAIT_TIMEOUT).unwrap(),
-            ),
+            Kind::OnDisk => Some(embedded(Some(&self.dir.as_ref()?.path().join("store"))).await),
             Kind::InMemory => None,
             Kind::Postgres => Some(connect_postgres(self.url.as_ref()?).await),
             Kind::Reference => None,
             Kind::SpinSqlite => {
-                Some(Backend::PerRequest(PerRequestStore::sqlite(self.dir.as_ref()?.path().join("spin.db"))))
+                Some(Box::new(PerRequest::sqlite(self.dir.as_ref()?.path().join("spin.db"))) as Box<dyn Backend>)
             }
-            Kind::SpinPostgres => Some(Backend::PerRequest(PerRequestStore::postgres(self.url.as_ref()?))),
+            Kind::SpinPostgres => Some(spin_postgres(self.url.as_ref()?).await),
         };
         backend.map(Tenant::local)
     }
@@ -243,9 +238,18 @@ fn postgres_url() -> Option<String> {
     }
 }
 
-async fn connect_postgres(url: &str) -> Backend {
+async fn connect_postgres(url: &str) -> Box<dyn Backend> {
     // Small pools: many tests run at once against one server.
-    Backend::connect_postgres(url, 4, DEFAULT_WAIT_TIMEOUT).await.unwrap()
+    Box::new(dynabox::storage::postgres::connect(url, 4, DEFAULT_WAIT_TIMEOUT).await.unwrap())
+}
+
+async fn spin_postgres(url: &str) -> Box<dyn Backend> {
+    Box::new(PerRequest::postgres(url).await.unwrap())
+}
+
+/// The embedded store in `dir`, or in memory.
+async fn embedded(dir: Option<&Path>) -> Box<dyn Backend> {
+    Box::new(sqlite::open(dir, DEFAULT_WAIT_TIMEOUT).await.unwrap())
 }
 
 /// A directory under the system temp dir, removed on drop.
@@ -838,12 +842,12 @@ async fn embedded_data_survives_reopen() {
     let dir = TempDir::new();
     let (t, k) = ("survivor", key(b"k", b"s"));
     {
-        let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
+        let backend = Tenant::local(embedded(Some(dir.path())).await);
         assert_eq!(backend.create_table(t, &description(t)).await, Ok(true));
         backend.write(&[put(t, &k, doc("k", 1), Expect::Anything)]).await.unwrap();
         backend.write(&[put(t, &k, doc("k", 2), Expect::Anything)]).await.unwrap();
     }
-    let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
+    let backend = Tenant::local(embedded(Some(dir.path())).await);
     assert_eq!(backend.list_tables(None, 10).await.unwrap(), [t]);
     assert_eq!(json(&backend.describe_table(t).await.unwrap().unwrap()), json(&description(t)));
     let (document, before) = stored(&backend, t, &k).await.unwrap();
@@ -856,7 +860,7 @@ async fn embedded_data_survives_reopen() {
     // and written anew.
     backend.write(&[delete(t, &k, Expect::Anything)]).await.unwrap();
     drop(backend);
-    let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
+    let backend = Tenant::local(embedded(Some(dir.path())).await);
     backend.write(&[put(t, &k, doc("k", 4), Expect::Absent)]).await.unwrap();
     let (_, reborn) = stored(&backend, t, &k).await.unwrap();
     assert!(reborn > after, "version {reborn} after a restart, {after} before it");
@@ -864,9 +868,9 @@ async fn embedded_data_survives_reopen() {
 
 #[tokio::test]
 async fn in_memory_stores_are_separate() {
-    let first = Tenant::local(Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap());
+    let first = Tenant::local(embedded(None).await);
     assert_eq!(first.create_table("only-here", b"{}").await, Ok(true));
-    let second = Tenant::local(Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT).unwrap());
+    let second = Tenant::local(embedded(None).await);
     assert_eq!(second.describe_table("only-here").await, Ok(None));
     assert_eq!(second.list_tables(None, 10).await, Ok(vec![]));
 }
@@ -889,7 +893,7 @@ async fn embedded_upgrade_starts_the_version_clock_above_stored_versions() {
         )
         .unwrap();
     }
-    let backend = Tenant::local(Backend::open_embedded(Some(dir.path()), DEFAULT_WAIT_TIMEOUT).unwrap());
+    let backend = Tenant::local(embedded(Some(dir.path())).await);
     let (k, other) = (key(b"k", b""), key(b"other", b""));
     assert_eq!(stored(&backend, "old", &k).await.unwrap().1, 7);
     backend.write(&[put("old", &other, doc("other", 1), Expect::Absent)]).await.unwrap();
@@ -952,7 +956,7 @@ async fn postgres_upgrade_keeps_items_and_starts_versions_above_them() {
 async fn spin_store_and_host_share_one_postgres_database() {
     let Some(url) = postgres_url() else { return };
     let host = Tenant::local(connect_postgres(&url).await);
-    let spin = Tenant::local(Backend::PerRequest(PerRequestStore::postgres(&url)));
+    let spin = Tenant::local(spin_postgres(&url).await);
     let (from_host, from_spin) = (unique("host"), unique("spin"));
     assert_eq!(host.create_table(&from_host, &description(&from_host)).await, Ok(true));
     assert_eq!(spin.create_table(&from_spin, &description(&from_spin)).await, Ok(true));
@@ -1212,7 +1216,7 @@ async fn checks_and_change_logs(store: &Store) {
     backend.trim_changes(0).await.unwrap();
     assert_eq!(backend.read_changes(ACCOUNT, &t, 0, 10).await.unwrap().changes.len(), 3);
     // Trimming up to a time to come empties every log: only where no other test shares the store.
-    if matches!(backend, Backend::Embedded(_) | Backend::Reference(_)) {
+    if matches!(store.kind, Kind::OnDisk | Kind::InMemory | Kind::Reference) {
         assert!(backend.trim_changes(4_000_000_000).await.unwrap() >= 3);
         let page = backend.read_changes(ACCOUNT, &t, 0, 10).await.unwrap();
         assert_eq!((page.changes.len(), page.last_sequence), (0, 3));

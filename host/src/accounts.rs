@@ -14,7 +14,7 @@ use dynabox_handler::storage::StorageError;
 use dynabox_sql::accounts::AccountRecord;
 pub use dynabox_sql::accounts::SealingKey;
 
-use crate::storage::Backend;
+use crate::storage::Store;
 
 /// Secret access keys are 40 characters, like AWS's.
 const SECRET_CHARS: usize = 40;
@@ -62,7 +62,12 @@ pub enum AccountCommand {
 }
 
 /// Runs one account command against the store; what it prints, as lines or as one JSON value.
-pub async fn run(command: &AccountCommand, backend: &Backend, key: &SealingKey, json: bool) -> anyhow::Result<String> {
+pub async fn run(
+    command: &AccountCommand,
+    backend: &dyn Store,
+    key: &SealingKey,
+    json: bool,
+) -> anyhow::Result<String> {
     let secret_line = |name: &str, secret: &str, account_id: &str| {
         if json {
             json!({"AccessKeyId": name, "SecretAccessKey": secret, "AccountId": account_id}).to_string()
@@ -137,7 +142,7 @@ pub async fn run(command: &AccountCommand, backend: &Backend, key: &SealingKey, 
     }
 }
 
-async fn existing(backend: &Backend, name: &str) -> anyhow::Result<AccountRecord> {
+async fn existing(backend: &dyn Store, name: &str) -> anyhow::Result<AccountRecord> {
     backend.find_account(name).await.map_err(failed)?.with_context(|| format!("no account named {name}"))
 }
 

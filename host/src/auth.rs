@@ -12,7 +12,7 @@ use dynabox_handler::sigv4;
 
 use crate::accounts::SealingKey;
 use crate::runtime::report_storage_failure;
-use crate::storage::Backend;
+use crate::storage::Store;
 
 pub use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
 
@@ -33,7 +33,7 @@ pub enum Authenticator {
 
 /// The accounts of the store, as the server verifies signatures with them.
 pub struct Accounts {
-    backend: Arc<Backend>,
+    backend: Arc<dyn Store>,
     key: SealingKey,
     remembered: Mutex<HashMap<String, Remembered>>,
 }
@@ -63,7 +63,7 @@ struct Account {
 type SigningKeys = Arc<[[u8; 32]]>;
 
 impl Authenticator {
-    pub fn sigv4(backend: Arc<Backend>, key: SealingKey) -> Authenticator {
+    pub fn sigv4(backend: Arc<dyn Store>, key: SealingKey) -> Authenticator {
         Authenticator::SigV4(Accounts { backend, key, remembered: Mutex::default() })
     }
 

@@ -11,7 +11,7 @@ use dynabox::accounts::{AccountCommand, SealingKey, load_or_create_key};
 use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Runtime};
 use dynabox::server::Transport;
-use dynabox::storage::Backend;
+use dynabox::storage::{Store, postgres, sqlite};
 
 /// A DynamoDB-compatible server. Point any DynamoDB client's endpoint at it.
 ///
@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Command::Account { command, json }) = &args.command {
         let backend = open_store(&args.store, 1).await?;
-        let printed = dynabox::accounts::run(command, &backend, &sealing_key(&args.store)?, *json).await?;
+        let printed = dynabox::accounts::run(command, backend.as_ref(), &sealing_key(&args.store)?, *json).await?;
         if !printed.is_empty() {
             println!("{printed}");
         }
@@ -143,7 +143,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let backend = Arc::new(open_store(&args.store, args.pool_size).await?);
+    let backend = open_store(&args.store, args.pool_size).await?;
     let auth = match args.auth {
         AuthMode::Open => Authenticator::Open,
         AuthMode::Sigv4 => Authenticator::sigv4(backend.clone(), sealing_key(&args.store)?),
@@ -176,15 +176,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Backend> {
+async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {
     let wait_timeout = Duration::from_millis(store.storage_timeout_ms);
     Ok(match (&store.database_url, store.in_memory) {
         (Some(url), _) => {
-            Backend::connect_postgres(url, pool_size, wait_timeout).await.context("connecting to PostgreSQL")?
+            Arc::new(postgres::connect(url, pool_size, wait_timeout).await.context("connecting to PostgreSQL")?)
         }
-        (None, true) => Backend::open_embedded(None, wait_timeout)?,
-        (None, false) => Backend::open_embedded(Some(&store.data_dir), wait_timeout)
-            .with_context(|| format!("opening the embedded store in {}", store.data_dir.display()))?,
+        (None, true) => Arc::new(sqlite::open(None, wait_timeout).await?),
+        (None, false) => Arc::new(
+            sqlite::open(Some(&store.data_dir), wait_timeout)
+                .await
+                .with_context(|| format!("opening the embedded store in {}", store.data_dir.display()))?,
+        ),
     })
 }
 

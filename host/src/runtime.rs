@@ -26,7 +26,7 @@ use wasmtime::{
 };
 
 use crate::auth::Authenticator;
-use crate::storage::Backend;
+use crate::storage::remembered::{Remembered, RequestStorage, Stale};
 use admission::Admission;
 pub(crate) use failure_log::report_storage_failure;
 use memory_budget::SandboxMemory;
@@ -77,7 +77,7 @@ impl Default for Limits {
 pub struct Runtime {
     engine: Engine,
     pre: HandlerPre<RequestState>,
-    backend: Arc<Backend>,
+    storage: Arc<Remembered>,
     auth: Arc<Authenticator>,
     limits: Limits,
     slots: Semaphore,
@@ -88,7 +88,8 @@ pub struct Runtime {
 
 /// Everything one request's store holds.
 pub struct RequestState {
-    backend: Arc<Backend>,
+    /// The store as this request sees it: see `storage::remembered`.
+    storage: RequestStorage,
     auth: Arc<Authenticator>,
     clock: SandboxClock,
     /// The account `auth` returned for this request: the only one its storage calls may name.
@@ -96,14 +97,6 @@ pub struct RequestState {
     write_turns: Arc<WriteTurns>,
     /// The turn at the key this request announced with `get-for-write`, until its next write.
     turn: Option<Turn>,
-    /// Descriptions given to this request from the backend's memory, not yet confirmed: (table,
-    /// version). See "Remembered descriptions" in `runtime/imports.rs`.
-    unconfirmed: Vec<(String, u64)>,
-    /// Every description is read from the store: this is the request's second run, or a write
-    /// of it committed (so it must not run again).
-    fresh_descriptions: bool,
-    /// A description given from memory proved stale: the request runs again, afresh.
-    stale: bool,
     /// The sandbox's memory, taken from the server's budget as it grows.
     memory: SandboxMemory,
 }
@@ -123,8 +116,12 @@ impl SandboxClock {
 }
 
 impl Runtime {
-    /// Loads the handler's machine code and links it against the backend.
-    pub fn new(backend: Arc<Backend>, auth: Arc<Authenticator>, limits: Limits) -> anyhow::Result<Self> {
+    /// Loads the handler's machine code and links it against the store.
+    pub fn new(
+        store: Arc<dyn crate::storage::Store>,
+        auth: Arc<Authenticator>,
+        limits: Limits,
+    ) -> anyhow::Result<Self> {
         let engine = Engine::new(&engine_config(&limits)).map_err(anyhow::Error::from)?;
         // SAFETY: the bytes are what `Engine::precompile_component` of this wasmtime (one
         // lockfile builds both) made at build time under the settings of `code.rs`, which this
@@ -139,7 +136,8 @@ impl Runtime {
         let key_concurrency = limits.key_concurrency as usize;
         let admission = Admission::new(key_concurrency, key_concurrency);
         let memory = MemoryBudget::new(limits.memory_budget_bytes);
-        Ok(Runtime { engine, pre, backend, auth, limits, slots, admission, write_turns: Arc::default(), memory })
+        let storage = Arc::new(Remembered::new(store));
+        Ok(Runtime { engine, pre, storage, auth, limits, slots, admission, write_turns: Arc::default(), memory })
     }
 
     /// The server's memory budget, which request bodies are read within too.
@@ -197,8 +195,8 @@ impl Runtime {
     }
 
     /// Runs the request, and once more with every description read from the store if one it was
-    /// given from memory proved stale (see "Remembered descriptions" in `runtime/imports.rs`):
-    /// no write commits on a stale description, so the first run changed nothing.
+    /// given from memory proved stale (see `storage::remembered`): no write commits on a stale
+    /// description, so the first run changed nothing.
     async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
         let request =
             Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
@@ -208,9 +206,10 @@ impl Runtime {
             let handler = self.pre.instantiate_async(&mut store).await?;
             let outcome = call(&handler, &mut store, self.context(now_millis() as u64), &request).await;
             let state = store.data_mut();
-            let stale = match &outcome {
-                Err(_) => state.stale,
-                Ok(_) => !state.confirm_remaining().await,
+            let stale = match (&outcome, state.account.clone()) {
+                (Err(trap), _) => trap.chain().any(|e| e.is::<Stale>()),
+                (Ok(_), Some(account)) => state.storage.finish(&account).await.is_err(),
+                (Ok(_), None) => false,
             };
             if !stale || fresh_descriptions {
                 return outcome;
@@ -220,19 +219,16 @@ impl Runtime {
     }
 
     /// A fresh store for one request, with the sandbox-time deadline; `fresh_descriptions` for
-    /// calls that take no description from the backend's memory.
+    /// calls that take no description from memory.
     fn new_store(&self, fresh_descriptions: bool) -> Store<RequestState> {
         let budget = self.limits.sandbox_time;
         let state = RequestState {
-            backend: self.backend.clone(),
+            storage: self.storage.request(fresh_descriptions),
             auth: self.auth.clone(),
             clock: SandboxClock { started: Instant::now(), waited: Duration::ZERO, budget },
             account: None,
             write_turns: self.write_turns.clone(),
             turn: None,
-            unconfirmed: Vec::new(),
-            fresh_descriptions,
-            stale: false,
             memory: self.memory.sandbox(),
         };
         let mut store = Store::new(&self.engine, state);

@@ -12,7 +12,7 @@ use dynabox_handler::index::creating_indexes;
 use dynabox_handler::stream::RETENTION_SECONDS;
 
 use crate::runtime::Runtime;
-use crate::storage::Backend;
+use crate::storage::Store;
 
 /// How often the catalog is searched for indexes to fill when there are none.
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
@@ -23,7 +23,7 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs forever; the server drops it on shutdown. `ttl_interval`: how often expired items are
 /// looked for.
-pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>, ttl_interval: Duration) {
+pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: Duration) {
     let (mut last_sweep, mut last_trim): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         match backend.tables_with_creating_indexes().await {
@@ -36,7 +36,7 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<Backend>, ttl_interval: Dur
         }
         if last_sweep.is_none_or(|at| at.elapsed() >= ttl_interval) {
             last_sweep = Some(Instant::now());
-            sweep_expired(&runtime, &backend).await;
+            sweep_expired(&runtime, backend.as_ref()).await;
         }
         if last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL) {
             last_trim = Some(Instant::now());
@@ -58,7 +58,7 @@ async fn fill_indexes(runtime: &Runtime, account: &str, description: &[u8]) {
 }
 
 /// Deletes the expired items of every table with time to live, step by step.
-async fn sweep_expired(runtime: &Runtime, backend: &Backend) {
+async fn sweep_expired(runtime: &Runtime, backend: &dyn Store) {
     let tables = match backend.tables_with_time_to_live().await {
         Ok(tables) => tables,
         Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),

@@ -4,7 +4,7 @@
 //! number of items per request, with the same idempotent steps the host's worker runs.
 
 use dynabox_handler::index::{backfill_step, creating_indexes};
-use dynabox_sql::{Connection, SqlStore};
+use dynabox_sql::{Connection, Synchronous};
 
 /// Items one step reads, as the host's worker.
 const ITEMS_PER_STEP: u32 = 256;
@@ -13,7 +13,7 @@ const ITEMS_PER_STEP: u32 = 256;
 const STEPS_PER_REQUEST: u32 = 16;
 
 /// Runs backfill steps for the indexes being created, up to this request's share.
-pub fn step<C: Connection>(store: &mut SqlStore<C>) {
+pub fn step<C: Connection>(store: &mut Synchronous<C>) {
     let tables = match store.tables_with_creating_indexes() {
         Ok(tables) => tables,
         Err(e) => return eprintln!("dynabox: looking for indexes to fill failed: {e:?}"),

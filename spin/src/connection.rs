@@ -1,7 +1,8 @@
 //! [`Connection`] on Spin's `sqlite` (spin:sqlite@3.0.0) and `postgres` (spin:postgres@4.0.0)
 //! interfaces: the only code of the Spin component's storage that its native tests do not run
-//! (they run `SqlStore` on rusqlite and on the `postgres` client, what Spin itself uses behind
-//! these interfaces). Mechanical conversions only.
+//! (they run `SqlStore` on rusqlite and on pooled tokio-postgres connections used one statement at
+//! a time, what Spin itself uses behind these interfaces). Spin's calls answer at once: the
+//! futures are ready when first polled. Mechanical conversions only.
 
 use dynabox_sql::{Connection, Param, Row, SqlError, SqlErrorKind, Value, statements};
 use spin_sdk::{pg4, sqlite3};
@@ -16,21 +17,24 @@ impl SpinSqlite {
 }
 
 impl Connection for SpinSqlite {
-    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
         let params: Vec<sqlite3::Value> = params.iter().map(sqlite_value).collect();
         let result = self.0.execute(sql, &params).map_err(sqlite_error)?;
         let row = |row: sqlite3::RowResult| row.values.into_iter().map(from_sqlite).collect();
         Ok(result.rows.into_iter().map(row).collect())
     }
 
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
-        self.query(sql, params)?;
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+        self.query(sql, params).await?;
         Ok(self.0.changes())
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+    async fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
         // Spin runs the first statement of a string only.
-        statements(sql).into_iter().try_for_each(|statement| self.query(statement, &[]).map(drop))
+        for statement in statements(sql) {
+            self.query(statement, &[]).await?;
+        }
+        Ok(())
     }
 }
 
@@ -72,21 +76,24 @@ impl SpinPostgres {
 }
 
 impl Connection for SpinPostgres {
-    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
         let params: Vec<pg4::ParameterValue> = params.iter().map(postgres_value).collect();
         let rows = self.0.query(&at_least_one_row(sql), &params).map_err(postgres_error)?;
         let rows = rows.rows.into_iter().filter(|row| !matches!(row.first(), Some(pg4::DbValue::DbNull)));
         rows.map(|row| row.into_iter().skip(1).map(from_postgres).collect()).collect()
     }
 
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
         let params: Vec<pg4::ParameterValue> = params.iter().map(postgres_value).collect();
         self.0.execute(sql, &params).map_err(postgres_error)
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+    async fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
         // Spin prepares each string: one statement at a time.
-        statements(sql).into_iter().try_for_each(|statement| self.execute(statement, &[]).map(drop))
+        for statement in statements(sql) {
+            self.execute(statement, &[]).await?;
+        }
+        Ok(())
     }
 }
 

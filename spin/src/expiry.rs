@@ -4,7 +4,7 @@
 
 use dynabox_handler::expire_step;
 use dynabox_handler::stream::RETENTION_SECONDS;
-use dynabox_sql::{Connection, SqlStore};
+use dynabox_sql::{Connection, Synchronous};
 
 /// Expired items one request deletes at most, per table with time to live.
 const ITEMS_PER_REQUEST: u32 = 64;
@@ -17,7 +17,7 @@ pub fn sweeps_after(operation: &str) -> bool {
 
 /// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and the
 /// stream records past their 24 hours.
-pub fn sweep<C: Connection>(store: &mut SqlStore<C>) {
+pub fn sweep<C: Connection>(store: &mut Synchronous<C>) {
     let now = dynabox_handler::random::now_seconds() as u64;
     let tables = match store.tables_with_time_to_live() {
         Ok(tables) => tables,

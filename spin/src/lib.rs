@@ -1,5 +1,6 @@
 //! dynabox as a Spin component: Spin's HTTP trigger calls [`handle`], which runs the handler
 //! library (every DynamoDB rule, the same code the host's sandbox runs) on `dynabox_sql::SqlStore`
+//! (as `Synchronous`: Spin's interfaces answer at once)
 //! over Spin's SQLite interface (the default database) or, when the variable `postgres_url` is set,
 //! over Spin's PostgreSQL interface: the schema, statements and migrations of the host's backends.
 //! The variable `auth` picks the policy: `open` (the default) or `sigv4` (see [`claimed_account`]).
@@ -19,7 +20,7 @@ use dynabox_handler::storage::StorageError;
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::{content_coding, cors};
 use dynabox_sql::accounts::SealingKey;
-use dynabox_sql::{Connection, Dialect, SqlStore};
+use dynabox_sql::{Connection, Dialect, Synchronous};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
@@ -80,7 +81,7 @@ fn respond(request: &dynabox_handler::http::Request) -> dynabox_handler::http::R
 
 fn answer<C: Connection>(
     request: &dynabox_handler::http::Request,
-    store: &mut SqlStore<C>,
+    store: &mut Synchronous<C>,
 ) -> dynabox_handler::http::Response {
     let operation = dynabox_handler::protocol::target_operation(request);
     // A new index is filled before DescribeTable answers (clients poll it until the index is
@@ -113,7 +114,10 @@ fn answer<C: Connection>(
 /// opened with the variable `secret_key` (the 64 hex digits of the host's key file, so `dynabox
 /// account` manages Spin's accounts on a shared PostgreSQL database). The handler checks the
 /// signature with them as the host does.
-fn claimed_account<C: Connection>(request: &dynabox_handler::http::Request, store: &mut SqlStore<C>) -> ClaimedAccount {
+fn claimed_account<C: Connection>(
+    request: &dynabox_handler::http::Request,
+    store: &mut Synchronous<C>,
+) -> ClaimedAccount {
     // A request without a well-formed signature is refused before its account is asked for.
     // Only the access key is read here; `handle` builds the string to sign.
     let Ok(signed) = dynabox_handler::sigv4::signed_request(request, false) else { return ClaimedAccount::Unknown };
@@ -139,8 +143,8 @@ fn claimed_account<C: Connection>(request: &dynabox_handler::http::Request, stor
 }
 
 enum Store {
-    Sqlite(SqlStore<SpinSqlite>),
-    Postgres(SqlStore<SpinPostgres>),
+    Sqlite(Synchronous<SpinSqlite>),
+    Postgres(Synchronous<SpinPostgres>),
 }
 
 /// Spin's PostgreSQL database when the variable `postgres_url` is set, else its default SQLite
@@ -150,9 +154,9 @@ fn open_store() -> Result<Store, StorageError> {
     let url = spin_sdk::variables::get("postgres_url").unwrap_or_default();
     if url.is_empty() {
         let connection = SpinSqlite::open_default().map_err(|e| internal(&e))?;
-        SqlStore::open(connection, Dialect::Sqlite).map(Store::Sqlite).map_err(|e| internal(&e))
+        Synchronous::open(connection, Dialect::Sqlite).map(Store::Sqlite).map_err(|e| internal(&e))
     } else {
         let connection = SpinPostgres::open(&url).map_err(|e| internal(&e))?;
-        SqlStore::open(connection, Dialect::Postgres).map(Store::Postgres).map_err(|e| internal(&e))
+        Synchronous::open(connection, Dialect::Postgres).map(Store::Postgres).map_err(|e| internal(&e))
     }
 }

@@ -74,15 +74,25 @@ pub struct AccountListing {
     pub created: i64,
 }
 
-impl<C: Connection> SqlStore<C> {
-    /// False when the name is taken.
-    pub fn create_account(&mut self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, SqlError> {
+impl SqlStore {
+    /// Records a new account with its sealed secret; false when the name is taken.
+    pub async fn create_account(
+        &self,
+        conn: &mut impl Connection,
+        name: &str,
+        account_id: &str,
+        secret: &[u8],
+    ) -> Result<bool, SqlError> {
         let params = [Param::Text(name), Param::Text(account_id), Param::Bytes(secret)];
-        self.found(|catalog| catalog.insert_account, &params)
+        self.found(conn, |catalog| catalog.insert_account, &params).await
     }
 
-    pub fn find_account(&mut self, name: &str) -> Result<Option<AccountRecord>, SqlError> {
-        let rows = self.catalog_query(|catalog| catalog.find_account, &[Param::Text(name)])?;
+    pub async fn find_account(
+        &self,
+        conn: &mut impl Connection,
+        name: &str,
+    ) -> Result<Option<AccountRecord>, SqlError> {
+        let rows = self.catalog_query(conn, |catalog| catalog.find_account, &[Param::Text(name)]).await?;
         let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
         let previous_secret = match row.get(2) {
             Some(Value::Null) => None,
@@ -91,8 +101,8 @@ impl<C: Connection> SqlStore<C> {
         Ok(Some(AccountRecord { account_id: row.text(0)?, secret: row.bytes(1)?, previous_secret }))
     }
 
-    pub fn list_accounts(&mut self) -> Result<Vec<AccountListing>, SqlError> {
-        let rows = self.catalog_query(|catalog| catalog.list_accounts, &[])?;
+    pub async fn list_accounts(&self, conn: &mut impl Connection) -> Result<Vec<AccountListing>, SqlError> {
+        let rows = self.catalog_query(conn, |catalog| catalog.list_accounts, &[]).await?;
         rows.into_iter()
             .map(|mut row| {
                 Ok(AccountListing {
@@ -106,32 +116,37 @@ impl<C: Connection> SqlStore<C> {
     }
 
     /// Whether there was such an account. Its tables are the caller's to delete.
-    pub fn delete_account(&mut self, name: &str) -> Result<bool, SqlError> {
-        self.found(|catalog| catalog.delete_account, &[Param::Text(name)])
+    pub async fn delete_account(&self, conn: &mut impl Connection, name: &str) -> Result<bool, SqlError> {
+        self.found(conn, |catalog| catalog.delete_account, &[Param::Text(name)]).await
     }
 
     /// Makes `secret` the account's secret and the current one its previous; false when there is
     /// no such account.
-    pub fn rotate_secret(&mut self, name: &str, secret: &[u8]) -> Result<bool, SqlError> {
-        self.found(|catalog| catalog.rotate_secret, &[Param::Text(name), Param::Bytes(secret)])
+    pub async fn rotate_secret(&self, conn: &mut impl Connection, name: &str, secret: &[u8]) -> Result<bool, SqlError> {
+        self.found(conn, |catalog| catalog.rotate_secret, &[Param::Text(name), Param::Bytes(secret)]).await
     }
 
     /// Stops the previous secret from working; false when there is no such account.
-    pub fn revoke_previous_secret(&mut self, name: &str) -> Result<bool, SqlError> {
-        self.found(|catalog| catalog.revoke_previous_secret, &[Param::Text(name)])
+    pub async fn revoke_previous_secret(&self, conn: &mut impl Connection, name: &str) -> Result<bool, SqlError> {
+        self.found(conn, |catalog| catalog.revoke_previous_secret, &[Param::Text(name)]).await
     }
 
     /// Whether a statement that returns a row when it finds its account did.
-    fn found(&mut self, statement: fn(&Catalog) -> &'static str, params: &[Param<'_>]) -> Result<bool, SqlError> {
-        Ok(!self.catalog_query(statement, params)?.is_empty())
+    async fn found(
+        &self,
+        conn: &mut impl Connection,
+        statement: fn(&Catalog) -> &'static str,
+        params: &[Param<'_>],
+    ) -> Result<bool, SqlError> {
+        Ok(!self.catalog_query(conn, statement, params).await?.is_empty())
     }
 
-    fn catalog_query(
-        &mut self,
+    async fn catalog_query(
+        &self,
+        conn: &mut impl Connection,
         statement: fn(&Catalog) -> &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<Row>, SqlError> {
-        let sql = statement(self.dialect().catalog());
-        self.connection().query(sql, params)
+        conn.query(statement(self.dialect().catalog()), params).await
     }
 }

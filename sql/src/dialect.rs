@@ -30,6 +30,9 @@ pub struct Catalog {
     pub new_table_version: &'static str,
     /// account, name → description, version.
     pub describe_table: &'static str,
+    /// account, name, version → a row when the description is at that version: versions never
+    /// repeat, so this confirms a description read earlier exactly.
+    pub description_at: &'static str,
     /// account, name → id, version; PostgreSQL locks the row against write groups guarded by it.
     pub table_for_update: &'static str,
     /// id, description, version.
@@ -56,7 +59,8 @@ pub struct Catalog {
     /// table id → the change log's next sequence number. The row stays locked until the group
     /// commits (PostgreSQL; SQLite's write transactions are serial), so numbers follow commit order.
     pub next_change: &'static str,
-    /// table id, sequence number, record.
+    /// table id, record: appended under the number `next_change` just gave, read from the
+    /// table's row, so that both statements can be sent before either is answered.
     pub insert_change: &'static str,
     /// table id, after, limit → sequence number, record, in order.
     pub read_changes: &'static str,
@@ -93,6 +97,7 @@ const SQLITE_CATALOG: Catalog = Catalog {
                    ON CONFLICT (account, name) DO NOTHING RETURNING id",
     new_table_version: "UPDATE version_clock SET reserved = reserved + 1 RETURNING reserved",
     describe_table: "SELECT description, version FROM tables WHERE account = ?1 AND name = ?2",
+    description_at: "SELECT 1 FROM tables WHERE account = ?1 AND name = ?2 AND version = ?3",
     table_for_update: "SELECT id, version FROM tables WHERE account = ?1 AND name = ?2",
     update_description: "UPDATE tables SET description = ?2, version = ?3 WHERE id = ?1",
     list_tables: "SELECT name FROM tables WHERE account = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
@@ -106,7 +111,7 @@ const SQLITE_CATALOG: Catalog = Catalog {
                     WHERE t.account = ?1 AND t.name = ?2 AND k.index_name = ?3",
     table_at: "SELECT 1 FROM tables WHERE id = ?1 AND version = ?2",
     next_change: "UPDATE tables SET changes = changes + 1 WHERE id = ?1 RETURNING changes",
-    insert_change: "INSERT INTO changes (table_id, seq, record) VALUES (?1, ?2, ?3)",
+    insert_change: "INSERT INTO changes (table_id, seq, record) SELECT id, changes, ?2 FROM tables WHERE id = ?1",
     read_changes: "SELECT seq, record FROM changes WHERE table_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     last_change: "SELECT changes FROM tables WHERE id = ?1",
     trim_changes: "DELETE FROM changes WHERE created < ?1",
@@ -133,6 +138,7 @@ const POSTGRES_CATALOG: Catalog = Catalog {
                    VALUES ($1, $2, $3::text::json, $4) ON CONFLICT (account, name) DO NOTHING RETURNING id",
     new_table_version: "SELECT nextval('dynabox.item_versions')",
     describe_table: "SELECT description::text, version FROM dynabox.tables WHERE account = $1 AND name = $2",
+    description_at: "SELECT 1 FROM dynabox.tables WHERE account = $1 AND name = $2 AND version = $3",
     table_for_update: "SELECT id, version FROM dynabox.tables WHERE account = $1 AND name = $2 FOR UPDATE",
     update_description: "UPDATE dynabox.tables SET description = $2::text::json, version = $3 WHERE id = $1",
     list_tables: "SELECT name FROM dynabox.tables WHERE account = $1 AND name > $2 ORDER BY name LIMIT $3",
@@ -150,7 +156,8 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     // change log (an UPDATE of `changes`, not of a key) still take their turns on the row.
     table_at: "SELECT 1 FROM dynabox.tables WHERE id = $1 AND version = $2 FOR KEY SHARE",
     next_change: "UPDATE dynabox.tables SET changes = changes + 1 WHERE id = $1 RETURNING changes",
-    insert_change: "INSERT INTO dynabox.changes (table_id, seq, record) VALUES ($1, $2, $3)",
+    insert_change: "INSERT INTO dynabox.changes (table_id, seq, record) \
+                    SELECT id, changes, $2::bytea FROM dynabox.tables WHERE id = $1",
     read_changes: "SELECT seq, record FROM dynabox.changes WHERE table_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     last_change: "SELECT changes FROM dynabox.tables WHERE id = $1",
     trim_changes: "DELETE FROM dynabox.changes WHERE created < to_timestamp($1::int8)",

@@ -43,19 +43,166 @@ pub mod postgres;
 #[cfg(feature = "rusqlite")]
 pub mod rusqlite;
 
+use std::borrow::Cow;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
 pub use dialect::Dialect;
-pub use store::SqlStore;
+pub use store::{SqlStore, Synchronous};
 
 /// A connection to a SQL database, as [`SqlStore`] uses it: statements with positional
-/// parameters, one at a time, in the connection's own session (so `BEGIN` … `COMMIT` spans calls).
-pub trait Connection {
+/// parameters, in the connection's own session. Asynchronous, so that one control path serves
+/// drivers that wait on a network (the host's PostgreSQL pool) and drivers whose calls complete at
+/// once (rusqlite, Spin's interfaces), which [`ready`] runs without an executor.
+///
+/// A driver that can send several statements before reading their answers overrides
+/// [`Connection::pipeline`] and [`Connection::transaction`]; the provided versions run one
+/// statement at a time.
+pub trait Connection: Send {
     /// Runs one statement that may return rows (a SELECT, or DML with RETURNING): its rows.
-    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError>;
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = Result<Vec<Row>, SqlError>> + Send;
     /// Runs one statement that returns no rows: how many rows it changed.
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError>;
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = Result<u64, SqlError>> + Send;
     /// Runs several statements without parameters (DDL, migrations). Connections whose driver
     /// takes one statement at a time split them with [`statements`].
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError>;
+    fn batch(&mut self, sql: &str) -> impl Future<Output = Result<(), SqlError>> + Send;
+
+    /// Runs one statement and checks its guard: a guard that does not hold is an error of kind
+    /// [`SqlErrorKind::GuardFailed`].
+    fn run(&mut self, statement: &Statement<'_>) -> impl Future<Output = Result<Answer, SqlError>> + Send {
+        async move {
+            let answer = match statement.returns_rows {
+                true => {
+                    let rows = self.query(&statement.sql, &statement.params).await?;
+                    Answer { count: rows.len() as u64, rows }
+                }
+                false => Answer { rows: Vec::new(), count: self.execute(&statement.sql, &statement.params).await? },
+            };
+            statement.guard.check(answer)
+        }
+    }
+
+    /// Runs independent statements outside a transaction, each whatever the others' outcome:
+    /// their answers in order.
+    fn pipeline(&mut self, statements: &[Statement<'_>]) -> impl Future<Output = Vec<Result<Answer, SqlError>>> + Send {
+        async move {
+            let mut answers = Vec::with_capacity(statements.len());
+            for statement in statements {
+                answers.push(self.run(statement).await);
+            }
+            answers
+        }
+    }
+
+    /// Runs the statements as one transaction begun with `begin`: every answer once it committed,
+    /// or the failure that rolled it back. Nothing after a failed statement or guard applies.
+    fn transaction(
+        &mut self,
+        begin: &str,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<Answer>, TransactionFailed>> + Send {
+        async move {
+            let failed = |at, error| TransactionFailed { at, error };
+            self.execute(begin, &[]).await.map_err(|e| failed(None, e))?;
+            let mut answers = Vec::with_capacity(statements.len());
+            for (index, statement) in statements.iter().enumerate() {
+                match self.run(statement).await {
+                    Ok(answer) => answers.push(answer),
+                    Err(error) => {
+                        let _ = self.execute("ROLLBACK", &[]).await;
+                        return Err(failed(Some(index), error));
+                    }
+                }
+            }
+            match self.execute("COMMIT", &[]).await {
+                Ok(_) => Ok(answers),
+                Err(error) => {
+                    // A failed COMMIT may leave the transaction open; one already ended makes
+                    // ROLLBACK fail harmlessly.
+                    let _ = self.execute("ROLLBACK", &[]).await;
+                    Err(failed(None, error))
+                }
+            }
+        }
+    }
+
+    /// The store forgot a dropped keyspace: a driver that keeps its statements prepared may drop
+    /// them.
+    fn forget_statements(&mut self, _statements: &[&str]) {}
+}
+
+/// A statement of a write group or a pipeline: its SQL, its parameters, whether it returns rows,
+/// and what its rows (returned or changed) must be for the group to go on.
+#[derive(Debug, Clone)]
+pub struct Statement<'a> {
+    pub sql: Cow<'a, str>,
+    pub params: Vec<Param<'a>>,
+    pub returns_rows: bool,
+    pub guard: Guard,
+    /// The group's guard on its table's description (`Write::TableAt`): a driver that must find
+    /// out the outcome of a `COMMIT` whose answer was lost may have this statement tell the
+    /// transaction's id.
+    pub table_guard: bool,
+}
+
+impl<'a> Statement<'a> {
+    /// A statement that returns rows and guards nothing.
+    pub fn select(sql: impl Into<Cow<'a, str>>, params: Vec<Param<'a>>) -> Statement<'a> {
+        Statement { sql: sql.into(), params, returns_rows: true, guard: Guard::None, table_guard: false }
+    }
+}
+
+/// What the rows a statement returned or changed must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    None,
+    OneRow,
+    NoRow,
+}
+
+impl Guard {
+    pub fn holds(self, rows: u64) -> bool {
+        match self {
+            Guard::None => true,
+            Guard::OneRow => rows == 1,
+            Guard::NoRow => rows == 0,
+        }
+    }
+
+    /// The answer when the guard held, else an error of kind [`SqlErrorKind::GuardFailed`].
+    pub fn check(self, answer: Answer) -> Result<Answer, SqlError> {
+        match self.holds(answer.count) {
+            true => Ok(answer),
+            false => Err(SqlError { kind: SqlErrorKind::GuardFailed, message: "a guard did not hold".into() }),
+        }
+    }
+}
+
+/// A statement's answer: the rows it returned, and how many rows it returned or changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub rows: Vec<Row>,
+    pub count: u64,
+}
+
+/// Why a [`Connection::transaction`] did not commit: the statement that failed (`None`: the
+/// `BEGIN` or the `COMMIT`) and its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionFailed {
+    pub at: Option<usize>,
+    pub error: SqlError,
+}
+
+/// Runs a future of a connection whose calls complete at once (rusqlite, Spin's interfaces) to
+/// its end, without an executor.
+///
+/// # Panics
+/// If the future waits, which only a driver that waits on something can make it do.
+pub fn ready<T>(future: impl Future<Output = T>) -> T {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("a synchronous connection's call waited"),
+    }
 }
 
 /// A value bound to a statement.
@@ -111,9 +258,11 @@ impl Columns for Row {
     }
 }
 
-/// A failed statement. Two kinds matter to the store: `MissingTable`, a storage table another
-/// process dropped after this one looked it up, and `Conflict`, a transaction the database rolled
-/// back because it deadlocked with (or could not be serialised after) another one.
+/// A failed statement. Kinds that matter to the store: `MissingTable`, a storage table another
+/// process dropped after this one looked it up; `Conflict`, a transaction the database rolled
+/// back because it deadlocked with (or could not be serialised after) another one; `GuardFailed`,
+/// a statement's [`Guard`] that did not hold; `OutcomeUnknown`, a `COMMIT` whose answer was lost
+/// and whose outcome the driver could not find out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
     pub kind: SqlErrorKind,
@@ -124,6 +273,8 @@ pub struct SqlError {
 pub enum SqlErrorKind {
     MissingTable,
     Conflict,
+    GuardFailed,
+    OutcomeUnknown,
     Other,
 }
 

@@ -1,6 +1,6 @@
 //! What a request's statements are: an item write's statement and parameters, the shape of a
-//! query or scan, and how pages are read in chunks and cut. Shared by [`crate::SqlStore`] and the
-//! host's asynchronous PostgreSQL backend, which run the same statements with different drivers.
+//! query or scan, and how pages are read in chunks and cut, for [`crate::SqlStore`]; and
+//! [`raise_unless_rows`], how a driver that pipelines makes a guard abort its transaction.
 
 use std::borrow::Cow;
 use std::ops::Bound;
@@ -10,7 +10,7 @@ use dynabox_handler::storage::{
     partition_hash, segment_hashes,
 };
 
-use crate::{Dialect, Param};
+use crate::{Dialect, Guard, Param};
 
 /// The statements on one storage table, as templates in which `{t}` stands for the table (`S` =
 /// `&'static str`) or rendered for one table (`S` = `String`). Parameters, by position:
@@ -106,7 +106,7 @@ pub fn index_column(keyspace: &Keyspace) -> &str {
     keyspace.index.as_deref().unwrap_or("")
 }
 
-/// The one statement that carries out an item write, and how to tell whether its guard held.
+/// The one statement that carries out an item write, and what its rows must be.
 pub struct Plan<'a> {
     pub sql: &'a str,
     /// The document, partition hash and expiry, for puts.
@@ -115,45 +115,18 @@ pub struct Plan<'a> {
     version: Option<i64>,
     /// The statement is a SELECT (a guard that writes nothing).
     pub returns_rows: bool,
-    check: Check,
-}
-
-enum Check {
-    None,
-    /// The guard held when the statement affected (or returned) one row.
-    OneRow,
-    /// The guard held when the statement returned no row.
-    NoRow,
+    /// The rows it affects or returns when the write's expectation holds.
+    pub guard: Guard,
 }
 
 impl<'a> Plan<'a> {
-    /// Whether the guard held, given the rows the statement affected or returned.
-    pub fn holds(&self, rows: u64) -> bool {
-        match self.check {
-            Check::None => true,
-            Check::OneRow => rows == 1,
-            Check::NoRow => rows == 0,
-        }
-    }
-
-    /// The statement made to fail, by a division by zero, when its guard does not hold
-    /// (PostgreSQL): a group whose `COMMIT` is sent with its statements is then rolled back by
-    /// the failure itself.
-    pub fn raising_sql(&self) -> Cow<'a, str> {
-        match self.check {
-            Check::None => Cow::Borrowed(self.sql),
-            Check::OneRow => Cow::Owned(raise_unless_rows(self.sql, true)),
-            Check::NoRow => Cow::Owned(raise_unless_rows(self.sql, false)),
-        }
-    }
-
     /// Whether the statement puts a document.
     pub fn puts(&self) -> bool {
         self.put.is_some()
     }
 
     /// The parameters, in the order of [`TableSql`]; `new_version` where the dialect binds it.
-    pub fn params<'p>(&'p self, key: &'p ItemKey, new_version: Option<i64>) -> Result<Vec<Param<'p>>, StorageError> {
+    pub fn params(&self, key: &'a ItemKey, new_version: Option<i64>) -> Result<Vec<Param<'a>>, StorageError> {
         let mut params = vec![Param::Bytes(&key.partition), Param::Bytes(&key.sort)];
         if let Some((document, hash, expires)) = self.put {
             let document = std::str::from_utf8(document)
@@ -171,7 +144,9 @@ impl<'a> Plan<'a> {
 }
 
 /// `sql` (PostgreSQL; a SELECT, or a write that gains `RETURNING 1`) as a statement that divides
-/// by zero unless it returns (`one_row`) or does not return (`!one_row`) a row.
+/// by zero unless it returns (`one_row`) or does not return (`!one_row`) a row: a guard that
+/// fails aborts the transaction by itself, so a driver can send the `COMMIT` with the group's
+/// statements, which then rolls back.
 pub fn raise_unless_rows(sql: &str, one_row: bool) -> String {
     let divisor = if one_row { "count(*)::int" } else { "(1 - count(*)::int)" };
     if sql.starts_with("SELECT") {
@@ -186,8 +161,8 @@ pub fn raise_unless_rows(sql: &str, one_row: bool) -> String {
 pub fn plan<'a>(write: &'a Write, sql: &'a TableSql<String>) -> Option<Plan<'a>> {
     // No stored version is negative, so a version beyond i64 simply never matches.
     let at = |v: u64| Some(i64::try_from(v).unwrap_or(-1));
-    let plan = |sql: &'a String, put, version, check| {
-        Some(Plan { sql, put, version, returns_rows: sql.starts_with("SELECT"), check })
+    let plan = |sql: &'a String, put, version, guard| {
+        Some(Plan { sql, put, version, returns_rows: sql.starts_with("SELECT"), guard })
     };
     match write {
         Write::Put { key, document, expect, expires_at, .. } => {
@@ -197,20 +172,20 @@ pub fn plan<'a>(write: &'a Write, sql: &'a TableSql<String>) -> Option<Plan<'a>>
                 expires_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
             ));
             match *expect {
-                Expect::Anything => plan(&sql.upsert, put, None, Check::None),
-                Expect::Absent => plan(&sql.insert_new, put, None, Check::OneRow),
-                Expect::Version(v) => plan(&sql.update_at, put, at(v), Check::OneRow),
+                Expect::Anything => plan(&sql.upsert, put, None, Guard::None),
+                Expect::Absent => plan(&sql.insert_new, put, None, Guard::OneRow),
+                Expect::Version(v) => plan(&sql.update_at, put, at(v), Guard::OneRow),
             }
         }
         Write::Delete { expect, .. } => match *expect {
-            Expect::Anything => plan(&sql.delete, None, None, Check::None),
-            Expect::Absent => plan(&sql.exists, None, None, Check::NoRow),
-            Expect::Version(v) => plan(&sql.delete_at, None, at(v), Check::OneRow),
+            Expect::Anything => plan(&sql.delete, None, None, Guard::None),
+            Expect::Absent => plan(&sql.exists, None, None, Guard::NoRow),
+            Expect::Version(v) => plan(&sql.delete_at, None, at(v), Guard::OneRow),
         },
         Write::Check { expect, .. } => match *expect {
             Expect::Anything => None,
-            Expect::Absent => plan(&sql.exists, None, None, Check::NoRow),
-            Expect::Version(v) => plan(&sql.exists_at, None, at(v), Check::OneRow),
+            Expect::Absent => plan(&sql.exists, None, None, Guard::NoRow),
+            Expect::Version(v) => plan(&sql.exists_at, None, at(v), Guard::OneRow),
         },
         Write::TableAt { .. } | Write::AppendChange { .. } => unreachable!("not an item write"),
     }

@@ -1,5 +1,5 @@
 //! [`Connection`] for rusqlite: the host's embedded store, and the Spin store's tests (Spin's
-//! SQLite interface is rusqlite on the other side).
+//! SQLite interface is rusqlite on the other side). Calls complete at once; see [`crate::ready`].
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ToSql, params_from_iter};
@@ -7,7 +7,7 @@ use rusqlite::{ToSql, params_from_iter};
 use crate::{Connection, Param, Row, SqlError, SqlErrorKind, Value};
 
 impl Connection for rusqlite::Connection {
-    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
         let mut statement = self.prepare_cached(sql).map_err(error)?;
         let columns = statement.column_count();
         let mut rows = statement.query(params_from_iter(params)).map_err(error)?;
@@ -19,12 +19,12 @@ impl Connection for rusqlite::Connection {
         Ok(result)
     }
 
-    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
         let mut statement = self.prepare_cached(sql).map_err(error)?;
         statement.execute(params_from_iter(params)).map(|n| n as u64).map_err(error)
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+    async fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
         self.execute_batch(sql).map_err(error)
     }
 }

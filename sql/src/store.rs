@@ -1,9 +1,16 @@
 //! The storage contract implemented once over any [`Connection`] and [`Dialect`]: the host's
-//! embedded store (rusqlite, one long-lived handle) and the Spin component (Spin's SQLite or
-//! PostgreSQL, a fresh handle per request) run this code.
+//! embedded store (rusqlite), the host's PostgreSQL backend (a pipelining driver on a pool) and
+//! the Spin component (Spin's SQLite or PostgreSQL) all run this code.
+//!
+//! A [`SqlStore`] holds what outlives one call (the dialect, the keyspace cache, SQLite's
+//! description cache and version clock) and every call is given the connection to run on, so
+//! one store serves a pool of connections as well as one connection. [`Synchronous`] is a store
+//! with its connection as the handler's synchronous `Storage`, for connections whose calls
+//! complete at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dynabox_handler::storage::{
     ChangePage, ChangeRecord, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError,
@@ -15,39 +22,42 @@ use crate::plan::{
     ChunkedRead, KeyspaceEntry, checked_storage_table, index_column, item_write, plan, query_sql, scan_sql,
     sort_bounds, write_keyspace,
 };
-use crate::{Columns, Connection, Dialect, Param, Row, SqlError, SqlErrorKind};
+use crate::{
+    Columns, Connection, Dialect, Guard, Param, Row, SqlError, SqlErrorKind, Statement, TransactionFailed, ready,
+};
 
 /// SQLite versions are reserved from the persistent clock this many at a time (see [`VersionClock`]).
 const VERSION_BLOCK: i64 = 1024;
 
-pub struct SqlStore<C> {
-    conn: C,
+pub struct SqlStore {
     dialect: Dialect,
-    /// SQLite's item versions; PostgreSQL's statements take theirs from a sequence.
-    clock: VersionClock,
     /// (account, keyspace) → its entry, so item operations do not read the catalog. Safe across
     /// processes because storage tables are never named twice: an entry another process made
     /// stale (its table or index dropped) points at a table that no longer exists, and the
     /// statement that finds it gone makes the store forget the entry and look again.
-    keyspaces: HashMap<(String, Keyspace), Arc<KeyspaceEntry>>,
-    descriptions: DescriptionCache,
+    keyspaces: RwLock<HashMap<(String, Keyspace), Arc<KeyspaceEntry>>>,
+    descriptions: Mutex<DescriptionCache>,
+    /// SQLite's item versions; PostgreSQL's statements take theirs from a sequence.
+    clock: Mutex<VersionClock>,
 }
 
-/// The descriptions this handle has read (absences included). SQLite only: valid while no other
-/// connection has committed to the file, which `PRAGMA data_version` tells for the price of a
-/// pragma instead of a catalog read. PostgreSQL reads descriptions on every call, so that every
-/// process sees another's table changes at once. This handle's own changes clear what they touch.
+/// The descriptions this store has read (absences included). SQLite only, where a store has one
+/// connection: valid while no other connection has committed to the file, which `PRAGMA
+/// data_version` tells for the price of a pragma instead of a catalog read. On PostgreSQL
+/// descriptions are read on every call, so that every process sees another's table changes at
+/// once (the host remembers them apart, see its `storage::remembered`). This store's own changes
+/// clear what they touch.
 #[derive(Default)]
 struct DescriptionCache {
     data_version: i64,
     records: HashMap<(String, String), Option<TableRecord>>,
 }
 
-/// Hands out SQLite item versions that are never handed out again, by this handle or another one
+/// Hands out SQLite item versions that are never handed out again, by this store or another one
 /// on the same file, also after a restart: blocks of [`VERSION_BLOCK`] numbers are reserved in the
-/// `version_clock` row, in the same transaction as the first write that uses one, so a durable
-/// version is always covered by a durable reservation. Reserving per block instead of per write
-/// keeps the clock's page out of almost every commit.
+/// `version_clock` row, committed before any of them is used, so a durable version is always
+/// covered by a durable reservation. Reserving per block instead of per write keeps the clock's
+/// page out of almost every commit. A number whose write did not commit is simply never used.
 #[derive(Debug, Clone, Copy)]
 struct VersionClock {
     /// The next version to hand out, valid while it is at most `reserved`.
@@ -55,29 +65,10 @@ struct VersionClock {
     reserved: i64,
 }
 
-impl VersionClock {
-    /// Nothing reserved yet: the first write reserves.
-    fn new() -> Self {
-        VersionClock { next: 1, reserved: 0 }
-    }
-
-    /// A version for the writes of the open transaction. Changes only this copy: the caller keeps
-    /// it once the transaction commits.
-    fn take(&mut self, conn: &mut impl Connection) -> Result<i64, SqlError> {
-        if self.next > self.reserved {
-            let sql = "UPDATE version_clock SET reserved = reserved + ?1 RETURNING reserved";
-            self.reserved = single_int(conn.query(sql, &[Param::Int(VERSION_BLOCK)])?)?;
-            self.next = self.reserved - VERSION_BLOCK + 1;
-        }
-        self.next += 1;
-        Ok(self.next - 1)
-    }
-}
-
-impl<C: Connection> SqlStore<C> {
-    /// A store on `conn`, after applying pending migrations (when the schema is current, one
-    /// cheap read tells).
-    pub fn open(mut conn: C, dialect: Dialect) -> Result<Self, SqlError> {
+impl SqlStore {
+    /// A store on the database `conn` reaches, after applying pending migrations (when the schema
+    /// is current, one cheap read tells).
+    pub async fn open(conn: &mut impl Connection, dialect: Dialect) -> Result<SqlStore, SqlError> {
         if dialect == Dialect::Sqlite {
             // WAL with synchronous=NORMAL: a commit is durable once written to the WAL, so it
             // survives a crash of the process; only a crash of the machine (power loss) may
@@ -85,16 +76,15 @@ impl<C: Connection> SqlStore<C> {
             // and the writer do not block each other, which matters to connections opened per
             // request. The journal mode stays with the file (in memory it stays "memory");
             // synchronous is per connection.
-            conn.query("PRAGMA journal_mode = WAL", &[])?;
-            conn.execute("PRAGMA synchronous = NORMAL", &[])?;
+            conn.query("PRAGMA journal_mode = WAL", &[]).await?;
+            conn.execute("PRAGMA synchronous = NORMAL", &[]).await?;
         }
-        migrate(&mut conn, dialect)?;
+        migrate(conn, dialect).await?;
         Ok(SqlStore {
-            conn,
             dialect,
-            clock: VersionClock::new(),
-            keyspaces: HashMap::new(),
-            descriptions: DescriptionCache::default(),
+            keyspaces: RwLock::default(),
+            descriptions: Mutex::default(),
+            clock: Mutex::new(VersionClock { next: 1, reserved: 0 }),
         })
     }
 
@@ -102,19 +92,324 @@ impl<C: Connection> SqlStore<C> {
         self.dialect
     }
 
-    pub fn connection(&mut self) -> &mut C {
-        &mut self.conn
+    pub async fn create_table(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        let description = text(description)?;
+        self.begin(conn).await?;
+        let created = async {
+            let version = self.new_table_version(conn).await?;
+            let params = [Param::Text(account), Param::Text(name), Param::Text(description), Param::Int(version)];
+            let rows = conn.query(self.dialect.catalog().insert_table, &params).await.map_err(|e| self.internal(e))?;
+            let Some(id) = rows.into_iter().next() else { return Ok(false) };
+            let id = id.int(0).map_err(|e| self.internal(e))?;
+            for index in std::iter::once("").chain(indexes.iter().map(String::as_str)) {
+                self.create_keyspace(conn, id, index).await?;
+            }
+            Ok(true)
+        }
+        .await;
+        let created = self.end(conn, created).await;
+        self.forget(conn, account, name);
+        created
     }
 
-    /// The connection, for another store (a pool's next user).
-    pub fn into_connection(self) -> C {
-        self.conn
+    pub async fn describe_table(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<TableRecord>, StorageError> {
+        let id = (account.to_string(), name.to_string());
+        if self.dialect == Dialect::Sqlite {
+            let data_version = conn.query("PRAGMA data_version", &[]).await.and_then(single_int);
+            let data_version = data_version.map_err(|e| self.internal(e))?;
+            let mut cache = self.descriptions.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.data_version != data_version {
+                *cache = DescriptionCache { data_version, records: HashMap::new() };
+            }
+            if let Some(record) = cache.records.get(&id) {
+                return Ok(record.clone());
+            }
+        }
+        let params = [Param::Text(account), Param::Text(name)];
+        let rows = conn.query(self.dialect.catalog().describe_table, &params).await.map_err(|e| self.internal(e))?;
+        let record = rows
+            .into_iter()
+            .next()
+            .map(|mut row| Ok(TableRecord { description: row.bytes(0)?, version: row.int(1)? as u64 }))
+            .transpose()
+            .map_err(|e| self.internal(e))?;
+        if self.dialect == Dialect::Sqlite {
+            self.descriptions.lock().unwrap_or_else(PoisonError::into_inner).records.insert(id, record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Whether the table's description is at `version`: one primary-key lookup, which confirms a
+    /// description read earlier (versions never repeat).
+    pub async fn description_is(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<bool, StorageError> {
+        let answer = conn.run(&self.description_at(account, name, version)).await.map_err(|e| self.internal(e))?;
+        Ok(answer.count > 0)
+    }
+
+    /// [`SqlStore::get`], and whether the table's description is still at `version`, sent
+    /// together (one round trip on a driver that pipelines).
+    pub async fn get_confirming(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+        version: u64,
+    ) -> Result<(Option<StoredItem>, bool), StorageError> {
+        let entry = self.keyspace(conn, account, keyspace).await?;
+        let get = get_statement(entry.sql.get.as_str().into(), key);
+        let statements = [self.description_at(account, &keyspace.table, version), get];
+        let [confirmed, item] = <[_; 2]>::try_from(conn.pipeline(&statements).await).expect("two answers");
+        let confirmed = confirmed.map_err(|e| self.internal(e))?.count > 0;
+        let item = match item {
+            Err(e) if e.is_missing_table() => {
+                self.forget(conn, account, &keyspace.table);
+                self.get(conn, account, keyspace, key).await?
+            }
+            item => stored_at_key(item.map_err(|e| self.internal(e))?.rows, key).map_err(|e| self.internal(e))?,
+        };
+        Ok((item, confirmed))
+    }
+
+    /// [`SqlStore::query`], and whether the table's description is still at `version`: the
+    /// check is sent with the page's first statement.
+    pub async fn query_confirming(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        request: &QueryRequest,
+        version: u64,
+    ) -> Result<(Page, bool), StorageError> {
+        self.read_query(conn, account, request, Some(version))
+            .await
+            .map(|(page, confirmed)| (page, confirmed != Some(false)))
+    }
+
+    pub async fn update_table(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        let description = text(change.description)?;
+        self.begin(conn).await?;
+        let updated = async {
+            let catalog = self.dialect.catalog();
+            let rows = conn.query(catalog.table_for_update, &[Param::Text(account), Param::Text(name)]).await;
+            let row = rows.map_err(|e| self.internal(e))?.into_iter().next().ok_or(StorageError::NoSuchKeyspace)?;
+            let (id, version) = row.int(0).and_then(|id| Ok((id, row.int(1)?))).map_err(|e| self.internal(e))?;
+            if version as u64 != expected_version {
+                return Ok(None);
+            }
+            let new_version = self.new_table_version(conn).await?;
+            let params = [Param::Int(id), Param::Text(description), Param::Int(new_version)];
+            conn.execute(catalog.update_description, &params).await.map_err(|e| self.internal(e))?;
+            for index in change.drop_indexes {
+                self.drop_keyspace(conn, id, index).await?;
+            }
+            for index in change.create_indexes {
+                self.create_keyspace(conn, id, index).await?;
+            }
+            Ok(Some(new_version as u64))
+        }
+        .await;
+        let updated = self.end(conn, updated).await;
+        self.forget(conn, account, name);
+        updated
+    }
+
+    pub async fn list_tables(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
+        let rows = conn.query(self.dialect.catalog().list_tables, &params).await.map_err(|e| self.internal(e))?;
+        rows.into_iter().map(|mut row| row.text(0)).collect::<Result<_, _>>().map_err(|e| self.internal(e))
+    }
+
+    pub async fn delete_table(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+    ) -> Result<bool, StorageError> {
+        self.begin(conn).await?;
+        let deleted = async {
+            let catalog = self.dialect.catalog();
+            let rows = conn.query(catalog.delete_table, &[Param::Text(account), Param::Text(name)]).await;
+            let Some(row) = rows.map_err(|e| self.internal(e))?.into_iter().next() else { return Ok(false) };
+            let id = row.int(0).map_err(|e| self.internal(e))?;
+            let indexes = conn.query(catalog.table_indexes, &[Param::Int(id)]).await.map_err(|e| self.internal(e))?;
+            for mut index in indexes {
+                let index = index.text(0).map_err(|e| self.internal(e))?;
+                self.drop_keyspace(conn, id, &index).await?;
+            }
+            conn.execute(catalog.delete_changes, &[Param::Int(id)]).await.map_err(|e| self.internal(e))?;
+            Ok(true)
+        }
+        .await;
+        let deleted = self.end(conn, deleted).await;
+        // After the commit, so that no concurrent lookup re-caches the table in between.
+        self.forget(conn, account, name);
+        deleted
+    }
+
+    pub async fn keyspace_stats(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        keyspace: &Keyspace,
+    ) -> Result<(u64, u64), StorageError> {
+        let rows = self
+            .on_keyspace(conn, account, keyspace, |entry| Statement::select(entry.sql.stats.clone(), Vec::new()))
+            .await?;
+        let row = rows.first().ok_or_else(|| self.internal(SqlError::other("no statistics")))?;
+        row.int(0).and_then(|count| Ok((count as u64, row.int(1)? as u64))).map_err(|e| self.internal(e))
+    }
+
+    pub async fn get(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        keyspace: &Keyspace,
+        key: &ItemKey,
+    ) -> Result<Option<StoredItem>, StorageError> {
+        let get = |entry: &KeyspaceEntry| get_statement(entry.sql.get.clone().into(), key);
+        let rows = self.on_keyspace(conn, account, keyspace, get).await?;
+        stored_at_key(rows, key).map_err(|e| self.internal(e))
+    }
+
+    pub async fn query(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        request: &QueryRequest,
+    ) -> Result<Page, StorageError> {
+        Ok(self.read_query(conn, account, request, None).await?.0)
+    }
+
+    pub async fn scan(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        request: &ScanRequest,
+    ) -> Result<Page, StorageError> {
+        let dialect = self.dialect;
+        let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
+        while let Some((limit, after)) = read.next_chunk() {
+            let after = after.cloned();
+            let rows = self
+                .on_keyspace(conn, account, &request.keyspace, |entry| {
+                    let (sql, params) = scan_sql(dialect, &entry.storage_table, request, after.as_ref(), limit);
+                    Statement::select(sql, params)
+                })
+                .await?;
+            read.add(rows.into_iter().map(|row| stored_item(row).map_err(|e| self.internal(e))))?;
+        }
+        Ok(read.finish())
+    }
+
+    /// A group with one put or delete is one statement. Any other group is one transaction,
+    /// sent whole where the driver pipelines (one round trip for a guarded put).
+    pub async fn write(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        writes: &[Write],
+    ) -> Result<Committed, WriteError> {
+        match self.write_once(conn, account, writes).await {
+            // A storage table another process dropped (its keyspace forgotten by now), maybe for
+            // a table it made again: nothing was applied, so look again, as reads do.
+            Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => self.write_once(conn, account, writes).await,
+            written => written,
+        }
+    }
+
+    pub async fn read_changes(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        table: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<ChangePage, StorageError> {
+        // A cached table id may be of a table since deleted (and perhaps made anew): its catalog
+        // row is gone, so look it up once more.
+        for _ in 0..2 {
+            let table_id = self.keyspace(conn, account, &Keyspace::table(table)).await?.table_id;
+            let catalog = self.dialect.catalog();
+            let after = Param::Int(i64::try_from(after).unwrap_or(i64::MAX));
+            let statements = [
+                Statement::select(catalog.read_changes, vec![Param::Int(table_id), after, Param::Int(limit.into())]),
+                // After the records, so that it is at least the last of them.
+                Statement::select(catalog.last_change, vec![Param::Int(table_id)]),
+            ];
+            let [changes, last] = <[_; 2]>::try_from(conn.pipeline(&statements).await).expect("two answers");
+            let page = (|| {
+                let Some(last) = last?.rows.into_iter().next() else { return Ok(None) };
+                let changes = changes?
+                    .rows
+                    .into_iter()
+                    .map(|mut row| Ok(ChangeRecord { sequence: row.int(0)? as u64, record: row.bytes(1)? }))
+                    .collect::<Result<Vec<_>, SqlError>>()?;
+                Ok(Some(ChangePage { changes, last_sequence: last.int(0)? as u64 }))
+            })();
+            match page.map_err(|e| self.internal(e))? {
+                Some(page) => return Ok(page),
+                None => self.forget(conn, account, table),
+            }
+        }
+        Err(StorageError::NoSuchKeyspace)
+    }
+
+    pub async fn expired(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        let params = vec![Param::Int(i64::try_from(now).unwrap_or(i64::MAX)), Param::Int(i64::from(limit))];
+        let rows = self
+            .on_keyspace(conn, account, keyspace, |entry| Statement::select(entry.sql.expired.clone(), params.clone()))
+            .await?;
+        rows.into_iter()
+            .map(|mut row| Ok(ItemKey { partition: row.bytes(0)?, sort: row.bytes(1)? }))
+            .collect::<Result<_, SqlError>>()
+            .map_err(|e| self.internal(e))
     }
 
     /// (account, description) of every table that may have an index being created, for the work
     /// that fills new indexes. Not part of the handler's contract.
-    pub fn tables_with_creating_indexes(&mut self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let rows = self.conn.query(self.dialect.catalog().creating_indexes, &[]).map_err(|e| self.internal(e))?;
+    pub async fn tables_with_creating_indexes(
+        &self,
+        conn: &mut impl Connection,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let rows = conn.query(self.dialect.catalog().creating_indexes, &[]).await.map_err(|e| self.internal(e))?;
         rows.into_iter()
             .map(|mut row| Ok((row.text(0)?, row.bytes(1)?)))
             .collect::<Result<_, SqlError>>()
@@ -123,8 +418,11 @@ impl<C: Connection> SqlStore<C> {
 
     /// (account, name) of every table that may have time to live enabled, for the expiry sweep.
     /// Not part of the handler's contract.
-    pub fn tables_with_time_to_live(&mut self) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = self.conn.query(self.dialect.catalog().time_to_live_tables, &[]).map_err(|e| self.internal(e))?;
+    pub async fn tables_with_time_to_live(
+        &self,
+        conn: &mut impl Connection,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = conn.query(self.dialect.catalog().time_to_live_tables, &[]).await.map_err(|e| self.internal(e))?;
         rows.into_iter()
             .map(|mut row| Ok((row.text(0)?, row.text(1)?)))
             .collect::<Result<_, SqlError>>()
@@ -133,34 +431,138 @@ impl<C: Connection> SqlStore<C> {
 
     /// Drops the change records of every table written before `before` (seconds since the
     /// epoch); how many. Not part of the handler's contract: the host's worker trims.
-    pub fn trim_changes(&mut self, before: u64) -> Result<u64, StorageError> {
+    pub async fn trim_changes(&self, conn: &mut impl Connection, before: u64) -> Result<u64, StorageError> {
         let before = Param::Int(i64::try_from(before).unwrap_or(i64::MAX));
-        self.conn.execute(self.dialect.catalog().trim_changes, &[before]).map_err(|e| self.internal(e))
+        conn.execute(self.dialect.catalog().trim_changes, &[before]).await.map_err(|e| self.internal(e))
     }
 
-    /// The change page of the table the keyspace cache names; `None` when that table is gone.
-    fn read_changes_once(
-        &mut self,
+    /// A query's page, its first statement sent together with "the description is at
+    /// `confirm`" when given: whether it was (`None` when not asked).
+    async fn read_query(
+        &self,
+        conn: &mut impl Connection,
         account: &str,
-        table: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<Option<ChangePage>, StorageError> {
-        let table_id = self.keyspace(account, &Keyspace::table(table))?.table_id;
+        request: &QueryRequest,
+        mut confirm: Option<u64>,
+    ) -> Result<(Page, Option<bool>), StorageError> {
+        let (dialect, bounds) = (self.dialect, sort_bounds(&request.sort));
+        let mut confirmed = None;
+        let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
+        while let Some((limit, after)) = read.next_chunk() {
+            let after = after.cloned();
+            let chunk = |entry: &KeyspaceEntry| {
+                let (sql, params) = query_sql(dialect, &entry.storage_table, request, &bounds, after.as_ref(), limit);
+                Statement::select(sql, params)
+            };
+            let rows = match confirm.take() {
+                None => self.on_keyspace(conn, account, &request.keyspace, chunk).await?,
+                Some(version) => {
+                    let entry = self.keyspace(conn, account, &request.keyspace).await?;
+                    let statements = [self.description_at(account, &request.keyspace.table, version), chunk(&entry)];
+                    let [current, rows] = <[_; 2]>::try_from(conn.pipeline(&statements).await).expect("two answers");
+                    confirmed = Some(current.map_err(|e| self.internal(e))?.count > 0);
+                    match rows {
+                        Err(e) if e.is_missing_table() => {
+                            self.forget(conn, account, &request.keyspace.table);
+                            self.on_keyspace(conn, account, &request.keyspace, chunk).await?
+                        }
+                        rows => rows.map_err(|e| self.internal(e))?.rows,
+                    }
+                }
+            };
+            read.add(rows.into_iter().map(|row| stored_item(row).map_err(|e| self.internal(e))))?;
+        }
+        Ok((read.finish(), confirmed))
+    }
+
+    async fn write_once(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        writes: &[Write],
+    ) -> Result<Committed, WriteError> {
+        let mut entries = Vec::with_capacity(writes.len());
+        for write in writes {
+            entries.push(self.keyspace(conn, account, &write_keyspace(write)).await?);
+        }
+        // One version for the whole group: it is new for every key the group puts.
+        let puts = writes.iter().any(|w| matches!(w, Write::Put { .. }));
+        let version = match self.dialect.binds_new_version() && puts {
+            true => Some(self.new_item_version(conn).await.map_err(|e| self.internal(e))?),
+            false => None,
+        };
         let catalog = self.dialect.catalog();
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let params = [Param::Int(table_id), Param::Int(after), Param::Int(i64::from(limit))];
-        let read = (|| {
-            let changes = self.conn.query(catalog.read_changes, &params)?;
-            let changes = changes
-                .into_iter()
-                .map(|mut row| Ok(ChangeRecord { sequence: row.int(0)? as u64, record: row.bytes(1)? }))
-                .collect::<Result<Vec<_>, SqlError>>()?;
-            // Read after the records, so that it is at least the last of them.
-            let last = self.conn.query(catalog.last_change, &[Param::Int(table_id)])?;
-            last.into_iter().next().map(|row| Ok(ChangePage { changes, last_sequence: row.int(0)? as u64 })).transpose()
-        })();
-        read.map_err(|e| self.internal(e))
+        // The statements, the write each belongs to, and which give change sequence numbers.
+        let (mut statements, mut of_write, mut sequences) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
+            let table = Param::Int(entry.table_id);
+            match write {
+                Write::TableAt { version, .. } => statements.push(Statement {
+                    sql: catalog.table_at.into(),
+                    params: vec![table, Param::Int(i64::try_from(*version).unwrap_or(-1))],
+                    returns_rows: true,
+                    guard: Guard::OneRow,
+                    table_guard: true,
+                }),
+                Write::AppendChange { record, .. } => {
+                    sequences.push(statements.len());
+                    statements.push(Statement::select(catalog.next_change, vec![table]));
+                    of_write.push(index);
+                    let params = vec![table, Param::Bytes(record)];
+                    let append = Statement {
+                        returns_rows: false,
+                        guard: Guard::OneRow,
+                        ..Statement::select(catalog.insert_change, params)
+                    };
+                    statements.push(append);
+                }
+                _ => {
+                    let Some(plan) = plan(write, &entry.sql) else { continue };
+                    let key = item_write(write).expect("an item write").1;
+                    statements.push(Statement {
+                        sql: plan.sql.into(),
+                        params: plan.params(key, version)?,
+                        returns_rows: plan.returns_rows,
+                        guard: plan.guard,
+                        table_guard: false,
+                    });
+                }
+            }
+            of_write.resize(statements.len(), index);
+        }
+        let answered = match (writes, statements.as_slice()) {
+            ([Write::Put { .. } | Write::Delete { .. }], [statement]) => conn
+                .run(statement)
+                .await
+                .map(|answer| vec![answer])
+                .map_err(|error| TransactionFailed { at: Some(0), error }),
+            _ => conn.transaction(self.dialect.begin(), &statements).await,
+        };
+        match answered {
+            Ok(answers) => {
+                let mut committed = Committed::default();
+                for at in sequences {
+                    let sequence = answers[at].rows.first().map(|row| row.int(0)).transpose();
+                    let sequence = sequence.and_then(|s| s.ok_or_else(|| SqlError::other("no sequence number")));
+                    committed.change_sequences.push(sequence.map_err(|e| self.internal(e))? as u64);
+                }
+                Ok(committed)
+            }
+            Err(TransactionFailed { at, error }) => {
+                let index = at.map_or(0, |at| of_write[at]);
+                Err(match error.kind {
+                    // Rolled back whole by the database: as a guard that failed, decided again.
+                    SqlErrorKind::GuardFailed | SqlErrorKind::Conflict => WriteError::GuardFailed(index as u32),
+                    SqlErrorKind::OutcomeUnknown => StorageError::OutcomeUnknown.into(),
+                    _ => self.failed_on(conn, account, &write_keyspace(&writes[index]).table, error).into(),
+                })
+            }
+        }
+    }
+
+    fn description_at<'a>(&self, account: &'a str, name: &'a str, version: u64) -> Statement<'a> {
+        let version = Param::Int(i64::try_from(version).unwrap_or(-1));
+        Statement::select(self.dialect.catalog().description_at, vec![Param::Text(account), Param::Text(name), version])
     }
 
     fn internal(&self, e: SqlError) -> StorageError {
@@ -171,142 +573,190 @@ impl<C: Connection> SqlStore<C> {
         StorageError::Internal(format!("{dialect}: {e}"))
     }
 
-    /// Runs `f` in a transaction that writes: committed when it returns `Ok`, rolled back otherwise.
-    fn transaction<T, E: From<StorageError>>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
-        self.conn.execute(self.dialect.begin(), &[]).map_err(|e| self.internal(e))?;
-        let result = f(self).and_then(|value| match self.conn.execute("COMMIT", &[]) {
-            Ok(_) => Ok(value),
-            Err(e) => Err(self.internal(e).into()),
-        });
-        if result.is_err() {
-            // A failed COMMIT may leave the transaction open; a transaction already ended makes
-            // ROLLBACK fail harmlessly.
-            let _ = self.conn.execute("ROLLBACK", &[]);
+    /// Begins a transaction of dependent statements (the catalog's changes), ended by [`SqlStore::end`].
+    async fn begin(&self, conn: &mut impl Connection) -> Result<(), StorageError> {
+        conn.execute(self.dialect.begin(), &[]).await.map(drop).map_err(|e| self.internal(e))
+    }
+
+    /// Commits when the work succeeded, rolls back otherwise.
+    async fn end<T>(&self, conn: &mut impl Connection, work: Result<T, StorageError>) -> Result<T, StorageError> {
+        let ended = match &work {
+            Ok(_) => conn.execute("COMMIT", &[]).await.map(drop),
+            Err(_) => Ok(()),
+        };
+        if work.is_err() || ended.is_err() {
+            // A failed COMMIT may leave the transaction open; one already ended makes ROLLBACK
+            // fail harmlessly.
+            let _ = conn.execute("ROLLBACK", &[]).await;
         }
-        result
+        ended.map_err(|e| self.internal(e))?;
+        work
     }
 
     /// The keyspace from the cache, else from the catalog.
-    fn keyspace(&mut self, account: &str, keyspace: &Keyspace) -> Result<Arc<KeyspaceEntry>, StorageError> {
+    async fn keyspace(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        keyspace: &Keyspace,
+    ) -> Result<Arc<KeyspaceEntry>, StorageError> {
         let id = (account.to_string(), keyspace.clone());
-        if let Some(entry) = self.keyspaces.get(&id) {
+        if let Some(entry) = self.keyspaces.read().unwrap_or_else(PoisonError::into_inner).get(&id) {
             return Ok(entry.clone());
         }
         let params = [Param::Text(account), Param::Text(&keyspace.table), Param::Text(index_column(keyspace))];
-        let rows = self.conn.query(self.dialect.catalog().find_keyspace, &params).map_err(|e| self.internal(e))?;
+        let rows = conn.query(self.dialect.catalog().find_keyspace, &params).await.map_err(|e| self.internal(e))?;
         let mut row = rows.into_iter().next().ok_or(StorageError::NoSuchKeyspace)?;
         let (table_id, storage_table) = (row.int(0), row.text(1));
         let (table_id, storage_table) =
             table_id.and_then(|id| Ok((id, storage_table?))).map_err(|e| self.internal(e))?;
         let entry = Arc::new(KeyspaceEntry::new(self.dialect, table_id, &storage_table)?);
-        self.keyspaces.insert(id, entry.clone());
+        self.keyspaces.write().unwrap_or_else(PoisonError::into_inner).insert(id, entry.clone());
         Ok(entry)
     }
 
-    /// Forgets what this handle knew of a table.
-    fn forget(&mut self, account: &str, table: &str) {
-        self.keyspaces.retain(|(a, k), _| !(a == account && k.table == table));
-        self.descriptions.records.remove(&(account.to_string(), table.to_string()));
+    /// Forgets what this store knew of a table, and the connection its statements.
+    fn forget(&self, conn: &mut impl Connection, account: &str, table: &str) {
+        let mut keyspaces = self.keyspaces.write().unwrap_or_else(PoisonError::into_inner);
+        let stale: Vec<_> = keyspaces.keys().filter(|(a, k)| a == account && k.table == table).cloned().collect();
+        for entry in stale.iter().filter_map(|key| keyspaces.remove(key)) {
+            conn.forget_statements(&entry.sql.all());
+        }
+        drop(keyspaces);
+        let mut descriptions = self.descriptions.lock().unwrap_or_else(PoisonError::into_inner);
+        descriptions.records.remove(&(account.to_string(), table.to_string()));
     }
 
-    /// Runs `f` on an existing keyspace, looking it up again once if its storage table is gone
-    /// (another process dropped it, and may have made the keyspace anew).
-    fn on_keyspace<T>(
-        &mut self,
+    /// Runs the statement `statement` makes for an existing keyspace: its rows. Looks the
+    /// keyspace up again once if its storage table is gone (another process dropped it, and may
+    /// have made the keyspace anew).
+    async fn on_keyspace<'e>(
+        &self,
+        conn: &mut impl Connection,
         account: &str,
         keyspace: &Keyspace,
-        f: impl Fn(&mut C, &KeyspaceEntry) -> Result<T, SqlError>,
-    ) -> Result<T, StorageError> {
-        let entry = self.keyspace(account, keyspace)?;
-        match f(&mut self.conn, &entry) {
+        statement: impl Fn(&KeyspaceEntry) -> Statement<'e> + Send + Sync,
+    ) -> Result<Vec<Row>, StorageError> {
+        let entry = self.keyspace(conn, account, keyspace).await?;
+        match conn.run(&statement(&entry)).await {
             Err(e) if e.is_missing_table() => {
-                self.forget(account, &keyspace.table);
-                let entry = self.keyspace(account, keyspace)?;
-                f(&mut self.conn, &entry).map_err(|e| self.failed_on(account, &keyspace.table, e))
+                self.forget(conn, account, &keyspace.table);
+                let entry = self.keyspace(conn, account, keyspace).await?;
+                let answer = conn.run(&statement(&entry)).await;
+                answer.map(|a| a.rows).map_err(|e| self.failed_on(conn, account, &keyspace.table, e))
             }
-            result => result.map_err(|e| self.internal(e)),
+            answer => answer.map(|a| a.rows).map_err(|e| self.internal(e)),
         }
     }
 
     /// Maps an error of a statement on a table's keyspace. A missing storage table means another
-    /// process dropped the keyspace since this handle looked it up: as if it never existed.
-    fn failed_on(&mut self, account: &str, table: &str, e: SqlError) -> StorageError {
+    /// process dropped the keyspace since this store looked it up: as if it never existed.
+    fn failed_on(&self, conn: &mut impl Connection, account: &str, table: &str, e: SqlError) -> StorageError {
         if e.is_missing_table() {
-            self.forget(account, table);
+            self.forget(conn, account, table);
             return StorageError::NoSuchKeyspace;
         }
         self.internal(e)
     }
 
+    /// A SQLite item version (see [`VersionClock`]), reserving a block first when none is left.
+    async fn new_item_version(&self, conn: &mut impl Connection) -> Result<i64, SqlError> {
+        let taken = self.take_version(None);
+        if let Some(version) = taken {
+            return Ok(version);
+        }
+        let sql = "UPDATE version_clock SET reserved = reserved + ?1 RETURNING reserved";
+        let reserved = single_int(conn.query(sql, &[Param::Int(VERSION_BLOCK)]).await?)?;
+        Ok(self.take_version(Some(reserved)).expect("a block was just reserved"))
+    }
+
+    /// The next version of the clock, after starting a new block up to `reserved` if given.
+    fn take_version(&self, reserved: Option<i64>) -> Option<i64> {
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(reserved) = reserved {
+            *clock = VersionClock { next: reserved - VERSION_BLOCK + 1, reserved };
+        }
+        (clock.next <= clock.reserved).then(|| {
+            clock.next += 1;
+            clock.next - 1
+        })
+    }
+
     /// A description version from the item versions' clock, so it never repeats either (SQLite:
-    /// taken straight from the persistent counter, above every block any handle holds).
-    fn new_table_version(&mut self) -> Result<i64, SqlError> {
-        single_int(self.conn.query(self.dialect.catalog().new_table_version, &[])?)
+    /// taken straight from the persistent counter, above every block any store holds).
+    async fn new_table_version(&self, conn: &mut impl Connection) -> Result<i64, StorageError> {
+        let rows = conn.query(self.dialect.catalog().new_table_version, &[]).await;
+        rows.and_then(single_int).map_err(|e| self.internal(e))
     }
 
     /// Registers a keyspace of table `table_id` (`index` '' for the base) and creates its storage
     /// table, named after the keyspace's id.
-    fn create_keyspace(&mut self, table_id: i64, index: &str) -> Result<(), StorageError> {
+    async fn create_keyspace(
+        &self,
+        conn: &mut impl Connection,
+        table_id: i64,
+        index: &str,
+    ) -> Result<(), StorageError> {
         let catalog = self.dialect.catalog();
-        let created = (|| {
+        let created = async {
             let id =
-                single_int(self.conn.query(catalog.insert_keyspace, &[Param::Int(table_id), Param::Text(index)])?)?;
-            self.conn.execute(catalog.name_keyspace, &[Param::Int(id)])?;
+                single_int(conn.query(catalog.insert_keyspace, &[Param::Int(table_id), Param::Text(index)]).await?)?;
+            conn.execute(catalog.name_keyspace, &[Param::Int(id)]).await?;
             let storage_table = self.dialect.qualified(&format!("ks_{id}"));
-            self.conn.batch(&catalog.create_storage_table.replace("{t}", &storage_table))
-        })();
-        created.map_err(|e| self.internal(e))
+            conn.batch(&catalog.create_storage_table.replace("{t}", &storage_table)).await
+        };
+        created.await.map_err(|e| self.internal(e))
     }
 
-    fn drop_keyspace(&mut self, table_id: i64, index: &str) -> Result<(), StorageError> {
+    async fn drop_keyspace(&self, conn: &mut impl Connection, table_id: i64, index: &str) -> Result<(), StorageError> {
         let catalog = self.dialect.catalog();
-        let rows = self.conn.query(catalog.delete_keyspace, &[Param::Int(table_id), Param::Text(index)]);
-        let rows = rows.map_err(|e| self.internal(e))?;
-        for mut row in rows {
+        let rows = conn.query(catalog.delete_keyspace, &[Param::Int(table_id), Param::Text(index)]).await;
+        for mut row in rows.map_err(|e| self.internal(e))? {
             let storage_table = row.text(0).map_err(|e| self.internal(e))?;
             let storage_table = self.dialect.qualified(checked_storage_table(&storage_table)?);
-            let dropped = self.conn.batch(&catalog.drop_storage_table.replace("{t}", &storage_table));
+            let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &storage_table)).await;
             dropped.map_err(|e| self.internal(e))?;
         }
         Ok(())
     }
+}
 
-    /// Runs one write of a group; whether its guard held.
-    fn apply(
-        &mut self,
-        write: &Write,
-        entry: &KeyspaceEntry,
-        new_version: Option<i64>,
-        committed: &mut Committed,
-    ) -> Result<bool, SqlError> {
-        let catalog = self.dialect.catalog();
-        match write {
-            Write::TableAt { version, .. } => {
-                let version = i64::try_from(*version).unwrap_or(-1);
-                let rows = self.conn.query(catalog.table_at, &[Param::Int(entry.table_id), Param::Int(version)])?;
-                return Ok(!rows.is_empty());
-            }
-            Write::AppendChange { record, .. } => {
-                let sequence = single_int(self.conn.query(catalog.next_change, &[Param::Int(entry.table_id)])?)?;
-                let params = [Param::Int(entry.table_id), Param::Int(sequence), Param::Bytes(record)];
-                self.conn.execute(catalog.insert_change, &params)?;
-                committed.change_sequences.push(sequence as u64);
-                return Ok(true);
-            }
-            _ => {}
-        }
-        let Some(plan) = plan(write, &entry.sql) else { return Ok(true) };
-        let key = item_write(write).expect("an item write").1;
-        let params = plan.params(key, new_version).map_err(|e| SqlError::other(format!("{e:?}")))?;
-        let rows = match plan.returns_rows {
-            true => self.conn.query(plan.sql, &params)?.len() as u64,
-            false => self.conn.execute(plan.sql, &params)?,
-        };
-        Ok(plan.holds(rows))
+/// A store and its connection as the handler's synchronous `Storage`, for connections whose calls
+/// complete at once (rusqlite, Spin's interfaces): each call runs to its end in [`ready`].
+pub struct Synchronous<C> {
+    pub store: SqlStore,
+    pub conn: C,
+}
+
+impl<C: Connection> Synchronous<C> {
+    /// Opens a store on `conn` (see [`SqlStore::open`]).
+    pub fn open(mut conn: C, dialect: Dialect) -> Result<Self, SqlError> {
+        let store = ready(SqlStore::open(&mut conn, dialect))?;
+        Ok(Synchronous { store, conn })
+    }
+
+    /// See [`SqlStore::tables_with_creating_indexes`].
+    pub fn tables_with_creating_indexes(&mut self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        ready(self.store.tables_with_creating_indexes(&mut self.conn))
+    }
+
+    /// See [`SqlStore::tables_with_time_to_live`].
+    pub fn tables_with_time_to_live(&mut self) -> Result<Vec<(String, String)>, StorageError> {
+        ready(self.store.tables_with_time_to_live(&mut self.conn))
+    }
+
+    /// See [`SqlStore::trim_changes`].
+    pub fn trim_changes(&mut self, before: u64) -> Result<u64, StorageError> {
+        ready(self.store.trim_changes(&mut self.conn, before))
+    }
+
+    /// See [`SqlStore::find_account`].
+    pub fn find_account(&mut self, name: &str) -> Result<Option<crate::accounts::AccountRecord>, SqlError> {
+        ready(self.store.find_account(&mut self.conn, name))
     }
 }
 
-impl<C: Connection> Storage for SqlStore<C> {
+impl<C: Connection> Storage for Synchronous<C> {
     fn create_table(
         &mut self,
         account: &str,
@@ -314,47 +764,11 @@ impl<C: Connection> Storage for SqlStore<C> {
         description: &[u8],
         indexes: &[String],
     ) -> Result<bool, StorageError> {
-        let description = text(description)?;
-        let created = self.transaction(|store| {
-            let version = store.new_table_version().map_err(|e| store.internal(e))?;
-            let params = [Param::Text(account), Param::Text(name), Param::Text(description), Param::Int(version)];
-            let rows =
-                store.conn.query(store.dialect.catalog().insert_table, &params).map_err(|e| store.internal(e))?;
-            let Some(id) = rows.into_iter().next() else { return Ok(false) };
-            let id = id.int(0).map_err(|e| store.internal(e))?;
-            for index in std::iter::once("").chain(indexes.iter().map(String::as_str)) {
-                store.create_keyspace(id, index)?;
-            }
-            Ok(true)
-        });
-        self.forget(account, name);
-        created
+        ready(self.store.create_table(&mut self.conn, account, name, description, indexes))
     }
 
     fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        let id = (account.to_string(), name.to_string());
-        if self.dialect == Dialect::Sqlite {
-            let data_version = self.conn.query("PRAGMA data_version", &[]).and_then(single_int);
-            let data_version = data_version.map_err(|e| self.internal(e))?;
-            if self.descriptions.data_version != data_version {
-                self.descriptions = DescriptionCache { data_version, records: HashMap::new() };
-            }
-            if let Some(record) = self.descriptions.records.get(&id) {
-                return Ok(record.clone());
-            }
-        }
-        let params = [Param::Text(account), Param::Text(name)];
-        let rows = self.conn.query(self.dialect.catalog().describe_table, &params).map_err(|e| self.internal(e))?;
-        let record = rows
-            .into_iter()
-            .next()
-            .map(|mut row| Ok(TableRecord { description: row.bytes(0)?, version: row.int(1)? as u64 }))
-            .transpose()
-            .map_err(|e| self.internal(e))?;
-        if self.dialect == Dialect::Sqlite {
-            self.descriptions.records.insert(id, record.clone());
-        }
-        Ok(record)
+        ready(self.store.describe_table(&mut self.conn, account, name))
     }
 
     fn update_table(
@@ -364,28 +778,7 @@ impl<C: Connection> Storage for SqlStore<C> {
         expected_version: u64,
         change: &TableChange<'_>,
     ) -> Result<Option<u64>, StorageError> {
-        let description = text(change.description)?;
-        let updated = self.transaction(|store| {
-            let catalog = store.dialect.catalog();
-            let rows = store.conn.query(catalog.table_for_update, &[Param::Text(account), Param::Text(name)]);
-            let row = rows.map_err(|e| store.internal(e))?.into_iter().next().ok_or(StorageError::NoSuchKeyspace)?;
-            let (id, version) = row.int(0).and_then(|id| Ok((id, row.int(1)?))).map_err(|e| store.internal(e))?;
-            if version as u64 != expected_version {
-                return Ok(None);
-            }
-            let new_version = store.new_table_version().map_err(|e| store.internal(e))?;
-            let params = [Param::Int(id), Param::Text(description), Param::Int(new_version)];
-            store.conn.execute(catalog.update_description, &params).map_err(|e| store.internal(e))?;
-            for index in change.drop_indexes {
-                store.drop_keyspace(id, index)?;
-            }
-            for index in change.create_indexes {
-                store.create_keyspace(id, index)?;
-            }
-            Ok(Some(new_version as u64))
-        });
-        self.forget(account, name);
-        updated
+        ready(self.store.update_table(&mut self.conn, account, name, expected_version, change))
     }
 
     fn list_tables(
@@ -394,118 +787,35 @@ impl<C: Connection> Storage for SqlStore<C> {
         start_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StorageError> {
-        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
-        let rows = self.conn.query(self.dialect.catalog().list_tables, &params).map_err(|e| self.internal(e))?;
-        rows.into_iter().map(|mut row| row.text(0)).collect::<Result<_, _>>().map_err(|e| self.internal(e))
+        ready(self.store.list_tables(&mut self.conn, account, start_after, limit))
     }
 
     fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
-        let deleted = self.transaction(|store| {
-            let catalog = store.dialect.catalog();
-            let rows = store.conn.query(catalog.delete_table, &[Param::Text(account), Param::Text(name)]);
-            let Some(row) = rows.map_err(|e| store.internal(e))?.into_iter().next() else { return Ok(false) };
-            let id = row.int(0).map_err(|e| store.internal(e))?;
-            let indexes = store.conn.query(catalog.table_indexes, &[Param::Int(id)]).map_err(|e| store.internal(e))?;
-            for mut index in indexes {
-                let index = index.text(0).map_err(|e| store.internal(e))?;
-                store.drop_keyspace(id, &index)?;
-            }
-            store.conn.execute(catalog.delete_changes, &[Param::Int(id)]).map_err(|e| store.internal(e))?;
-            Ok(true)
-        });
-        self.forget(account, name);
-        deleted
+        ready(self.store.delete_table(&mut self.conn, account, name))
     }
 
     fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.on_keyspace(account, keyspace, |conn, entry| {
-            let row = conn.query(&entry.sql.stats, &[])?.into_iter().next();
-            let row = row.ok_or_else(|| SqlError::other("no statistics"))?;
-            Ok((row.int(0)? as u64, row.int(1)? as u64))
-        })
+        ready(self.store.keyspace_stats(&mut self.conn, account, keyspace))
     }
 
     fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.on_keyspace(account, keyspace, |conn, entry| {
-            let rows = conn.query(&entry.sql.get, &[Param::Bytes(&key.partition), Param::Bytes(&key.sort)])?;
-            rows.into_iter()
-                .next()
-                .map(|mut row| {
-                    Ok(StoredItem { key: key.clone(), document: row.bytes(0)?, version: row.int(1)? as u64 })
-                })
-                .transpose()
-        })
+        ready(self.store.get(&mut self.conn, account, keyspace, key))
     }
 
     fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        let (dialect, bounds) = (self.dialect, sort_bounds(&request.sort));
-        let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
-        while let Some((limit, after)) = read.next_chunk() {
-            let after = after.cloned();
-            let rows = self.on_keyspace(account, &request.keyspace, |conn, entry| {
-                let (sql, params) = query_sql(dialect, &entry.storage_table, request, &bounds, after.as_ref(), limit);
-                conn.query(&sql, &params)
-            })?;
-            read.add(rows.into_iter().map(|row| stored_item(row).map_err(|e| self.internal(e))))?;
-        }
-        Ok(read.finish())
+        ready(self.store.query(&mut self.conn, account, request))
     }
 
     fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        let dialect = self.dialect;
-        let mut read = ChunkedRead::new(request.limit, request.byte_budget, request.after.clone());
-        while let Some((limit, after)) = read.next_chunk() {
-            let after = after.cloned();
-            let rows = self.on_keyspace(account, &request.keyspace, |conn, entry| {
-                let (sql, params) = scan_sql(dialect, &entry.storage_table, request, after.as_ref(), limit);
-                conn.query(&sql, &params)
-            })?;
-            read.add(rows.into_iter().map(|row| stored_item(row).map_err(|e| self.internal(e))))?;
-        }
-        Ok(read.finish())
+        ready(self.store.scan(&mut self.conn, account, request))
     }
 
     fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        let mut entries = Vec::with_capacity(writes.len());
-        for write in writes {
-            entries.push(self.keyspace(account, &write_keyspace(write))?);
-        }
-        let mut clock = self.clock;
-        let committed = self.transaction(|store| {
-            // One version for the whole group: it is new for every key the group puts.
-            let puts = writes.iter().any(|w| matches!(w, Write::Put { .. }));
-            let version = match store.dialect.binds_new_version() && puts {
-                true => Some(clock.take(&mut store.conn).map_err(|e| store.internal(e))?),
-                false => None,
-            };
-            let mut committed = Committed::default();
-            for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
-                let held = match store.apply(write, entry, version, &mut committed) {
-                    // Rolled back whole by the database: as a guard that failed, decided again.
-                    Err(e) if e.kind == SqlErrorKind::Conflict => false,
-                    applied => applied.map_err(|e| store.failed_on(account, &write_keyspace(write).table, e))?,
-                };
-                if !held {
-                    return Err(WriteError::GuardFailed(index as u32));
-                }
-            }
-            Ok(committed)
-        })?;
-        // Only a committed reservation may be used again.
-        self.clock = clock;
-        Ok(committed)
+        ready(self.store.write(&mut self.conn, account, writes))
     }
 
     fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
-        // A cached table id may be of a table since deleted (and perhaps made anew): its catalog
-        // row is gone, so look it up once more.
-        match self.read_changes_once(account, table, after, limit)? {
-            Some(page) => Ok(page),
-            None => {
-                self.forget(account, table);
-                self.read_changes_once(account, table, after, limit)?.ok_or(StorageError::NoSuchKeyspace)
-            }
-        }
+        ready(self.store.read_changes(&mut self.conn, account, table, after, limit))
     }
 
     fn expired(
@@ -515,12 +825,20 @@ impl<C: Connection> Storage for SqlStore<C> {
         now: u64,
         limit: u32,
     ) -> Result<Vec<ItemKey>, StorageError> {
-        let now = i64::try_from(now).unwrap_or(i64::MAX);
-        self.on_keyspace(account, keyspace, |conn, entry| {
-            let rows = conn.query(&entry.sql.expired, &[Param::Int(now), Param::Int(i64::from(limit))])?;
-            rows.into_iter().map(|mut row| Ok(ItemKey { partition: row.bytes(0)?, sort: row.bytes(1)? })).collect()
-        })
+        ready(self.store.expired(&mut self.conn, account, keyspace, now, limit))
     }
+}
+
+fn get_statement<'a>(sql: Cow<'a, str>, key: &'a ItemKey) -> Statement<'a> {
+    Statement::select(sql, vec![Param::Bytes(&key.partition), Param::Bytes(&key.sort)])
+}
+
+/// The item at `key` from a `get` statement's rows (doc, version).
+fn stored_at_key(rows: Vec<Row>, key: &ItemKey) -> Result<Option<StoredItem>, SqlError> {
+    rows.into_iter()
+        .next()
+        .map(|mut row| Ok(StoredItem { key: key.clone(), document: row.bytes(0)?, version: row.int(1)? as u64 }))
+        .transpose()
 }
 
 fn stored_item(mut row: Row) -> Result<StoredItem, SqlError> {
@@ -544,56 +862,60 @@ fn text(description: &[u8]) -> Result<&str, StorageError> {
 /// Applies pending migrations. When the schema is current, one read tells, so a store opened per
 /// request (Spin) pays little; otherwise one transaction applies them, serialised with other
 /// processes migrating the same database.
-pub fn migrate(conn: &mut impl Connection, dialect: Dialect) -> Result<(), SqlError> {
+pub async fn migrate(conn: &mut impl Connection, dialect: Dialect) -> Result<(), SqlError> {
     let latest = dialect.migrations().last().map_or(0, |m| m.version);
-    if applied_version(conn, dialect).ok() == Some(latest) {
+    if applied_version(conn, dialect).await.ok() == Some(latest) {
         return Ok(());
     }
-    conn.execute(dialect.begin(), &[])?;
-    let migrated = apply_migrations(conn, dialect).and_then(|()| conn.execute("COMMIT", &[]));
+    conn.execute(dialect.begin(), &[]).await?;
+    let migrated = match apply_migrations(conn, dialect).await {
+        Ok(()) => conn.execute("COMMIT", &[]).await,
+        Err(e) => Err(e),
+    };
     if migrated.is_err() {
-        let _ = conn.execute("ROLLBACK", &[]);
+        let _ = conn.execute("ROLLBACK", &[]).await;
     }
     migrated.map(|_| ())
 }
 
-fn applied_version(conn: &mut impl Connection, dialect: Dialect) -> Result<i64, SqlError> {
+async fn applied_version(conn: &mut impl Connection, dialect: Dialect) -> Result<i64, SqlError> {
     match dialect {
-        Dialect::Sqlite => single_int(conn.query("PRAGMA user_version", &[])?),
+        Dialect::Sqlite => single_int(conn.query("PRAGMA user_version", &[]).await?),
         Dialect::Postgres => {
-            single_int(conn.query("SELECT coalesce(max(version), 0) FROM dynabox.schema_migrations", &[])?)
+            single_int(conn.query("SELECT coalesce(max(version), 0) FROM dynabox.schema_migrations", &[]).await?)
         }
     }
 }
 
-fn apply_migrations(conn: &mut impl Connection, dialect: Dialect) -> Result<(), SqlError> {
+async fn apply_migrations(conn: &mut impl Connection, dialect: Dialect) -> Result<(), SqlError> {
     if dialect == Dialect::Postgres {
         // Released by the commit or rollback, so a failed migration cannot leave a pooled
         // connection holding it.
-        conn.execute("SELECT pg_advisory_xact_lock($1)", &[Param::Int(POSTGRES_MIGRATION_LOCK)])?;
+        conn.execute("SELECT pg_advisory_xact_lock($1)", &[Param::Int(POSTGRES_MIGRATION_LOCK)]).await?;
         conn.batch(
             "CREATE SCHEMA IF NOT EXISTS dynabox;
              CREATE TABLE IF NOT EXISTS dynabox.schema_migrations (
                  version bigint PRIMARY KEY,
                  applied timestamptz NOT NULL DEFAULT now()
              );",
-        )?;
+        )
+        .await?;
     }
-    let applied = applied_version(conn, dialect)?;
+    let applied = applied_version(conn, dialect).await?;
     for migration in dialect.migrations().iter().filter(|m| m.version > applied) {
         let context =
             |e: SqlError| SqlError { message: format!("migration {}: {}", migration.version, e.message), ..e };
-        conn.batch(migration.sql).map_err(context)?;
+        conn.batch(migration.sql).await.map_err(context)?;
         match (dialect, migration.version) {
-            (Dialect::Sqlite, 2) => start_version_clock_above_stored_versions(conn)?,
-            (Dialect::Sqlite, 3) => add_hash_and_expiry_to_item_tables(conn)?,
+            (Dialect::Sqlite, 2) => start_version_clock_above_stored_versions(conn).await?,
+            (Dialect::Sqlite, 3) => add_hash_and_expiry_to_item_tables(conn).await?,
             _ => {}
         }
         match dialect {
-            Dialect::Sqlite => conn.batch(&format!("PRAGMA user_version = {}", migration.version))?,
+            Dialect::Sqlite => conn.batch(&format!("PRAGMA user_version = {}", migration.version)).await?,
             Dialect::Postgres => {
                 let sql = "INSERT INTO dynabox.schema_migrations (version) VALUES ($1)";
-                conn.execute(sql, &[Param::Int(migration.version)])?;
+                conn.execute(sql, &[Param::Int(migration.version)]).await?;
             }
         }
     }
@@ -601,8 +923,8 @@ fn apply_migrations(conn: &mut impl Connection, dialect: Dialect) -> Result<(), 
 }
 
 /// The storage tables the catalog names.
-fn storage_tables(conn: &mut impl Connection, sql: &str) -> Result<Vec<String>, SqlError> {
-    let rows = conn.query(sql, &[])?;
+async fn storage_tables(conn: &mut impl Connection, sql: &str) -> Result<Vec<String>, SqlError> {
+    let rows = conn.query(sql, &[]).await?;
     rows.into_iter()
         .map(|mut row| {
             let name = row.text(0)?;
@@ -614,27 +936,29 @@ fn storage_tables(conn: &mut impl Connection, sql: &str) -> Result<Vec<String>, 
 
 /// Part of SQLite migration 2, which SQL alone cannot do: the storage tables are known only from
 /// the catalog.
-fn start_version_clock_above_stored_versions(conn: &mut impl Connection) -> Result<(), SqlError> {
+async fn start_version_clock_above_stored_versions(conn: &mut impl Connection) -> Result<(), SqlError> {
     let mut highest = 0i64;
-    for table in storage_tables(conn, "SELECT storage_table FROM tables")? {
-        highest = highest.max(single_int(conn.query(&format!("SELECT coalesce(max(version), 0) FROM {table}"), &[])?)?);
+    for table in storage_tables(conn, "SELECT storage_table FROM tables").await? {
+        highest =
+            highest.max(single_int(conn.query(&format!("SELECT coalesce(max(version), 0) FROM {table}"), &[]).await?)?);
     }
-    conn.execute("UPDATE version_clock SET reserved = ?1", &[Param::Int(highest)])?;
+    conn.execute("UPDATE version_clock SET reserved = ?1", &[Param::Int(highest)]).await?;
     Ok(())
 }
 
 /// Part of SQLite migration 3: every existing storage table gets the partition hash (scan
 /// segments) and the expiry column, with their indexes. `partition_hash` is an SQL function the
 /// host registers; a store that never held tables from before (Spin) never calls it.
-fn add_hash_and_expiry_to_item_tables(conn: &mut impl Connection) -> Result<(), SqlError> {
-    for t in storage_tables(conn, "SELECT storage_table FROM keyspaces")? {
+async fn add_hash_and_expiry_to_item_tables(conn: &mut impl Connection) -> Result<(), SqlError> {
+    for t in storage_tables(conn, "SELECT storage_table FROM keyspaces").await? {
         conn.batch(&format!(
             "ALTER TABLE {t} ADD COLUMN h INTEGER NOT NULL DEFAULT 0;
              ALTER TABLE {t} ADD COLUMN expires INTEGER;
              UPDATE {t} SET h = partition_hash(pk);
              CREATE INDEX {t}_segments ON {t} (h, pk, sk);
              CREATE INDEX {t}_expiry ON {t} (expires) WHERE expires IS NOT NULL;"
-        ))?;
+        ))
+        .await?;
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
-//! The host side of the WIT imports: `storage` calls go to the backend, `auth` to the
-//! authenticator. Types cross the boundary by plain conversion into the handler crate's own.
+//! The host side of the WIT imports: `storage` calls go to the request's storage (the store,
+//! behind remembered descriptions), `auth` to the authenticator. Types cross the boundary by the
+//! one conversion into the handler crate's own (`storage_conversions!`); a description found
+//! stale ends the call in a trap carrying `Stale`, which makes the runtime run the request again.
 //! Every storage call's time is booked as waiting, which the request's sandbox time excludes, and
 //! every storage call must name the account `auth` returned for this request: the host, not the
 //! guest, decides whose data a request reaches.
 
-use std::ops::Bound;
 use std::time::Instant;
 
 use dynabox_handler::auth as native_auth;
@@ -21,6 +22,13 @@ impl http::Host for RequestState {}
 impl call::Host for RequestState {}
 
 impl RequestState {
+    /// Confirms the description of `table` this request was given from memory (see
+    /// `storage::remembered`), as the guest sees a failure to.
+    async fn confirm_table(&mut self, account: &str, table: &str) -> Fallible<(), storage::StorageError> {
+        let confirmed = waiting(&mut self.clock, self.storage.confirm_table(account, table)).await?;
+        Ok(confirmed.map_err(for_guest))
+    }
+
     /// Refuses a storage call for any account but the request's own; an error the guest cannot
     /// catch, since no honest handler makes such a call.
     fn check_account(&self, account: &str) -> wasmtime::Result<()> {
@@ -28,74 +36,6 @@ impl RequestState {
             Some(bound) if bound == account => Ok(()),
             _ => Err(wasmtime::format_err!("a storage call named an account the request was not authenticated for")),
         }
-    }
-}
-
-// Remembered descriptions. Every item operation starts by reading its table's description. On
-// PostgreSQL that was a round trip of its own, so the backend remembers the descriptions it read
-// or wrote and `describe-table` answers from that memory, without a round trip, but only as a
-// claim this request must confirm before anything depends on it:
-//
-// - `get`, `get-for-write` and `query` on the table confirm it in their own round trip
-//   (pipelined: "the description is still at this version", a primary-key lookup).
-// - A write group confirms a description by a `TableAt` guard at its version (a failed guard
-//   makes the handler read the description again, and the backend has forgotten it); any other
-//   unconfirmed description is confirmed before the group is sent, and after a commit the
-//   request reads descriptions only from the store. So no write ever commits on a stale
-//   description, and a request that wrote never needs to run again.
-// - Any other call on the table, and the end of the request, confirm with a statement of their own.
-//
-// A description that proves stale ends the request with a trap, before its answer is sent, and
-// `Runtime::run` runs it again reading every description from the store. Versions never repeat,
-// so the check is exact: a table deleted and made again, an index added, or any UpdateTable by
-// another process is seen at once, as before.
-impl RequestState {
-    /// The version of the description of `table` given to this request from memory, if it is
-    /// not confirmed yet; no longer counted as unconfirmed (put it back if the check fails).
-    fn take_unconfirmed(&mut self, table: &str) -> Option<u64> {
-        let at = self.unconfirmed.iter().position(|(t, _)| t == table)?;
-        Some(self.unconfirmed.swap_remove(at).1)
-    }
-
-    /// Ends the request so that it runs again with fresh descriptions.
-    fn stale_description(&mut self) -> wasmtime::Error {
-        self.stale = true;
-        wasmtime::format_err!("a table's description changed after this process read it")
-    }
-
-    /// Confirms, one statement each, the unconfirmed descriptions `which` selects.
-    async fn confirm(
-        &mut self,
-        account: &str,
-        which: impl Fn(&str, u64) -> bool,
-    ) -> Fallible<(), native::StorageError> {
-        while let Some(at) = self.unconfirmed.iter().position(|(table, version)| which(table, *version)) {
-            let (table, version) = self.unconfirmed.swap_remove(at);
-            match waiting(&mut self.clock, self.backend.description_is(account, &table, version)).await {
-                Ok(true) => {}
-                Ok(false) => return Err(self.stale_description()),
-                Err(e) => {
-                    self.unconfirmed.push((table, version));
-                    return Ok(Err(e));
-                }
-            }
-        }
-        Ok(Ok(()))
-    }
-
-    /// Before CreateTable, UpdateTable or DeleteTable's change: every description given so far
-    /// confirmed, and from now on read from the store, since the request must not run again.
-    async fn before_table_change(&mut self, account: &str) -> Fallible<(), native::StorageError> {
-        let confirmed = self.confirm(account, |_, _| true).await?;
-        self.fresh_descriptions = true;
-        Ok(confirmed)
-    }
-
-    /// At the end of a request: whether every description it was given from memory still holds.
-    /// A store that cannot tell lets the answer stand (it reports its own failures).
-    pub(super) async fn confirm_remaining(&mut self) -> bool {
-        let Some(account) = self.account.clone() else { return true };
-        self.confirm(&account, |_, _| true).await.is_ok()
     }
 }
 
@@ -108,11 +48,8 @@ impl storage::Host for RequestState {
         indexes: Vec<String>,
     ) -> Fallible<bool, storage::StorageError> {
         self.check_account(&account)?;
-        if let Err(e) = self.before_table_change(&account).await? {
-            return Ok(Err(e.into()));
-        }
-        let created = waiting(&mut self.clock, self.backend.create_table(&account, &name, &description, &indexes));
-        Ok(created.await.map_err(Into::into))
+        let created = self.storage.create_table(&account, &name, &description, &indexes);
+        Ok(waiting(&mut self.clock, created).await?.map_err(for_guest))
     }
 
     async fn describe_table(
@@ -121,17 +58,8 @@ impl storage::Host for RequestState {
         name: String,
     ) -> Fallible<Option<storage::TableRecord>, storage::StorageError> {
         self.check_account(&account)?;
-        if !self.fresh_descriptions
-            && let Some(record) = self.backend.remembered_description(&account, &name)
-        {
-            self.unconfirmed.retain(|(table, _)| *table != name);
-            self.unconfirmed.push((name, record.version));
-            return Ok(Ok(Some(storage::TableRecord { description: record.description, version: record.version })));
-        }
-        let record = waiting(&mut self.clock, self.backend.describe_table(&account, &name)).await;
-        Ok(record
-            .map(|r| r.map(|r| storage::TableRecord { description: r.description, version: r.version }))
-            .map_err(Into::into))
+        let record = waiting(&mut self.clock, self.storage.describe_table(&account, &name)).await;
+        Ok(record.map(|record| record.map(Into::into)).map_err(for_guest))
     }
 
     async fn update_table(
@@ -142,16 +70,9 @@ impl storage::Host for RequestState {
         change: storage::TableChange,
     ) -> Fallible<Option<u64>, storage::StorageError> {
         self.check_account(&account)?;
-        let change = native::TableChange {
-            description: &change.description,
-            create_indexes: &change.create_indexes,
-            drop_indexes: &change.drop_indexes,
-        };
-        if let Err(e) = self.before_table_change(&account).await? {
-            return Ok(Err(e.into()));
-        }
-        let updated = waiting(&mut self.clock, self.backend.update_table(&account, &name, expected_version, &change));
-        Ok(updated.await.map_err(Into::into))
+        let change = (&change).into();
+        let updated = self.storage.update_table(&account, &name, expected_version, &change);
+        Ok(waiting(&mut self.clock, updated).await?.map_err(for_guest))
     }
 
     async fn list_tables(
@@ -161,16 +82,13 @@ impl storage::Host for RequestState {
         limit: u32,
     ) -> Fallible<Vec<String>, storage::StorageError> {
         self.check_account(&account)?;
-        let names = waiting(&mut self.clock, self.backend.list_tables(&account, start_after.as_deref(), limit));
-        Ok(names.await.map_err(Into::into))
+        let names = waiting(&mut self.clock, self.storage.store().list_tables(&account, start_after.as_deref(), limit));
+        Ok(names.await.map_err(for_guest))
     }
 
     async fn delete_table(&mut self, account: String, name: String) -> Fallible<bool, storage::StorageError> {
         self.check_account(&account)?;
-        if let Err(e) = self.before_table_change(&account).await? {
-            return Ok(Err(e.into()));
-        }
-        Ok(waiting(&mut self.clock, self.backend.delete_table(&account, &name)).await.map_err(Into::into))
+        Ok(waiting(&mut self.clock, self.storage.delete_table(&account, &name)).await?.map_err(for_guest))
     }
 
     async fn keyspace_stats(
@@ -180,11 +98,11 @@ impl storage::Host for RequestState {
     ) -> Fallible<(u64, u64), storage::StorageError> {
         self.check_account(&account)?;
         let keyspace: native::Keyspace = keyspace.into();
-        if let Err(e) = self.confirm(&account, |t, _| t == keyspace.table).await? {
-            return Ok(Err(e.into()));
+        if let Err(e) = self.confirm_table(&account, &keyspace.table).await? {
+            return Ok(Err(e));
         }
-        let stats = waiting(&mut self.clock, self.backend.keyspace_stats(&account, &keyspace)).await;
-        Ok(stats.map_err(Into::into))
+        let stats = waiting(&mut self.clock, self.storage.store().keyspace_stats(&account, &keyspace)).await;
+        Ok(stats.map_err(for_guest))
     }
 
     async fn get(
@@ -194,22 +112,9 @@ impl storage::Host for RequestState {
         key: storage::ItemKey,
     ) -> Fallible<Option<storage::StoredItem>, storage::StorageError> {
         self.check_account(&account)?;
-        let (keyspace, key): (native::Keyspace, native::ItemKey) = (keyspace.into(), key.into());
-        let found = match self.take_unconfirmed(&keyspace.table) {
-            None => waiting(&mut self.clock, self.backend.get(&account, &keyspace, &key)).await,
-            Some(version) => {
-                let found = self.backend.get_confirming(&account, &keyspace, &key, version);
-                match waiting(&mut self.clock, found).await {
-                    Ok((_, false)) => return Err(self.stale_description()),
-                    Ok((item, true)) => Ok(item),
-                    Err(e) => {
-                        self.unconfirmed.push((keyspace.table.clone(), version));
-                        Err(e)
-                    }
-                }
-            }
-        };
-        Ok(found.map(|item| item.map(Into::into)).map_err(Into::into))
+        let (keyspace, key) = (keyspace.into(), key.into());
+        let found = waiting(&mut self.clock, self.storage.get(&account, &keyspace, &key)).await?;
+        Ok(found.map(|item| item.map(Into::into)).map_err(for_guest))
     }
 
     async fn get_for_write(
@@ -233,38 +138,8 @@ impl storage::Host for RequestState {
         request: storage::QueryRequest,
     ) -> Fallible<storage::Page, storage::StorageError> {
         self.check_account(&account)?;
-        let bound = |bound: storage::Bound| match bound {
-            storage::Bound::Unbounded => Bound::Unbounded,
-            storage::Bound::Inclusive(b) => Bound::Included(b),
-            storage::Bound::Exclusive(b) => Bound::Excluded(b),
-        };
-        let request = native::QueryRequest {
-            keyspace: request.keyspace.into(),
-            partition: request.partition,
-            sort: match request.sort {
-                storage::SortRange::All => native::SortRange::All,
-                storage::SortRange::Prefix(prefix) => native::SortRange::Prefix(prefix),
-                storage::SortRange::Between((lower, upper)) => native::SortRange::Between(bound(lower), bound(upper)),
-            },
-            forward: request.forward,
-            after: request.after.map(Into::into),
-            limit: request.limit,
-            byte_budget: request.byte_budget,
-        };
-        let page = match self.take_unconfirmed(&request.keyspace.table) {
-            None => waiting(&mut self.clock, self.backend.query(&account, &request)).await,
-            Some(version) => {
-                match waiting(&mut self.clock, self.backend.query_confirming(&account, &request, version)).await {
-                    Ok((_, false)) => return Err(self.stale_description()),
-                    Ok((page, true)) => Ok(page),
-                    Err(e) => {
-                        self.unconfirmed.push((request.keyspace.table.clone(), version));
-                        Err(e)
-                    }
-                }
-            }
-        };
-        Ok(page.map(Into::into).map_err(Into::into))
+        let page = waiting(&mut self.clock, self.storage.query(&account, &request.into())).await?;
+        Ok(page.map(Into::into).map_err(for_guest))
     }
 
     async fn scan(
@@ -273,20 +148,12 @@ impl storage::Host for RequestState {
         request: storage::ScanRequest,
     ) -> Fallible<storage::Page, storage::StorageError> {
         self.check_account(&account)?;
-        let request = native::ScanRequest {
-            keyspace: request.keyspace.into(),
-            segment: request.segment,
-            total_segments: request.total_segments,
-            after: request.after.map(Into::into),
-            limit: request.limit,
-            byte_budget: request.byte_budget,
-        };
-        let table = request.keyspace.table.clone();
-        if let Err(e) = self.confirm(&account, |t, _| t == table).await? {
-            return Ok(Err(e.into()));
+        let request: native::ScanRequest = request.into();
+        if let Err(e) = self.confirm_table(&account, &request.keyspace.table).await? {
+            return Ok(Err(e));
         }
-        let page = waiting(&mut self.clock, self.backend.scan(&account, &request)).await;
-        Ok(page.map(Into::into).map_err(Into::into))
+        let page = waiting(&mut self.clock, self.storage.store().scan(&account, &request)).await;
+        Ok(page.map(Into::into).map_err(for_guest))
     }
 
     async fn write(
@@ -295,57 +162,14 @@ impl storage::Host for RequestState {
         writes: Vec<storage::WriteOp>,
     ) -> Fallible<storage::Committed, storage::WriteError> {
         self.check_account(&account)?;
-        let writes: Vec<native::Write> = writes
-            .into_iter()
-            .map(|write| match write {
-                storage::WriteOp::Put(p) => native::Write::Put {
-                    keyspace: p.keyspace.into(),
-                    key: p.key.into(),
-                    document: p.document,
-                    expect: p.expect.into(),
-                    expires_at: p.expires_at,
-                },
-                storage::WriteOp::Delete(g) => {
-                    native::Write::Delete { keyspace: g.keyspace.into(), key: g.key.into(), expect: g.expect.into() }
-                }
-                storage::WriteOp::Check(g) => {
-                    native::Write::Check { keyspace: g.keyspace.into(), key: g.key.into(), expect: g.expect.into() }
-                }
-                storage::WriteOp::TableAt((table, version)) => native::Write::TableAt { table, version },
-                storage::WriteOp::AppendChange((table, record)) => native::Write::AppendChange { table, record },
-            })
-            .collect();
-        let guarded = |table: &str, version: u64| {
-            writes
-                .iter()
-                .any(|w| matches!(w, native::Write::TableAt { table: t, version: v } if t == table && *v == version))
-        };
-        if let Err(e) = self.confirm(&account, |t, v| !guarded(t, v)).await? {
-            return Ok(Err(storage::WriteError::Storage(e.into())));
-        }
-        let written = waiting(&mut self.clock, self.backend.write(&account, &writes)).await;
+        let writes: Vec<native::Write> = writes.into_iter().map(Into::into).collect();
+        let written = waiting(&mut self.clock, self.storage.write(&account, &writes)).await;
         // Written or not, the decision is made: the next writer of the key may read.
         self.turn = None;
-        match &written {
-            Ok(_) => {
-                // The guards held, and the request must not run again.
-                self.unconfirmed.clear();
-                self.fresh_descriptions = true;
-            }
-            // Stale, and the handler reads it again.
-            Err(native::WriteError::GuardFailed(index)) => {
-                if let Some(native::Write::TableAt { table, .. }) = writes.get(*index as usize) {
-                    self.unconfirmed.retain(|(t, _)| t != table);
-                }
-            }
-            Err(native::WriteError::Storage(_)) => {}
-        }
-        Ok(written
-            .map_err(|e| match e {
-                native::WriteError::GuardFailed(index) => storage::WriteError::GuardFailed(index),
-                native::WriteError::Storage(e) => storage::WriteError::Storage(e.into()),
-            })
-            .map(|c| storage::Committed { change_sequences: c.change_sequences }))
+        Ok(written?.map(Into::into).map_err(|e| match e {
+            native::WriteError::Storage(e) => storage::WriteError::Storage(for_guest(e)),
+            guard => guard.into(),
+        }))
     }
 
     async fn read_changes(
@@ -356,20 +180,11 @@ impl storage::Host for RequestState {
         limit: u32,
     ) -> Fallible<storage::ChangePage, storage::StorageError> {
         self.check_account(&account)?;
-        if let Err(e) = self.confirm(&account, |t, _| t == table).await? {
-            return Ok(Err(e.into()));
+        if let Err(e) = self.confirm_table(&account, &table).await? {
+            return Ok(Err(e));
         }
-        let page = waiting(&mut self.clock, self.backend.read_changes(&account, &table, after, limit)).await;
-        Ok(page
-            .map(|page| storage::ChangePage {
-                changes: page
-                    .changes
-                    .into_iter()
-                    .map(|c| storage::ChangeRecord { sequence: c.sequence, data: c.record })
-                    .collect(),
-                last_sequence: page.last_sequence,
-            })
-            .map_err(Into::into))
+        let page = waiting(&mut self.clock, self.storage.store().read_changes(&account, &table, after, limit)).await;
+        Ok(page.map(Into::into).map_err(for_guest))
     }
 
     async fn expired(
@@ -381,13 +196,11 @@ impl storage::Host for RequestState {
     ) -> Fallible<Vec<storage::ItemKey>, storage::StorageError> {
         self.check_account(&account)?;
         let keyspace: native::Keyspace = keyspace.into();
-        if let Err(e) = self.confirm(&account, |t, _| t == keyspace.table).await? {
-            return Ok(Err(e.into()));
+        if let Err(e) = self.confirm_table(&account, &keyspace.table).await? {
+            return Ok(Err(e));
         }
-        let keys = waiting(&mut self.clock, self.backend.expired(&account, &keyspace, now, limit)).await;
-        Ok(keys
-            .map(|keys| keys.into_iter().map(|k| storage::ItemKey { partition: k.partition, sort: k.sort }).collect())
-            .map_err(Into::into))
+        let keys = waiting(&mut self.clock, self.storage.store().expired(&account, &keyspace, now, limit)).await;
+        Ok(keys.map(|keys| keys.into_iter().map(Into::into).collect()).map_err(for_guest))
     }
 }
 
@@ -423,58 +236,19 @@ async fn waiting<T>(clock: &mut SandboxClock, call: impl Future<Output = T>) -> 
     result
 }
 
-impl From<native::StorageError> for storage::StorageError {
-    fn from(e: native::StorageError) -> Self {
-        match e {
-            native::StorageError::NoSuchKeyspace => storage::StorageError::NoSuchKeyspace,
-            native::StorageError::OutcomeUnknown => storage::StorageError::OutcomeUnknown,
-            native::StorageError::Internal(detail) => {
-                report_storage_failure(&detail);
-                // Logged here, and counted: the guest gets nothing to log again, and never the
-                // store's own words.
-                storage::StorageError::Internal(String::new())
-            }
+/// A storage error as the guest may see it: an internal failure is logged here, and counted;
+/// the guest gets nothing to log again, and never the store's own words.
+fn for_guest(e: native::StorageError) -> storage::StorageError {
+    match e {
+        native::StorageError::Internal(detail) => {
+            report_storage_failure(&detail);
+            storage::StorageError::Internal(String::new())
         }
+        other => other.into(),
     }
 }
 
-impl From<storage::Keyspace> for native::Keyspace {
-    fn from(k: storage::Keyspace) -> Self {
-        native::Keyspace { table: k.table, index: k.index }
-    }
-}
-
-impl From<storage::ItemKey> for native::ItemKey {
-    fn from(k: storage::ItemKey) -> Self {
-        native::ItemKey { partition: k.partition, sort: k.sort }
-    }
-}
-
-impl From<storage::Expect> for native::Expect {
-    fn from(e: storage::Expect) -> Self {
-        match e {
-            storage::Expect::Anything => native::Expect::Anything,
-            storage::Expect::Absent => native::Expect::Absent,
-            storage::Expect::Version(v) => native::Expect::Version(v),
-        }
-    }
-}
-
-impl From<native::StoredItem> for storage::StoredItem {
-    fn from(i: native::StoredItem) -> Self {
-        storage::StoredItem {
-            key: storage::ItemKey { partition: i.key.partition, sort: i.key.sort },
-            document: i.document,
-            version: i.version,
-        }
-    }
-}
-
-impl From<native::Page> for storage::Page {
-    fn from(page: native::Page) -> Self {
-        storage::Page { items: page.items.into_iter().map(Into::into).collect(), more: page.more }
-    }
-}
+dynabox_handler::storage_conversions!(super::dynabox::service::storage);
 
 #[cfg(test)]
 mod tests {
@@ -483,7 +257,7 @@ mod tests {
     use super::*;
     use crate::auth::Authenticator;
     use crate::runtime::{Limits, Runtime};
-    use crate::storage::Backend;
+    use crate::storage::sqlite;
 
     fn keyspace(table: &str) -> storage::Keyspace {
         storage::Keyspace { table: table.into(), index: None }
@@ -493,7 +267,8 @@ mod tests {
     /// account other than the one authenticated. The host refuses both with a trap.
     #[tokio::test]
     async fn storage_calls_act_only_for_the_authenticated_account() {
-        let runtime = Runtime::new(Arc::new(Backend::reference()), Arc::new(Authenticator::Open), Limits::default())
+        let store = sqlite::open(None, crate::storage::DEFAULT_WAIT_TIMEOUT).await.expect("an in-memory store");
+        let runtime = Runtime::new(Arc::new(store), Arc::new(Authenticator::Open), Limits::default())
             .expect("the runtime starts");
         let mut store = runtime.new_store(false);
         let state = store.data_mut();

@@ -1,64 +1,90 @@
-//! The embedded store: `dynabox_sql::SqlStore` on one rusqlite connection, to a file in a
-//! directory or in memory.
+//! The embedded store's driver: one rusqlite connection, to a file in a directory or in memory.
 //!
-//! One connection behind a mutex: every operation takes microseconds, so the async methods of
-//! [`super::Backend`] call the store directly instead of moving it to a blocking thread, and a
-//! single connection costs nothing in throughput.
+//! Every operation takes microseconds and completes without waiting, so calls take turns on the
+//! one connection instead of moving to a blocking thread, and a single connection costs nothing
+//! in throughput.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
-use dynabox_handler::storage::partition_hash;
-use dynabox_sql::{Dialect, SqlStore};
-use rusqlite::Connection;
+use dynabox_handler::storage::{StorageError, partition_hash};
+use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
 use rusqlite::functions::FunctionFlags;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::SqlBackend;
 
 const FILE_NAME: &str = "dynabox.sqlite3";
 
-pub struct SqliteStore {
-    store: Mutex<SqlStore<Connection>>,
+pub struct SqliteDriver {
+    conn: Mutex<rusqlite::Connection>,
     dir: Option<PathBuf>,
 }
 
-impl SqliteStore {
-    pub(super) fn open(dir: Option<&Path>, wait_timeout: Duration) -> anyhow::Result<SqliteStore> {
-        let conn = match dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                let path = dir.join(FILE_NAME);
-                Connection::open(&path).with_context(|| format!("opening {}", path.display()))?
-            }
-            None => Connection::open_in_memory()?,
-        };
-        // Another process may hold the file for a moment (a second server, an operator's shell).
-        // A write that gives up waiting has applied nothing.
-        conn.busy_timeout(wait_timeout)?;
-        // Each keyspace has nine statements, queries and scans a few shapes more.
-        conn.set_prepared_statement_cache_capacity(1024);
-        // For the migration that gives rows from before scan segments their hash.
-        conn.create_scalar_function("partition_hash", 1, FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
-            Ok(i64::from(partition_hash(ctx.get_raw(0).as_blob()?)))
-        })?;
-        let store = SqlStore::open(conn, Dialect::Sqlite).context("migrating the embedded store")?;
-        Ok(SqliteStore { store: Mutex::new(store), dir: dir.map(Path::to_path_buf) })
+/// The embedded store in `dir` (created if missing; data survives restarts), or in memory when
+/// None. A call waits at most `wait_timeout` for another process's lock on the file.
+pub async fn open(dir: Option<&Path>, wait_timeout: Duration) -> anyhow::Result<SqlBackend<SqliteDriver>> {
+    let conn = match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(FILE_NAME);
+            rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?
+        }
+        None => rusqlite::Connection::open_in_memory()?,
+    };
+    // Another process may hold the file for a moment (a second server, an operator's shell).
+    // A write that gives up waiting has applied nothing.
+    conn.busy_timeout(wait_timeout)?;
+    // Each keyspace has ten statements, queries and scans a few shapes more.
+    conn.set_prepared_statement_cache_capacity(1024);
+    // For the migration that gives rows from before scan segments their hash.
+    conn.create_scalar_function("partition_hash", 1, FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+        Ok(i64::from(partition_hash(ctx.get_raw(0).as_blob()?)))
+    })?;
+    let driver = SqliteDriver { conn: Mutex::new(conn), dir: dir.map(Path::to_path_buf) };
+    SqlBackend::open(driver, Dialect::Sqlite).await.context("migrating the embedded store")
+}
+
+/// The connection, lent to one call.
+pub struct Lease<'a>(MutexGuard<'a, rusqlite::Connection>);
+
+impl super::Driver for SqliteDriver {
+    type Connection<'a> = Lease<'a>;
+
+    async fn connect(&self) -> Result<Lease<'_>, StorageError> {
+        let conn = self.conn.lock().await;
+        // A panic in the middle of a transaction (the only way a call leaves one open) must not
+        // make every later BEGIN fail: its writes are rolled back, as if never made.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        Ok(Lease(conn))
     }
 
-    pub(super) fn describe(&self) -> String {
+    fn describe(&self) -> String {
         match &self.dir {
             Some(dir) => format!("embedded store at {}", dir.display()),
             None => "in-memory store".to_string(),
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, SqlStore<Connection>> {
-        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        // A panic in the middle of a transaction (the only way the store leaves one open) must
-        // not make every later BEGIN fail: its writes are rolled back, as if never made.
-        if !store.connection().is_autocommit() {
-            let _ = store.connection().execute_batch("ROLLBACK");
-        }
-        store
+    /// It reads its own at memory speed.
+    fn worth_remembering_descriptions(&self) -> bool {
+        false
+    }
+}
+
+impl Connection for Lease<'_> {
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        Connection::query(&mut *self.0, sql, params).await
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+        Connection::execute(&mut *self.0, sql, params).await
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+        Connection::batch(&mut *self.0, sql).await
     }
 }

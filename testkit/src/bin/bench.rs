@@ -16,22 +16,23 @@
 //! updates acknowledged: none may be lost), then transferring between 10 accounts with
 //! TransactWriteItems (transfers/s, the cancelled, and the total, which must not change).
 //!
-//!     cargo run --release --bin dynabox-bench [-- --seconds 5 --rounds 20000 --slots 64 --database-url URL --sandbox-only --scale --contention]
+//!     cargo build --release && cargo run --release -p dynabox-testkit [-- --seconds 5 --rounds 20000 --slots 64 --database-url URL --sandbox-only --scale --contention]
 //!
 //! `--rounds` sets part 1's calls and `--slots` its pool size, so that callgrind, which cannot
 //! reserve 64 slots of address space, counts its instructions (see the README's Performance).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dynabox::auth::{Authenticator, LOCAL_ACCOUNT_ID};
 use dynabox::runtime::{Limits, Phases, Runtime};
-use dynabox::storage::{Backend, DEFAULT_WAIT_TIMEOUT};
+use dynabox::storage::{DEFAULT_WAIT_TIMEOUT, Store, postgres, sqlite};
 use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::http::Request;
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{Expect, ItemKey, Keyspace, Write};
+use dynabox_testkit::reference::Reference;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -57,7 +58,7 @@ fn main() -> anyhow::Result<()> {
             "--sandbox-only" => sandbox_only = true,
             "--scale" => scale = true,
             "--contention" => contention = true,
-            other => anyhow::bail!("unknown argument {other}; see the doc comment of host/src/bin/bench.rs"),
+            other => anyhow::bail!("unknown argument {other}; see the doc comment of testkit/src/bin/bench.rs"),
         }
     }
     if !sandbox_only {
@@ -73,16 +74,24 @@ fn main() -> anyhow::Result<()> {
         (_, true) => contention_part,
         _ => load,
     };
-    part("embedded (in memory)", &|| Backend::open_embedded(None, DEFAULT_WAIT_TIMEOUT), duration)?;
+    part(
+        "embedded (in memory)",
+        &|| Ok(Arc::new(tokio_block_on(sqlite::open(None, DEFAULT_WAIT_TIMEOUT))?)),
+        duration,
+    )?;
     let dir = std::env::temp_dir().join(format!("dynabox-bench-{}", std::process::id()));
-    part("embedded (on disk)", &|| Backend::open_embedded(Some(&dir), DEFAULT_WAIT_TIMEOUT), duration)?;
+    let on_disk = || Ok(Arc::new(tokio_block_on(sqlite::open(Some(&dir), DEFAULT_WAIT_TIMEOUT))?) as Arc<dyn Store>);
+    part("embedded (on disk)", &on_disk, duration)?;
     let _ = std::fs::remove_dir_all(&dir);
     let Some(url) = database_url else {
         println!("PostgreSQL: skipped (set DATABASE_URL or pass --database-url)");
         return Ok(());
     };
-    let served =
-        part("PostgreSQL", &|| tokio_block_on(Backend::connect_postgres(&url, 16, DEFAULT_WAIT_TIMEOUT)), duration)?;
+    let served = part(
+        "PostgreSQL",
+        &|| Ok(Arc::new(tokio_block_on(postgres::connect(&url, 16, DEFAULT_WAIT_TIMEOUT))?)),
+        duration,
+    )?;
     if !(scale || contention) {
         let raw = tokio_block_on(raw_postgres(&url, duration))?;
         for ((operation, served), (_, raw)) in served.iter().zip(&raw) {
@@ -203,7 +212,7 @@ fn sandbox_tax(rounds: usize, slots: u32) -> anyhow::Result<()> {
     for setup in [create_table_request(), put_request(1)] {
         assert_eq!(dynabox_handler::handle(&setup, &mut store, &mut OpenPolicy).status, 200);
     }
-    let backend = Arc::new(Backend::Reference(Mutex::new(store.clone())));
+    let backend = Arc::new(Reference::new(store.clone()));
     let runtime =
         Runtime::new(backend, Arc::new(Authenticator::Open), Limits { concurrency: slots, ..Limits::default() })?;
     let get = get_request(1);
@@ -273,7 +282,7 @@ fn time_per_call(rounds: usize, mut call: impl FnMut()) -> f64 {
 }
 
 /// Opens the backend a part runs on.
-type Open<'a> = &'a dyn Fn() -> anyhow::Result<Backend>;
+type Open<'a> = &'a dyn Fn() -> anyhow::Result<Arc<dyn Store>>;
 /// Part 2, 3 or 4, run on one backend: (label, open, duration of each measurement); the
 /// operations' requests per second.
 type Part = fn(&str, Open<'_>, Duration) -> anyhow::Result<Rates>;
@@ -282,7 +291,7 @@ type Rates = Vec<(&'static str, f64)>;
 /// A server on one backend, in this process, for parts 2 and 3.
 struct BenchServer {
     rt: tokio::runtime::Runtime,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Store>,
     runtime: Arc<Runtime>,
     address: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -292,7 +301,7 @@ struct BenchServer {
 impl BenchServer {
     fn start(open: Open<'_>) -> anyhow::Result<BenchServer> {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let backend = Arc::new(open()?);
+        let backend = open()?;
         let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(Authenticator::Open), Limits::default())?);
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
@@ -485,7 +494,7 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
     let mut loaded = 0;
     for size in [10_000, 1_000_000] {
         let started = Instant::now();
-        server.rt.block_on(fill(&server.backend, &name, loaded, size))?;
+        server.rt.block_on(fill(server.backend.as_ref(), &name, loaded, size))?;
         loaded = size;
         println!("{label:<22} {size} items in the table (loaded in {:.1} s)", started.elapsed().as_secs_f64());
         for (operation, make) in [("Query", &query as &(dyn Fn(usize) -> Request + Sync)), ("GetItem", &get)] {
@@ -504,7 +513,7 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
 }
 
 /// Writes items `from..to` of the scale table straight to the store, 1000 to a write group.
-async fn fill(backend: &Backend, table: &str, from: usize, to: usize) -> anyhow::Result<()> {
+async fn fill(backend: &dyn Store, table: &str, from: usize, to: usize) -> anyhow::Result<()> {
     use dynabox_handler::model::{AttributeValue, Number, key};
     let keyspace = Keyspace::table(table);
     let mut group = Vec::with_capacity(1000);

@@ -1,0 +1,224 @@
+//! The Spin component's storage code run natively. The Spin component opens `SqlStore` afresh for
+//! every request (no cache carried from one to the next, the schema checked each time) on Spin's
+//! SQLite or PostgreSQL interface, which sends one statement at a time. This store does the same
+//! for every call: over rusqlite on a SQLite file (rusqlite on Spin's side too) and over a pooled
+//! PostgreSQL connection used one statement at a time (tokio-postgres on Spin's side), so that the
+//! conformance suite holds that code to the contract without Spin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dynabox::storage::postgres::{self, PostgresDriver};
+use dynabox::storage::{Driver, SqlBackend, Store};
+use dynabox_handler::storage::{
+    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange,
+    TableRecord, Write, WriteError,
+};
+use dynabox_sql::accounts::{AccountListing, AccountRecord};
+use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
+use tokio::sync::{Mutex, MutexGuard};
+
+pub struct PerRequest {
+    location: Location,
+}
+
+enum Location {
+    Sqlite(PathBuf),
+    Postgres(PostgresDriver),
+}
+
+impl PerRequest {
+    /// On the SQLite file `path` (created if missing).
+    pub fn sqlite(path: PathBuf) -> PerRequest {
+        PerRequest { location: Location::Sqlite(path) }
+    }
+
+    /// On the PostgreSQL database at `url`, whose connections are pooled, as Spin pools them.
+    pub async fn postgres(url: &str) -> anyhow::Result<PerRequest> {
+        let driver = postgres::driver(url, 4, Duration::from_secs(5)).await?;
+        Ok(PerRequest { location: Location::Postgres(driver) })
+    }
+
+    /// A store opened for one call (applying migrations, as the Spin component does on every
+    /// request).
+    async fn open(&self) -> Result<Box<dyn Store + '_>, StorageError> {
+        let internal = |e: &dyn std::fmt::Display| StorageError::Internal(e.to_string());
+        Ok(match &self.location {
+            Location::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).map_err(|e| internal(&e))?;
+                // Spin opens its connections with rusqlite's default busy timeout: the same.
+                conn.busy_timeout(Duration::from_secs(5)).map_err(|e| internal(&e))?;
+                let opened = SqlBackend::open(Single(Mutex::new(conn)), Dialect::Sqlite).await;
+                Box::new(opened.map_err(|e| internal(&e))?)
+            }
+            Location::Postgres(driver) => {
+                let conn = driver.connect().await?;
+                let opened = SqlBackend::open(Single(Mutex::new(conn)), Dialect::Postgres).await;
+                Box::new(opened.map_err(|e| internal(&e))?)
+            }
+        })
+    }
+}
+
+/// One connection, lent to every call of the store opened on it, one statement at a time.
+struct Single<C>(Mutex<C>);
+
+/// A connection that sends its statements one at a time, as Spin's interfaces do.
+struct OneAtATime<'a, C>(MutexGuard<'a, C>);
+
+impl<C: Connection> Driver for Single<C> {
+    type Connection<'a>
+        = OneAtATime<'a, C>
+    where
+        C: 'a;
+
+    async fn connect(&self) -> Result<OneAtATime<'_, C>, StorageError> {
+        Ok(OneAtATime(self.0.lock().await))
+    }
+
+    fn describe(&self) -> String {
+        "per-request store".to_string()
+    }
+
+    fn worth_remembering_descriptions(&self) -> bool {
+        false
+    }
+}
+
+impl<C: Connection> Connection for OneAtATime<'_, C> {
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, SqlError> {
+        self.0.query(sql, params).await
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqlError> {
+        self.0.execute(sql, params).await
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
+        self.0.batch(sql).await
+    }
+}
+
+#[async_trait]
+impl Store for PerRequest {
+    fn describe(&self) -> String {
+        match &self.location {
+            Location::Sqlite(path) => format!("per-request store on SQLite at {}", path.display()),
+            Location::Postgres(_) => "per-request store on PostgreSQL".to_string(),
+        }
+    }
+
+    async fn create_table(
+        &self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        self.open().await?.create_table(account, name, description, indexes).await
+    }
+
+    async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
+        self.open().await?.describe_table(account, name).await
+    }
+
+    async fn update_table(
+        &self,
+        account: &str,
+        name: &str,
+        expected_version: u64,
+        change: &TableChange<'_>,
+    ) -> Result<Option<u64>, StorageError> {
+        self.open().await?.update_table(account, name, expected_version, change).await
+    }
+
+    async fn list_tables(
+        &self,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        self.open().await?.list_tables(account, start_after, limit).await
+    }
+
+    async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
+        self.open().await?.delete_table(account, name).await
+    }
+
+    async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
+        self.open().await?.keyspace_stats(account, keyspace).await
+    }
+
+    async fn get(&self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
+        self.open().await?.get(account, keyspace, key).await
+    }
+
+    async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
+        self.open().await?.query(account, request).await
+    }
+
+    async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
+        self.open().await?.scan(account, request).await
+    }
+
+    async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
+        self.open().await?.write(account, writes).await
+    }
+
+    async fn read_changes(
+        &self,
+        account: &str,
+        table: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<ChangePage, StorageError> {
+        self.open().await?.read_changes(account, table, after, limit).await
+    }
+
+    async fn expired(
+        &self,
+        account: &str,
+        keyspace: &Keyspace,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<ItemKey>, StorageError> {
+        self.open().await?.expired(account, keyspace, now, limit).await
+    }
+
+    async fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.open().await?.tables_with_creating_indexes().await
+    }
+
+    async fn tables_with_time_to_live(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.open().await?.tables_with_time_to_live().await
+    }
+
+    async fn trim_changes(&self, before: u64) -> Result<u64, StorageError> {
+        self.open().await?.trim_changes(before).await
+    }
+
+    async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
+        self.open().await?.create_account(name, account_id, secret).await
+    }
+
+    async fn find_account(&self, name: &str) -> Result<Option<AccountRecord>, StorageError> {
+        self.open().await?.find_account(name).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountListing>, StorageError> {
+        self.open().await?.list_accounts().await
+    }
+
+    async fn delete_account(&self, name: &str) -> Result<bool, StorageError> {
+        self.open().await?.delete_account(name).await
+    }
+
+    async fn rotate_secret(&self, name: &str, secret: &[u8]) -> Result<bool, StorageError> {
+        self.open().await?.rotate_secret(name, secret).await
+    }
+
+    async fn revoke_previous_secret(&self, name: &str) -> Result<bool, StorageError> {
+        self.open().await?.revoke_previous_secret(name).await
+    }
+}
