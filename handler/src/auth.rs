@@ -4,23 +4,12 @@
 //! checks it by the same rules.
 
 use crate::sigv4;
-pub use crate::sigv4::SignedRequest;
+pub use crate::sigv4::{Refusal, SignedRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub account_id: String,
     pub access_key_id: String,
-}
-
-/// Why a signed request is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// No such access key id.
-    UnrecognizedClient,
-    /// The signature does not match, or its time or scope is wrong; the message for the client.
-    InvalidSignature(String),
-    /// The accounts could not be read; the client may retry.
-    Unavailable,
 }
 
 pub trait Auth {

@@ -9,7 +9,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Refusal;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::Request;
 
@@ -43,6 +42,17 @@ impl SignedRequest {
     pub fn region(&self) -> &str {
         self.credential_scope.split('/').nth(1).unwrap_or("")
     }
+}
+
+/// Why a signed request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such access key id.
+    UnrecognizedClient,
+    /// The signature does not match, or its time or scope is wrong; the message for the client.
+    InvalidSignature(String),
+    /// The accounts could not be read; the client may retry.
+    Unavailable,
 }
 
 /// The signature's parts, wherever the request carries them.
