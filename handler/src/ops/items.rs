@@ -17,13 +17,17 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
 use crate::index;
 use crate::input::{Input, Violations};
-use crate::model::value::check_nesting;
+use crate::model::value::{AttributeValue, check_nesting};
 use crate::model::{
     Item, item_from_json, item_to_json,
     size::{MAX_ITEM_BYTES, item_size, item_too_large},
 };
+use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 use crate::stream::{self, Origin};
+
+/// DynamoDB leaves alone items whose expiry lies more than five years in the past.
+const OLDEST_EXPIRY_SECONDS: u64 = 5 * 365 * 24 * 3600;
 
 pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
@@ -437,7 +441,7 @@ pub(super) fn item_writes(
     let item = match new {
         Some(item) => {
             let document = serde_json::to_vec(&item_to_json(item)).map_err(|e| ApiError::internal(e.to_string()))?;
-            let expires_at = super::ttl::expiry(table, item);
+            let expires_at = expiry(table, item);
             Write::Put { keyspace, key: key_bytes, document, expect, expires_at }
         }
         None => Write::Delete { keyspace, key: key_bytes, expect },
@@ -446,6 +450,15 @@ pub(super) fn item_writes(
     writes.extend(index::maintenance(table, key, old, new)?);
     writes.extend(stream::change_record(table, old, new, origin)?);
     Ok(writes)
+}
+
+/// When `item` expires under the table's time to live: its TTL attribute's whole epoch seconds,
+/// if the attribute is a Number not more than five years in the past.
+pub(super) fn expiry(table: &Table, item: &Item) -> Option<u64> {
+    let Some(AttributeValue::N(number)) = item.get(table.time_to_live_attribute.as_deref()?) else { return None };
+    let at = number.whole_part()?;
+    let oldest = (now_seconds() as u64).saturating_sub(OLDEST_EXPIRY_SECONDS);
+    (at >= oldest).then_some(at)
 }
 
 /// An item to put must fit DynamoDB's 400 KB.
