@@ -5,7 +5,6 @@
 
 mod admission;
 mod code;
-mod failure_log;
 mod imports;
 mod keyed;
 mod memory_budget;
@@ -28,7 +27,6 @@ use wasmtime::{
 use crate::auth::Authenticator;
 use crate::storage::Backend;
 use admission::Admission;
-pub(crate) use failure_log::report_storage_failure;
 use memory_budget::SandboxMemory;
 pub use memory_budget::{MemoryBudget, Reservation};
 use write_turns::{Turn, WriteTurns};
