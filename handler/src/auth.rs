@@ -78,7 +78,7 @@ mod tests {
     /// A request signed just now by `secret` for account key `alice`.
     fn signed_now(secret: &str) -> SignedRequest {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let time = sigv4::basic_iso8601(now);
+        let time = crate::time::basic_iso8601(now);
         let scope = format!("{}/eu-west-1/dynamodb/aws4_request", &time[..8]);
         let string_to_sign = format!("AWS4-HMAC-SHA256\n{time}\n{scope}\nhash");
         let key = sigv4::signing_key(secret, &time[..8], "eu-west-1");

@@ -53,10 +53,11 @@ impl Guest for Component {
 
 export!(Component);
 
-/// Makes the host's time and randomness this instance's (see `crate::random`).
+/// Makes the host's time and randomness this instance's (see `crate::time`, `crate::random`).
 fn enter(context: Context) {
     let (a, b, c, d) = context.seed;
-    crate::random::enter(context.now_ms, [a, b, c, d]);
+    crate::time::enter(context.now_ms);
+    crate::random::enter([a, b, c, d]);
 }
 
 /// The host's store, reached through the `storage` import.

@@ -20,6 +20,7 @@ pub mod random;
 pub mod sigv4;
 pub mod storage;
 pub mod stream;
+pub mod time;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;

@@ -15,9 +15,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
 use crate::model::size::item_size;
 use crate::model::value::{Item, item_to_json};
-use crate::random::now_seconds;
-use crate::sigv4::extended_iso8601_millis;
 use crate::storage::Write;
+use crate::time::extended_iso8601_millis;
+use crate::time::now_seconds;
 
 pub const VIEW_TYPES: &[&str] = &["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"];
 /// Sequence numbers one shard holds before the stream rolls over to the next.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
-use dynabox_handler::random::now_millis;
+use dynabox_handler::time::now_millis;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{

@@ -82,5 +82,5 @@ async fn until_done<Step: Future<Output = anyhow::Result<bool>>>(what: &str, mut
 }
 
 fn epoch_seconds() -> u64 {
-    dynabox_handler::random::now_seconds() as u64
+    dynabox_handler::time::now_seconds() as u64
 }

@@ -18,7 +18,7 @@ pub fn sweeps_after(operation: &str) -> bool {
 /// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and the
 /// stream records past their 24 hours.
 pub fn sweep<C: Connection>(store: &mut SqlStore<C>) {
-    let now = dynabox_handler::random::now_seconds() as u64;
+    let now = dynabox_handler::time::now_seconds() as u64;
     let tables = match store.tables_with_time_to_live() {
         Ok(tables) => tables,
         Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),

@@ -22,9 +22,9 @@ use crate::model::{
     Item, item_from_json, item_to_json,
     size::{MAX_ITEM_BYTES, item_size, item_too_large},
 };
-use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 use crate::stream::{self, Origin};
+use crate::time::now_seconds;
 
 /// DynamoDB leaves alone items whose expiry lies more than five years in the past.
 const OLDEST_EXPIRY_SECONDS: u64 = 5 * 365 * 24 * 3600;

@@ -12,9 +12,9 @@ use super::tables::not_found_named;
 use crate::catalog::{FIRST_LISTED_NAME_BOUND, Table, key_schema, storage_error};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
-use crate::random::now_seconds;
 use crate::storage::{ChangeRecord, Storage, partition_hash};
 use crate::stream::{RETENTION_SECONDS, SHARD_RECORDS, Stream};
+use crate::time::now_seconds;
 
 pub const OPERATIONS: &[&str] = &["ListStreams", "DescribeStream", "GetShardIterator", "GetRecords"];
 

@@ -36,7 +36,7 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         region: cx.region,
         account_id: &cx.principal.account_id,
         table_id: crate::random::uuid(),
-        now: crate::random::now_seconds(),
+        now: crate::time::now_seconds(),
     };
     let table = table_from_create_request(input, placement)?;
     let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -360,7 +360,7 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             // No record is appended meanwhile: writes decided on this version of the table fail
             // their guard once the update commits.
             let last = cx.storage.read_changes(account, name, u64::MAX, 0).map_err(storage_error)?.last_sequence;
-            stream.apply(&mut new, last + 1, crate::random::now_seconds(), false)?;
+            stream.apply(&mut new, last + 1, crate::time::now_seconds(), false)?;
         }
         let stats = Stats::load(cx.storage, account, &table)?;
         // DynamoDB answers with a dropped index as DELETING, as it was.

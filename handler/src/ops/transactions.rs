@@ -31,9 +31,9 @@ use crate::expr::{self, Condition, Path};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
-use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, Keyspace, Storage, StorageError, StoredItem, Write, WriteError};
 use crate::stream::Origin;
+use crate::time::now_seconds;
 
 /// Actions in one transaction, at most.
 const MAX_ACTIONS: usize = 100;
