@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations, as_object, mismatch};
-use crate::storage::{Keyspace, Storage, StorageError};
+use crate::storage::{Keyspace, Storage};
 
 /// A key attribute of a table: its name and scalar type ("S", "N" or "B").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +168,7 @@ pub struct ExpiryBackfill {
 impl Table {
     /// Loads a table's record; a missing table is DynamoDB's `ResourceNotFoundException`.
     pub fn load(storage: &mut impl Storage, account: &str, name: &str) -> ApiResult<Table> {
-        let stored = storage.describe_table(account, name).map_err(storage_error)?;
+        let stored = storage.describe_table(account, name)?;
         let stored = stored.ok_or_else(|| ApiError::resource_not_found("Requested resource not found"))?;
         let table: Table = serde_json::from_slice(&stored.description)
             .map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))?;
@@ -316,7 +316,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn load(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<Stats> {
-        let mut stats = |keyspace: &Keyspace| storage.keyspace_stats(account, keyspace).map_err(storage_error);
+        let mut stats = |keyspace: &Keyspace| storage.keyspace_stats(account, keyspace).map_err(ApiError::from);
         let mut indexes = Vec::with_capacity(table.indexes.len());
         for index in &table.indexes {
             indexes.push(stats(&index.keyspace(&table.table_name))?);
@@ -330,7 +330,6 @@ impl Stats {
     }
 }
 
-/// Maps a storage failure to the error a client sees.
 /// Tables dynabox keeps for itself in an account's catalog (remembered ClientRequestTokens) have
 /// names that start with '#': outside DynamoDB's table-name alphabet, so no request can name them,
 /// and sorting before every valid name, so ListTables, which lists names after
@@ -338,24 +337,6 @@ impl Stats {
 pub const CLIENT_TOKENS_TABLE: &str = "#client-request-tokens";
 /// Above every internal name, below every valid one (valid names start at '-').
 pub const FIRST_LISTED_NAME_BOUND: &str = "$";
-
-pub fn storage_error(error: StorageError) -> ApiError {
-    match error {
-        StorageError::NoSuchKeyspace => ApiError::resource_not_found("Requested resource not found"),
-        StorageError::Internal(detail) => {
-            // The detail names the store's internals: for the server's log, never for clients.
-            // Empty when the host has logged it already.
-            if !detail.is_empty() {
-                eprintln!("dynabox: storage failed: {detail}");
-            }
-            ApiError::internal("Internal server error")
-        }
-        StorageError::OutcomeUnknown => ApiError::internal(
-            "Internal server error: the connection to the database was lost while the write committed, and whether \
-             it was applied could not be determined; read the item before retrying a write that is not idempotent",
-        ),
-    }
-}
 
 /// Where a new table is: its ARN is built from these.
 pub struct Placement<'a> {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Context, keys, table_name};
 use crate::capacity::ReturnConsumedCapacity;
-use crate::catalog::{Table, storage_error};
+use crate::catalog::Table;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
 use crate::index;
@@ -214,7 +214,7 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
-    let stored = cx.storage.get(&cx.principal.account_id, &table.keyspace(), &key).map_err(storage_error)?;
+    let stored = cx.storage.get(&cx.principal.account_id, &table.keyspace(), &key)?;
     // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
     // projection keeps; decoded for that only when capacity is asked for.
     let size = match &stored {
@@ -385,8 +385,7 @@ pub(super) fn apply(
             || wants_old
             || !table.indexes.is_empty()
             || table.recording_stream().is_some();
-        let stored =
-            if needs_old { storage.get_for_write(account, &keyspace, key).map_err(storage_error)? } else { None };
+        let stored = if needs_old { storage.get_for_write(account, &keyspace, key)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = condition
             && !expr::evaluate(condition, old.as_ref())?
@@ -404,7 +403,7 @@ pub(super) fn apply(
                     *table = Table::load(storage, account, &table.table_name)?;
                 }
             }
-            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+            Err(WriteError::Storage(e)) => return Err(e.into()),
         }
     }
     Err(hot_item())

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::items::{expiry, item_writes, stored_item};
 use super::tables::{not_found_named, save_record};
 use super::{Context, table_name};
-use crate::catalog::{ExpiryBackfill, Table, storage_error};
+use crate::catalog::{ExpiryBackfill, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
 use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
@@ -89,13 +89,13 @@ pub fn expire_step(storage: &mut impl Storage, account: &str, name: &str, now: u
     }
     let keys = match storage.expired(account, &table.keyspace(), now, budget) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
-        keys => keys.map_err(storage_error)?,
+        keys => keys?,
     };
     for key in &keys {
         match storage.get(account, &table.keyspace(), key) {
             Ok(Some(stored)) => settle(storage, account, &table, &stored, now, true)?,
             Ok(None) | Err(StorageError::NoSuchKeyspace) => {}
-            Err(e) => return Err(storage_error(e)),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(keys.len() < budget as usize)
@@ -121,7 +121,7 @@ fn visit_unswept(
     };
     let page = match storage.scan(account, &request) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
-        page => page.map_err(storage_error)?,
+        page => page?,
     };
     for stored in &page.items {
         settle(storage, account, table, stored, now, false)?;
@@ -178,6 +178,6 @@ fn settle(
     match storage.write(account, &writes) {
         // A guard that failed: the item (or the table) changed, and its writer stored the expiry.
         Ok(_) | Err(WriteError::GuardFailed(_)) | Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => Ok(()),
-        Err(WriteError::Storage(e)) => Err(storage_error(e)),
+        Err(WriteError::Storage(e)) => Err(e.into()),
     }
 }
