@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dynabox_handler::catalog::RETENTION_SECONDS;
 use dynabox_handler::index::creating_indexes;
-use dynabox_handler::stream::RETENTION_SECONDS;
 
 use crate::runtime::Runtime;
 use crate::storage::Backend;

@@ -3,7 +3,7 @@
 //! idempotent step the host's worker runs (`dynabox_handler::expire_step`).
 
 use dynabox_handler::expire_step;
-use dynabox_handler::stream::RETENTION_SECONDS;
+use dynabox_handler::catalog::RETENTION_SECONDS;
 use dynabox_sql::{Connection, SqlStore};
 
 /// Expired items one request deletes at most, per table with time to live.

@@ -1,7 +1,10 @@
 //! `CreateTable` validation, and the request members UpdateTable reads the same way (throughput,
 //! attribute definitions, index declarations).
 
-use super::{Index, IndexStatus, KeyAttribute, Projection, Table, Throughput, check_reserved, check_tags, read_tags};
+use super::{
+    Index, IndexStatus, KeyAttribute, Projection, Specification, Table, Throughput, check_reserved, check_tags,
+    read_tags,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations, as_object, mismatch};
 
@@ -28,7 +31,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
     let deletion_protection = input.boolean("DeletionProtectionEnabled")?.unwrap_or(false);
     let tags = read_tags(input)?;
     let table_class = input.string("TableClass")?;
-    let stream = crate::stream::Specification::read(input)?;
+    let stream = Specification::read(input)?;
 
     let mut violations = Violations::default();
     violations.table_name(name, "tableName");

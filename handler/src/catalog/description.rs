@@ -75,6 +75,17 @@ impl Table {
             "TableSizeBytes": size_bytes,
         })
     }
+
+    /// The stream members of a `TableDescription`.
+    fn describe_stream(&self, description: &mut Value) {
+        if let Some(latest) = self.streams.last() {
+            description["LatestStreamArn"] = json!(self.stream_arn(latest));
+            description["LatestStreamLabel"] = json!(latest.label);
+        }
+        if let Some(stream) = self.recording_stream() {
+            description["StreamSpecification"] = json!({"StreamEnabled": true, "StreamViewType": stream.view_type});
+        }
+    }
 }
 
 pub(crate) fn key_schema(hash: &KeyAttribute, range: Option<&KeyAttribute>) -> Value {

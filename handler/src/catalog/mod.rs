@@ -1,9 +1,11 @@
 //! The catalog: each table's stored record (`record`), what `CreateTable` accepts (`create`), the
-//! rules on tags (`tags`) and the `TableDescription` DynamoDB returns (`description`).
+//! rules on tags (`tags`), its streams' settings (`streams`) and the `TableDescription` DynamoDB
+//! returns (`description`).
 
 mod create;
 mod description;
 mod record;
+mod streams;
 mod tags;
 
 pub use create::{
@@ -14,7 +16,8 @@ pub use create::{
 pub use description::Stats;
 pub(crate) use description::key_schema;
 pub use record::{
-    CLIENT_TOKENS_TABLE, ExpiryBackfill, FIRST_LISTED_NAME_BOUND, Index, IndexStatus, KeyAttribute, Projection, Table,
-    Tag, Throughput,
+    CLIENT_TOKENS_TABLE, ExpiryBackfill, FIRST_LISTED_NAME_BOUND, Index, IndexStatus, KeyAttribute, Projection, Stream,
+    Table, Tag, Throughput,
 };
+pub use streams::{RETENTION_SECONDS, Specification};
 pub use tags::{MAX_TAG_KEY_CHARS, check_reserved, check_tags, read_tags};

@@ -95,7 +95,7 @@ pub struct Table {
     pub time_to_live_backfill: Option<ExpiryBackfill>,
     /// Its streams, oldest first: the last records changes unless it was disabled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub streams: Vec<crate::stream::Stream>,
+    pub streams: Vec<Stream>,
     /// STANDARD or STANDARD_INFREQUENT_ACCESS, once set at creation or by UpdateTable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_class: Option<String>,
@@ -111,6 +111,22 @@ pub struct ExpiryBackfill {
     /// The last base-table key (partition, sort) visited, if any.
     #[serde(default)]
     pub after: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// One stream of a table, as its catalog record keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Stream {
+    pub view_type: String,
+    /// When it was enabled, as the ARN's last part (`2026-11-30T13:46:54.123`).
+    pub label: String,
+    /// Seconds since the epoch.
+    pub created: f64,
+    /// The first sequence number of the table's change log that belongs to this stream.
+    pub first_sequence: u64,
+    /// Seconds since the epoch; none while the stream records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<f64>,
 }
 
 impl Table {

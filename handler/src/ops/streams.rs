@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::tables::not_found_named;
-use crate::catalog::{FIRST_LISTED_NAME_BOUND, Table, key_schema};
+use crate::catalog::{FIRST_LISTED_NAME_BOUND, RETENTION_SECONDS, Stream, Table, key_schema};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
 use crate::storage::{ChangeRecord, Storage, partition_hash};
-use crate::stream::{RETENTION_SECONDS, SHARD_RECORDS, Stream};
+use crate::stream::SHARD_RECORDS;
 use crate::time::now_seconds;
 
 pub const OPERATIONS: &[&str] = &["ListStreams", "DescribeStream", "GetShardIterator", "GetRecords"];

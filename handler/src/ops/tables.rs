@@ -4,14 +4,13 @@ use serde_json::{Value, json};
 
 use super::{Context, reject_unsupported, table_name};
 use crate::catalog::{
-    IndexRequest, IndexStatus, KeyAttribute, Pairs, Placement, Stats, TABLE_CLASSES, Table, Throughput,
+    IndexRequest, IndexStatus, KeyAttribute, Pairs, Placement, Specification, Stats, TABLE_CLASSES, Table, Throughput,
     ThroughputRequest, check_defined, check_definitions, check_global_count, check_throughput, index_name_violations,
     read_pairs, read_throughput, table_from_create_request,
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, as_object};
 use crate::storage::{Storage, TableChange};
-use crate::stream::Specification;
 
 /// DynamoDB keeps on-demand backups for every table; point-in-time recovery is not offered, so
 /// it is reported as disabled.
