@@ -24,5 +24,8 @@ pub mod time;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
+// The component's global allocator; natively only its size-class arithmetic, for the tests.
+#[cfg(any(test, all(target_arch = "wasm32", feature = "component")))]
+mod allocator;
 
 pub use protocol::handle;
