@@ -49,7 +49,7 @@ fn main() {
         // For the component's link only (hence `cargo rustc`, not RUSTFLAGS for every crate): 2 MiB
         // of initial linear memory instead of the 1 MiB stack + data + ~60 KiB of heap, so a
         // typical request's heap fits without `memory.grow` (the component's allocator starts there,
-        // see `handler/src/component.rs`). A grow costs an `mprotect` then and
+        // see `handler/src/allocator.rs`). A grow costs an `mprotect` then and
         // another when the next instance in the slot shrinks back: with the handler's size-class
         // allocator (64 KiB chunks) every GetItem grew, which cost 42.2 -> 31.8 µs (instantiate
         // +5.5, call +3.9). Pages never touched cost nothing; the 1 MiB stack stays (a 64 KiB one

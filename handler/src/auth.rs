@@ -4,23 +4,12 @@
 //! checks it by the same rules.
 
 use crate::sigv4;
-pub use crate::sigv4::SignedRequest;
+pub use crate::sigv4::{Refusal, SignedRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub account_id: String,
     pub access_key_id: String,
-}
-
-/// Why a signed request is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// No such access key id.
-    UnrecognizedClient,
-    /// The signature does not match, or its time or scope is wrong; the message for the client.
-    InvalidSignature(String),
-    /// The accounts could not be read; the client may retry.
-    Unavailable,
 }
 
 pub trait Auth {
@@ -89,7 +78,7 @@ mod tests {
     /// A request signed just now by `secret` for account key `alice`.
     fn signed_now(secret: &str) -> SignedRequest {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let time = sigv4::basic_iso8601(now);
+        let time = crate::time::basic_iso8601(now);
         let scope = format!("{}/eu-west-1/dynamodb/aws4_request", &time[..8]);
         let string_to_sign = format!("AWS4-HMAC-SHA256\n{time}\n{scope}\nhash");
         let key = sigv4::signing_key(secret, &time[..8], "eu-west-1");

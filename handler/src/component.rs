@@ -1,6 +1,6 @@
 //! The component face of the handler: binds [`Storage`] and [`Auth`] to the WIT imports and
 //! exports `handle`, `backfill` and `expire`, converting between the generated WIT types and the
-//! crate's own (`storage_conversions!`); and the component's memory allocator (module `allocator`).
+//! crate's own (`storage_conversions!`). The component's memory allocator is `crate::allocator`.
 
 // Generated bindings pass flattened records as many core parameters (a storage call's keyspace
 // and key are eight).
@@ -51,10 +51,11 @@ impl Guest for Component {
 
 export!(Component);
 
-/// Makes the host's time and randomness this instance's (see `crate::random`).
+/// Makes the host's time and randomness this instance's (see `crate::time`, `crate::random`).
 fn enter(context: Context) {
     let (a, b, c, d) = context.seed;
-    crate::random::enter(context.now_ms, [a, b, c, d]);
+    crate::time::enter(context.now_ms);
+    crate::random::enter([a, b, c, d]);
 }
 
 /// The host's store, reached through the `storage` import.
@@ -170,137 +171,5 @@ impl Auth for HostAuth {
 
     fn checks_signatures(&self) -> bool {
         self.checks_signatures
-    }
-}
-
-/// The guest's global allocator: size classes over bump-allocated chunks, on dlmalloc.
-///
-/// Every request runs in a fresh instance whose memory is thrown away afterwards, so the
-/// allocator never needs to give memory back or fight long-term fragmentation; it only has to be
-/// fast. Blocks of up to [`SMALL_MAX`] bytes (the JSON values, strings and map nodes that make up
-/// nearly all of a request's allocations) come from per-size free lists, refilled by bumping a
-/// pointer through 64 KiB chunks; freed blocks go back on their list for reuse. Everything larger,
-/// or aligned beyond 16, goes to dlmalloc, which coalesces.
-/// Measured with `dynabox-bench --sandbox-only`: the GetItem call 25.4 -> 20.8 µs (dlmalloc's
-/// malloc/free were ~30% of the guest's time).
-///
-/// dlmalloc is the crate's own, not std's: std's (wasm32-unknown-unknown) takes all its memory
-/// with `memory.grow` and leaves the instance's initial memory beyond the stack unused, so every
-/// request grew its memory, and a grow costs an `mprotect` now and another, with an `madvise`,
-/// when the next instance in the slot shrinks back: each a TLB shootdown across the server's
-/// threads (2 `mprotect` and 1 `madvise` per GetItem; 27% of the server's CPU under load). This one
-/// starts with the initial memory above the heap base (`link-arg=--initial-memory` in
-/// `host/build.rs`), so a typical request never grows. The per-request memory cap holds as before.
-mod allocator {
-    use std::alloc::{GlobalAlloc, Layout};
-    use std::cell::UnsafeCell;
-    use std::ptr;
-
-    use dlmalloc::Dlmalloc;
-
-    const GRANULE: usize = 16;
-    const SMALL_MAX: usize = 512;
-    const CLASSES: usize = SMALL_MAX / GRANULE;
-    const CHUNK: usize = 64 << 10;
-
-    struct State {
-        /// Heads of the free lists, one per class; a free block's first word is the next block.
-        free: [*mut u8; CLASSES],
-        /// The unused rest of the current chunk.
-        next: usize,
-        end: usize,
-        /// Chunks and large blocks.
-        large: Dlmalloc,
-    }
-
-    pub struct SizeClasses(UnsafeCell<State>);
-
-    // SAFETY: the component has one thread; nothing here is reached concurrently.
-    unsafe impl Sync for SizeClasses {}
-
-    #[global_allocator]
-    static ALLOCATOR: SizeClasses = SizeClasses(UnsafeCell::new(State {
-        free: [ptr::null_mut(); CLASSES],
-        next: 0,
-        end: 0,
-        large: Dlmalloc::new(),
-    }));
-
-    /// The class of a small block (its size is `(class + 1) * GRANULE`), or `None` for dlmalloc.
-    #[inline]
-    fn class(size: usize, align: usize) -> Option<usize> {
-        (size <= SMALL_MAX && align <= GRANULE).then(|| size.max(1).div_ceil(GRANULE) - 1)
-    }
-
-    impl SizeClasses {
-        /// SAFETY: single-threaded (see `Sync`), and no caller re-enters the allocator, so no two
-        /// of these borrows overlap.
-        #[allow(clippy::mut_from_ref)]
-        unsafe fn state(&self) -> &mut State {
-            unsafe { &mut *self.0.get() }
-        }
-    }
-
-    unsafe impl GlobalAlloc for SizeClasses {
-        #[inline]
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            let state = unsafe { self.state() };
-            let Some(class) = class(layout.size(), layout.align()) else {
-                return unsafe { state.large.malloc(layout.size(), layout.align()) };
-            };
-            let head = state.free[class];
-            if !head.is_null() {
-                // SAFETY: `head` is a freed block of this class; its first word links the list.
-                state.free[class] = unsafe { *head.cast::<*mut u8>() };
-                return head;
-            }
-            let size = (class + 1) * GRANULE;
-            if state.end - state.next < size {
-                let chunk = unsafe { state.large.malloc(CHUNK, GRANULE) };
-                if chunk.is_null() {
-                    return chunk;
-                }
-                state.next = chunk as usize;
-                state.end = state.next + CHUNK;
-            }
-            let block = state.next;
-            state.next += size;
-            block as *mut u8
-        }
-
-        #[inline]
-        unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-            let state = unsafe { self.state() };
-            match class(layout.size(), layout.align()) {
-                None => unsafe { state.large.free(block, layout.size(), layout.align()) },
-                Some(class) => {
-                    // SAFETY: the block is at least 16 bytes and 16-aligned.
-                    unsafe { *block.cast::<*mut u8>() = state.free[class] };
-                    state.free[class] = block;
-                }
-            }
-        }
-
-        #[inline]
-        unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            let old = class(layout.size(), layout.align());
-            let new = class(new_size, layout.align());
-            match (old, new) {
-                (None, None) => unsafe { self.state().large.realloc(block, layout.size(), layout.align(), new_size) },
-                (Some(a), Some(b)) if a == b => block,
-                _ => {
-                    // SAFETY: the caller guarantees `new_size` with this alignment is a valid layout.
-                    let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-                    let moved = unsafe { self.alloc(new_layout) };
-                    if !moved.is_null() {
-                        unsafe {
-                            ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
-                            self.dealloc(block, layout);
-                        }
-                    }
-                    moved
-                }
-            }
-        }
     }
 }

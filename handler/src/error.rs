@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::storage::StorageError;
+
 /// The error types dynabox answers with. `type_name` is what clients read after the `#` of
 /// `__type`, so each variant is spelled exactly as DynamoDB spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +129,28 @@ impl ApiError {
             codes.join(", ")
         );
         ApiError { reasons: Some(reasons), ..Self::new(ErrorKind::TransactionCanceled, message) }
+    }
+}
+
+/// A storage failure as the client sees it.
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NoSuchKeyspace => ApiError::resource_not_found("Requested resource not found"),
+            StorageError::Internal(detail) => {
+                // The detail names the store's internals: for the server's log, never for clients.
+                // Empty when the host has logged it already.
+                if !detail.is_empty() {
+                    eprintln!("dynabox: storage failed: {detail}");
+                }
+                ApiError::internal("Internal server error")
+            }
+            StorageError::OutcomeUnknown => ApiError::internal(
+                "Internal server error: the connection to the database was lost while the write committed, and \
+                 whether it was applied could not be determined; read the item before retrying a write that is not \
+                 idempotent",
+            ),
+        }
     }
 }
 

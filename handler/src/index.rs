@@ -7,7 +7,7 @@
 //! entries and the puts of the new item's, and a guard on the table's version, so no write can
 //! miss an index added after it read the table.
 
-use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table, storage_error};
+use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::model::key::{encode, index_entry_key};
 use crate::model::size::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, value_size};
@@ -165,7 +165,7 @@ pub fn backfill_step(
     };
     let page = match storage.scan(account, &request) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
-        page => page.map_err(storage_error)?,
+        page => page?,
     };
     for stored in &page.items {
         let document = serde_json::from_slice(&stored.document);
@@ -190,7 +190,7 @@ pub fn backfill_step(
         match storage.write(account, &writes) {
             Ok(_) | Err(WriteError::GuardFailed(_)) => {}
             Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => return Ok(true),
-            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+            Err(WriteError::Storage(e)) => return Err(e.into()),
         }
     }
     let done = !page.more;
@@ -217,7 +217,7 @@ pub fn backfill_step(
             Ok(Some(_)) => return Ok(done),
             Ok(None) => continue,
             Err(StorageError::NoSuchKeyspace) => return Ok(true),
-            Err(e) => return Err(storage_error(e)),
+            Err(e) => return Err(e.into()),
         }
     }
 }

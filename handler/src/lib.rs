@@ -20,8 +20,12 @@ pub mod random;
 pub mod sigv4;
 pub mod storage;
 pub mod stream;
+pub mod time;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
+// The component's global allocator; natively only its size-class arithmetic, for the tests.
+#[cfg(any(test, all(target_arch = "wasm32", feature = "component")))]
+mod allocator;
 
 pub use protocol::handle;

@@ -1,6 +1,6 @@
-//! Identifiers and time. Natively and under Spin they come from the platform. The host's
-//! component imports no WASI: there they come from the context the host passes with each call
-//! (`enter`), the time read once for the call and a seed of 256 random bits.
+//! Identifiers. Natively and under Spin their randomness comes from the platform. The host's
+//! component imports no WASI: there it comes from a seed of 256 random bits the host passes in
+//! each call's context (`enter`).
 
 #[cfg(not(feature = "component"))]
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -9,17 +9,8 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Milliseconds since the Unix epoch: the one clock of the handler, the host and the Spin component.
-#[cfg(not(feature = "component"))]
-pub fn now_millis() -> u128 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
-}
-
 #[cfg(feature = "component")]
 pub use from_host::enter;
-#[cfg(feature = "component")]
-pub use from_host::now_millis;
 #[cfg(feature = "component")]
 use from_host::random_bytes;
 
@@ -28,25 +19,20 @@ mod from_host {
     use std::cell::Cell;
 
     thread_local! {
-        /// The call's time and the state of its generator, which starts at the host's seed.
-        static CONTEXT: Cell<(u64, [u64; 4])> = const { Cell::new((0, [0; 4])) };
+        /// The state of the call's generator, which starts at the host's seed.
+        static STATE: Cell<[u64; 4]> = const { Cell::new([0; 4]) };
     }
 
-    /// Sets the time and the seed for the call the host just made.
-    pub fn enter(now_ms: u64, seed: [u64; 4]) {
-        CONTEXT.set((now_ms, seed));
-    }
-
-    /// The time the host read for this call.
-    pub fn now_millis() -> u128 {
-        u128::from(CONTEXT.get().0)
+    /// Sets the seed for the call the host just made.
+    pub fn enter(seed: [u64; 4]) {
+        STATE.set(seed);
     }
 
     /// SplitMix64 on each word of the seed in turn: ids need to be unique, not secret, and the
     /// 256-bit seed makes two instances' sequences meet with negligible probability. (SHA-256
     /// of the seed cost 6 thousand instructions per request, more than the ids themselves.)
     pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
-        let (now, mut state) = CONTEXT.get();
+        let mut state = STATE.get();
         let mut bytes = [0u8; N];
         for (i, chunk) in bytes.chunks_mut(8).enumerate() {
             let word = &mut state[i % 4];
@@ -56,7 +42,7 @@ mod from_host {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes()[..chunk.len()]);
         }
-        CONTEXT.set((now, state));
+        STATE.set(state);
         bytes
     }
 }
@@ -74,9 +60,4 @@ pub fn uuid() -> String {
 pub fn request_id() -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUV0123456789";
     random_bytes::<52>().iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect()
-}
-
-pub fn now_seconds() -> f64 {
-    // DynamoDB reports timestamps with millisecond precision.
-    (now_millis() as f64) / 1000.0
 }

@@ -11,7 +11,7 @@ use dynabox_handler::auth::{Auth, OpenPolicy, Principal, Refusal, SignedRequest}
 use dynabox_handler::sigv4;
 
 use crate::accounts::SealingKey;
-use crate::runtime::report_storage_failure;
+use crate::failure_log::report_storage_failure;
 use crate::storage::Store;
 
 pub use dynabox_handler::auth::LOCAL_ACCOUNT_ID;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+mod failure_log;
 pub mod runtime;
 pub mod server;
 pub mod storage;

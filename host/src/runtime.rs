@@ -5,7 +5,6 @@
 
 mod admission;
 mod code;
-mod failure_log;
 mod imports;
 mod keyed;
 mod memory_budget;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
-use dynabox_handler::random::now_millis;
+use dynabox_handler::time::now_millis;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
@@ -28,7 +27,6 @@ use wasmtime::{
 use crate::auth::Authenticator;
 use crate::storage::remembered::{Remembered, RequestStorage, Stale};
 use admission::Admission;
-pub(crate) use failure_log::report_storage_failure;
 use memory_budget::SandboxMemory;
 pub use memory_budget::{MemoryBudget, Reservation};
 use write_turns::{Turn, WriteTurns};

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dynabox_handler::catalog::RETENTION_SECONDS;
 use dynabox_handler::index::creating_indexes;
-use dynabox_handler::stream::RETENTION_SECONDS;
 
 use crate::runtime::Runtime;
 use crate::storage::Store;
@@ -82,5 +82,5 @@ async fn until_done<Step: Future<Output = anyhow::Result<bool>>>(what: &str, mut
 }
 
 fn epoch_seconds() -> u64 {
-    dynabox_handler::random::now_seconds() as u64
+    dynabox_handler::time::now_seconds() as u64
 }

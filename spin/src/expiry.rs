@@ -3,7 +3,7 @@
 //! idempotent step the host's worker runs (`dynabox_handler::expire_step`).
 
 use dynabox_handler::expire_step;
-use dynabox_handler::stream::RETENTION_SECONDS;
+use dynabox_handler::catalog::RETENTION_SECONDS;
 use dynabox_sql::{Connection, Synchronous};
 
 /// Expired items one request deletes at most, per table with time to live.
@@ -18,7 +18,7 @@ pub fn sweeps_after(operation: &str) -> bool {
 /// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and the
 /// stream records past their 24 hours.
 pub fn sweep<C: Connection>(store: &mut Synchronous<C>) {
-    let now = dynabox_handler::random::now_seconds() as u64;
+    let now = dynabox_handler::time::now_seconds() as u64;
     let tables = match store.tables_with_time_to_live() {
         Ok(tables) => tables,
         Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),

@@ -14,7 +14,6 @@ mod connection;
 mod expiry;
 
 use dynabox_handler::auth::{ClaimedAccount, OpenPolicy};
-use dynabox_handler::catalog::storage_error;
 use dynabox_handler::error::ApiError;
 use dynabox_handler::storage::StorageError;
 use dynabox_handler::storage::memory::MemoryStore;
@@ -73,7 +72,7 @@ fn respond(request: &dynabox_handler::http::Request) -> dynabox_handler::http::R
             Ok(Store::Sqlite(mut store)) => answer(request, &mut store),
             Ok(Store::Postgres(mut store)) => answer(request, &mut store),
             Err(e) => {
-                dynabox_handler::protocol::error_response(&storage_error(e), dynabox_handler::random::request_id())
+                dynabox_handler::protocol::error_response(&ApiError::from(e), dynabox_handler::random::request_id())
             }
         },
     }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::items::{self, Change, KEY_MISMATCH};
 use super::{Context, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
-use crate::catalog::{Table, storage_error};
+use crate::catalog::Table;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, legacy};
 use crate::index;
@@ -290,7 +290,7 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
                 left.push((*sent).clone());
                 continue;
             }
-            let stored = cx.storage.get(account, &table.keyspace(), key).map_err(storage_error)?;
+            let stored = cx.storage.get(account, &table.keyspace(), key)?;
             let item = stored.as_ref().map(items::stored_item).transpose()?;
             let size = item.as_ref().map(item_size);
             if bytes + size.unwrap_or(0) > RESPONSE_BYTES {

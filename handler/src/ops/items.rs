@@ -12,18 +12,22 @@ use serde_json::{Map, Value, json};
 
 use super::{Context, keys, table_name};
 use crate::capacity::ReturnConsumedCapacity;
-use crate::catalog::{Table, storage_error};
+use crate::catalog::Table;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
 use crate::index;
 use crate::input::{Input, Violations};
-use crate::model::value::check_nesting;
+use crate::model::value::{AttributeValue, check_nesting};
 use crate::model::{
     Item, item_from_json, item_to_json,
     size::{MAX_ITEM_BYTES, item_size, item_too_large},
 };
 use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
 use crate::stream::{self, Origin};
+use crate::time::now_seconds;
+
+/// DynamoDB leaves alone items whose expiry lies more than five years in the past.
+const OLDEST_EXPIRY_SECONDS: u64 = 5 * 365 * 24 * 3600;
 
 pub(super) const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
@@ -210,7 +214,7 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
-    let stored = cx.storage.get(&cx.principal.account_id, &table.keyspace(), &key).map_err(storage_error)?;
+    let stored = cx.storage.get(&cx.principal.account_id, &table.keyspace(), &key)?;
     // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
     // projection keeps; decoded for that only when capacity is asked for.
     let size = match &stored {
@@ -381,8 +385,7 @@ pub(super) fn apply(
             || wants_old
             || !table.indexes.is_empty()
             || table.recording_stream().is_some();
-        let stored =
-            if needs_old { storage.get_for_write(account, &keyspace, key).map_err(storage_error)? } else { None };
+        let stored = if needs_old { storage.get_for_write(account, &keyspace, key)? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = condition
             && !expr::evaluate(condition, old.as_ref())?
@@ -400,7 +403,7 @@ pub(super) fn apply(
                     *table = Table::load(storage, account, &table.table_name)?;
                 }
             }
-            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+            Err(WriteError::Storage(e)) => return Err(e.into()),
         }
     }
     Err(hot_item())
@@ -437,7 +440,7 @@ pub(super) fn item_writes(
     let item = match new {
         Some(item) => {
             let document = serde_json::to_vec(&item_to_json(item)).map_err(|e| ApiError::internal(e.to_string()))?;
-            let expires_at = super::ttl::expiry(table, item);
+            let expires_at = expiry(table, item);
             Write::Put { keyspace, key: key_bytes, document, expect, expires_at }
         }
         None => Write::Delete { keyspace, key: key_bytes, expect },
@@ -446,6 +449,15 @@ pub(super) fn item_writes(
     writes.extend(index::maintenance(table, key, old, new)?);
     writes.extend(stream::change_record(table, old, new, origin)?);
     Ok(writes)
+}
+
+/// When `item` expires under the table's time to live: its TTL attribute's whole epoch seconds,
+/// if the attribute is a Number not more than five years in the past.
+pub(super) fn expiry(table: &Table, item: &Item) -> Option<u64> {
+    let Some(AttributeValue::N(number)) = item.get(table.time_to_live_attribute.as_deref()?) else { return None };
+    let at = number.whole_part()?;
+    let oldest = (now_seconds() as u64).saturating_sub(OLDEST_EXPIRY_SECONDS);
+    (at >= oldest).then_some(at)
 }
 
 /// An item to put must fit DynamoDB's 400 KB.

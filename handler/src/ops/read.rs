@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{items::stored_item, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units};
-use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table, storage_error};
+use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Operand, Path, PathElement, Substitutions, legacy};
 use crate::input::{Input, Violations};
@@ -430,7 +430,7 @@ impl<'t> Reading<'t> {
         let mut more = true;
         while more && !full(scanned, bytes) {
             let want = self.limit.map_or(MAX_ITEMS_PER_CALL, |l| (l - scanned).min(MAX_ITEMS_PER_CALL));
-            let page = fetch(storage, want, BYTE_BUDGET, after.take()).map_err(storage_error)?;
+            let page = fetch(storage, want, BYTE_BUDGET, after.take())?;
             more = page.more;
             after = page.items.last().map(|stored| stored.key.clone());
             for (read, stored) in page.items.iter().enumerate() {
@@ -441,7 +441,7 @@ impl<'t> Reading<'t> {
                     true => {
                         let key = keys::of_item(self.source.table, &entry)?;
                         let found = storage.get(account, &self.source.table.keyspace(), &key);
-                        let found = found.map_err(storage_error)?.map(|s| stored_item(&s)).transpose()?;
+                        let found = found?.map(|s| stored_item(&s)).transpose()?;
                         *table_bytes.get_or_insert(0) += found.as_ref().map_or(0, item_size);
                         found.unwrap_or_default()
                     }

@@ -4,14 +4,13 @@ use serde_json::{Value, json};
 
 use super::{Context, reject_unsupported, table_name};
 use crate::catalog::{
-    IndexRequest, IndexStatus, KeyAttribute, Pairs, Placement, Stats, TABLE_CLASSES, Table, Throughput,
+    IndexRequest, IndexStatus, KeyAttribute, Pairs, Placement, Specification, Stats, TABLE_CLASSES, Table, Throughput,
     ThroughputRequest, check_defined, check_definitions, check_global_count, check_throughput, index_name_violations,
-    read_pairs, read_throughput, storage_error, table_from_create_request,
+    read_pairs, read_throughput, table_from_create_request,
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, as_object};
 use crate::storage::{Storage, TableChange};
-use crate::stream::Specification;
 
 /// DynamoDB keeps on-demand backups for every table; point-in-time recovery is not offered, so
 /// it is reported as disabled.
@@ -36,13 +35,13 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         region: cx.region,
         account_id: &cx.principal.account_id,
         table_id: crate::random::uuid(),
-        now: crate::random::now_seconds(),
+        now: crate::time::now_seconds(),
     };
     let table = table_from_create_request(input, placement)?;
     let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
     let account = &cx.principal.account_id;
     let indexes: Vec<String> = table.indexes.iter().map(|i| i.index_name.clone()).collect();
-    if !cx.storage.create_table(account, &table.table_name, &record, &indexes).map_err(storage_error)? {
+    if !cx.storage.create_table(account, &table.table_name, &record, &indexes)? {
         return Err(ApiError::new(ErrorKind::ResourceInUse, format!("Table already exists: {}", table.table_name)));
     }
     Ok(json!({"TableDescription": table.description(&Stats::empty(&table))}))
@@ -359,8 +358,8 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         if let Some(stream) = &update.stream {
             // No record is appended meanwhile: writes decided on this version of the table fail
             // their guard once the update commits.
-            let last = cx.storage.read_changes(account, name, u64::MAX, 0).map_err(storage_error)?.last_sequence;
-            stream.apply(&mut new, last + 1, crate::random::now_seconds(), false)?;
+            let last = cx.storage.read_changes(account, name, u64::MAX, 0)?.last_sequence;
+            stream.apply(&mut new, last + 1, crate::time::now_seconds(), false)?;
         }
         let stats = Stats::load(cx.storage, account, &table)?;
         // DynamoDB answers with a dropped index as DELETING, as it was.
@@ -374,7 +373,7 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             .collect();
         let description = serde_json::to_vec(&new).map_err(|e| ApiError::internal(e.to_string()))?;
         let change = TableChange { description: &description, create_indexes: &created, drop_indexes: &dropped };
-        if let Some(version) = cx.storage.update_table(account, name, table.version, &change).map_err(storage_error)? {
+        if let Some(version) = cx.storage.update_table(account, name, table.version, &change)? {
             new.version = version;
             break (new, created, stats.table.0 == 0, deleting);
         }
@@ -413,8 +412,8 @@ pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             "Attempt to change a resource which is still in use: Cannot delete table while indexes are being created, updated, or deleted.",
         ));
     }
-    let (count, bytes) = cx.storage.keyspace_stats(account, &table.keyspace()).map_err(storage_error)?;
-    if !cx.storage.delete_table(account, name).map_err(storage_error)? {
+    let (count, bytes) = cx.storage.keyspace_stats(account, &table.keyspace())?;
+    if !cx.storage.delete_table(account, name)? {
         return Err(table_not_found(name));
     }
     Ok(json!({"TableDescription": table.deleting_description(count, bytes)}))
@@ -434,7 +433,7 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let limit = limit.unwrap_or(100) as u32;
     // One name more than asked for tells whether another page follows.
     let start = start.or(Some(crate::catalog::FIRST_LISTED_NAME_BOUND));
-    let mut names = cx.storage.list_tables(&cx.principal.account_id, start, limit + 1).map_err(storage_error)?;
+    let mut names = cx.storage.list_tables(&cx.principal.account_id, start, limit + 1)?;
     let more = names.len() > limit as usize;
     names.truncate(limit as usize);
     let mut response = json!({"TableNames": names});
@@ -449,7 +448,7 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 pub(super) fn save_record(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<bool> {
     let description = serde_json::to_vec(table).map_err(|e| ApiError::internal(e.to_string()))?;
     let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-    Ok(storage.update_table(account, &table.table_name, table.version, &change).map_err(storage_error)?.is_some())
+    Ok(storage.update_table(account, &table.table_name, table.version, &change)?.is_some())
 }
 
 /// Most table operations name the missing table in their message.

@@ -25,15 +25,15 @@ use serde_json::{Map, Value, json};
 use super::items::{self, Change, KEY_MISMATCH};
 use super::{Context, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
-use crate::catalog::{CLIENT_TOKENS_TABLE, Table, storage_error};
+use crate::catalog::{CLIENT_TOKENS_TABLE, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, Path};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
-use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, Keyspace, Storage, StorageError, StoredItem, Write, WriteError};
 use crate::stream::Origin;
+use crate::time::now_seconds;
 
 /// Actions in one transaction, at most.
 const MAX_ACTIONS: usize = 100;
@@ -143,7 +143,7 @@ fn snapshot(
     for _ in 0..ATTEMPTS {
         let mut found = Vec::with_capacity(keys.len());
         for (table, key) in tables.iter().zip(keys) {
-            found.push(storage.get(account, &table.keyspace(), key).map_err(storage_error)?);
+            found.push(storage.get(account, &table.keyspace(), key)?);
         }
         if found.len() == 1 {
             return Ok(found);
@@ -163,7 +163,7 @@ fn snapshot(
         match storage.write(account, &checks) {
             Ok(_) => return Ok(found),
             Err(WriteError::GuardFailed(_)) => {}
-            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+            Err(WriteError::Storage(e)) => return Err(e.into()),
         }
     }
     Err(conflict(keys.len()))
@@ -364,10 +364,10 @@ impl Token {
             Ok(stored) => Ok(stored),
             // The account's first token: its table comes now.
             Err(StorageError::NoSuchKeyspace) => {
-                storage.create_table(account, CLIENT_TOKENS_TABLE, b"{}", &[]).map_err(storage_error)?;
+                storage.create_table(account, CLIENT_TOKENS_TABLE, b"{}", &[])?;
                 Ok(None)
             }
-            Err(e) => Err(storage_error(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -424,7 +424,7 @@ fn write_all(
         };
         let mut stored = Vec::with_capacity(plan.len());
         for action in plan.iter() {
-            stored.push(storage.get(account, &action.table.keyspace(), &action.key).map_err(storage_error)?);
+            stored.push(storage.get(account, &action.table.keyspace(), &action.key)?);
         }
         let olds: Vec<Option<Item>> =
             stored.iter().map(|s| s.as_ref().map(items::stored_item).transpose()).collect::<ApiResult<_>>()?;
@@ -496,7 +496,7 @@ fn write_all(
                     }
                 }
             }
-            Err(WriteError::Storage(e)) => return Err(storage_error(e)),
+            Err(WriteError::Storage(e)) => return Err(e.into()),
         }
     }
     Err(conflict(plan.len()))

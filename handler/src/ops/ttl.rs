@@ -1,27 +1,23 @@
-//! Time to live: UpdateTimeToLive and DescribeTimeToLive, the expiry every item write stores,
-//! and the sweep that deletes expired items. The setting lives in the table's catalog record,
-//! changed under the same version guard as UpdateTable's changes.
+//! Time to live: UpdateTimeToLive and DescribeTimeToLive, and the sweep that deletes expired
+//! items. The setting lives in the table's catalog record, changed under the same version guard
+//! as UpdateTable's changes.
 //!
-//! Every put stores the item's expiry (its TTL attribute, a Number of epoch seconds) beside it,
-//! on an index of the store, so the host's sweep finds expired items without a scan
-//! ([`expire_step`], run in the sandbox like any request). Items written before time to live was
-//! enabled have no stored expiry: the sweep first visits them once, in key order.
+//! Every put stores the item's expiry (its TTL attribute, a Number of epoch seconds, as
+//! `items::expiry` reads it) beside it, on an index of the store, so the host's sweep finds
+//! expired items without a scan ([`expire_step`], run in the sandbox like any request). Items
+//! written before time to live was enabled have no stored expiry: the sweep first visits them
+//! once, in key order.
 
 use serde_json::{Value, json};
 
-use super::items::{item_writes, stored_item};
+use super::items::{expiry, item_writes, stored_item};
 use super::tables::{not_found_named, save_record};
 use super::{Context, table_name};
-use crate::catalog::{ExpiryBackfill, Table, storage_error};
+use crate::catalog::{ExpiryBackfill, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
-use crate::model::value::{AttributeValue, Item};
-use crate::random::now_seconds;
 use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
 use crate::stream::Origin;
-
-/// DynamoDB leaves alone items whose expiry lies more than five years in the past.
-const OLDEST_EXPIRY_SECONDS: u64 = 5 * 365 * 24 * 3600;
 
 const MAX_ATTRIBUTE_NAME_CHARS: usize = 255;
 
@@ -72,15 +68,6 @@ pub fn describe_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, 
     }}))
 }
 
-/// When `item` expires under the table's time to live: its TTL attribute's whole epoch seconds,
-/// if the attribute is a Number not more than five years in the past.
-pub(super) fn expiry(table: &Table, item: &Item) -> Option<u64> {
-    let Some(AttributeValue::N(number)) = item.get(table.time_to_live_attribute.as_deref()?) else { return None };
-    let at = number.whole_part()?;
-    let oldest = (now_seconds() as u64).saturating_sub(OLDEST_EXPIRY_SECONDS);
-    (at >= oldest).then_some(at)
-}
-
 /// One step of the expiry sweep of a table (the host's worker calls it through the component's
 /// `expire` export): deletes at most `budget` items whose time to live ended at or before `now`,
 /// each through the same writes as DeleteItem (index entries, a stream record marked as the
@@ -102,13 +89,13 @@ pub fn expire_step(storage: &mut impl Storage, account: &str, name: &str, now: u
     }
     let keys = match storage.expired(account, &table.keyspace(), now, budget) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
-        keys => keys.map_err(storage_error)?,
+        keys => keys?,
     };
     for key in &keys {
         match storage.get(account, &table.keyspace(), key) {
             Ok(Some(stored)) => settle(storage, account, &table, &stored, now, true)?,
             Ok(None) | Err(StorageError::NoSuchKeyspace) => {}
-            Err(e) => return Err(storage_error(e)),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(keys.len() < budget as usize)
@@ -134,7 +121,7 @@ fn visit_unswept(
     };
     let page = match storage.scan(account, &request) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
-        page => page.map_err(storage_error)?,
+        page => page?,
     };
     for stored in &page.items {
         settle(storage, account, table, stored, now, false)?;
@@ -191,6 +178,6 @@ fn settle(
     match storage.write(account, &writes) {
         // A guard that failed: the item (or the table) changed, and its writer stored the expiry.
         Ok(_) | Err(WriteError::GuardFailed(_)) | Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => Ok(()),
-        Err(WriteError::Storage(e)) => Err(storage_error(e)),
+        Err(WriteError::Storage(e)) => Err(e.into()),
     }
 }

@@ -102,7 +102,7 @@ impl MemoryStore {
                 let table = self.tables.get_mut(&(account.to_string(), table.clone()));
                 let table = table.ok_or(StorageError::NoSuchKeyspace)?;
                 table.changes += 1;
-                table.log.insert(table.changes, (record.clone(), crate::random::now_seconds() as u64));
+                table.log.insert(table.changes, (record.clone(), crate::time::now_seconds() as u64));
                 committed.change_sequences.push(table.changes);
             }
         }

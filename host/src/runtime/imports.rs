@@ -12,8 +12,8 @@ use dynabox_handler::auth as native_auth;
 use dynabox_handler::storage as native;
 
 use super::dynabox::service::{auth, call, http, storage};
-use super::failure_log::report_storage_failure;
 use super::{RequestState, SandboxClock};
+use crate::failure_log::report_storage_failure;
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
