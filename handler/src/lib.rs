@@ -3,6 +3,7 @@
 //! traits to the WIT imports when built for `wasm32-unknown-unknown` with the feature `component`.
 
 pub mod auth;
+pub mod background;
 pub mod capacity;
 pub mod catalog;
 pub mod content_coding;
