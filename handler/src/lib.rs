@@ -10,6 +10,7 @@ pub mod content_coding;
 pub mod cors;
 pub mod error;
 pub mod expr;
+pub mod front_door;
 pub mod http;
 pub mod index;
 mod input;
