@@ -126,14 +126,6 @@ pub fn maintenance(table: &Table, key: &ItemKey, old: Option<&Item>, new: Option
     Ok(writes)
 }
 
-/// (table, index) for every index of a table (its stored description) that is being created:
-/// the backfills to run.
-pub fn creating_indexes(description: &[u8]) -> Vec<(String, String)> {
-    let Ok(table) = serde_json::from_slice::<crate::catalog::Table>(description) else { return Vec::new() };
-    let creating = table.indexes.iter().filter(|index| index.status == crate::catalog::IndexStatus::Creating);
-    creating.map(|index| (table.table_name.clone(), index.index_name.clone())).collect()
-}
-
 /// One step of the backfill of index `index_name` of table `table_name`: the index was created
 /// (UpdateTable) on a table that held items, and stays CREATING until every item's entry is in.
 ///

@@ -3,12 +3,14 @@
 //! traits to the WIT imports when built for `wasm32-unknown-unknown` with the feature `component`.
 
 pub mod auth;
+pub mod background;
 pub mod capacity;
 pub mod catalog;
 pub mod content_coding;
 pub mod cors;
 pub mod error;
 pub mod expr;
+pub mod front_door;
 pub mod http;
 pub mod index;
 mod input;

@@ -1,7 +1,7 @@
 //! HTTP/1.1 with keep-alive in front of the runtime: the transport's rules (timeouts for slow and
-//! idle clients, a cap on open connections and on header size, CORS, `HEAD`, the one path,
-//! content codings both ways), and graceful shutdown that drains in-flight requests within a
-//! bounded time.
+//! idle clients, a cap on open connections and on header size, `HEAD`, the one path, the memory
+//! budget for bodies) around the handler's front door (CORS, content codings both ways), and
+//! graceful shutdown that drains in-flight requests within a bounded time.
 
 mod connections;
 
@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use dynabox_handler::front_door::{self, Reply, Step};
 use dynabox_handler::http::{Request, Response};
 use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, request_id, request_too_large};
-use dynabox_handler::{content_coding, cors};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -82,9 +83,7 @@ pub async fn serve(
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let (runtime, busy) = (runtime.clone(), connections.busy(&activity));
             async move {
-                let origin = request.headers().get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let mut response = answer(&runtime, request, body_timeout).await;
-                cors::allow(origin.as_deref(), &mut response);
+                let response = answer(&runtime, request, body_timeout).await;
                 drop(busy);
                 Ok::<_, Infallible>(to_hyper(response))
             }
@@ -121,56 +120,70 @@ async fn accept(listener: &TcpListener, connections: &Arc<Connections>) -> std::
     Ok((stream, connections.place().await))
 }
 
+/// Every response leaves through the front door's last step, the transport's own answers too.
 async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeout: Duration) -> Response {
     let (parts, body) = request.into_parts();
-    let method = parts.method.as_str();
-    let path = parts.uri.path();
-    let header_bytes: usize = parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
-    if header_bytes > MAX_HEADER_BYTES {
-        return Response { status: 431, headers: vec![("x-amzn-requestid".into(), request_id())], body: Vec::new() };
-    }
-    if method == "OPTIONS" {
-        let header = |name| parts.headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
-        return cors::preflight(header("origin"), header("access-control-request-headers"));
-    }
-    if path != "/" {
-        // DynamoDB serves its API at the root only.
-        return Response { status: 404, headers: vec![("x-amzn-requestid".into(), request_id())], body: Vec::new() };
-    }
-    // The body is read within the server's memory budget: its announced length, or the most a
-    // body may be when it comes in chunks.
-    let announced = parts.headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let mut held = Reservation::default();
-    runtime.memory_budget().reserve(&mut held, announced.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES + 1)).await;
-    // Read at most one byte past the limit: enough to know the body is too large.
-    let body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
-        Ok(Err(_)) => return error_response(&request_too_large(), request_id()),
-        // Nothing to answer: the client stopped sending.
-        Err(_) => return Response { status: 408, headers: Vec::new(), body: Vec::new() },
-    };
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    // HEAD answers as GET does, without the body (hyper leaves it out).
-    let method = if method == "HEAD" { "GET" } else { method };
-    let mut request = Request { method: method.to_string(), path, headers, body };
-    let sent_bytes = request.body.len();
-    if let Err(error) = content_coding::decode_request_body(&mut request) {
-        return error_response(&error, request_id());
+    let request = Request { method: parts.method.to_string(), path, headers, body: Vec::new() };
+    let reply = Reply::to(&request);
+    reply.finish(respond(runtime, &parts, request, body, body_timeout).await)
+}
+
+/// `request` is the head; its body is read here, unless the front door answers from the head.
+async fn respond(
+    runtime: &Runtime,
+    parts: &Parts,
+    mut request: Request,
+    body: Incoming,
+    body_timeout: Duration,
+) -> Response {
+    let header_bytes: usize = parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Response { status: 431, headers: vec![("x-amzn-requestid".into(), request_id())], body: Vec::new() };
     }
+    // Held until the request is answered: the body, as read and as decoded.
+    let mut held = Reservation::default();
+    if !front_door::is_preflight(&request) {
+        if parts.uri.path() != "/" {
+            // DynamoDB serves its API at the root only.
+            return Response {
+                status: 404,
+                headers: vec![("x-amzn-requestid".into(), request_id())],
+                body: Vec::new(),
+            };
+        }
+        // The body is read within the server's memory budget: its announced length, or the most a
+        // body may be when it comes in chunks.
+        let announced = request.header("content-length").and_then(|v| v.parse::<usize>().ok());
+        runtime.memory_budget().reserve(&mut held, announced.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES + 1)).await;
+        // Read at most one byte past the limit: enough to know the body is too large.
+        request.body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+            Ok(Err(_)) => return error_response(&request_too_large(), request_id()),
+            // Nothing to answer: the client stopped sending.
+            Err(_) => return Response { status: 408, headers: Vec::new(), body: Vec::new() },
+        };
+    }
+    // HEAD answers as GET does, without the body (hyper leaves it out).
+    if request.method == "HEAD" {
+        request.method = "GET".into();
+    }
+    let sent_bytes = request.body.len();
+    let request = match front_door::receive(request) {
+        Step::Run(request) => request,
+        Step::Answer(response) => return response,
+    };
     if request.body.len() > sent_bytes {
         // A decoded body takes the place of the bytes sent, and may be larger.
         runtime.memory_budget().reserve(&mut held, request.body.len() - sent_bytes).await;
     }
     let _large = (request.body.len() >= LARGE_BODY_BYTES).then(LargeBody::start);
-    let mut response = runtime.handle(request).await;
-    let accepted = parts.headers.get("accept-encoding").and_then(|v| v.to_str().ok());
-    content_coding::encode_response(accepted, &mut response);
-    response
+    runtime.handle(request).await
 }
 
 /// Bodies from this size on count as large (see [`LargeBody`]).

@@ -8,16 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynabox_handler::catalog::RETENTION_SECONDS;
-use dynabox_handler::index::creating_indexes;
+use dynabox_handler::background::{self, Backfill, ITEMS_PER_STEP, epoch_seconds};
 
 use crate::runtime::Runtime;
 use crate::storage::Store;
 
 /// How often the catalog is searched for indexes to fill when there are none.
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
-/// Items one step reads: small enough that a step stays a few milliseconds of sandbox time.
-const ITEMS_PER_STEP: u32 = 256;
 /// How often stream records past their retention are deleted.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -27,11 +24,7 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
     let (mut last_sweep, mut last_trim): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         match backend.tables_with_creating_indexes().await {
-            Ok(tables) => {
-                for (account, description) in tables {
-                    fill_indexes(&runtime, &account, &description).await;
-                }
-            }
+            Ok(tables) => fill_indexes(&runtime, background::backfills(tables)).await,
             Err(e) => eprintln!("dynabox: looking for indexes to fill failed: {e:?}"),
         }
         if last_sweep.is_none_or(|at| at.elapsed() >= ttl_interval) {
@@ -40,8 +33,7 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
         }
         if last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL) {
             last_trim = Some(Instant::now());
-            let before = epoch_seconds().saturating_sub(RETENTION_SECONDS);
-            if let Err(e) = backend.trim_changes(before).await {
+            if let Err(e) = backend.trim_changes(background::trim_before(epoch_seconds())).await {
                 eprintln!("dynabox: trimming stream records failed: {e:?}");
             }
         }
@@ -49,11 +41,11 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
     }
 }
 
-/// Steps through every CREATING index of one table until it is done or a step fails.
-async fn fill_indexes(runtime: &Runtime, account: &str, description: &[u8]) {
-    for (table, index) in creating_indexes(description) {
+/// Steps through every index being created until it is done or a step fails.
+async fn fill_indexes(runtime: &Runtime, backfills: Vec<Backfill>) {
+    for Backfill { account, table, index } in backfills {
         let what = format!("filling index {index} of {table}");
-        until_done(&what, || runtime.backfill(account, &table, &index, ITEMS_PER_STEP)).await;
+        until_done(&what, || runtime.backfill(&account, &table, &index, ITEMS_PER_STEP)).await;
     }
 }
 
@@ -79,8 +71,4 @@ async fn until_done<Step: Future<Output = anyhow::Result<bool>>>(what: &str, mut
             Err(e) => return eprintln!("dynabox: {what} failed: {e:#}"),
         }
     }
-}
-
-fn epoch_seconds() -> u64 {
-    dynabox_handler::time::now_seconds() as u64
 }

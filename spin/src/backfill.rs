@@ -3,11 +3,10 @@
 //! which clients poll until the index is ACTIVE) and by the UpdateTable that created it, a bounded
 //! number of items per request, with the same idempotent steps the host's worker runs.
 
-use dynabox_handler::index::{backfill_step, creating_indexes};
+use dynabox_handler::background::{Backfill, ITEMS_PER_STEP, backfills};
+use dynabox_handler::index::backfill_step;
 use dynabox_sql::{Connection, Synchronous};
 
-/// Items one step reads, as the host's worker.
-const ITEMS_PER_STEP: u32 = 256;
 /// Steps one request runs at most: a table of up to this many times [`ITEMS_PER_STEP`] items gets
 /// its index within the request that creates it.
 const STEPS_PER_REQUEST: u32 = 16;
@@ -19,17 +18,15 @@ pub fn step<C: Connection>(store: &mut Synchronous<C>) {
         Err(e) => return eprintln!("dynabox: looking for indexes to fill failed: {e:?}"),
     };
     let mut steps = STEPS_PER_REQUEST;
-    for (account, description) in tables {
-        for (table, index) in creating_indexes(&description) {
-            while steps > 0 {
-                steps -= 1;
-                match backfill_step(store, &account, &table, &index, ITEMS_PER_STEP) {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(e) => {
-                        eprintln!("dynabox: filling index {index} of {table} failed: {e}");
-                        break;
-                    }
+    for Backfill { account, table, index } in backfills(tables) {
+        while steps > 0 {
+            steps -= 1;
+            match backfill_step(store, &account, &table, &index, ITEMS_PER_STEP) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("dynabox: filling index {index} of {table} failed: {e}");
+                    break;
                 }
             }
         }

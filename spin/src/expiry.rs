@@ -2,8 +2,8 @@
 //! run them: requests that read items do a bounded share of them afterwards, with the same
 //! idempotent step the host's worker runs (`dynabox_handler::expire_step`).
 
+use dynabox_handler::background::{epoch_seconds, trim_before};
 use dynabox_handler::expire_step;
-use dynabox_handler::catalog::RETENTION_SECONDS;
 use dynabox_sql::{Connection, Synchronous};
 
 /// Expired items one request deletes at most, per table with time to live.
@@ -18,7 +18,7 @@ pub fn sweeps_after(operation: &str) -> bool {
 /// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and the
 /// stream records past their 24 hours.
 pub fn sweep<C: Connection>(store: &mut Synchronous<C>) {
-    let now = dynabox_handler::time::now_seconds() as u64;
+    let now = epoch_seconds();
     let tables = match store.tables_with_time_to_live() {
         Ok(tables) => tables,
         Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),
@@ -28,7 +28,7 @@ pub fn sweep<C: Connection>(store: &mut Synchronous<C>) {
             eprintln!("dynabox: deleting expired items of {table} failed: {e}");
         }
     }
-    if let Err(e) = store.trim_changes(now.saturating_sub(RETENTION_SECONDS)) {
+    if let Err(e) = store.trim_changes(trim_before(now)) {
         eprintln!("dynabox: trimming stream records failed: {e:?}");
     }
 }

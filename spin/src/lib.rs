@@ -15,9 +15,9 @@ mod expiry;
 
 use dynabox_handler::auth::{ClaimedAccount, OpenPolicy};
 use dynabox_handler::error::ApiError;
+use dynabox_handler::front_door::{self, Reply, Step};
 use dynabox_handler::storage::StorageError;
 use dynabox_handler::storage::memory::MemoryStore;
-use dynabox_handler::{content_coding, cors};
 use dynabox_sql::accounts::SealingKey;
 use dynabox_sql::{Connection, Dialect, Synchronous};
 use spin_sdk::http::{Request, Response};
@@ -33,22 +33,17 @@ fn handle(request: Request) -> Response {
     if let Some(host) = authority(request.uri()).filter(|_| !headers.iter().any(|(name, _)| name == "host")) {
         headers.push(("host".into(), host.into()));
     }
-    let mut request = dynabox_handler::http::Request {
+    let request = dynabox_handler::http::Request {
         method: request.method().to_string(),
         path: request.path_and_query().unwrap_or("/").to_string(),
         headers,
         body: request.into_body(),
     };
-    let mut response = if request.method == "OPTIONS" {
-        cors::preflight(request.header("origin"), request.header("access-control-request-headers"))
-    } else {
-        match content_coding::decode_request_body(&mut request) {
-            Ok(()) => respond(&request),
-            Err(error) => dynabox_handler::protocol::error_response(&error, dynabox_handler::random::request_id()),
-        }
-    };
-    content_coding::encode_response(request.header("accept-encoding"), &mut response);
-    cors::allow(request.header("origin"), &mut response);
+    let reply = Reply::to(&request);
+    let response = reply.finish(match front_door::receive(request) {
+        Step::Run(request) => respond(&request),
+        Step::Answer(response) => response,
+    });
     let mut builder = Response::builder();
     builder.status(response.status);
     for (name, value) in response.headers {
