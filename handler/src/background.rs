@@ -2,8 +2,8 @@
 //! inside requests): which indexes need filling, how much one step reads, the sweep's clock, and
 //! which stream records are past their retention. When and where steps run is each one's own.
 
-use crate::catalog::{IndexStatus, Table};
 use crate::catalog::RETENTION_SECONDS;
+use crate::catalog::{IndexStatus, Table};
 
 /// Items one backfill or expiry step reads: small enough that a step stays a few milliseconds of
 /// sandbox time.

@@ -1,8 +1,9 @@
 //! The embedded store's driver: one rusqlite connection, to a file in a directory or in memory.
 //!
 //! Every operation takes microseconds and completes without waiting, so calls take turns on the
-//! one connection instead of moving to a blocking thread, and a single connection costs nothing
-//! in throughput.
+//! one connection behind a blocking lock instead of moving to a blocking thread, and a single
+//! connection costs nothing in throughput. The lock is held only while a call runs, which never
+//! suspends: an asynchronous lock, which parks a contended caller, cost GetItem about 17 %.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use dynabox_handler::storage::{StorageError, partition_hash};
 use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::functions::FunctionFlags;
-use tokio::sync::{Mutex, MutexGuard};
 
 use super::SqlBackend;
 
@@ -53,7 +54,7 @@ impl super::Driver for SqliteDriver {
     type Connection<'a> = Lease<'a>;
 
     async fn connect(&self) -> Result<Lease<'_>, StorageError> {
-        let conn = self.conn.lock().await;
+        let conn = self.conn.lock();
         // A panic in the middle of a transaction (the only way a call leaves one open) must not
         // make every later BEGIN fail: its writes are rolled back, as if never made.
         if !conn.is_autocommit() {
