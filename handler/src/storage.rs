@@ -3,8 +3,9 @@
 //!
 //! These types carry what `wit/dynabox.wit` (interface `storage`) carries, shaped for Rust: ranges
 //! are `std::ops::Bound`s, the WIT's tuples are named fields (`Write::TableAt`,
-//! `Write::AppendChange`), a table change borrows its parts. Inside the component, `component.rs` implements [`Storage`] on the WIT
-//! imports; natively (unit tests) any Rust value can implement it. The host's stores use these
+//! `Write::AppendChange`), a table change borrows its parts. Inside the component,
+//! `component.rs` implements [`Storage`] on the WIT imports; natively (unit tests) any Rust value
+//! can implement it. The host's stores use these
 //! same types, so the WIT boundary is a conversion on both sides, written once
 //! ([`storage_conversions!`](crate::storage_conversions)).
 //!

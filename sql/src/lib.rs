@@ -4,10 +4,10 @@
 //!
 //! - [`dialect`]: the schema, every statement and the migrations, for SQLite and PostgreSQL.
 //! - [`plan`]: what the statements of a request are (item writes, query and scan shapes) and how
-//!   a page is cut; shared with the host's asynchronous PostgreSQL backend.
-//! - [`store::SqlStore`]: the contract implemented once, synchronously, over any [`Connection`]:
-//!   rusqlite (the host's embedded store), the `postgres` client (tests), Spin's `sqlite` and
-//!   `postgres` interfaces (the Spin component).
+//!   a page is cut.
+//! - [`store::SqlStore`]: the contract implemented once, asynchronously, over any [`Connection`]:
+//!   rusqlite (the host's embedded store), the host's PostgreSQL driver (pipelined), Spin's
+//!   `sqlite` and `postgres` interfaces (the Spin component, run to their end by [`ready`]).
 //!
 //! Layout, the same in both dialects: the catalog `tables` holds each account's tables (name,
 //! description, its version, the change log's last sequence number); `keyspaces` maps each

@@ -75,7 +75,10 @@ impl Remembered {
         memory.get(&(account.to_string(), name.to_string())).cloned()
     }
 
-    fn remember(&self, account: &str, name: &str, record: Option<TableRecord>) {
+    /// Remembers what the store said of a table (`None`: no such table, or no longer known).
+    /// Takes the record by reference: a store whose descriptions are not remembered copies
+    /// nothing.
+    fn remember(&self, account: &str, name: &str, record: Option<&TableRecord>) {
         let Some(memory) = &self.memory else { return };
         let key = (account.to_string(), name.to_string());
         let mut memory = memory.write().unwrap_or_else(PoisonError::into_inner);
@@ -85,7 +88,7 @@ impl Remembered {
                 if memory.len() >= MAX_REMEMBERED_DESCRIPTIONS && !memory.contains_key(&key) {
                     memory.clear();
                 }
-                memory.insert(key, record);
+                memory.insert(key, record.clone());
             }
             None => {
                 memory.remove(&key);
@@ -177,7 +180,7 @@ impl RequestStorage {
             return Ok(Some(record));
         }
         let record = self.store().describe_table(account, name).await?;
-        self.remembered.remember(account, name, record.clone());
+        self.remembered.remember(account, name, record.as_ref());
         Ok(record)
     }
 
@@ -196,7 +199,7 @@ impl RequestStorage {
             Ok(Some(version)) => Some(TableRecord { description: change.description.to_vec(), version: *version }),
             _ => None,
         };
-        self.remembered.remember(account, name, record);
+        self.remembered.remember(account, name, record.as_ref());
         Ok(updated)
     }
 
