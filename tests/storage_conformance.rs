@@ -4,15 +4,16 @@
 //!
 //! Tests run in parallel, also against one shared database, so every table gets a unique name.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dynabox::storage::{DEFAULT_WAIT_TIMEOUT, Store as Backend, sqlite};
+use dynabox::storage::{Ask, DEFAULT_WAIT_TIMEOUT, Store as Backend, sqlite};
 use dynabox_handler::storage::{
-    Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange, StorageError, StoredItem, TableChange,
-    Write, WriteError, partition_hash,
+    Expect, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest, SortRange, StorageError, StoredItem,
+    TableChange, Write, partition_hash,
 };
 use dynabox_testkit::per_request::PerRequest;
 use dynabox_testkit::reference::Reference;
@@ -99,35 +100,35 @@ impl Tenant {
     }
 
     async fn create_table(&self, name: &str, description: &[u8]) -> Result<bool, StorageError> {
-        self.backend.create_table(&self.account, name, description, &[]).await
+        self.backend.ask(&self.account, Request::create_table(name, description, &[])).await
     }
 
     async fn describe_table(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.backend.describe_table(&self.account, name).await?.map(|record| record.description))
+        Ok(self.backend.ask(&self.account, Request::describe_table(name)).await?.map(|record| record.description))
     }
 
     async fn list_tables(&self, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        self.backend.list_tables(&self.account, start_after, limit).await
+        self.backend.ask(&self.account, Request::list_tables(start_after, limit)).await
     }
 
     async fn delete_table(&self, name: &str) -> Result<bool, StorageError> {
-        self.backend.delete_table(&self.account, name).await
+        self.backend.ask(&self.account, Request::delete_table(name)).await
     }
 
     async fn keyspace_stats(&self, table: &str) -> Result<(u64, u64), StorageError> {
-        self.backend.keyspace_stats(&self.account, &Keyspace::table(table)).await
+        self.backend.ask(&self.account, Request::keyspace_stats(&Keyspace::table(table))).await
     }
 
     async fn get(&self, table: &str, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.backend.get(&self.account, &Keyspace::table(table), key).await
+        self.backend.ask(&self.account, Request::get(&Keyspace::table(table), key)).await
     }
 
     async fn scan(&self, request: &ScanRequest) -> Result<Page, StorageError> {
-        self.backend.scan(&self.account, request).await
+        self.backend.ask(&self.account, Request::scan(request)).await
     }
 
-    async fn write(&self, writes: &[Write]) -> Result<(), WriteError> {
-        self.backend.write(&self.account, writes).await.map(|_| ())
+    async fn write(&self, writes: &[Write]) -> Result<(), Failure> {
+        self.backend.ask(&self.account, Request::write(writes)).await.map(|_| ())
     }
 }
 
@@ -452,7 +453,7 @@ async fn guards(store: &Store) {
     let t = store.table().await;
     let k = key(b"k", b"");
     let missing = key(b"missing", b"");
-    let failed = Err(WriteError::GuardFailed(0));
+    let failed = Err(Failure::GuardFailed(0));
 
     backend.write(&[put(&t, &k, doc("a", 1), Expect::Absent)]).await.unwrap();
     assert_eq!(backend.write(&[put(&t, &k, doc("b", 2), Expect::Absent)]).await, failed);
@@ -511,7 +512,7 @@ async fn groups_are_atomic(store: &Store) {
         put(&t1, &a, doc("a", 3), Expect::Version(a1)),
         put(&t1, &b, doc("b", 2), Expect::Absent),
     ];
-    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(2)));
+    assert_eq!(backend.write(&group).await, Err(Failure::GuardFailed(2)));
     assert_eq!(stored(backend, &t1, &x).await, None);
     assert_eq!(stored(backend, &t2, &y).await, None);
     assert_eq!(stored(backend, &t1, &a).await, Some(a2.clone()));
@@ -522,26 +523,26 @@ async fn groups_are_atomic(store: &Store) {
         put(&t2, &c, doc("c", 2), Expect::Version(c1.1)),
         delete(&t2, &c, Expect::Version(c1.1)),
     ];
-    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(2)));
+    assert_eq!(backend.write(&group).await, Err(Failure::GuardFailed(2)));
     assert_eq!(stored(backend, &t1, &b).await, Some(b1));
     assert_eq!(stored(backend, &t2, &c).await, Some(c1));
 
     // The first write failing.
     let group = [put(&t1, &a, doc("a", 3), Expect::Absent), put(&t1, &x, doc("x", 1), Expect::Anything)];
-    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(backend.write(&group).await, Err(Failure::GuardFailed(0)));
     assert_eq!(stored(backend, &t1, &x).await, None);
 
     // A missing keyspace anywhere in the group: nothing is written either.
     let group =
         [put(&t1, &x, doc("x", 1), Expect::Anything), put(&unique("missing"), &y, doc("y", 1), Expect::Anything)];
-    assert_eq!(backend.write(&group).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
+    assert_eq!(backend.write(&group).await, Err(Failure::Storage(StorageError::NoSuchKeyspace)));
     assert_eq!(stored(backend, &t1, &x).await, None);
 
     // Writes apply in order: a guard sees the earlier writes of its group. The version a write
     // gives is not known before it commits, so the second write can only expect presence by
     // guarding on what it cannot be: the key exists (an Absent put would fail).
     let group = [put(&t1, &x, doc("x", 1), Expect::Absent), put(&t1, &x, doc("x", 2), Expect::Absent)];
-    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(1)));
+    assert_eq!(backend.write(&group).await, Err(Failure::GuardFailed(1)));
     assert_eq!(stored(backend, &t1, &x).await, None);
     let group = [put(&t1, &x, doc("x", 1), Expect::Absent), delete(&t1, &x, Expect::Anything)];
     backend.write(&group).await.unwrap();
@@ -552,7 +553,7 @@ async fn groups_are_atomic(store: &Store) {
     let keys: Vec<ItemKey> = (0..70).map(|i| key(format!("many{i}").as_bytes(), b"")).collect();
     let mut group: Vec<Write> = keys.iter().map(|k| put(&t1, k, doc("m", 1), Expect::Absent)).collect();
     group.push(put(&t1, &a, doc("a", 3), Expect::Version(a1)));
-    assert_eq!(backend.write(&group).await, Err(WriteError::GuardFailed(70)));
+    assert_eq!(backend.write(&group).await, Err(Failure::GuardFailed(70)));
     assert_eq!(stored(backend, &t1, &keys[0]).await, None);
     assert_eq!(stored(backend, &t1, &keys[69]).await, None);
     group.pop();
@@ -671,10 +672,7 @@ async fn deleted_table_is_gone(store: &Store) {
     assert_eq!(backend.delete_table(&t).await, Ok(true));
 
     let gone = StorageError::NoSuchKeyspace;
-    assert_eq!(
-        backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await,
-        Err(WriteError::Storage(gone.clone()))
-    );
+    assert_eq!(backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await, Err(Failure::Storage(gone.clone())));
     assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
     let request = ScanRequest {
         keyspace: Keyspace::table(&t),
@@ -687,7 +685,7 @@ async fn deleted_table_is_gone(store: &Store) {
     assert_eq!(backend.scan(&request).await, Err(gone.clone()));
     assert_eq!(backend.keyspace_stats(&t).await, Err(gone.clone()));
     let never = unique("never");
-    assert_eq!(backend.write(&[delete(&never, &k, Expect::Anything)]).await, Err(WriteError::Storage(gone.clone())));
+    assert_eq!(backend.write(&[delete(&never, &k, Expect::Anything)]).await, Err(Failure::Storage(gone.clone())));
 
     // Created again under the same name, the table starts empty.
     assert_eq!(backend.create_table(&t, &description(&t)).await, Ok(true));
@@ -710,10 +708,7 @@ async fn table_deleted_by_another_process(store: &Store) {
     assert_eq!(other.delete_table(&t).await, Ok(true));
 
     let gone = StorageError::NoSuchKeyspace;
-    assert_eq!(
-        backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await,
-        Err(WriteError::Storage(gone.clone()))
-    );
+    assert_eq!(backend.write(&[put(&t, &k, doc("k", 2), Expect::Anything)]).await, Err(Failure::Storage(gone.clone())));
     assert_eq!(backend.get(&t, &k).await, Err(gone.clone()));
     assert_eq!(backend.describe_table(&t).await, Ok(None));
 
@@ -741,7 +736,7 @@ async fn concurrent_optimistic_increments(store: &Store) {
                         let next = doc("counter", counter(&item.document) + 1);
                         match backend.write(&[put(&t, &k, next, Expect::Version(item.version))]).await {
                             Ok(()) => break,
-                            Err(WriteError::GuardFailed(0)) => continue,
+                            Err(Failure::GuardFailed(0)) => continue,
                             Err(e) => panic!("increment failed: {e:?}"),
                         }
                     }
@@ -770,9 +765,9 @@ async fn versions_never_repeat_for_a_key(store: &Store) {
     backend.write(&[put(&t, &k, doc("acknowledged", 2), Expect::Absent)]).await.unwrap();
 
     let stale = put(&t, &k, doc("decided on the old item", 3), Expect::Version(read.version));
-    assert_eq!(backend.write(&[stale]).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(backend.write(&[stale]).await, Err(Failure::GuardFailed(0)));
     let stale = delete(&t, &k, Expect::Version(read.version));
-    assert_eq!(backend.write(&[stale]).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(backend.write(&[stale]).await, Err(Failure::GuardFailed(0)));
     assert_eq!(stored(backend, &t, &k).await.unwrap().0, json(&doc("acknowledged", 2)));
 
     // Every way of writing the key gives it a new version, also in a group.
@@ -971,7 +966,7 @@ async fn spin_store_and_host_share_one_postgres_database() {
     assert_eq!(stored(&host, &from_host, &k).await.unwrap().0, json(&doc("spin", 2)));
     assert_eq!(
         host.write(&[put(&from_host, &k, doc("stale", 3), Expect::Version(version))]).await,
-        Err(WriteError::GuardFailed(0))
+        Err(Failure::GuardFailed(0))
     );
 
     assert_eq!(host.delete_table(&from_spin).await, Ok(true));
@@ -994,7 +989,7 @@ async fn queries_read_one_partition_in_either_direction(store: &Store) {
         tenant.write(&[put(&t, &key(partition, b"a"), doc("other", 99), Expect::Anything)]).await.unwrap();
     }
     let read = async |sort: SortRange, forward: bool, after: Option<&ItemKey>, limit: u32| {
-        let page = backend.query(ACCOUNT, &query(&t, b"p", sort, forward, after, limit)).await.unwrap();
+        let page = backend.ask(ACCOUNT, Request::query(&query(&t, b"p", sort, forward, after, limit))).await.unwrap();
         assert!(page.items.iter().all(|i| i.key.partition == b"p"));
         (page.items.iter().map(|i| counter(&i.document)).collect::<Vec<_>>(), page.more)
     };
@@ -1022,14 +1017,16 @@ async fn queries_read_one_partition_in_either_direction(store: &Store) {
     assert_eq!(read(SortRange::All, false, Some(&key(b"p", b"a\x00")), 3).await, (vec![1, 0], false));
     assert_eq!(read(SortRange::Prefix(v(b"a")), false, Some(&key(b"p", b"ab")), 1).await, (vec![2], true));
     // The byte budget ends the page with the item that reaches it.
-    let first = backend.query(ACCOUNT, &query(&t, b"p", SortRange::All, true, None, 1)).await.unwrap();
+    let first = backend.ask(ACCOUNT, Request::query(&query(&t, b"p", SortRange::All, true, None, 1))).await.unwrap();
     let budget = first.items[0].document.len() as u32 + 1;
     let limited = QueryRequest { byte_budget: budget, ..query(&t, b"p", SortRange::All, true, None, 100) };
-    assert_eq!(backend.query(ACCOUNT, &limited).await.unwrap().items.len(), 2);
+    assert_eq!(backend.ask(ACCOUNT, Request::query(&limited)).await.unwrap().items.len(), 2);
     // A partition with nothing in it, and a keyspace that does not exist.
-    let empty = backend.query(ACCOUNT, &query(&t, b"none", SortRange::All, true, None, 10)).await.unwrap();
+    let empty =
+        backend.ask(ACCOUNT, Request::query(&query(&t, b"none", SortRange::All, true, None, 10))).await.unwrap();
     assert_eq!(empty, Page::default());
-    let missing = backend.query(ACCOUNT, &query(&unique("missing"), b"p", SortRange::All, true, None, 10)).await;
+    let missing =
+        backend.ask(ACCOUNT, Request::query(&query(&unique("missing"), b"p", SortRange::All, true, None, 10))).await;
     assert_eq!(missing, Err(StorageError::NoSuchKeyspace));
 }
 
@@ -1055,7 +1052,7 @@ async fn segments_split_a_keyspace(store: &Store) {
                     limit: 5,
                     byte_budget: u32::MAX,
                 };
-                let page = backend.scan(ACCOUNT, &request).await.unwrap();
+                let page = backend.ask(ACCOUNT, Request::scan(&request)).await.unwrap();
                 keys_of_segment.extend(keys(&page.items));
                 after = keys_of_segment.last().cloned();
                 if !page.more {
@@ -1084,7 +1081,7 @@ async fn index_keyspaces_live_and_die_with_their_table(store: &Store) {
     let backend = &store.backend.backend;
     let name = unique("indexed");
     let indexes = ["by-a".to_string(), "by-b".to_string()];
-    assert_eq!(backend.create_table(ACCOUNT, &name, &description(&name), &indexes).await, Ok(true));
+    assert_eq!(backend.ask(ACCOUNT, Request::create_table(&name, &description(&name), &indexes)).await, Ok(true));
     store.created.lock().unwrap().push(name.clone());
     let k = key(b"p", b"s");
     let entry = |index: &str| Write::Put {
@@ -1095,46 +1092,47 @@ async fn index_keyspaces_live_and_die_with_their_table(store: &Store) {
         expires_at: None,
     };
     // An item and its entries in one group; only the table is listed.
-    backend
-        .write(ACCOUNT, &[put(&name, &k, doc("item", 1), Expect::Absent), entry("by-a"), entry("by-b")])
-        .await
-        .unwrap();
+    let group = [put(&name, &k, doc("item", 1), Expect::Absent), entry("by-a"), entry("by-b")];
+    backend.ask(ACCOUNT, Request::write(&group)).await.unwrap();
     assert_eq!(
-        backend.get(ACCOUNT, &Keyspace::index(&name, "by-a"), &k).await.unwrap().unwrap().document,
+        backend.ask(ACCOUNT, Request::get(&Keyspace::index(&name, "by-a"), &k)).await.unwrap().unwrap().document,
         doc("by-a", 1)
     );
-    assert_eq!(backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, "by-b")).await.unwrap().0, 1);
-    let listed = backend.list_tables(ACCOUNT, Some(&name[..name.len() - 1]), 100).await.unwrap();
+    assert_eq!(backend.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index(&name, "by-b"))).await.unwrap().0, 1);
+    let listed = backend.ask(ACCOUNT, Request::list_tables(Some(&name[..name.len() - 1]), 100)).await.unwrap();
     assert_eq!(listed.iter().filter(|n| n.starts_with(&name)).collect::<Vec<_>>(), [&name]);
     let missing_index = Keyspace::index(&name, "nope");
-    assert_eq!(backend.get(ACCOUNT, &missing_index, &k).await, Err(StorageError::NoSuchKeyspace));
+    assert_eq!(backend.ask(ACCOUNT, Request::get(&missing_index, &k)).await, Err(StorageError::NoSuchKeyspace));
 
     // Dropping one index and creating another, with the description, at the table's version.
-    let version = backend.describe_table(ACCOUNT, &name).await.unwrap().unwrap().version;
+    let version = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap().version;
     let change = TableChange {
-        description: b"{\"changed\": true}",
-        create_indexes: &["by-c".to_string()],
-        drop_indexes: &["by-a".to_string()],
+        description: Cow::Borrowed(b"{\"changed\": true}"),
+        create_indexes: Cow::Owned(vec!["by-c".to_string()]),
+        drop_indexes: Cow::Owned(vec!["by-a".to_string()]),
     };
-    let updated = backend.update_table(ACCOUNT, &name, version, &change).await.unwrap().unwrap();
+    let updated = backend.ask(ACCOUNT, Request::update_table(&name, version, &change)).await.unwrap().unwrap();
     assert!(updated > version);
-    let record = backend.describe_table(ACCOUNT, &name).await.unwrap().unwrap();
+    let record = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap();
     assert_eq!((json(&record.description), record.version), (json!({"changed": true}), updated));
-    assert_eq!(backend.get(ACCOUNT, &Keyspace::index(&name, "by-a"), &k).await, Err(StorageError::NoSuchKeyspace));
-    assert_eq!(backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, "by-c")).await, Ok((0, 0)));
-    assert_eq!(backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, "by-b")).await.unwrap().0, 1);
+    assert_eq!(
+        backend.ask(ACCOUNT, Request::get(&Keyspace::index(&name, "by-a"), &k)).await,
+        Err(StorageError::NoSuchKeyspace)
+    );
+    assert_eq!(backend.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index(&name, "by-c"))).await, Ok((0, 0)));
+    assert_eq!(backend.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index(&name, "by-b"))).await.unwrap().0, 1);
     // Another process sees the change at once.
     if let Some(other) = store.another_handle().await {
-        let seen = other.backend.describe_table(ACCOUNT, &name).await.unwrap().unwrap();
+        let seen = other.backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap();
         assert_eq!(seen.version, updated);
-        let gone = other.backend.get(ACCOUNT, &Keyspace::index(&name, "by-a"), &k).await;
+        let gone = other.backend.ask(ACCOUNT, Request::get(&Keyspace::index(&name, "by-a"), &k)).await;
         assert_eq!(gone, Err(StorageError::NoSuchKeyspace));
     }
 
     // The table takes its index keyspaces with it.
-    assert_eq!(backend.delete_table(ACCOUNT, &name).await, Ok(true));
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_table(&name)).await, Ok(true));
     for index in ["by-b", "by-c"] {
-        let gone = backend.keyspace_stats(ACCOUNT, &Keyspace::index(&name, index)).await;
+        let gone = backend.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index(&name, index))).await;
         assert_eq!(gone, Err(StorageError::NoSuchKeyspace));
     }
 }
@@ -1142,31 +1140,34 @@ async fn index_keyspaces_live_and_die_with_their_table(store: &Store) {
 async fn table_versions_guard_changes_and_never_repeat(store: &Store) {
     let backend = &store.backend.backend;
     let t = store.table().await;
-    let first = backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version;
+    let first = backend.ask(ACCOUNT, Request::describe_table(&t)).await.unwrap().unwrap().version;
     // Another process that has read the description (and may keep it) sees the change at once.
     let other = store.another_handle().await;
     if let Some(other) = &other {
-        assert_eq!(other.backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version, first);
+        assert_eq!(other.backend.ask(ACCOUNT, Request::describe_table(&t)).await.unwrap().unwrap().version, first);
     }
-    let change = TableChange { description: b"{}", create_indexes: &[], drop_indexes: &[] };
-    let second = backend.update_table(ACCOUNT, &t, first, &change).await.unwrap().unwrap();
+    let change = TableChange::record_only(b"{}");
+    let second = backend.ask(ACCOUNT, Request::update_table(&t, first, &change)).await.unwrap().unwrap();
     if let Some(other) = &other {
-        let seen = other.backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap();
+        let seen = other.backend.ask(ACCOUNT, Request::describe_table(&t)).await.unwrap().unwrap();
         assert_eq!((seen.version, seen.description), (second, b"{}".to_vec()));
     }
     // A change decided on the old version, and a write guarded by it, are refused.
-    assert_eq!(backend.update_table(ACCOUNT, &t, first, &change).await, Ok(None));
+    assert_eq!(backend.ask(ACCOUNT, Request::update_table(&t, first, &change)).await, Ok(None));
     let k = key(b"k", b"");
     let guarded = [Write::TableAt { table: t.clone(), version: first }, put(&t, &k, doc("k", 1), Expect::Anything)];
-    assert_eq!(backend.write(ACCOUNT, &guarded).await, Err(WriteError::GuardFailed(0)));
+    assert_eq!(backend.ask(ACCOUNT, Request::write(&guarded)).await, Err(Failure::GuardFailed(0)));
     assert_eq!(store.backend.get(&t, &k).await, Ok(None));
     let guarded = [Write::TableAt { table: t.clone(), version: second }, put(&t, &k, doc("k", 1), Expect::Anything)];
-    backend.write(ACCOUNT, &guarded).await.unwrap();
+    backend.ask(ACCOUNT, Request::write(&guarded)).await.unwrap();
     // A table made again under the same name starts at a version the old one never had.
-    assert_eq!(backend.delete_table(ACCOUNT, &t).await, Ok(true));
-    assert_eq!(backend.update_table(ACCOUNT, &t, second, &change).await, Err(StorageError::NoSuchKeyspace));
-    assert_eq!(backend.create_table(ACCOUNT, &t, &description(&t), &[]).await, Ok(true));
-    let again = backend.describe_table(ACCOUNT, &t).await.unwrap().unwrap().version;
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_table(&t)).await, Ok(true));
+    assert_eq!(
+        backend.ask(ACCOUNT, Request::update_table(&t, second, &change)).await,
+        Err(StorageError::NoSuchKeyspace)
+    );
+    assert_eq!(backend.ask(ACCOUNT, Request::create_table(&t, &description(&t), &[])).await, Ok(true));
+    let again = backend.ask(ACCOUNT, Request::describe_table(&t)).await.unwrap().unwrap().version;
     assert!(again != first && again != second, "versions {first}, {second}, then {again}");
 }
 
@@ -1180,45 +1181,47 @@ async fn checks_and_change_logs(store: &Store) {
     let change = |record: &[u8]| Write::AppendChange { table: t.clone(), record: record.to_vec() };
 
     // Checks guard without writing; change records are numbered 1, 2, ... in commit order.
-    let committed = backend
-        .write(
-            ACCOUNT,
-            &[check(&k, Expect::Version(version)), check(&missing, Expect::Absent), change(b"one"), change(b"two")],
-        )
-        .await
-        .unwrap();
+    let group = [check(&k, Expect::Version(version)), check(&missing, Expect::Absent), change(b"one"), change(b"two")];
+    let committed = backend.ask(ACCOUNT, Request::write(&group)).await.unwrap();
     assert_eq!(committed.change_sequences, [1, 2]);
     assert_eq!(store.backend.get(&t, &k).await.unwrap().unwrap().version, version);
     for failing in
         [check(&k, Expect::Absent), check(&missing, Expect::Version(version)), check(&k, Expect::Version(version + 1))]
     {
         let group = [change(b"lost"), put(&t, &missing, doc("m", 1), Expect::Anything), failing];
-        assert_eq!(backend.write(ACCOUNT, &group).await, Err(WriteError::GuardFailed(2)));
+        assert_eq!(backend.ask(ACCOUNT, Request::write(&group)).await, Err(Failure::GuardFailed(2)));
     }
     assert_eq!(store.backend.get(&t, &missing).await, Ok(None));
     // Failed groups used no sequence number.
-    let committed = backend.write(ACCOUNT, &[check(&k, Expect::Anything), change(b"three")]).await.unwrap();
+    let committed =
+        backend.ask(ACCOUNT, Request::write(&[check(&k, Expect::Anything), change(b"three")])).await.unwrap();
     assert_eq!(committed.change_sequences, [3]);
     let unknown = Write::AppendChange { table: unique("missing"), record: b"x".to_vec() };
-    assert_eq!(backend.write(ACCOUNT, &[unknown]).await, Err(WriteError::Storage(StorageError::NoSuchKeyspace)));
+    assert_eq!(
+        backend.ask(ACCOUNT, Request::write(&[unknown])).await,
+        Err(Failure::Storage(StorageError::NoSuchKeyspace))
+    );
 
     // Records read back in order after a sequence number, with the log's last number.
-    let page = backend.read_changes(ACCOUNT, &t, 1, 10).await.unwrap();
+    let page = backend.ask(ACCOUNT, Request::read_changes(&t, 1, 10)).await.unwrap();
     let read: Vec<(u64, &[u8])> = page.changes.iter().map(|c| (c.sequence, c.record.as_slice())).collect();
     assert_eq!(read, [(2, &b"two"[..]), (3, &b"three"[..])]);
     assert_eq!(page.last_sequence, 3);
-    let page = backend.read_changes(ACCOUNT, &t, 0, 1).await.unwrap();
+    let page = backend.ask(ACCOUNT, Request::read_changes(&t, 0, 1)).await.unwrap();
     assert_eq!((page.changes.len(), page.last_sequence), (1, 3));
-    let page = backend.read_changes(ACCOUNT, &t, u64::MAX, 0).await.unwrap();
+    let page = backend.ask(ACCOUNT, Request::read_changes(&t, u64::MAX, 0)).await.unwrap();
     assert_eq!((page.changes.len(), page.last_sequence), (0, 3));
-    assert_eq!(backend.read_changes(ACCOUNT, &unique("missing"), 0, 1).await, Err(StorageError::NoSuchKeyspace));
+    assert_eq!(
+        backend.ask(ACCOUNT, Request::read_changes(&unique("missing"), 0, 1)).await,
+        Err(StorageError::NoSuchKeyspace)
+    );
     // Trimming drops records written before a time, leaving a gap readers see.
     backend.trim_changes(0).await.unwrap();
-    assert_eq!(backend.read_changes(ACCOUNT, &t, 0, 10).await.unwrap().changes.len(), 3);
+    assert_eq!(backend.ask(ACCOUNT, Request::read_changes(&t, 0, 10)).await.unwrap().changes.len(), 3);
     // Trimming up to a time to come empties every log: only where no other test shares the store.
     if matches!(store.kind, Kind::OnDisk | Kind::InMemory | Kind::Reference) {
         assert!(backend.trim_changes(4_000_000_000).await.unwrap() >= 3);
-        let page = backend.read_changes(ACCOUNT, &t, 0, 10).await.unwrap();
+        let page = backend.ask(ACCOUNT, Request::read_changes(&t, 0, 10)).await.unwrap();
         assert_eq!((page.changes.len(), page.last_sequence), (0, 3));
     }
 }
@@ -1235,16 +1238,22 @@ async fn expiry_is_found_on_an_index(store: &Store) {
         expires_at: at,
     };
     let group = [expiring(b"late", Some(300)), expiring(b"early", Some(100)), expiring(b"never", None)];
-    backend.write(ACCOUNT, &group).await.unwrap();
-    backend.write(ACCOUNT, &[expiring(b"mid", Some(200))]).await.unwrap();
-    assert_eq!(backend.expired(ACCOUNT, &keyspace, 99, 10).await.unwrap(), []);
-    assert_eq!(backend.expired(ACCOUNT, &keyspace, 200, 10).await.unwrap(), [key(b"early", b""), key(b"mid", b"")]);
-    assert_eq!(backend.expired(ACCOUNT, &keyspace, 1000, 1).await.unwrap(), [key(b"early", b"")]);
+    backend.ask(ACCOUNT, Request::write(&group)).await.unwrap();
+    backend.ask(ACCOUNT, Request::write(&[expiring(b"mid", Some(200))])).await.unwrap();
+    assert_eq!(backend.ask(ACCOUNT, Request::expired(&keyspace, 99, 10)).await.unwrap(), []);
+    assert_eq!(
+        backend.ask(ACCOUNT, Request::expired(&keyspace, 200, 10)).await.unwrap(),
+        [key(b"early", b""), key(b"mid", b"")]
+    );
+    assert_eq!(backend.ask(ACCOUNT, Request::expired(&keyspace, 1000, 1)).await.unwrap(), [key(b"early", b"")]);
     // A put without an expiry clears it; a delete removes the key.
-    backend.write(ACCOUNT, &[expiring(b"early", None), delete(&t, &key(b"mid", b""), Expect::Anything)]).await.unwrap();
-    assert_eq!(backend.expired(ACCOUNT, &keyspace, 1000, 10).await.unwrap(), [key(b"late", b"")]);
+    backend
+        .ask(ACCOUNT, Request::write(&[expiring(b"early", None), delete(&t, &key(b"mid", b""), Expect::Anything)]))
+        .await
+        .unwrap();
+    assert_eq!(backend.ask(ACCOUNT, Request::expired(&keyspace, 1000, 10)).await.unwrap(), [key(b"late", b"")]);
     let missing = Keyspace::table(&unique("missing"));
-    assert_eq!(backend.expired(ACCOUNT, &missing, 1000, 10).await, Err(StorageError::NoSuchKeyspace));
+    assert_eq!(backend.ask(ACCOUNT, Request::expired(&missing, 1000, 10)).await, Err(StorageError::NoSuchKeyspace));
 }
 
 async fn accounts_are_separate(store: &Store) {
@@ -1252,19 +1261,24 @@ async fn accounts_are_separate(store: &Store) {
     let name = unique("shared-name");
     let other_account = unique("account");
     for account in [ACCOUNT, &other_account] {
-        assert_eq!(backend.create_table(account, &name, &description(account), &[]).await, Ok(true));
+        assert_eq!(backend.ask(account, Request::create_table(&name, &description(account), &[])).await, Ok(true));
     }
     store.created.lock().unwrap().push(name.clone());
     let k = key(b"k", b"");
     let put_as = |label: &str| put(&name, &k, doc(label, 1), Expect::Absent);
-    backend.write(ACCOUNT, &[put_as("mine")]).await.unwrap();
-    backend.write(&other_account, &[put_as("theirs")]).await.unwrap();
-    let read = async |account: &str| backend.get(account, &Keyspace::table(&name), &k).await.unwrap().unwrap().document;
+    backend.ask(ACCOUNT, Request::write(&[put_as("mine")])).await.unwrap();
+    backend.ask(&other_account, Request::write(&[put_as("theirs")])).await.unwrap();
+    let read = async |account: &str| {
+        backend.ask(account, Request::get(&Keyspace::table(&name), &k)).await.unwrap().unwrap().document
+    };
     assert_eq!((read(ACCOUNT).await, read(&other_account).await), (doc("mine", 1), doc("theirs", 1)));
-    let described = backend.describe_table(&other_account, &name).await.unwrap().unwrap().description;
+    let described = backend.ask(&other_account, Request::describe_table(&name)).await.unwrap().unwrap().description;
     assert_eq!(json(&described), json(&description(&other_account)));
-    assert_eq!(backend.list_tables(&other_account, None, 100).await.unwrap(), std::slice::from_ref(&name));
-    assert_eq!(backend.list_tables(&unique("nobody"), None, 100).await.unwrap(), Vec::<String>::new());
-    assert_eq!(backend.delete_table(&other_account, &name).await, Ok(true));
+    assert_eq!(
+        backend.ask(&other_account, Request::list_tables(None, 100)).await.unwrap(),
+        std::slice::from_ref(&name)
+    );
+    assert_eq!(backend.ask(&unique("nobody"), Request::list_tables(None, 100)).await.unwrap(), Vec::<String>::new());
+    assert_eq!(backend.ask(&other_account, Request::delete_table(&name)).await, Ok(true));
     assert_eq!(read(ACCOUNT).await, doc("mine", 1));
 }

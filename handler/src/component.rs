@@ -1,16 +1,9 @@
 //! The component face of the handler: binds [`Storage`] and [`Auth`] to the WIT imports and
-//! exports `handle`, `backfill` and `expire`, converting between the generated WIT types and the
-//! crate's own (`storage_conversions!`). The component's memory allocator is `crate::allocator`.
-
-// Generated bindings pass flattened records as many core parameters (a storage call's keyspace
-// and key are eight).
-#![allow(clippy::too_many_arguments)]
+//! exports `handle`, `backfill` and `expire`. The component's memory allocator is
+//! `crate::allocator`.
 
 use crate::auth::{Auth, Principal, Refusal, SignedRequest};
-use crate::storage::{
-    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem,
-    TableChange, TableRecord, Write, WriteError,
-};
+use crate::storage::{self, Answer, Failure, Storage, StorageError, wire};
 
 wit_bindgen::generate!({
     world: "handler",
@@ -58,92 +51,14 @@ fn enter(context: Context) {
     crate::random::enter([a, b, c, d]);
 }
 
-/// The host's store, reached through the `storage` import.
+/// The host's store, reached through the `storage` import: every operation crosses it encoded
+/// (`storage::wire`), so this binding knows none of them.
 struct HostStorage;
 
-crate::storage_conversions!(dynabox::service::storage);
-
 impl Storage for HostStorage {
-    fn create_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        wit::create_table(account, name, description, indexes).map_err(Into::into)
-    }
-
-    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        Ok(wit::describe_table(account, name)?.map(Into::into))
-    }
-
-    fn update_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        wit::update_table(account, name, expected_version, &change.into()).map_err(Into::into)
-    }
-
-    fn list_tables(
-        &mut self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        wit::list_tables(account, start_after, limit).map_err(Into::into)
-    }
-
-    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
-        wit::delete_table(account, name).map_err(Into::into)
-    }
-
-    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        wit::keyspace_stats(account, &keyspace.clone().into()).map_err(Into::into)
-    }
-
-    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        Ok(wit::get(account, &keyspace.clone().into(), &key.clone().into())?.map(Into::into))
-    }
-
-    fn get_for_write(
-        &mut self,
-        account: &str,
-        keyspace: &Keyspace,
-        key: &ItemKey,
-    ) -> Result<Option<StoredItem>, StorageError> {
-        Ok(wit::get_for_write(account, &keyspace.clone().into(), &key.clone().into())?.map(Into::into))
-    }
-
-    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        Ok(wit::query(account, &request.clone().into())?.into())
-    }
-
-    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        Ok(wit::scan(account, &request.clone().into())?.into())
-    }
-
-    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        let writes: Vec<wit::WriteOp> = writes.iter().cloned().map(Into::into).collect();
-        wit::write(account, &writes).map(Into::into).map_err(Into::into)
-    }
-
-    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
-        Ok(wit::read_changes(account, table, after, limit)?.into())
-    }
-
-    fn expired(
-        &mut self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError> {
-        let keys = wit::expired(account, &keyspace.clone().into(), now, limit)?;
-        Ok(keys.into_iter().map(Into::into).collect())
+    fn call(&mut self, account: &str, request: storage::Request<'_>) -> Result<Answer, Failure> {
+        let answer = wit::call(account, &wire::encode(&request));
+        wire::decode(&answer).unwrap_or_else(|e| Err(StorageError::Internal(e).into()))
     }
 }
 

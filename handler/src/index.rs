@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::model::key::{encode, index_entry_key};
 use crate::model::size::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, value_size};
 use crate::model::{AttributeValue, Item, item_from_json, item_to_json};
-use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, TableChange, Write, WriteError};
+use crate::storage::{Expect, Failure, ItemKey, Request, ScanRequest, Storage, StorageError, TableChange, Write};
 
 /// An index entry: its key in the index's keyspace and its document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub fn backfill_step(
         limit: budget.max(1),
         byte_budget: u32::MAX,
     };
-    let page = match storage.scan(account, &request) {
+    let page = match storage.ask(account, Request::scan(&request)) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
         page => page?,
     };
@@ -179,10 +179,10 @@ pub fn backfill_step(
                 expires_at: None,
             },
         ];
-        match storage.write(account, &writes) {
-            Ok(_) | Err(WriteError::GuardFailed(_)) => {}
-            Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => return Ok(true),
-            Err(WriteError::Storage(e)) => return Err(e.into()),
+        match storage.ask(account, Request::write(&writes)) {
+            Ok(_) | Err(Failure::GuardFailed(_)) => {}
+            Err(Failure::Storage(StorageError::NoSuchKeyspace)) => return Ok(true),
+            Err(Failure::Storage(e)) => return Err(e.into()),
         }
     }
     let done = !page.more;
@@ -204,8 +204,9 @@ pub fn backfill_step(
             saved.backfill_after = reached.clone();
         }
         let description = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
-        let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-        match storage.update_table(account, table_name, table.version, &change) {
+        match storage
+            .ask(account, Request::update_table(table_name, table.version, &TableChange::record_only(&description)))
+        {
             Ok(Some(_)) => return Ok(done),
             Ok(None) => continue,
             Err(StorageError::NoSuchKeyspace) => return Ok(true),

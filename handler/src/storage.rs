@@ -1,13 +1,12 @@
 //! The storage contract as the handler sees it: a small ordered, versioned store of keyspaces,
 //! byte keys and opaque documents that knows nothing of DynamoDB.
 //!
-//! These types carry what `wit/dynabox.wit` (interface `storage`) carries, shaped for Rust: ranges
-//! are `std::ops::Bound`s, the WIT's tuples are named fields (`Write::TableAt`,
-//! `Write::AppendChange`), a table change borrows its parts. Inside the component,
-//! `component.rs` implements [`Storage`] on the WIT imports; natively (unit tests) any Rust value
-//! can implement it. The host's stores use these
-//! same types, so the WIT boundary is a conversion on both sides, written once
-//! ([`storage_conversions!`](crate::storage_conversions)).
+//! The contract is data: each operation is a [`Request`], answered by an [`Answer`] or a
+//! [`Failure`], and a store is one function, [`Storage::call`]. The same values cross the WIT
+//! boundary (`wit/dynabox.wit`, interface `storage`, one `call` carrying them encoded by
+//! [`wire`]), so the component's `component.rs` and the host's imports forward every operation,
+//! the ones to come included, without knowing them. Natively (unit tests, Spin) any Rust value
+//! can implement [`Storage`]; the host's stores answer the same requests.
 //!
 //! What the store holds, per account (the host binds every call to the account it authenticated
 //! and refuses any other):
@@ -23,12 +22,15 @@
 //!   commit order and keeps the time each was written, so that old records can be trimmed.
 
 pub mod memory;
-mod wit;
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::ops::Bound;
 
+use serde::{Deserialize, Serialize};
+
 /// Names one keyspace: a table's items (`index: None`) or the entries of one of its indexes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Keyspace {
     pub table: String,
     pub index: Option<String>,
@@ -47,50 +49,55 @@ impl Keyspace {
 /// The key of an item inside a keyspace. Both parts are order-preserving encodings
 /// (`model::key`); `sort` is empty for tables without a sort key. Items are ordered by
 /// `(partition, sort)`, comparing bytes unsigned.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ItemKey {
+    #[serde(with = "serde_bytes")]
     pub partition: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub sort: Vec<u8>,
 }
 
 /// An item as stored: its key, its document (DynamoDB JSON of the whole item, or an index
 /// entry's projection) and its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredItem {
     pub key: ItemKey,
+    #[serde(with = "serde_bytes")]
     pub document: Vec<u8>,
     pub version: u64,
 }
 
 /// A table's stored description and its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableRecord {
+    #[serde(with = "serde_bytes")]
     pub description: Vec<u8>,
     pub version: u64,
 }
 
 /// One page of a read: items in read order. `more` is true when the store stopped because of the
 /// limit or the byte budget, so items may follow the last one.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Page {
     pub items: Vec<StoredItem>,
     pub more: bool,
 }
 
 /// Which sort keys of a partition a [`QueryRequest`] reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SortRange {
     All,
     /// Sort keys that start with these bytes (`begins_with`).
-    Prefix(Vec<u8>),
+    Prefix(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Sort keys between the bounds, each inclusive, exclusive or open.
     Between(Bound<Vec<u8>>, Bound<Vec<u8>>),
 }
 
 /// Reads one partition of a keyspace in sort-key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryRequest {
     pub keyspace: Keyspace,
+    #[serde(with = "serde_bytes")]
     pub partition: Vec<u8>,
     pub sort: SortRange,
     /// Ascending sort keys when true, descending when false.
@@ -108,7 +115,7 @@ pub struct QueryRequest {
 /// item, and a segment's read touches only its own rows. A whole keyspace (`n` = 1) is read in
 /// key order; a segment of several in (hash, partition, sort) order. Either way a partition's
 /// items are together and in sort order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanRequest {
     pub keyspace: Keyspace,
     pub segment: u32,
@@ -121,7 +128,7 @@ pub struct ScanRequest {
 }
 
 /// What a guarded write expects to find before it applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expect {
     /// No guard: write whatever is there.
     Anything,
@@ -139,11 +146,12 @@ impl Expect {
 }
 
 /// One write of an atomic group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Write {
     Put {
         keyspace: Keyspace,
         key: ItemKey,
+        #[serde(with = "serde_bytes")]
         document: Vec<u8>,
         expect: Expect,
         expires_at: Option<u64>,
@@ -168,32 +176,34 @@ pub enum Write {
     /// Appends a record to the table's change log; the store assigns its sequence number.
     AppendChange {
         table: String,
+        #[serde(with = "serde_bytes")]
         record: Vec<u8>,
     },
 }
 
 /// One record of a table's change log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRecord {
     pub sequence: u64,
+    #[serde(with = "serde_bytes")]
     pub record: Vec<u8>,
 }
 
 /// Records of a change log in sequence order, and the highest sequence number the log has given
 /// (0 before its first record), committed or read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ChangePage {
     pub changes: Vec<ChangeRecord>,
     pub last_sequence: u64,
 }
 
 /// What a committed group reports: the sequence numbers of its `AppendChange`s, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Committed {
     pub change_sequences: Vec<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StorageError {
     /// The keyspace or table does not exist (it was deleted, or never created).
     NoSuchKeyspace,
@@ -204,95 +214,305 @@ pub enum StorageError {
     OutcomeUnknown,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteError {
+/// A table's description and the index keyspaces to create or drop with it, applied together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableChange<'a> {
+    #[serde(borrow, with = "serde_bytes")]
+    pub description: Cow<'a, [u8]>,
+    pub create_indexes: Cow<'a, [String]>,
+    pub drop_indexes: Cow<'a, [String]>,
+}
+
+impl<'a> TableChange<'a> {
+    /// A new description, with no index keyspace created or dropped.
+    pub fn record_only(description: &'a [u8]) -> Self {
+        TableChange {
+            description: description.into(),
+            create_indexes: Cow::Borrowed(&[]),
+            drop_indexes: Cow::Borrowed(&[]),
+        }
+    }
+}
+
+/// One operation of the contract: what crosses the WIT boundary (encoded by [`wire`]) and what
+/// every store answers in its one [`Storage::call`]. Borrowed where the caller has the data, so a
+/// call in the same process copies nothing.
+///
+/// A new operation is a variant here (with its [`Answer`] and a typed constructor below), an arm
+/// in `memory.rs` and one in `dynabox_sql::SqlStore::call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request<'a> {
+    /// Creates the table's base keyspace and one keyspace per index in `indexes`, and records its
+    /// description, atomically. Description versions, like item versions, never repeat: not even
+    /// for a table deleted and made again under its name. Answers [`Answer::Flag`]: false when a
+    /// table of that name exists already (nothing changes then).
+    CreateTable {
+        name: Cow<'a, str>,
+        #[serde(borrow, with = "serde_bytes")]
+        description: Cow<'a, [u8]>,
+        indexes: Cow<'a, [String]>,
+    },
+    /// The stored description, if the table exists ([`Answer::Table`]).
+    DescribeTable { name: Cow<'a, str> },
+    /// Replaces the description and creates and drops index keyspaces, atomically, if the table
+    /// is still at `expected_version`: [`Answer::Version`] with the new version, or none when it
+    /// is not.
+    UpdateTable {
+        name: Cow<'a, str>,
+        expected_version: u64,
+        #[serde(borrow)]
+        change: TableChange<'a>,
+    },
+    /// Table names in byte order, strictly after `start_after`, at most `limit` ([`Answer::Names`]).
+    ListTables { start_after: Option<Cow<'a, str>>, limit: u32 },
+    /// Drops the table with all its keyspaces and its change log ([`Answer::Flag`]: false when
+    /// there was no such table).
+    DeleteTable { name: Cow<'a, str> },
+    /// Item count and the sum of document sizes in bytes of a keyspace ([`Answer::Stats`]).
+    KeyspaceStats { keyspace: Cow<'a, Keyspace> },
+    /// The item at `key` ([`Answer::Item`]). `for_write` announces that the caller decides a
+    /// write of the key on what it reads: the store may hold back other callers announcing the
+    /// same key until this caller's next `Write` (or its request's end), so that writers of a hot
+    /// key queue rather than fail their guards. One key at a time: announcing another gives up
+    /// the first. Only a hint; guards alone keep writes correct.
+    Get { keyspace: Cow<'a, Keyspace>, key: Cow<'a, ItemKey>, for_write: bool },
+    /// One partition in sort-key order ([`Answer::Page`]).
+    Query(Cow<'a, QueryRequest>),
+    /// One segment of a keyspace ([`Answer::Page`]).
+    Scan(Cow<'a, ScanRequest>),
+    /// Applies every write or none: if any guard fails, nothing is written and the call fails
+    /// with [`Failure::GuardFailed`] ([`Answer::Committed`]).
+    Write(Cow<'a, [Write]>),
+    /// The table's change-log records with sequence numbers above `after`, in order, at most
+    /// `limit` ([`Answer::Changes`]). Sequence numbers are given in commit order without gaps, so
+    /// a reader that has seen `n` misses nothing by asking for what follows `n`; a gap means
+    /// records were trimmed.
+    ReadChanges { table: Cow<'a, str>, after: u64, limit: u32 },
+    /// Keys of the keyspace's items whose expiry time is at or before `now` (seconds since the
+    /// epoch), earliest first, at most `limit`: found on the store's expiry index, not by a scan
+    /// ([`Answer::Keys`]).
+    Expired { keyspace: Cow<'a, Keyspace>, now: u64, limit: u32 },
+}
+
+impl Request<'_> {
+    /// The table the operation acts on, if one.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Request::CreateTable { name, .. }
+            | Request::DescribeTable { name }
+            | Request::UpdateTable { name, .. }
+            | Request::DeleteTable { name } => Some(name),
+            Request::KeyspaceStats { keyspace } | Request::Get { keyspace, .. } | Request::Expired { keyspace, .. } => {
+                Some(&keyspace.table)
+            }
+            Request::Query(request) => Some(&request.keyspace.table),
+            Request::Scan(request) => Some(&request.keyspace.table),
+            Request::ReadChanges { table, .. } => Some(table),
+            Request::ListTables { .. } | Request::Write(_) => None,
+        }
+    }
+
+    /// Whether the operation creates, changes or drops a table's description.
+    pub fn changes_table(&self) -> bool {
+        matches!(self, Request::CreateTable { .. } | Request::UpdateTable { .. } | Request::DeleteTable { .. })
+    }
+}
+
+/// Declares [`Answer`], one variant per payload type, with the conversions that let a typed caller
+/// take its payload out (`TryFrom<Answer>`, the answer itself back when it is another kind).
+macro_rules! answers {
+    ($($(#[$doc:meta])* $variant:ident($payload:ty),)*) => {
+        /// What a store answers to a [`Request`] (each request's documentation says which).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum Answer {
+            $($(#[$doc])* $variant($payload),)*
+        }
+
+        $(
+            impl From<$payload> for Answer {
+                fn from(payload: $payload) -> Answer {
+                    Answer::$variant(payload)
+                }
+            }
+
+            impl TryFrom<Answer> for $payload {
+                type Error = Answer;
+
+                fn try_from(answer: Answer) -> Result<Self, Answer> {
+                    match answer {
+                        Answer::$variant(payload) => Ok(payload),
+                        other => Err(other),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+answers! {
+    /// Whether a table was created or dropped.
+    Flag(bool),
+    Table(Option<TableRecord>),
+    /// A table's new description version, or none when it was not at the expected one.
+    Version(Option<u64>),
+    Names(Vec<String>),
+    /// (item count, document bytes).
+    Stats((u64, u64)),
+    Item(Option<StoredItem>),
+    Page(Page),
+    Committed(Committed),
+    Changes(ChangePage),
+    Keys(Vec<ItemKey>),
+}
+
+/// A failed call: a guard that did not hold, or the store's own failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
     /// The guard of the write at this index (in the group) did not hold; nothing was written.
     GuardFailed(u32),
     Storage(StorageError),
 }
 
-impl From<StorageError> for WriteError {
+impl From<StorageError> for Failure {
     fn from(e: StorageError) -> Self {
-        WriteError::Storage(e)
+        Failure::Storage(e)
     }
 }
 
-/// A table's description and the index keyspaces to create or drop with it, applied together.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableChange<'a> {
-    pub description: &'a [u8],
-    pub create_indexes: &'a [String],
-    pub drop_indexes: &'a [String],
+/// The error a typed call reports: [`Failure`] where a guard may fail (writes), [`StorageError`]
+/// elsewhere, where a guard failure can only be the store's fault.
+pub trait CallError: From<StorageError> {
+    fn from_failure(failure: Failure) -> Self;
 }
 
-/// The store, as one request sees it. Every call names the account it acts for.
+impl CallError for StorageError {
+    fn from_failure(failure: Failure) -> Self {
+        match failure {
+            Failure::Storage(e) => e,
+            guard => unexpected(&guard),
+        }
+    }
+}
+
+impl CallError for Failure {
+    fn from_failure(failure: Failure) -> Self {
+        failure
+    }
+}
+
+fn unexpected(answer: &impl std::fmt::Debug) -> StorageError {
+    StorageError::Internal(format!("the store answered {answer:?} to another request"))
+}
+
+/// A request with the types of its answer and error, as the constructors below make it, for
+/// [`Storage::ask`] (and the host's asynchronous `ask`).
+pub struct Asking<'a, T, E = StorageError> {
+    pub request: Request<'a>,
+    answer: PhantomData<fn() -> Result<T, E>>,
+}
+
+impl<T: TryFrom<Answer, Error = Answer>, E: CallError> Asking<'_, T, E> {
+    /// The payload of the answer this request expects; any other answer is the store's fault.
+    pub fn expect(result: Result<Answer, Failure>) -> Result<T, E> {
+        match result {
+            Ok(answer) => answer.try_into().map_err(|other| unexpected(&other).into()),
+            Err(failure) => Err(E::from_failure(failure)),
+        }
+    }
+}
+
+fn asking<T, E>(request: Request<'_>) -> Asking<'_, T, E> {
+    Asking { request, answer: PhantomData }
+}
+
+/// Typed constructors, one per operation (see the variants for what each does).
+impl<'a> Request<'a> {
+    pub fn create_table(name: &'a str, description: &'a [u8], indexes: &'a [String]) -> Asking<'a, bool> {
+        asking(Request::CreateTable { name: name.into(), description: description.into(), indexes: indexes.into() })
+    }
+
+    pub fn describe_table(name: &'a str) -> Asking<'a, Option<TableRecord>> {
+        asking(Request::DescribeTable { name: name.into() })
+    }
+
+    pub fn update_table(name: &'a str, expected_version: u64, change: &'a TableChange<'_>) -> Asking<'a, Option<u64>> {
+        let change = TableChange {
+            description: Cow::Borrowed(&change.description),
+            create_indexes: Cow::Borrowed(&change.create_indexes),
+            drop_indexes: Cow::Borrowed(&change.drop_indexes),
+        };
+        asking(Request::UpdateTable { name: name.into(), expected_version, change })
+    }
+
+    pub fn list_tables(start_after: Option<&'a str>, limit: u32) -> Asking<'a, Vec<String>> {
+        asking(Request::ListTables { start_after: start_after.map(Cow::Borrowed), limit })
+    }
+
+    pub fn delete_table(name: &'a str) -> Asking<'a, bool> {
+        asking(Request::DeleteTable { name: name.into() })
+    }
+
+    pub fn keyspace_stats(keyspace: &'a Keyspace) -> Asking<'a, (u64, u64)> {
+        asking(Request::KeyspaceStats { keyspace: Cow::Borrowed(keyspace) })
+    }
+
+    pub fn get(keyspace: &'a Keyspace, key: &'a ItemKey) -> Asking<'a, Option<StoredItem>> {
+        asking(Request::Get { keyspace: Cow::Borrowed(keyspace), key: Cow::Borrowed(key), for_write: false })
+    }
+
+    pub fn get_for_write(keyspace: &'a Keyspace, key: &'a ItemKey) -> Asking<'a, Option<StoredItem>> {
+        asking(Request::Get { keyspace: Cow::Borrowed(keyspace), key: Cow::Borrowed(key), for_write: true })
+    }
+
+    pub fn query(request: &'a QueryRequest) -> Asking<'a, Page> {
+        asking(Request::Query(Cow::Borrowed(request)))
+    }
+
+    pub fn scan(request: &'a ScanRequest) -> Asking<'a, Page> {
+        asking(Request::Scan(Cow::Borrowed(request)))
+    }
+
+    pub fn write(writes: &'a [Write]) -> Asking<'a, Committed, Failure> {
+        asking(Request::Write(Cow::Borrowed(writes)))
+    }
+
+    pub fn read_changes(table: &'a str, after: u64, limit: u32) -> Asking<'a, ChangePage> {
+        asking(Request::ReadChanges { table: table.into(), after, limit })
+    }
+
+    pub fn expired(keyspace: &'a Keyspace, now: u64, limit: u32) -> Asking<'a, Vec<ItemKey>> {
+        asking(Request::Expired { keyspace: Cow::Borrowed(keyspace), now, limit })
+    }
+}
+
+/// The store, as one request sees it: one operation at a time ([`Request`]), each naming the
+/// account it acts for.
 pub trait Storage {
-    /// Creates the table's base keyspace and one keyspace per index in `indexes`, and records its
-    /// description, atomically. Description versions, like item versions, never repeat: not even
-    /// for a table deleted and made again under its name. `Ok(false)` when a table of that name exists already
-    /// (nothing changes then).
-    fn create_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError>;
-    /// The stored description, if the table exists.
-    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError>;
-    /// Replaces the description and creates and drops index keyspaces, atomically, if the table is
-    /// still at `expected_version`: `Ok(Some(new version))`, or `Ok(None)` when it is not.
-    fn update_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError>;
-    /// Table names in byte order, strictly after `start_after`, at most `limit`.
-    fn list_tables(
-        &mut self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError>;
-    /// Drops the table with all its keyspaces and its change log. `Ok(false)` when there was no
-    /// such table.
-    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError>;
-    /// Item count and the sum of document sizes in bytes of a keyspace.
-    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError>;
+    fn call(&mut self, account: &str, request: Request<'_>) -> Result<Answer, Failure>;
 
-    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError>;
-    /// As [`Storage::get`], announcing that the caller decides a write of the key on what it
-    /// reads: the store may hold back other callers announcing the same key until this caller's
-    /// next [`Storage::write`] (or its request's end), so that writers of a hot key queue rather
-    /// than fail their guards. One key at a time: announcing another gives up the first. Only a
-    /// hint; guards alone keep writes correct, so a store may treat this as a plain read.
-    fn get_for_write(
-        &mut self,
-        account: &str,
-        keyspace: &Keyspace,
-        key: &ItemKey,
-    ) -> Result<Option<StoredItem>, StorageError> {
-        self.get(account, keyspace, key)
+    /// [`Storage::call`] with a typed request: `storage.ask(account, Request::get(&keyspace, &key))`.
+    fn ask<T, E>(&mut self, account: &str, asking: Asking<'_, T, E>) -> Result<T, E>
+    where
+        T: TryFrom<Answer, Error = Answer>,
+        E: CallError,
+    {
+        Asking::<T, E>::expect(self.call(account, asking.request))
     }
-    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError>;
-    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError>;
-    /// Applies every write or none: if any guard fails, nothing is written.
-    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError>;
-    /// The table's change-log records with sequence numbers above `after`, in order, at most
-    /// `limit`. Sequence numbers are given in commit order without gaps, so a reader that has
-    /// seen `n` misses nothing by asking for what follows `n`; a gap means records were trimmed.
-    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError>;
-    /// Keys of the keyspace's items whose expiry time is at or before `now` (seconds since the
-    /// epoch), earliest first, at most `limit`: found on the store's expiry index, not by a scan.
-    fn expired(
-        &mut self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError>;
+}
+
+/// The encoding of requests and answers across the WIT boundary: postcard, a compact serde
+/// format with a published specification. Both sides are built from this crate, so they agree.
+pub mod wire {
+    use serde::{Deserialize, Serialize};
+
+    pub fn encode(value: &impl Serialize) -> Vec<u8> {
+        // Serialising these types into a Vec cannot fail: no maps, no unbounded sequences.
+        postcard::to_allocvec(value).expect("storage types always encode")
+    }
+
+    pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("undecodable storage message: {e}"))
+    }
 }
 
 /// The hash that places a partition in a scan segment: FNV-1a over the partition bytes. Every
@@ -328,6 +548,85 @@ mod tests {
             let (start, end) = segment_hashes(segment, total);
             prop_assert!(start <= hash && hash < end, "hash {hash} not in segment {segment} [{start}, {end})");
         }
+    }
+
+    /// What the component encodes, the host decodes unchanged, and back: every request and
+    /// answer shape, with bytes of every value (the documents are raw bytes on the wire).
+    #[test]
+    fn requests_and_answers_cross_the_wire_unchanged() {
+        let keyspace = Keyspace::index("t", "by-x");
+        let key = ItemKey { partition: vec![0, 255, 1], sort: (0..=255).collect() };
+        let item = StoredItem {
+            key: key.clone(),
+            document: "{\"a\":{\"S\":\"\u{1F600}\"}}".as_bytes().to_vec(),
+            version: u64::MAX,
+        };
+        let query = QueryRequest {
+            keyspace: keyspace.clone(),
+            partition: vec![7],
+            sort: SortRange::Between(Bound::Included(vec![1]), Bound::Excluded(vec![2])),
+            forward: false,
+            after: Some(key.clone()),
+            limit: 10,
+            byte_budget: 1 << 20,
+        };
+        let scan = ScanRequest {
+            keyspace: keyspace.clone(),
+            segment: 3,
+            total_segments: 4,
+            after: None,
+            limit: 1,
+            byte_budget: 2,
+        };
+        let writes = [
+            Write::Put {
+                keyspace: keyspace.clone(),
+                key: key.clone(),
+                document: vec![9; 300],
+                expect: Expect::Version(5),
+                expires_at: Some(99),
+            },
+            Write::Delete { keyspace: keyspace.clone(), key: key.clone(), expect: Expect::Absent },
+            Write::Check { keyspace: keyspace.clone(), key: key.clone(), expect: Expect::Anything },
+            Write::TableAt { table: "t".into(), version: 3 },
+            Write::AppendChange { table: "t".into(), record: vec![0; 3] },
+        ];
+        let change = TableChange {
+            description: b"{}".as_slice().into(),
+            create_indexes: vec!["a".to_string()].into(),
+            drop_indexes: Cow::Borrowed(&[]),
+        };
+        let indexes = ["x".to_string()];
+        let requests = [
+            Request::create_table("t", b"{}", &indexes).request,
+            Request::describe_table("t").request,
+            Request::update_table("t", 4, &change).request,
+            Request::list_tables(Some("a"), 5).request,
+            Request::delete_table("t").request,
+            Request::keyspace_stats(&keyspace).request,
+            Request::get(&keyspace, &key).request,
+            Request::get_for_write(&keyspace, &key).request,
+            Request::query(&query).request,
+            Request::scan(&scan).request,
+            Request::write(&writes).request,
+            Request::read_changes("t", 1, 2).request,
+            Request::expired(&keyspace, 100, 3).request,
+        ];
+        for request in requests {
+            assert_eq!(wire::decode::<Request>(&wire::encode(&request)), Ok(request));
+        }
+        let answers: [Result<Answer, Failure>; 6] = [
+            Ok(Some(item.clone()).into()),
+            Ok(Page { items: vec![item], more: true }.into()),
+            Ok((1, 2).into()),
+            Ok(ChangePage { changes: vec![ChangeRecord { sequence: 1, record: vec![1] }], last_sequence: 1 }.into()),
+            Err(Failure::GuardFailed(7)),
+            Err(StorageError::Internal(String::new()).into()),
+        ];
+        for answer in answers {
+            assert_eq!(wire::decode::<Result<Answer, Failure>>(&wire::encode(&answer)), Ok(answer));
+        }
+        assert!(wire::decode::<Request>(&[0xff, 0xff]).is_err(), "garbage does not decode");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use dynabox_handler::storage::{StorageError, WriteError};
+use dynabox_handler::storage::{Failure, StorageError};
 use serde_json::{Value, json};
 use support::{AcceptAll, MemoryStore, fails, ok, validation};
 
@@ -343,7 +343,7 @@ fn writes_after_a_store_failure_come_back_unprocessed() {
             if matches!(call, support::Call::Writing) {
                 writes += 1;
                 if writes == 2 {
-                    return Err(WriteError::Storage(StorageError::Internal("timed out".into())));
+                    return Err(Failure::Storage(StorageError::Internal("timed out".into())));
                 }
             }
             Ok(())

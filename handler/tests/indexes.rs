@@ -3,7 +3,7 @@
 
 mod support;
 
-use dynabox_handler::storage::{Keyspace, ScanRequest, Storage, WriteError};
+use dynabox_handler::storage::{Failure, Keyspace, Request, ScanRequest, Storage};
 use serde_json::{Value, json};
 use support::{MemoryStore, fails, ok, validation};
 
@@ -57,7 +57,7 @@ fn index_entries(store: &mut MemoryStore, table: &str, index: &str) -> Vec<Value
         limit: 1000,
         byte_budget: u32::MAX,
     };
-    let page = store.scan(ACCOUNT, &request).unwrap();
+    let page = store.ask(ACCOUNT, Request::scan(&request)).unwrap();
     page.items.iter().map(|item| serde_json::from_slice(&item.document).unwrap()).collect()
 }
 
@@ -118,7 +118,7 @@ fn create_table_describes_its_indexes() {
         );
     }
     for index in ["lsi", "gsi"] {
-        assert_eq!(store.keyspace_stats(ACCOUNT, &Keyspace::index("tab", index)), Ok((0, 0)));
+        assert_eq!(store.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index("tab", index))), Ok((0, 0)));
     }
 }
 
@@ -533,7 +533,7 @@ fn a_table_goes_with_its_index_keyspaces_once_no_index_is_being_created() {
     );
     while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap() {}
     ok(&mut store, "DeleteTable", json!({"TableName": "plain"}));
-    assert!(store.keyspace_stats(ACCOUNT, &Keyspace::index("plain", "byg")).is_err());
+    assert!(store.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index("plain", "byg"))).is_err());
     // A table of the same name starts without the old one's entries.
     ok(&mut store, "CreateTable", plain_request());
     ok(&mut store, "UpdateTable", create_byg());
@@ -552,7 +552,7 @@ fn deleting_an_index_drops_its_keyspace() {
     assert_eq!(deleting["ItemCount"], json!(1));
     assert_eq!(description["AttributeDefinitions"], json!([{"AttributeName": "pk", "AttributeType": "S"}]));
     assert_eq!(describe_plain(&mut store).get("GlobalSecondaryIndexes"), None);
-    assert!(store.keyspace_stats(ACCOUNT, &Keyspace::index("plain", "byg")).is_err());
+    assert!(store.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index("plain", "byg"))).is_err());
     put_plain(&mut store, json!({"pk": {"S": "b"}, "g": {"S": "G"}}));
     assert_eq!(ok(&mut store, "Scan", json!({"TableName": "plain"}))["Count"], json!(2));
 }
@@ -715,7 +715,7 @@ fn interleaved(
     store: MemoryStore,
     at: support::Call,
     act: impl FnOnce(&mut MemoryStore),
-) -> support::Hooked<impl FnMut(&mut MemoryStore, support::Call) -> Result<(), WriteError>> {
+) -> support::Hooked<impl FnMut(&mut MemoryStore, support::Call) -> Result<(), Failure>> {
     let mut act = Some(act);
     let hook = move |store: &mut MemoryStore, call: support::Call| {
         if std::mem::discriminant(&call) == std::mem::discriminant(&at)

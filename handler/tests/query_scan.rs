@@ -4,7 +4,7 @@
 mod support;
 
 use dynabox_handler::model::{item_from_json, key};
-use dynabox_handler::storage::{Expect, ItemKey, Keyspace, Storage, Write};
+use dynabox_handler::storage::{Expect, ItemKey, Keyspace, Request, Storage, Write};
 use serde_json::{Value, json};
 use support::{MemoryStore, call};
 
@@ -29,7 +29,7 @@ fn store() -> MemoryStore {
         ],
     });
     let indexes = ["gsi".to_string(), "lsi".to_string(), "new".to_string()];
-    assert!(store.create_table(ACCOUNT, "tab", table.to_string().as_bytes(), &indexes).unwrap());
+    assert!(store.ask(ACCOUNT, Request::create_table("tab", table.to_string().as_bytes(), &indexes)).unwrap());
     store
 }
 
@@ -58,7 +58,7 @@ fn put(store: &mut MemoryStore, item: Value) {
         let keyspace = Keyspace::index("tab", index);
         let document = document.to_string().into_bytes();
         let write = Write::Put { keyspace, key, document, expect: Expect::Anything, expires_at: None };
-        store.write(ACCOUNT, &[write]).unwrap();
+        store.ask(ACCOUNT, Request::write(&[write])).unwrap();
     }
 }
 

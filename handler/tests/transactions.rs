@@ -5,7 +5,7 @@
 
 mod support;
 
-use dynabox_handler::storage::WriteError;
+use dynabox_handler::storage::Failure;
 use serde_json::{Value, json};
 use support::{AcceptAll, Call, Hooked, MemoryStore, fails, ok, request, validation};
 
@@ -153,7 +153,7 @@ fn with_writes_between(store: MemoryStore, mut act: impl FnMut(&mut MemoryStore,
     let mut checks = 0;
     let mut hooked = Hooked {
         store,
-        hook: |store: &mut MemoryStore, call: Call| -> Result<(), WriteError> {
+        hook: |store: &mut MemoryStore, call: Call| -> Result<(), Failure> {
             if matches!(call, Call::Writing) {
                 checks += 1;
                 act(store, checks);
@@ -312,7 +312,7 @@ fn transfer_with_writes_between(mut act: impl FnMut(&mut MemoryStore, usize)) ->
     let mut attempts = 0;
     let mut hooked = Hooked {
         store: store(),
-        hook: |store: &mut MemoryStore, call: Call| -> Result<(), WriteError> {
+        hook: |store: &mut MemoryStore, call: Call| -> Result<(), Failure> {
             if matches!(call, Call::Writing) {
                 attempts += 1;
                 act(store, attempts);
@@ -418,7 +418,7 @@ fn a_single_item_write_that_always_loses_its_race_gives_up_with_a_retryable_erro
     let mut writes = 0;
     let mut hooked = Hooked {
         store: store(),
-        hook: |store: &mut MemoryStore, call: Call| -> Result<(), WriteError> {
+        hook: |store: &mut MemoryStore, call: Call| -> Result<(), Failure> {
             if matches!(call, Call::Writing) {
                 writes += 1;
                 set_balances(store, 100 + writes, 0);

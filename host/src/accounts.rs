@@ -10,11 +10,11 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use dynabox_handler::sigv4::hex;
-use dynabox_handler::storage::StorageError;
+use dynabox_handler::storage::{Request, StorageError};
 use dynabox_sql::accounts::AccountRecord;
 pub use dynabox_sql::accounts::SealingKey;
 
-use crate::storage::Store;
+use crate::storage::{Ask, Store};
 
 /// Secret access keys are 40 characters, like AWS's.
 const SECRET_CHARS: usize = 40;
@@ -110,12 +110,13 @@ pub async fn run(
             let mut deleted = 0;
             // Tables first: an account that is gone would leave them unreachable.
             loop {
-                let tables = backend.list_tables(&record.account_id, None, 100).await.map_err(failed)?;
+                let tables = backend.ask(&record.account_id, Request::list_tables(None, 100)).await.map_err(failed)?;
                 if tables.is_empty() {
                     break;
                 }
                 for table in tables {
-                    deleted += usize::from(backend.delete_table(&record.account_id, &table).await.map_err(failed)?);
+                    let found = backend.ask(&record.account_id, Request::delete_table(&table)).await;
+                    deleted += usize::from(found.map_err(failed)?);
                 }
             }
             backend.delete_account(name).await.map_err(failed)?;

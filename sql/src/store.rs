@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dynabox_handler::storage::{
-    ChangePage, ChangeRecord, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError,
-    StoredItem, TableChange, TableRecord, Write, WriteError,
+    Answer, ChangePage, ChangeRecord, Committed, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest,
+    Storage, StorageError, StoredItem, TableChange, TableRecord, Write,
 };
 
 use crate::dialect::POSTGRES_MIGRATION_LOCK;
@@ -92,6 +92,40 @@ impl SqlStore {
         self.dialect
     }
 
+    /// Runs one operation of the contract: the one place that maps the handler's requests onto
+    /// this store's methods.
+    pub async fn call(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        request: Request<'_>,
+    ) -> Result<Answer, Failure> {
+        Ok(match request {
+            Request::CreateTable { name, description, indexes } => {
+                self.create_table(conn, account, &name, &description, &indexes).await?.into()
+            }
+            Request::DescribeTable { name } => self.describe_table(conn, account, &name).await?.into(),
+            Request::UpdateTable { name, expected_version, change } => {
+                self.update_table(conn, account, &name, expected_version, &change).await?.into()
+            }
+            Request::ListTables { start_after, limit } => {
+                self.list_tables(conn, account, start_after.as_deref(), limit).await?.into()
+            }
+            Request::DeleteTable { name } => self.delete_table(conn, account, &name).await?.into(),
+            Request::KeyspaceStats { keyspace } => self.keyspace_stats(conn, account, &keyspace).await?.into(),
+            Request::Get { keyspace, key, .. } => self.get(conn, account, &keyspace, &key).await?.into(),
+            Request::Query(request) => self.query(conn, account, &request).await?.into(),
+            Request::Scan(request) => self.scan(conn, account, &request).await?.into(),
+            Request::Write(writes) => self.write(conn, account, &writes).await?.into(),
+            Request::ReadChanges { table, after, limit } => {
+                self.read_changes(conn, account, &table, after, limit).await?.into()
+            }
+            Request::Expired { keyspace, now, limit } => {
+                self.expired(conn, account, &keyspace, now, limit).await?.into()
+            }
+        })
+    }
+
     pub async fn create_table(
         &self,
         conn: &mut impl Connection,
@@ -101,8 +135,7 @@ impl SqlStore {
         indexes: &[String],
     ) -> Result<bool, StorageError> {
         let description = text(description)?;
-        self.begin(conn).await?;
-        let created = async {
+        self.changing_table(conn, account, name, async |conn| {
             let version = self.new_table_version(conn).await?;
             let params = [Param::Text(account), Param::Text(name), Param::Text(description), Param::Int(version)];
             let rows = conn.query(self.dialect.catalog().insert_table, &params).await.map_err(|e| self.internal(e))?;
@@ -112,11 +145,8 @@ impl SqlStore {
                 self.create_keyspace(conn, id, index).await?;
             }
             Ok(true)
-        }
-        .await;
-        let created = self.end(conn, created).await;
-        self.forget(conn, account, name);
-        created
+        })
+        .await
     }
 
     pub async fn describe_table(
@@ -211,9 +241,8 @@ impl SqlStore {
         expected_version: u64,
         change: &TableChange<'_>,
     ) -> Result<Option<u64>, StorageError> {
-        let description = text(change.description)?;
-        self.begin(conn).await?;
-        let updated = async {
+        let description = text(&change.description)?;
+        self.changing_table(conn, account, name, async |conn| {
             let catalog = self.dialect.catalog();
             let rows = conn.query(catalog.table_for_update, &[Param::Text(account), Param::Text(name)]).await;
             let row = rows.map_err(|e| self.internal(e))?.into_iter().next().ok_or(StorageError::NoSuchKeyspace)?;
@@ -224,18 +253,15 @@ impl SqlStore {
             let new_version = self.new_table_version(conn).await?;
             let params = [Param::Int(id), Param::Text(description), Param::Int(new_version)];
             conn.execute(catalog.update_description, &params).await.map_err(|e| self.internal(e))?;
-            for index in change.drop_indexes {
+            for index in change.drop_indexes.iter() {
                 self.drop_keyspace(conn, id, index).await?;
             }
-            for index in change.create_indexes {
+            for index in change.create_indexes.iter() {
                 self.create_keyspace(conn, id, index).await?;
             }
             Ok(Some(new_version as u64))
-        }
-        .await;
-        let updated = self.end(conn, updated).await;
-        self.forget(conn, account, name);
-        updated
+        })
+        .await
     }
 
     pub async fn list_tables(
@@ -247,7 +273,7 @@ impl SqlStore {
     ) -> Result<Vec<String>, StorageError> {
         let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
         let rows = conn.query(self.dialect.catalog().list_tables, &params).await.map_err(|e| self.internal(e))?;
-        rows.into_iter().map(|mut row| row.text(0)).collect::<Result<_, _>>().map_err(|e| self.internal(e))
+        self.read_rows(rows, |mut row| row.text(0))
     }
 
     pub async fn delete_table(
@@ -256,8 +282,7 @@ impl SqlStore {
         account: &str,
         name: &str,
     ) -> Result<bool, StorageError> {
-        self.begin(conn).await?;
-        let deleted = async {
+        self.changing_table(conn, account, name, async |conn| {
             let catalog = self.dialect.catalog();
             let rows = conn.query(catalog.delete_table, &[Param::Text(account), Param::Text(name)]).await;
             let Some(row) = rows.map_err(|e| self.internal(e))?.into_iter().next() else { return Ok(false) };
@@ -269,12 +294,8 @@ impl SqlStore {
             }
             conn.execute(catalog.delete_changes, &[Param::Int(id)]).await.map_err(|e| self.internal(e))?;
             Ok(true)
-        }
-        .await;
-        let deleted = self.end(conn, deleted).await;
-        // After the commit, so that no concurrent lookup re-caches the table in between.
-        self.forget(conn, account, name);
-        deleted
+        })
+        .await
     }
 
     pub async fn keyspace_stats(
@@ -339,11 +360,11 @@ impl SqlStore {
         conn: &mut impl Connection,
         account: &str,
         writes: &[Write],
-    ) -> Result<Committed, WriteError> {
+    ) -> Result<Committed, Failure> {
         match self.write_once(conn, account, writes).await {
             // A storage table another process dropped (its keyspace forgotten by now), maybe for
             // a table it made again: nothing was applied, so look again, as reads do.
-            Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => self.write_once(conn, account, writes).await,
+            Err(Failure::Storage(StorageError::NoSuchKeyspace)) => self.write_once(conn, account, writes).await,
             written => written,
         }
     }
@@ -397,10 +418,7 @@ impl SqlStore {
         let rows = self
             .on_keyspace(conn, account, keyspace, |entry| Statement::select(entry.sql.expired.clone(), params.clone()))
             .await?;
-        rows.into_iter()
-            .map(|mut row| Ok(ItemKey { partition: row.bytes(0)?, sort: row.bytes(1)? }))
-            .collect::<Result<_, SqlError>>()
-            .map_err(|e| self.internal(e))
+        self.read_rows(rows, |mut row| Ok(ItemKey { partition: row.bytes(0)?, sort: row.bytes(1)? }))
     }
 
     /// (account, description) of every table that may have an index being created, for the work
@@ -410,10 +428,7 @@ impl SqlStore {
         conn: &mut impl Connection,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         let rows = conn.query(self.dialect.catalog().creating_indexes, &[]).await.map_err(|e| self.internal(e))?;
-        rows.into_iter()
-            .map(|mut row| Ok((row.text(0)?, row.bytes(1)?)))
-            .collect::<Result<_, SqlError>>()
-            .map_err(|e| self.internal(e))
+        self.read_rows(rows, |mut row| Ok((row.text(0)?, row.bytes(1)?)))
     }
 
     /// (account, name) of every table that may have time to live enabled, for the expiry sweep.
@@ -423,10 +438,7 @@ impl SqlStore {
         conn: &mut impl Connection,
     ) -> Result<Vec<(String, String)>, StorageError> {
         let rows = conn.query(self.dialect.catalog().time_to_live_tables, &[]).await.map_err(|e| self.internal(e))?;
-        rows.into_iter()
-            .map(|mut row| Ok((row.text(0)?, row.text(1)?)))
-            .collect::<Result<_, SqlError>>()
-            .map_err(|e| self.internal(e))
+        self.read_rows(rows, |mut row| Ok((row.text(0)?, row.text(1)?)))
     }
 
     /// Drops the change records of every table written before `before` (seconds since the
@@ -480,7 +492,7 @@ impl SqlStore {
         conn: &mut impl Connection,
         account: &str,
         writes: &[Write],
-    ) -> Result<Committed, WriteError> {
+    ) -> Result<Committed, Failure> {
         let mut entries = Vec::with_capacity(writes.len());
         for write in writes {
             entries.push(self.keyspace(conn, account, &write_keyspace(write)).await?);
@@ -552,7 +564,7 @@ impl SqlStore {
                 let index = at.map_or(0, |at| of_write[at]);
                 Err(match error.kind {
                     // Rolled back whole by the database: as a guard that failed, decided again.
-                    SqlErrorKind::GuardFailed | SqlErrorKind::Conflict => WriteError::GuardFailed(index as u32),
+                    SqlErrorKind::GuardFailed | SqlErrorKind::Conflict => Failure::GuardFailed(index as u32),
                     SqlErrorKind::OutcomeUnknown => StorageError::OutcomeUnknown.into(),
                     _ => self.failed_on(conn, account, &write_keyspace(&writes[index]).table, error).into(),
                 })
@@ -574,12 +586,27 @@ impl SqlStore {
     }
 
     /// Begins a transaction of dependent statements (the catalog's changes), ended by [`SqlStore::end`].
-    async fn begin(&self, conn: &mut impl Connection) -> Result<(), StorageError> {
-        conn.execute(self.dialect.begin(), &[]).await.map(drop).map_err(|e| self.internal(e))
+    /// Each row as `read` makes it; a row it cannot read is the store's failure.
+    fn read_rows<T>(
+        &self,
+        rows: Vec<Row>,
+        read: impl FnMut(Row) -> Result<T, SqlError>,
+    ) -> Result<Vec<T>, StorageError> {
+        rows.into_iter().map(read).collect::<Result<_, SqlError>>().map_err(|e| self.internal(e))
     }
 
-    /// Commits when the work succeeded, rolls back otherwise.
-    async fn end<T>(&self, conn: &mut impl Connection, work: Result<T, StorageError>) -> Result<T, StorageError> {
+    /// Runs `work` on a table's catalog entry in a transaction of its own: committed when it
+    /// succeeds, rolled back otherwise, and the table forgotten by this process's caches after
+    /// the commit, so that no concurrent lookup re-caches it in between.
+    async fn changing_table<C: Connection, T>(
+        &self,
+        conn: &mut C,
+        account: &str,
+        name: &str,
+        work: impl AsyncFnOnce(&mut C) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        conn.execute(self.dialect.begin(), &[]).await.map_err(|e| self.internal(e))?;
+        let work = work(conn).await;
         let ended = match &work {
             Ok(_) => conn.execute("COMMIT", &[]).await.map(drop),
             Err(_) => Ok(()),
@@ -589,6 +616,7 @@ impl SqlStore {
             // fail harmlessly.
             let _ = conn.execute("ROLLBACK", &[]).await;
         }
+        self.forget(conn, account, name);
         ended.map_err(|e| self.internal(e))?;
         work
     }
@@ -757,75 +785,8 @@ impl<C: Connection> Synchronous<C> {
 }
 
 impl<C: Connection> Storage for Synchronous<C> {
-    fn create_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        ready(self.store.create_table(&mut self.conn, account, name, description, indexes))
-    }
-
-    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        ready(self.store.describe_table(&mut self.conn, account, name))
-    }
-
-    fn update_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        ready(self.store.update_table(&mut self.conn, account, name, expected_version, change))
-    }
-
-    fn list_tables(
-        &mut self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        ready(self.store.list_tables(&mut self.conn, account, start_after, limit))
-    }
-
-    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
-        ready(self.store.delete_table(&mut self.conn, account, name))
-    }
-
-    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        ready(self.store.keyspace_stats(&mut self.conn, account, keyspace))
-    }
-
-    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        ready(self.store.get(&mut self.conn, account, keyspace, key))
-    }
-
-    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        ready(self.store.query(&mut self.conn, account, request))
-    }
-
-    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        ready(self.store.scan(&mut self.conn, account, request))
-    }
-
-    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        ready(self.store.write(&mut self.conn, account, writes))
-    }
-
-    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
-        ready(self.store.read_changes(&mut self.conn, account, table, after, limit))
-    }
-
-    fn expired(
-        &mut self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError> {
-        ready(self.store.expired(&mut self.conn, account, keyspace, now, limit))
+    fn call(&mut self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {
+        ready(self.store.call(&mut self.conn, account, request))
     }
 }
 

@@ -11,10 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dynabox::storage::postgres::{self, PostgresDriver};
 use dynabox::storage::{Driver, SqlBackend, Store};
-use dynabox_handler::storage::{
-    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
-};
+use dynabox_handler::storage::{Answer, Failure, Request, StorageError};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
 use tokio::sync::{Mutex, MutexGuard};
@@ -109,81 +106,8 @@ impl Store for PerRequest {
         }
     }
 
-    async fn create_table(
-        &self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        self.open().await?.create_table(account, name, description, indexes).await
-    }
-
-    async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.open().await?.describe_table(account, name).await
-    }
-
-    async fn update_table(
-        &self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        self.open().await?.update_table(account, name, expected_version, change).await
-    }
-
-    async fn list_tables(
-        &self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        self.open().await?.list_tables(account, start_after, limit).await
-    }
-
-    async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
-        self.open().await?.delete_table(account, name).await
-    }
-
-    async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.open().await?.keyspace_stats(account, keyspace).await
-    }
-
-    async fn get(&self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.open().await?.get(account, keyspace, key).await
-    }
-
-    async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        self.open().await?.query(account, request).await
-    }
-
-    async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        self.open().await?.scan(account, request).await
-    }
-
-    async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        self.open().await?.write(account, writes).await
-    }
-
-    async fn read_changes(
-        &self,
-        account: &str,
-        table: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<ChangePage, StorageError> {
-        self.open().await?.read_changes(account, table, after, limit).await
-    }
-
-    async fn expired(
-        &self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError> {
-        self.open().await?.expired(account, keyspace, now, limit).await
+    async fn call(&self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {
+        self.open().await?.call(account, request).await
     }
 
     async fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {

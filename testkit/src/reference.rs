@@ -3,10 +3,7 @@
 use async_trait::async_trait;
 use dynabox::storage::Store;
 use dynabox_handler::storage::memory::MemoryStore;
-use dynabox_handler::storage::{
-    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem,
-    TableChange, TableRecord, Write, WriteError,
-};
+use dynabox_handler::storage::{Answer, Failure, Request, Storage, StorageError};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use tokio::sync::Mutex;
 
@@ -31,81 +28,8 @@ impl Store for Reference {
         "reference store".to_string()
     }
 
-    async fn create_table(
-        &self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        self.0.lock().await.create_table(account, name, description, indexes)
-    }
-
-    async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.0.lock().await.describe_table(account, name)
-    }
-
-    async fn update_table(
-        &self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        self.0.lock().await.update_table(account, name, expected_version, change)
-    }
-
-    async fn list_tables(
-        &self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        self.0.lock().await.list_tables(account, start_after, limit)
-    }
-
-    async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
-        self.0.lock().await.delete_table(account, name)
-    }
-
-    async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.0.lock().await.keyspace_stats(account, keyspace)
-    }
-
-    async fn get(&self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.0.lock().await.get(account, keyspace, key)
-    }
-
-    async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        self.0.lock().await.query(account, request)
-    }
-
-    async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        self.0.lock().await.scan(account, request)
-    }
-
-    async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        self.0.lock().await.write(account, writes)
-    }
-
-    async fn read_changes(
-        &self,
-        account: &str,
-        table: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<ChangePage, StorageError> {
-        self.0.lock().await.read_changes(account, table, after, limit)
-    }
-
-    async fn expired(
-        &self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError> {
-        self.0.lock().await.expired(account, keyspace, now, limit)
+    async fn call(&self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {
+        self.0.lock().await.call(account, request)
     }
 
     async fn tables_with_creating_indexes(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::{Index, IndexStatus, KeyAttribute, Projection, Table};
 use crate::error::{ApiError, ApiResult};
-use crate::storage::{Keyspace, Storage};
+use crate::storage::{Keyspace, Request, Storage};
 
 impl Table {
     /// DynamoDB's full `TableDescription` (CreateTable, DescribeTable, UpdateTable). Tables are
@@ -137,7 +137,8 @@ pub struct Stats {
 
 impl Stats {
     pub fn load(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<Stats> {
-        let mut stats = |keyspace: &Keyspace| storage.keyspace_stats(account, keyspace).map_err(ApiError::from);
+        let mut stats =
+            |keyspace: &Keyspace| storage.ask(account, Request::keyspace_stats(keyspace)).map_err(ApiError::from);
         let mut indexes = Vec::with_capacity(table.indexes.len());
         for index in &table.indexes {
             indexes.push(stats(&index.keyspace(&table.table_name))?);

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::storage::{Keyspace, Storage};
+use crate::storage::{Keyspace, Request, Storage};
 
 /// A key attribute of a table: its name and scalar type ("S", "N" or "B").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +132,7 @@ pub struct Stream {
 impl Table {
     /// Loads a table's record; a missing table is DynamoDB's `ResourceNotFoundException`.
     pub fn load(storage: &mut impl Storage, account: &str, name: &str) -> ApiResult<Table> {
-        let stored = storage.describe_table(account, name)?;
+        let stored = storage.ask(account, Request::describe_table(name))?;
         let stored = stored.ok_or_else(|| ApiError::resource_not_found("Requested resource not found"))?;
         let table: Table = serde_json::from_slice(&stored.description)
             .map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))?;

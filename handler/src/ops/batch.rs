@@ -19,7 +19,7 @@ use crate::expr::{self, legacy};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string, mismatch};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
-use crate::storage::Storage;
+use crate::storage::{Request, Storage};
 
 const MAX_WRITES: usize = 25;
 const MAX_KEYS: usize = 100;
@@ -290,7 +290,7 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
                 left.push((*sent).clone());
                 continue;
             }
-            let stored = cx.storage.get(account, &table.keyspace(), key)?;
+            let stored = cx.storage.ask(account, Request::get(&table.keyspace(), key))?;
             let item = stored.as_ref().map(items::stored_item).transpose()?;
             let size = item.as_ref().map(item_size);
             if bytes + size.unwrap_or(0) > RESPONSE_BYTES {

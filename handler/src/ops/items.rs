@@ -22,7 +22,7 @@ use crate::model::{
     Item, item_from_json, item_to_json,
     size::{MAX_ITEM_BYTES, item_size, item_too_large},
 };
-use crate::storage::{Expect, ItemKey, Storage, StoredItem, Write, WriteError};
+use crate::storage::{Expect, Failure, ItemKey, Request, Storage, StoredItem, Write};
 use crate::stream::{self, Origin};
 use crate::time::now_seconds;
 
@@ -214,7 +214,7 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let key_item = item_from_json(&Value::Object(key.expect("checked").clone()))?;
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
-    let stored = cx.storage.get(&cx.principal.account_id, &table.keyspace(), &key)?;
+    let stored = cx.storage.ask(&cx.principal.account_id, Request::get(&table.keyspace(), &key))?;
     // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
     // projection keeps; decoded for that only when capacity is asked for.
     let size = match &stored {
@@ -385,7 +385,7 @@ pub(super) fn apply(
             || wants_old
             || !table.indexes.is_empty()
             || table.recording_stream().is_some();
-        let stored = if needs_old { storage.get_for_write(account, &keyspace, key)? } else { None };
+        let stored = if needs_old { storage.ask(account, Request::get_for_write(&keyspace, key))? } else { None };
         let old = stored.as_ref().map(stored_item).transpose()?;
         if let Some(condition) = condition
             && !expr::evaluate(condition, old.as_ref())?
@@ -395,15 +395,15 @@ pub(super) fn apply(
         let new = new_item(change, old.as_ref())?;
         let expect = if needs_old { Expect::matching(stored.as_ref()) } else { Expect::Anything };
         let writes = item_writes(table, key, old.as_ref(), new.as_ref(), expect, Origin::Request)?;
-        match storage.write(account, &writes) {
+        match storage.ask(account, Request::write(&writes)) {
             Ok(_) => return Ok((old, new)),
-            Err(WriteError::GuardFailed(at)) => {
+            Err(Failure::GuardFailed(at)) => {
                 // The table changed (an index came or went): decide again on its new description.
                 if let Some(Write::TableAt { .. }) = writes.get(at as usize) {
                     *table = Table::load(storage, account, &table.table_name)?;
                 }
             }
-            Err(WriteError::Storage(e)) => return Err(e.into()),
+            Err(Failure::Storage(e)) => return Err(e.into()),
         }
     }
     Err(hot_item())

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::expr::{self, Comparator, Condition, Operand, Path, PathElement, legacy};
 use crate::input::{Input, Violations};
 use crate::model::{AttributeValue, key};
-use crate::storage::{QueryRequest, SortRange, Storage};
+use crate::storage::{QueryRequest, Request, SortRange, Storage};
 
 /// One key condition: what it asks of its attribute.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
             limit,
             byte_budget,
         };
-        storage.query(&account, &request)
+        storage.ask(&account, Request::query(&request))
     })
 }
 

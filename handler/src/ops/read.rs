@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Operand, Path, PathElement, Substitutions, legacy};
 use crate::input::{Input, Violations};
 use crate::model::{Item, item_from_json, item_to_json, key, size::item_size};
-use crate::storage::{ItemKey, Keyspace, Page, Storage, StorageError};
+use crate::storage::{ItemKey, Keyspace, Page, Request, Storage, StorageError};
 
 /// DynamoDB stops a page once it has read 1 MB of items.
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -440,7 +440,7 @@ impl<'t> Reading<'t> {
                 let item = match reads_table {
                     true => {
                         let key = keys::of_item(self.source.table, &entry)?;
-                        let found = storage.get(account, &self.source.table.keyspace(), &key);
+                        let found = storage.ask(account, Request::get(&self.source.table.keyspace(), &key));
                         let found = found?.map(|s| stored_item(&s)).transpose()?;
                         *table_bytes.get_or_insert(0) += found.as_ref().map_or(0, item_size);
                         found.unwrap_or_default()

@@ -8,7 +8,7 @@ use super::read::{ReadExpressions, ReadMembers, Reading, Source, condition_paths
 use crate::catalog::Table;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
-use crate::storage::{ScanRequest, Storage, partition_hash, segment_hashes};
+use crate::storage::{Request, ScanRequest, Storage, partition_hash, segment_hashes};
 
 const MAX_TOTAL_SEGMENTS: i64 = 1_000_000;
 
@@ -76,6 +76,6 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     reading.run(cx.storage, &account, after, |storage, limit, byte_budget, after| {
         let request =
             ScanRequest { keyspace: keyspace.clone(), segment, total_segments: total, after, limit, byte_budget };
-        storage.scan(&account, &request)
+        storage.ask(&account, Request::scan(&request))
     })
 }

@@ -12,7 +12,7 @@ use super::tables::not_found_named;
 use crate::catalog::{FIRST_LISTED_NAME_BOUND, RETENTION_SECONDS, Stream, Table, key_schema};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
-use crate::storage::{ChangeRecord, Storage, partition_hash};
+use crate::storage::{ChangeRecord, Request, Storage, partition_hash};
 use crate::stream::SHARD_RECORDS;
 use crate::time::now_seconds;
 
@@ -69,7 +69,7 @@ pub fn list_streams<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
 fn all_tables(storage: &mut impl Storage, account: &str) -> ApiResult<Vec<Table>> {
     let (mut tables, mut after) = (Vec::new(), FIRST_LISTED_NAME_BOUND.to_string());
     loop {
-        let names = storage.list_tables(account, Some(&after), 100)?;
+        let names = storage.ask(account, Request::list_tables(Some(&after), 100))?;
         for name in &names {
             match Table::load(storage, account, name) {
                 Err(e) if e.kind == ErrorKind::ResourceNotFound => {}
@@ -305,7 +305,7 @@ impl StreamLog {
         let end = table.stream_end(&stream);
         let first = stream.first_sequence;
         let after = after.unwrap_or(first - 1);
-        let page = cx.storage.read_changes(account, table_name, after, limit)?;
+        let page = cx.storage.ask(account, Request::read_changes(table_name, after, limit))?;
         let last = page.last_sequence.min(end.unwrap_or(u64::MAX));
         let ended = stream.disabled_at.is_some() || end.is_some();
         Ok((StreamLog { table, stream, last, ended }, page.changes))

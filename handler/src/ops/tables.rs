@@ -10,7 +10,7 @@ use crate::catalog::{
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, as_object};
-use crate::storage::{Storage, TableChange};
+use crate::storage::{Request, Storage, TableChange};
 
 /// DynamoDB keeps on-demand backups for every table; point-in-time recovery is not offered, so
 /// it is reported as disabled.
@@ -41,7 +41,7 @@ pub fn create_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
     let account = &cx.principal.account_id;
     let indexes: Vec<String> = table.indexes.iter().map(|i| i.index_name.clone()).collect();
-    if !cx.storage.create_table(account, &table.table_name, &record, &indexes)? {
+    if !cx.storage.ask(account, Request::create_table(&table.table_name, &record, &indexes))? {
         return Err(ApiError::new(ErrorKind::ResourceInUse, format!("Table already exists: {}", table.table_name)));
     }
     Ok(json!({"TableDescription": table.description(&Stats::empty(&table))}))
@@ -358,7 +358,7 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         if let Some(stream) = &update.stream {
             // No record is appended meanwhile: writes decided on this version of the table fail
             // their guard once the update commits.
-            let last = cx.storage.read_changes(account, name, u64::MAX, 0)?.last_sequence;
+            let last = cx.storage.ask(account, Request::read_changes(name, u64::MAX, 0))?.last_sequence;
             stream.apply(&mut new, last + 1, crate::time::now_seconds(), false)?;
         }
         let stats = Stats::load(cx.storage, account, &table)?;
@@ -372,8 +372,12 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             })
             .collect();
         let description = serde_json::to_vec(&new).map_err(|e| ApiError::internal(e.to_string()))?;
-        let change = TableChange { description: &description, create_indexes: &created, drop_indexes: &dropped };
-        if let Some(version) = cx.storage.update_table(account, name, table.version, &change)? {
+        let change = TableChange {
+            description: description.as_slice().into(),
+            create_indexes: created.as_slice().into(),
+            drop_indexes: dropped.as_slice().into(),
+        };
+        if let Some(version) = cx.storage.ask(account, Request::update_table(name, table.version, &change))? {
             new.version = version;
             break (new, created, stats.table.0 == 0, deleting);
         }
@@ -412,8 +416,8 @@ pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             "Attempt to change a resource which is still in use: Cannot delete table while indexes are being created, updated, or deleted.",
         ));
     }
-    let (count, bytes) = cx.storage.keyspace_stats(account, &table.keyspace())?;
-    if !cx.storage.delete_table(account, name)? {
+    let (count, bytes) = cx.storage.ask(account, Request::keyspace_stats(&table.keyspace()))?;
+    if !cx.storage.ask(account, Request::delete_table(name))? {
         return Err(table_not_found(name));
     }
     Ok(json!({"TableDescription": table.deleting_description(count, bytes)}))
@@ -433,7 +437,7 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let limit = limit.unwrap_or(100) as u32;
     // One name more than asked for tells whether another page follows.
     let start = start.or(Some(crate::catalog::FIRST_LISTED_NAME_BOUND));
-    let mut names = cx.storage.list_tables(&cx.principal.account_id, start, limit + 1)?;
+    let mut names = cx.storage.ask(&cx.principal.account_id, Request::list_tables(start, limit + 1))?;
     let more = names.len() > limit as usize;
     names.truncate(limit as usize);
     let mut response = json!({"TableNames": names});
@@ -447,8 +451,8 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 /// it was loaded at: false when another change came first and the caller must decide again.
 pub(super) fn save_record(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<bool> {
     let description = serde_json::to_vec(table).map_err(|e| ApiError::internal(e.to_string()))?;
-    let change = TableChange { description: &description, create_indexes: &[], drop_indexes: &[] };
-    Ok(storage.update_table(account, &table.table_name, table.version, &change)?.is_some())
+    let change = TableChange::record_only(&description);
+    Ok(storage.ask(account, Request::update_table(&table.table_name, table.version, &change))?.is_some())
 }
 
 /// Most table operations name the missing table in their message.

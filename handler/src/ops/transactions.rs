@@ -31,7 +31,7 @@ use crate::expr::{self, Condition, Path};
 use crate::index;
 use crate::input::{Input, Violations, as_object, java_string};
 use crate::model::{Item, item_from_json, item_to_json, size::item_size};
-use crate::storage::{Expect, ItemKey, Keyspace, Storage, StorageError, StoredItem, Write, WriteError};
+use crate::storage::{Expect, Failure, ItemKey, Keyspace, Request, Storage, StorageError, StoredItem, Write};
 use crate::stream::Origin;
 use crate::time::now_seconds;
 
@@ -143,7 +143,7 @@ fn snapshot(
     for _ in 0..ATTEMPTS {
         let mut found = Vec::with_capacity(keys.len());
         for (table, key) in tables.iter().zip(keys) {
-            found.push(storage.get(account, &table.keyspace(), key)?);
+            found.push(storage.ask(account, Request::get(&table.keyspace(), key))?);
         }
         if found.len() == 1 {
             return Ok(found);
@@ -160,10 +160,10 @@ fn snapshot(
             .collect();
         // In one global order, as writers lock (see `write_all`).
         checks.sort_by(|a, b| write_target(a).cmp(&write_target(b)));
-        match storage.write(account, &checks) {
+        match storage.ask(account, Request::write(&checks)) {
             Ok(_) => return Ok(found),
-            Err(WriteError::GuardFailed(_)) => {}
-            Err(WriteError::Storage(e)) => return Err(e.into()),
+            Err(Failure::GuardFailed(_)) => {}
+            Err(Failure::Storage(e)) => return Err(e.into()),
         }
     }
     Err(conflict(keys.len()))
@@ -360,11 +360,11 @@ impl Token {
     /// What the store remembers of the token: `None` when nothing (or only an expired record).
     fn remembered(&self, storage: &mut impl Storage, account: &str) -> ApiResult<Option<StoredItem>> {
         let keyspace = Keyspace::table(CLIENT_TOKENS_TABLE);
-        match storage.get(account, &keyspace, &self.key) {
+        match storage.ask(account, Request::get(&keyspace, &self.key)) {
             Ok(stored) => Ok(stored),
             // The account's first token: its table comes now.
             Err(StorageError::NoSuchKeyspace) => {
-                storage.create_table(account, CLIENT_TOKENS_TABLE, b"{}", &[])?;
+                storage.ask(account, Request::create_table(CLIENT_TOKENS_TABLE, b"{}", &[]))?;
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -424,7 +424,7 @@ fn write_all(
         };
         let mut stored = Vec::with_capacity(plan.len());
         for action in plan.iter() {
-            stored.push(storage.get(account, &action.table.keyspace(), &action.key)?);
+            stored.push(storage.ask(account, Request::get(&action.table.keyspace(), &action.key))?);
         }
         let olds: Vec<Option<Item>> =
             stored.iter().map(|s| s.as_ref().map(items::stored_item).transpose()).collect::<ApiResult<_>>()?;
@@ -485,9 +485,9 @@ fn write_all(
         if let Some((token, stored)) = &remembered {
             writes.push(token.write(stored.as_ref(), now));
         }
-        match storage.write(account, &writes) {
+        match storage.ask(account, Request::write(&writes)) {
             Ok(_) => return Ok(Some(images)),
-            Err(WriteError::GuardFailed(at)) => {
+            Err(Failure::GuardFailed(at)) => {
                 // A table changed (an index came or went): decide again on its new description.
                 if let Some(Write::TableAt { table, .. }) = writes.get(at as usize) {
                     let reloaded = Table::load(storage, account, table)?;
@@ -496,7 +496,7 @@ fn write_all(
                     }
                 }
             }
-            Err(WriteError::Storage(e)) => return Err(e.into()),
+            Err(Failure::Storage(e)) => return Err(e.into()),
         }
     }
     Err(conflict(plan.len()))

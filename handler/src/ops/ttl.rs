@@ -16,7 +16,7 @@ use super::{Context, table_name};
 use crate::catalog::{ExpiryBackfill, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
-use crate::storage::{Expect, ItemKey, ScanRequest, Storage, StorageError, StoredItem, Write, WriteError};
+use crate::storage::{Expect, Failure, ItemKey, Request, ScanRequest, Storage, StorageError, StoredItem, Write};
 use crate::stream::Origin;
 
 const MAX_ATTRIBUTE_NAME_CHARS: usize = 255;
@@ -87,12 +87,12 @@ pub fn expire_step(storage: &mut impl Storage, account: &str, name: &str, now: u
     if let Some(backfill) = &table.time_to_live_backfill {
         return visit_unswept(storage, account, &table, backfill, now, budget);
     }
-    let keys = match storage.expired(account, &table.keyspace(), now, budget) {
+    let keys = match storage.ask(account, Request::expired(&table.keyspace(), now, budget)) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
         keys => keys?,
     };
     for key in &keys {
-        match storage.get(account, &table.keyspace(), key) {
+        match storage.ask(account, Request::get(&table.keyspace(), key)) {
             Ok(Some(stored)) => settle(storage, account, &table, &stored, now, true)?,
             Ok(None) | Err(StorageError::NoSuchKeyspace) => {}
             Err(e) => return Err(e.into()),
@@ -119,7 +119,7 @@ fn visit_unswept(
         limit: budget,
         byte_budget: u32::MAX,
     };
-    let page = match storage.scan(account, &request) {
+    let page = match storage.ask(account, Request::scan(&request)) {
         Err(StorageError::NoSuchKeyspace) => return Ok(true),
         page => page?,
     };
@@ -175,9 +175,9 @@ fn settle(
             Write::TableAt { table: table.table_name.clone(), version: table.version },
         ],
     };
-    match storage.write(account, &writes) {
+    match storage.ask(account, Request::write(&writes)) {
         // A guard that failed: the item (or the table) changed, and its writer stored the expiry.
-        Ok(_) | Err(WriteError::GuardFailed(_)) | Err(WriteError::Storage(StorageError::NoSuchKeyspace)) => Ok(()),
-        Err(WriteError::Storage(e)) => Err(e.into()),
+        Ok(_) | Err(Failure::GuardFailed(_)) | Err(Failure::Storage(StorageError::NoSuchKeyspace)) => Ok(()),
+        Err(Failure::Storage(e)) => Err(e.into()),
     }
 }

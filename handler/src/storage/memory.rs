@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::{
-    ChangePage, ChangeRecord, Committed, Expect, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, SortRange,
-    Storage, StorageError, StoredItem, TableChange, TableRecord, Write, WriteError, partition_hash, segment_hashes,
+    Answer, ChangePage, ChangeRecord, Committed, Expect, Failure, ItemKey, Keyspace, Page, Request, SortRange, Storage,
+    StorageError, StoredItem, TableRecord, Write, partition_hash, segment_hashes,
 };
 
 type Items = BTreeMap<ItemKey, Entry>;
@@ -63,6 +63,27 @@ impl MemoryStore {
             trimmed += (old - table.log.len()) as u64;
         }
         trimmed
+    }
+
+    /// Applies every write of a group in order, each guard seeing the earlier writes; a failure
+    /// restores the state from before the group.
+    fn write_group(&mut self, account: &str, writes: &[Write]) -> Result<Committed, Failure> {
+        let before = self.clone();
+        let mut committed = Committed::default();
+        for (index, write) in writes.iter().enumerate() {
+            match self.apply(account, write, &mut committed) {
+                Ok(true) => {}
+                Ok(false) => {
+                    *self = before;
+                    return Err(Failure::GuardFailed(index as u32));
+                }
+                Err(e) => {
+                    *self = before;
+                    return Err(Failure::Storage(e));
+                }
+            }
+        }
+        Ok(committed)
     }
 
     /// Applies one write to this state; whether its guard held.
@@ -144,151 +165,105 @@ fn sort_holds(range: &SortRange, sort: &[u8]) -> bool {
 }
 
 impl Storage for MemoryStore {
-    fn create_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        let id = (account.to_string(), name.to_string());
-        if self.tables.contains_key(&id) {
-            return Ok(false);
-        }
-        self.clock += 1;
-        let record = TableRecord { description: description.to_vec(), version: self.clock };
-        let mut table = Table { record: Some(record), ..Table::default() };
-        table.keyspaces.insert(None, Items::new());
-        for index in indexes {
-            table.keyspaces.insert(Some(index.clone()), Items::new());
-        }
-        self.tables.insert(id, table);
-        Ok(true)
-    }
-
-    fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        Ok(self.table(account, name).and_then(|t| t.record.clone()))
-    }
-
-    fn update_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        let table = self.tables.get_mut(&(account.to_string(), name.to_string()));
-        let table = table.ok_or(StorageError::NoSuchKeyspace)?;
-        let record = table.record.as_mut().ok_or(StorageError::NoSuchKeyspace)?;
-        if record.version != expected_version {
-            return Ok(None);
-        }
-        self.clock += 1;
-        record.version = self.clock;
-        record.description = change.description.to_vec();
-        let version = record.version;
-        for index in change.drop_indexes {
-            table.keyspaces.remove(&Some(index.clone()));
-        }
-        for index in change.create_indexes {
-            table.keyspaces.insert(Some(index.clone()), Items::new());
-        }
-        Ok(Some(version))
-    }
-
-    fn list_tables(
-        &mut self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        let names = self.tables.keys().filter(|(a, _)| a == account).map(|(_, name)| name);
-        let names = names.filter(|name| start_after.is_none_or(|after| name.as_bytes() > after.as_bytes()));
-        Ok(names.take(limit as usize).cloned().collect())
-    }
-
-    fn delete_table(&mut self, account: &str, name: &str) -> Result<bool, StorageError> {
-        Ok(self.tables.remove(&(account.to_string(), name.to_string())).is_some())
-    }
-
-    fn keyspace_stats(&mut self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        let items = self.items(account, keyspace)?;
-        Ok((items.len() as u64, items.values().map(|e| e.document.len() as u64).sum()))
-    }
-
-    fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        let entry = self.items(account, keyspace)?.get(key);
-        Ok(entry.map(|e| StoredItem { key: key.clone(), document: e.document.clone(), version: e.version }))
-    }
-
-    fn query(&mut self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        let items = self.items(account, &request.keyspace)?;
-        let partition = |key: &ItemKey| key.partition == request.partition;
-        let wanted = |(key, _): &(&ItemKey, &Entry)| partition(key) && sort_holds(&request.sort, &key.sort);
-        let after = request.after.as_ref();
-        let entries: Vec<_> = match request.forward {
-            true => items.iter().filter(wanted).filter(|(k, _)| after.is_none_or(|a| *k > a)).collect(),
-            false => items.iter().rev().filter(wanted).filter(|(k, _)| after.is_none_or(|a| *k < a)).collect(),
-        };
-        Ok(page(entries.into_iter(), request.limit, request.byte_budget))
-    }
-
-    fn scan(&mut self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        let items = self.items(account, &request.keyspace)?;
-        let (start, end) = segment_hashes(request.segment, request.total_segments);
-        let segmented = request.total_segments > 1;
-        let position = |key: &ItemKey| (if segmented { partition_hash(&key.partition) } else { 0 }, key.clone());
-        let mut entries: Vec<_> =
-            items.iter().filter(|(key, _)| (start..end).contains(&u64::from(partition_hash(&key.partition)))).collect();
-        entries.sort_by_key(|(key, _)| position(key));
-        let after = request.after.as_ref().map(position);
-        let entries = entries.into_iter().filter(|(key, _)| after.as_ref().is_none_or(|a| position(key) > *a));
-        Ok(page(entries, request.limit, request.byte_budget))
-    }
-
-    fn write(&mut self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        // Writes apply in order, each guard seeing the earlier writes; a failure restores the
-        // state from before the group.
-        let before = self.clone();
-        let mut committed = Committed::default();
-        for (index, write) in writes.iter().enumerate() {
-            match self.apply(account, write, &mut committed) {
-                Ok(true) => {}
-                Ok(false) => {
-                    *self = before;
-                    return Err(WriteError::GuardFailed(index as u32));
+    fn call(&mut self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {
+        Ok(match request {
+            Request::CreateTable { name, description, indexes } => {
+                let id = (account.to_string(), name.into_owned());
+                if self.tables.contains_key(&id) {
+                    return Ok(false.into());
                 }
-                Err(e) => {
-                    *self = before;
-                    return Err(WriteError::Storage(e));
+                self.clock += 1;
+                let record = TableRecord { description: description.into_owned(), version: self.clock };
+                let mut table = Table { record: Some(record), ..Table::default() };
+                table.keyspaces.insert(None, Items::new());
+                for index in indexes.iter() {
+                    table.keyspaces.insert(Some(index.clone()), Items::new());
                 }
+                self.tables.insert(id, table);
+                true.into()
             }
-        }
-        Ok(committed)
-    }
-
-    fn read_changes(&mut self, account: &str, table: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
-        let table = self.table(account, table).ok_or(StorageError::NoSuchKeyspace)?;
-        let records = table.log.range(after.saturating_add(1)..).take(limit as usize);
-        let changes = records
-            .map(|(sequence, (record, _))| ChangeRecord { sequence: *sequence, record: record.clone() })
-            .collect();
-        Ok(ChangePage { changes, last_sequence: table.changes })
-    }
-
-    fn expired(
-        &mut self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError> {
-        let items = self.items(account, keyspace)?;
-        let mut expired: Vec<_> = items
-            .iter()
-            .filter_map(|(key, entry)| entry.expires_at.filter(|at| *at <= now).map(|at| (at, key)))
-            .collect();
-        expired.sort();
-        Ok(expired.into_iter().take(limit as usize).map(|(_, key)| key.clone()).collect())
+            Request::DescribeTable { name } => self.table(account, &name).and_then(|t| t.record.clone()).into(),
+            Request::UpdateTable { name, expected_version, change } => {
+                let table = self.tables.get_mut(&(account.to_string(), name.into_owned()));
+                let table = table.ok_or(StorageError::NoSuchKeyspace)?;
+                let record = table.record.as_mut().ok_or(StorageError::NoSuchKeyspace)?;
+                if record.version != expected_version {
+                    return Ok(None::<u64>.into());
+                }
+                self.clock += 1;
+                record.version = self.clock;
+                record.description = change.description.into_owned();
+                for index in change.drop_indexes.iter() {
+                    table.keyspaces.remove(&Some(index.clone()));
+                }
+                for index in change.create_indexes.iter() {
+                    table.keyspaces.insert(Some(index.clone()), Items::new());
+                }
+                Some(self.clock).into()
+            }
+            Request::ListTables { start_after, limit } => {
+                let names = self.tables.keys().filter(|(a, _)| a == account).map(|(_, name)| name);
+                let names =
+                    names.filter(|name| start_after.as_ref().is_none_or(|after| name.as_bytes() > after.as_bytes()));
+                names.take(limit as usize).cloned().collect::<Vec<_>>().into()
+            }
+            Request::DeleteTable { name } => {
+                self.tables.remove(&(account.to_string(), name.into_owned())).is_some().into()
+            }
+            Request::KeyspaceStats { keyspace } => {
+                let items = self.items(account, &keyspace)?;
+                (items.len() as u64, items.values().map(|e| e.document.len() as u64).sum::<u64>()).into()
+            }
+            Request::Get { keyspace, key, .. } => {
+                let entry = self.items(account, &keyspace)?.get(&*key);
+                entry
+                    .map(|e| StoredItem { key: key.into_owned(), document: e.document.clone(), version: e.version })
+                    .into()
+            }
+            Request::Query(request) => {
+                let items = self.items(account, &request.keyspace)?;
+                let partition = |key: &ItemKey| key.partition == request.partition;
+                let wanted = |(key, _): &(&ItemKey, &Entry)| partition(key) && sort_holds(&request.sort, &key.sort);
+                let after = request.after.as_ref();
+                let entries: Vec<_> = match request.forward {
+                    true => items.iter().filter(wanted).filter(|(k, _)| after.is_none_or(|a| *k > a)).collect(),
+                    false => items.iter().rev().filter(wanted).filter(|(k, _)| after.is_none_or(|a| *k < a)).collect(),
+                };
+                page(entries.into_iter(), request.limit, request.byte_budget).into()
+            }
+            Request::Scan(request) => {
+                let items = self.items(account, &request.keyspace)?;
+                let (start, end) = segment_hashes(request.segment, request.total_segments);
+                let segmented = request.total_segments > 1;
+                let position =
+                    |key: &ItemKey| (if segmented { partition_hash(&key.partition) } else { 0 }, key.clone());
+                let mut entries: Vec<_> = items
+                    .iter()
+                    .filter(|(key, _)| (start..end).contains(&u64::from(partition_hash(&key.partition))))
+                    .collect();
+                entries.sort_by_key(|(key, _)| position(key));
+                let after = request.after.as_ref().map(position);
+                let entries = entries.into_iter().filter(|(key, _)| after.as_ref().is_none_or(|a| position(key) > *a));
+                page(entries, request.limit, request.byte_budget).into()
+            }
+            Request::Write(writes) => self.write_group(account, &writes)?.into(),
+            Request::ReadChanges { table, after, limit } => {
+                let table = self.table(account, &table).ok_or(StorageError::NoSuchKeyspace)?;
+                let records = table.log.range(after.saturating_add(1)..).take(limit as usize);
+                let changes = records
+                    .map(|(sequence, (record, _))| ChangeRecord { sequence: *sequence, record: record.clone() })
+                    .collect();
+                ChangePage { changes, last_sequence: table.changes }.into()
+            }
+            Request::Expired { keyspace, now, limit } => {
+                let items = self.items(account, &keyspace)?;
+                let mut expired: Vec<_> = items
+                    .iter()
+                    .filter_map(|(key, entry)| entry.expires_at.filter(|at| *at <= now).map(|at| (at, key)))
+                    .collect();
+                expired.sort();
+                expired.into_iter().take(limit as usize).map(|(_, key)| key.clone()).collect::<Vec<_>>().into()
+            }
+        })
     }
 }

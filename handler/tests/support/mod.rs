@@ -7,10 +7,7 @@
 use dynabox_handler::auth::{Auth, Principal, Refusal, SignedRequest};
 use dynabox_handler::http::{Request, Response};
 pub use dynabox_handler::storage::memory::MemoryStore;
-use dynabox_handler::storage::{
-    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, Storage, StorageError, StoredItem,
-    TableChange, TableRecord, Write, WriteError,
-};
+use dynabox_handler::storage::{self, Answer, Failure, Storage};
 use serde_json::Value;
 
 /// Where a [`Hooked`] store lets a test act.
@@ -24,51 +21,26 @@ pub enum Call {
 /// The reference store with a hook that runs at every scan and write the handler makes: to let
 /// another client act between a request's read and its write, or to fail a write (an `Err` from
 /// the hook at `Call::Writing` is the write's answer, and nothing is written).
-pub struct Hooked<H: FnMut(&mut MemoryStore, Call) -> Result<(), WriteError>> {
+pub struct Hooked<H: FnMut(&mut MemoryStore, Call) -> Result<(), Failure>> {
     pub store: MemoryStore,
     pub hook: H,
 }
 
-impl<H: FnMut(&mut MemoryStore, Call) -> Result<(), WriteError>> Storage for Hooked<H> {
-    fn create_table(&mut self, a: &str, n: &str, d: &[u8], i: &[String]) -> Result<bool, StorageError> {
-        self.store.create_table(a, n, d, i)
-    }
-    fn describe_table(&mut self, a: &str, n: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.store.describe_table(a, n)
-    }
-    fn update_table(&mut self, a: &str, n: &str, v: u64, c: &TableChange<'_>) -> Result<Option<u64>, StorageError> {
-        self.store.update_table(a, n, v, c)
-    }
-    fn list_tables(&mut self, a: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, StorageError> {
-        self.store.list_tables(a, after, limit)
-    }
-    fn delete_table(&mut self, a: &str, n: &str) -> Result<bool, StorageError> {
-        self.store.delete_table(a, n)
-    }
-    fn keyspace_stats(&mut self, a: &str, k: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.store.keyspace_stats(a, k)
-    }
-    fn get(&mut self, a: &str, k: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.store.get(a, k, key)
-    }
-    fn query(&mut self, a: &str, r: &QueryRequest) -> Result<Page, StorageError> {
-        self.store.query(a, r)
-    }
-    fn scan(&mut self, a: &str, r: &ScanRequest) -> Result<Page, StorageError> {
-        let page = self.store.scan(a, r);
-        // A hook acting after a read cannot fail it.
-        let _ = (self.hook)(&mut self.store, Call::Scanned);
-        page
-    }
-    fn write(&mut self, a: &str, w: &[Write]) -> Result<Committed, WriteError> {
-        (self.hook)(&mut self.store, Call::Writing)?;
-        self.store.write(a, w)
-    }
-    fn read_changes(&mut self, a: &str, t: &str, after: u64, limit: u32) -> Result<ChangePage, StorageError> {
-        self.store.read_changes(a, t, after, limit)
-    }
-    fn expired(&mut self, a: &str, k: &Keyspace, now: u64, limit: u32) -> Result<Vec<ItemKey>, StorageError> {
-        self.store.expired(a, k, now, limit)
+impl<H: FnMut(&mut MemoryStore, Call) -> Result<(), Failure>> Storage for Hooked<H> {
+    fn call(&mut self, account: &str, request: storage::Request<'_>) -> Result<Answer, Failure> {
+        match request {
+            storage::Request::Scan(_) => {
+                let page = self.store.call(account, request);
+                // A hook acting after a read cannot fail it.
+                let _ = (self.hook)(&mut self.store, Call::Scanned);
+                page
+            }
+            storage::Request::Write(_) => {
+                (self.hook)(&mut self.store, Call::Writing)?;
+                self.store.call(account, request)
+            }
+            request => self.store.call(account, request),
+        }
     }
 }
 

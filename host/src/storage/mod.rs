@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dynabox_handler::storage::{
-    ChangePage, Committed, ItemKey, Keyspace, Page, QueryRequest, ScanRequest, StorageError, StoredItem, TableChange,
-    TableRecord, Write, WriteError,
+    Answer, Asking, CallError, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, StorageError, StoredItem,
 };
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::{Connection, SqlError, SqlStore};
@@ -25,8 +24,8 @@ use dynabox_sql::{Connection, SqlError, SqlStore};
 /// How long one storage call waits for a lock or a connection when nothing else is said.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A store as the host uses it: the handler's storage contract (each call names its account),
-/// asynchronous and shared by every request in flight.
+/// A store as the host uses it: the handler's storage contract (one [`Store::call`] per
+/// operation, each naming its account), asynchronous and shared by every request in flight.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// One line for the start-up log; never contains a password.
@@ -37,54 +36,16 @@ pub trait Store: Send + Sync {
         false
     }
 
-    async fn create_table(
-        &self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError>;
-    async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError>;
-    async fn update_table(
-        &self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError>;
-    async fn list_tables(
-        &self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError>;
-    async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError>;
-    async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError>;
-    async fn get(&self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError>;
-    async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError>;
-    async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError>;
-    async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError>;
-    async fn read_changes(
-        &self,
-        account: &str,
-        table: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<ChangePage, StorageError>;
-    async fn expired(
-        &self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError>;
+    /// Runs one operation of the handler's contract ([`Request`]).
+    async fn call(&self, account: &str, request: Request<'_>) -> Result<Answer, Failure>;
 
     /// Whether the table's description is still at `version`.
     async fn description_is(&self, account: &str, name: &str, version: u64) -> Result<bool, StorageError> {
-        Ok(self.describe_table(account, name).await?.is_some_and(|record| record.version == version))
+        let record = self.ask(account, Request::describe_table(name)).await?;
+        Ok(record.is_some_and(|record| record.version == version))
     }
 
-    /// [`Store::get`], and whether the table's description is still at `version` (in the same
+    /// [`Request::Get`], and whether the table's description is still at `version` (in the same
     /// round trip where the store can).
     async fn get_confirming(
         &self,
@@ -93,18 +54,18 @@ pub trait Store: Send + Sync {
         key: &ItemKey,
         version: u64,
     ) -> Result<(Option<StoredItem>, bool), StorageError> {
-        let item = self.get(account, keyspace, key).await?;
+        let item = self.ask(account, Request::get(keyspace, key)).await?;
         Ok((item, self.description_is(account, &keyspace.table, version).await?))
     }
 
-    /// [`Store::query`], confirming the description as [`Store::get_confirming`] does.
+    /// [`Request::Query`], confirming the description as [`Store::get_confirming`] does.
     async fn query_confirming(
         &self,
         account: &str,
         request: &QueryRequest,
         version: u64,
     ) -> Result<(Page, bool), StorageError> {
-        let page = self.query(account, request).await?;
+        let page = self.ask(account, Request::query(request)).await?;
         Ok((page, self.description_is(account, &request.keyspace.table, version).await?))
     }
 
@@ -129,6 +90,23 @@ pub trait Store: Send + Sync {
     async fn rotate_secret(&self, name: &str, secret: &[u8]) -> Result<bool, StorageError>;
     async fn revoke_previous_secret(&self, name: &str) -> Result<bool, StorageError>;
 }
+
+/// Typed calls on any store: `store.ask(account, Request::get(&keyspace, &key))`.
+pub trait Ask: Store {
+    fn ask<'a, T, E>(
+        &'a self,
+        account: &'a str,
+        asking: Asking<'a, T, E>,
+    ) -> impl Future<Output = Result<T, E>> + Send + 'a
+    where
+        T: TryFrom<Answer, Error = Answer> + Send + 'a,
+        E: CallError + Send + 'a,
+    {
+        async move { Asking::expect(self.call(account, asking.request).await) }
+    }
+}
+
+impl<S: Store + ?Sized> Ask for S {}
 
 /// What a [`SqlBackend`] needs of a database: connections, and a few words about itself.
 pub trait Driver: Send + Sync {
@@ -174,83 +152,8 @@ impl<D: Driver> Store for SqlBackend<D> {
         self.driver.worth_remembering_descriptions()
     }
 
-    async fn create_table(
-        &self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Result<bool, StorageError> {
-        let mut conn = self.driver.connect().await?;
-        self.sql.create_table(&mut conn, account, name, description, indexes).await
-    }
-
-    async fn describe_table(&self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
-        self.sql.describe_table(&mut self.driver.connect().await?, account, name).await
-    }
-
-    async fn update_table(
-        &self,
-        account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Result<Option<u64>, StorageError> {
-        let mut conn = self.driver.connect().await?;
-        self.sql.update_table(&mut conn, account, name, expected_version, change).await
-    }
-
-    async fn list_tables(
-        &self,
-        account: &str,
-        start_after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        self.sql.list_tables(&mut self.driver.connect().await?, account, start_after, limit).await
-    }
-
-    async fn delete_table(&self, account: &str, name: &str) -> Result<bool, StorageError> {
-        self.sql.delete_table(&mut self.driver.connect().await?, account, name).await
-    }
-
-    async fn keyspace_stats(&self, account: &str, keyspace: &Keyspace) -> Result<(u64, u64), StorageError> {
-        self.sql.keyspace_stats(&mut self.driver.connect().await?, account, keyspace).await
-    }
-
-    async fn get(&self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Result<Option<StoredItem>, StorageError> {
-        self.sql.get(&mut self.driver.connect().await?, account, keyspace, key).await
-    }
-
-    async fn query(&self, account: &str, request: &QueryRequest) -> Result<Page, StorageError> {
-        self.sql.query(&mut self.driver.connect().await?, account, request).await
-    }
-
-    async fn scan(&self, account: &str, request: &ScanRequest) -> Result<Page, StorageError> {
-        self.sql.scan(&mut self.driver.connect().await?, account, request).await
-    }
-
-    async fn write(&self, account: &str, writes: &[Write]) -> Result<Committed, WriteError> {
-        self.sql.write(&mut self.driver.connect().await?, account, writes).await
-    }
-
-    async fn read_changes(
-        &self,
-        account: &str,
-        table: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<ChangePage, StorageError> {
-        self.sql.read_changes(&mut self.driver.connect().await?, account, table, after, limit).await
-    }
-
-    async fn expired(
-        &self,
-        account: &str,
-        keyspace: &Keyspace,
-        now: u64,
-        limit: u32,
-    ) -> Result<Vec<ItemKey>, StorageError> {
-        self.sql.expired(&mut self.driver.connect().await?, account, keyspace, now, limit).await
+    async fn call(&self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {
+        self.sql.call(&mut self.driver.connect().await?, account, request).await
     }
 
     async fn description_is(&self, account: &str, name: &str, version: u64) -> Result<bool, StorageError> {

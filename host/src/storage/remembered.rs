@@ -14,22 +14,23 @@
 //!   request reads descriptions only from the store. So no write ever commits on a stale
 //!   description, and a request that wrote never needs to run again.
 //! - Any other call on the table, and the end of the request, confirm with a statement of their
-//!   own; CreateTable, UpdateTable and DeleteTable confirm everything first.
+//!   own; a call that changes a table (CreateTable, UpdateTable, DeleteTable) confirms everything
+//!   first, and the memory forgets the table.
 //!
 //! A description that proves stale ends the request with [`Stale`], before its answer is sent,
 //! and the runtime runs it again with every description read from the store. Versions never
 //! repeat, so the check is exact: a table deleted and made again, an index added, or any
 //! UpdateTable by another process is seen at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use dynabox_handler::storage::{
-    Committed, ItemKey, Keyspace, Page, QueryRequest, StorageError, StoredItem, TableChange, TableRecord, Write,
-    WriteError,
+    Answer, Failure, ItemKey, Keyspace, QueryRequest, Request, StorageError, TableRecord, Write,
 };
 
-use super::Store;
+use super::{Ask, Store};
 
 /// Descriptions remembered at most; beyond, the memory starts afresh.
 const MAX_REMEMBERED_DESCRIPTIONS: usize = 10_000;
@@ -109,8 +110,7 @@ pub struct RequestStorage {
 }
 
 impl RequestStorage {
-    /// The store itself, for calls that involve no description (ListTables).
-    pub fn store(&self) -> &dyn Store {
+    fn store(&self) -> &dyn Store {
         self.remembered.store.as_ref()
     }
 
@@ -156,22 +156,39 @@ impl RequestStorage {
         self.confirm(account, |_, _| true).await.map(drop)
     }
 
-    pub async fn create_table(
-        &mut self,
-        account: &str,
-        name: &str,
-        description: &[u8],
-        indexes: &[String],
-    ) -> Confirmed<bool> {
-        if let Err(e) = self.before_table_change(account).await? {
-            return Ok(Err(e));
+    /// Runs one operation of the request, answering descriptions from memory and confirming them
+    /// as the module's documentation says.
+    pub async fn call(&mut self, account: &str, request: Request<'_>) -> Confirmed<Answer, Failure> {
+        match request {
+            Request::DescribeTable { name } => {
+                Ok(self.describe_table(account, &name).await.map(Answer::from).map_err(Failure::from))
+            }
+            Request::Get { keyspace, key, for_write } => self.get(account, &keyspace, &key, for_write).await,
+            Request::Query(query) => self.query(account, &query).await,
+            Request::Write(writes) => self.write(account, &writes).await,
+            request if request.changes_table() => {
+                if let Err(e) = self.before_table_change(account).await? {
+                    return Ok(Err(e.into()));
+                }
+                let name = request.table().map(str::to_string);
+                let answer = self.store().call(account, request).await;
+                if let Some(name) = name {
+                    self.remembered.remember(account, &name, None);
+                }
+                Ok(answer)
+            }
+            request => {
+                if let Some(table) = request.table()
+                    && let Err(e) = self.confirm(account, |t, _| t == table).await?
+                {
+                    return Ok(Err(e.into()));
+                }
+                Ok(self.store().call(account, request).await)
+            }
         }
-        let created = self.store().create_table(account, name, description, indexes).await;
-        self.remembered.remember(account, name, None);
-        Ok(created)
     }
 
-    pub async fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
+    async fn describe_table(&mut self, account: &str, name: &str) -> Result<Option<TableRecord>, StorageError> {
         if !self.fresh
             && let Some(record) = self.remembered.recall(account, name)
         {
@@ -179,82 +196,55 @@ impl RequestStorage {
             self.unconfirmed.push((name.to_string(), record.version));
             return Ok(Some(record));
         }
-        let record = self.store().describe_table(account, name).await?;
+        let record = self.store().ask(account, Request::describe_table(name)).await?;
         self.remembered.remember(account, name, record.as_ref());
         Ok(record)
     }
 
-    pub async fn update_table(
+    async fn get(
         &mut self,
         account: &str,
-        name: &str,
-        expected_version: u64,
-        change: &TableChange<'_>,
-    ) -> Confirmed<Option<u64>> {
-        if let Err(e) = self.before_table_change(account).await? {
-            return Ok(Err(e));
-        }
-        let updated = self.store().update_table(account, name, expected_version, change).await;
-        let record = match &updated {
-            Ok(Some(version)) => Some(TableRecord { description: change.description.to_vec(), version: *version }),
-            _ => None,
-        };
-        self.remembered.remember(account, name, record.as_ref());
-        Ok(updated)
-    }
-
-    pub async fn delete_table(&mut self, account: &str, name: &str) -> Confirmed<bool> {
-        if let Err(e) = self.before_table_change(account).await? {
-            return Ok(Err(e));
-        }
-        let deleted = self.store().delete_table(account, name).await;
-        self.remembered.remember(account, name, None);
-        Ok(deleted)
-    }
-
-    /// Confirms the description of `table` given to this request, if any: before any call on
-    /// the table that has no way to confirm it on its own.
-    pub async fn confirm_table(&mut self, account: &str, table: &str) -> Confirmed<()> {
-        self.confirm(account, |t, _| t == table).await
-    }
-
-    pub async fn get(&mut self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Confirmed<Option<StoredItem>> {
+        keyspace: &Keyspace,
+        key: &ItemKey,
+        for_write: bool,
+    ) -> Confirmed<Answer, Failure> {
         let Some(version) = self.take_unconfirmed(&keyspace.table) else {
-            return Ok(self.store().get(account, keyspace, key).await);
+            let request = Request::Get { keyspace: Cow::Borrowed(keyspace), key: Cow::Borrowed(key), for_write };
+            return Ok(self.store().call(account, request).await);
         };
         match self.store().get_confirming(account, keyspace, key, version).await {
             Ok((_, false)) => Err(self.stale(account, &keyspace.table)),
-            Ok((item, true)) => Ok(Ok(item)),
+            Ok((item, true)) => Ok(Ok(item.into())),
             Err(e) => {
                 self.unconfirmed.push((keyspace.table.clone(), version));
-                Ok(Err(e))
+                Ok(Err(e.into()))
             }
         }
     }
 
-    pub async fn query(&mut self, account: &str, request: &QueryRequest) -> Confirmed<Page> {
+    async fn query(&mut self, account: &str, request: &QueryRequest) -> Confirmed<Answer, Failure> {
         let table = &request.keyspace.table;
         let Some(version) = self.take_unconfirmed(table) else {
-            return Ok(self.store().query(account, request).await);
+            return Ok(self.store().call(account, Request::Query(Cow::Borrowed(request))).await);
         };
         match self.store().query_confirming(account, request, version).await {
             Ok((_, false)) => Err(self.stale(account, table)),
-            Ok((page, true)) => Ok(Ok(page)),
+            Ok((page, true)) => Ok(Ok(page.into())),
             Err(e) => {
                 self.unconfirmed.push((table.clone(), version));
-                Ok(Err(e))
+                Ok(Err(e.into()))
             }
         }
     }
 
-    pub async fn write(&mut self, account: &str, writes: &[Write]) -> Confirmed<Committed, WriteError> {
+    async fn write(&mut self, account: &str, writes: &[Write]) -> Confirmed<Answer, Failure> {
         let guarded = |table: &str, version: u64| {
             writes.iter().any(|w| matches!(w, Write::TableAt { table: t, version: v } if t == table && *v == version))
         };
         if let Err(e) = self.confirm(account, |t, v| !guarded(t, v)).await? {
             return Ok(Err(e.into()));
         }
-        let written = self.store().write(account, writes).await;
+        let written = self.store().call(account, Request::Write(Cow::Borrowed(writes))).await;
         match &written {
             Ok(_) => {
                 // The guards held, and the request must not run again.
@@ -262,13 +252,13 @@ impl RequestStorage {
                 self.fresh = true;
             }
             // Stale, and the handler reads it again.
-            Err(WriteError::GuardFailed(index)) => {
+            Err(Failure::GuardFailed(index)) => {
                 if let Some(Write::TableAt { table, .. }) = writes.get(*index as usize) {
                     self.unconfirmed.retain(|(t, _)| t != table);
                     self.remembered.remember(account, table, None);
                 }
             }
-            Err(WriteError::Storage(_)) => {}
+            Err(Failure::Storage(_)) => {}
         }
         Ok(written)
     }

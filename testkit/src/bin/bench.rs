@@ -31,7 +31,7 @@ use dynabox::storage::{DEFAULT_WAIT_TIMEOUT, Store, postgres, sqlite};
 use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::http::Request;
 use dynabox_handler::storage::memory::MemoryStore;
-use dynabox_handler::storage::{Expect, ItemKey, Keyspace, Write};
+use dynabox_handler::storage::{self, Expect, ItemKey, Keyspace, Write};
 use dynabox_testkit::reference::Reference;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
@@ -532,7 +532,8 @@ async fn fill(backend: &dyn Store, table: &str, from: usize, to: usize) -> anyho
             expires_at: None,
         });
         if group.len() == 1000 || i + 1 == to {
-            backend.write(LOCAL_ACCOUNT_ID, &group).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let write = storage::Request::Write(std::borrow::Cow::Borrowed(&group));
+            backend.call(LOCAL_ACCOUNT_ID, write).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
             group.clear();
         }
     }
