@@ -207,12 +207,9 @@ fn certificate_files(args: &Args) -> anyhow::Result<Option<CertificateFiles>> {
     if !args.tls_self_signed {
         return Ok(given);
     }
-    let files = match given.or_else(dynabox::tls::default_self_signed_files) {
-        Some(files) => files,
-        None => {
-            anyhow::bail!("--tls-self-signed: no --tls-cert and --tls-key given and no home directory for the default")
-        }
-    };
+    let files = given
+        .or_else(dynabox::tls::default_self_signed_files)
+        .context("--tls-self-signed: no --tls-cert and --tls-key given and no home directory for the default")?;
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     if !args.listen.ip().is_loopback() && !args.listen.ip().is_unspecified() {
         names.push(args.listen.ip().to_string());

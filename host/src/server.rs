@@ -139,13 +139,13 @@ async fn drive<C: GracefulConnection>(connection: C, place: &Place, idle_limit: 
     loop {
         let idle_left = match (idle_limit, place.idle_for()) {
             (Some(limit), Some(idle)) if idle >= limit => break,
-            (Some(limit), idle) => limit - idle.unwrap_or_default(),
-            (None, _) => Duration::MAX,
+            (Some(limit), idle) => Some(limit - idle.unwrap_or_default()),
+            (None, _) => None,
         };
         tokio::select! {
             _ = connection.as_mut() => return,
             () = place.activity.close.notified() => break,
-            () = tokio::time::sleep(idle_left) => {}
+            () = tokio::time::sleep(idle_left.unwrap_or_default()), if idle_left.is_some() => {}
         }
     }
     connection.as_mut().graceful_shutdown();
