@@ -120,6 +120,8 @@ async fn dynamodb_over_https_on_keep_alive_http1_and_on_http2() {
     let put = format!(r#"{{"TableName":"{table}","Item":{{"k":{{"S":"a"}},"v":{{"N":"1"}}}}}}"#);
     let get = format!(r#"{{"TableName":"{table}","Key":{{"k":{{"S":"a"}}}}}}"#);
     for (target, body) in [("CreateTable", &create), ("PutItem", &put), ("GetItem", &get)] {
+        // Ready again once the previous exchange is done, as long as the server keeps it open.
+        sender.ready().await.expect("the connection is kept alive");
         let response =
             sender.send_request(dynamodb_call(target, body)).await.expect("an answer on the same connection");
         assert_eq!(response.status(), 200, "{target}");
@@ -134,8 +136,9 @@ async fn dynamodb_over_https_on_keep_alive_http1_and_on_http2() {
     // HTTP/2 for a client that asks for it: calls at once on one connection.
     let stream = connect(&server, "127.0.0.1", &pair.cert, &[b"h2", b"http/1.1"]).await.expect("handshake");
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
     tokio::spawn(connection);
+    sender.ready().await.expect("an HTTP/2 connection");
     let calls = (0..8).map(|_| {
         let mut sender = sender.clone();
         let get = get.clone();
@@ -176,6 +179,7 @@ async fn plain_http_slow_handshakes_idle_http2_and_other_certificates_are_refuse
     let stream = connect(&server, "localhost", &pair.cert, &[b"h2"]).await.expect("handshake");
     let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
     let connection = tokio::spawn(connection);
+    sender.ready().await.expect("an HTTP/2 connection");
     let health = hyper::Request::get("https://localhost/").body(Full::new(Bytes::new())).unwrap();
     assert_eq!(sender.send_request(health).await.unwrap().status(), 200);
     let closed = tokio::time::timeout(Duration::from_secs(5), connection).await;
