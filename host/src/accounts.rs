@@ -182,7 +182,8 @@ fn random_text(length: usize, alphabet: &[u8]) -> String {
     text
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes a new file (never over an old one) readable by its owner only, making its directory.
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {

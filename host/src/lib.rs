@@ -7,4 +7,5 @@ mod failure_log;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod worker;

@@ -12,6 +12,7 @@ use dynabox::auth::Authenticator;
 use dynabox::runtime::{Limits, Runtime};
 use dynabox::server::Transport;
 use dynabox::storage::{Store, postgres, sqlite};
+use dynabox::tls::{CertificateFiles, Certificates};
 
 /// A DynamoDB-compatible server. Point any DynamoDB client's endpoint at it.
 ///
@@ -34,6 +35,19 @@ struct Args {
     /// change every table.
     #[arg(long)]
     allow_open_non_loopback: bool,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first). It is read
+    /// again when the file changes (looked at every 5 s) and on SIGHUP; a new pair that does not
+    /// load leaves the current one served.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate for localhost, made on first use and kept: at
+    /// --tls-cert and --tls-key when given, else in tls/ beside the default key file. Its path is
+    /// printed, to give clients as their CA bundle (AWS_CA_BUNDLE).
+    #[arg(long)]
+    tls_self_signed: bool,
     /// PostgreSQL connections in the pool.
     #[arg(long, default_value_t = 16)]
     pool_size: usize,
@@ -155,25 +169,56 @@ async fn run(args: Args) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         key_concurrency: args.key_concurrency,
     };
+    let certificates = match certificate_files(&args)? {
+        Some(files) => Some(Certificates::load(files)?),
+        None => None,
+    };
     let store = backend.describe();
     let mode = auth.mode();
     let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits)?);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
-    eprintln!("dynabox listening on http://{} with the {store}, --auth {mode}", listener.local_addr()?);
+    let scheme = if certificates.is_some() { "https" } else { "http" };
+    eprintln!("dynabox listening on {scheme}://{} with the {store}, --auth {mode}", listener.local_addr()?);
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let ttl_interval = Duration::from_secs(args.ttl_interval);
     let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend, ttl_interval));
+    let reloader = certificates.clone().map(|certificates| tokio::spawn(dynabox::tls::watch(certificates)));
     let transport = Transport {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         body_timeout: Duration::from_millis(args.body_timeout_ms),
         max_connections: args.max_connections as usize,
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+        tls: certificates.map(|certificates| certificates.server_config()).transpose()?,
     };
     dynabox::server::serve(listener, runtime, transport, shutdown_signal()).await;
     worker.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     eprintln!("dynabox stopped");
     Ok(())
+}
+
+/// The certificate files to serve HTTPS with, if any; `--tls-self-signed` makes them first when
+/// they do not exist yet, and says where they are.
+fn certificate_files(args: &Args) -> anyhow::Result<Option<CertificateFiles>> {
+    let given = args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| CertificateFiles { cert, key });
+    if !args.tls_self_signed {
+        return Ok(given);
+    }
+    let files = given
+        .or_else(dynabox::tls::default_self_signed_files)
+        .context("--tls-self-signed: no --tls-cert and --tls-key given and no home directory for the default")?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if !args.listen.ip().is_loopback() && !args.listen.ip().is_unspecified() {
+        names.push(args.listen.ip().to_string());
+    }
+    let made = dynabox::tls::make_self_signed(&files, names)?;
+    let path = files.cert.display();
+    let state = if made { "made" } else { "kept from before" };
+    eprintln!("dynabox: self-signed certificate {path} ({state}); for clients: export AWS_CA_BUNDLE={path}");
+    Ok(Some(files))
 }
 
 async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {

@@ -1,5 +1,6 @@
-//! HTTP/1.1 with keep-alive in front of the runtime: the transport's rules (timeouts for slow and
-//! idle clients, a cap on open connections and on header size, `HEAD`, the one path, the memory
+//! HTTP/1.1 with keep-alive in front of the runtime, over TLS when configured (with HTTP/2 for
+//! clients that ask for it): the transport's rules (timeouts for slow and idle clients and for the
+//! TLS handshake, a cap on open connections and on header size, `HEAD`, the one path, the memory
 //! budget for bodies) around the handler's front door (CORS, content codings both ways), and
 //! graceful shutdown that drains in-flight requests within a bounded time.
 
@@ -18,10 +19,14 @@ use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, request_id, requ
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::runtime::{Reservation, Runtime};
 use connections::{Connections, Place};
@@ -40,6 +45,9 @@ pub struct Transport {
     /// How long shutdown waits for in-flight requests; idle connections close at once, and a
     /// request still arriving is bounded by the timeouts above anyway.
     pub drain_timeout: Duration,
+    /// HTTPS with this configuration (`crate::tls`), its handshake bounded by `header_timeout`;
+    /// plain HTTP without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Transport {
@@ -49,6 +57,7 @@ impl Default for Transport {
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
             drain_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -64,6 +73,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Connections::new(transport.max_connections));
+    let tls = transport.tls.clone().map(TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let (stream, place) = tokio::select! {
@@ -88,23 +98,31 @@ pub async fn serve(
                 Ok::<_, Infallible>(to_hyper(response))
             }
         });
-        let connection = http1::Builder::new()
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(transport.header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+        let mut http1 = http1::Builder::new();
+        http1.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(transport.header_timeout);
+        let (tls, header_timeout) = (tls.clone(), transport.header_timeout);
         tokio::spawn(async move {
             // The place is held until the connection ends.
             let place = place;
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                () = place.activity.close.notified() => {}
+            let Some(tls) = tls else {
+                return drive(http1.serve_connection(TokioIo::new(stream), service), &place, None).await;
+            };
+            let stream = tokio::select! {
+                stream = tokio::time::timeout(header_timeout, handshake(&tls, stream)) => match stream {
+                    Ok(Some(stream)) => stream,
+                    _ => return,
+                },
+                () = place.activity.close.notified() => return,
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let mut http2 = http2::Builder::new(TokioExecutor::new());
+                // Room for the request's own check of its headers, which answers 431.
+                http2.timer(TokioTimer::new()).max_header_list_size(2 * MAX_HEADER_BYTES as u32);
+                // HTTP/2 has no header timeout of its own: an idle connection is closed here.
+                drive(http2.serve_connection(TokioIo::new(stream), service), &place, Some(header_timeout)).await;
+            } else {
+                drive(http1.serve_connection(TokioIo::new(stream), service), &place, None).await;
             }
-            // Asked to close (to make room, or at shutdown): an idle connection closes now, a
-            // request in progress is answered first.
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
         });
     }
     drop(listener);
@@ -112,6 +130,46 @@ pub async fn serve(
         eprintln!("dynabox: gave up waiting for open connections after {:?}", transport.drain_timeout);
     }
 }
+
+/// Serves a connection until it ends, is asked to close (to make room, or at shutdown) or has
+/// been idle for `idle_limit`; then an idle connection closes at once, and requests in progress
+/// are answered first.
+async fn drive<C: GracefulConnection>(connection: C, place: &Place, idle_limit: Option<Duration>) {
+    tokio::pin!(connection);
+    loop {
+        let idle_left = match (idle_limit, place.idle_for()) {
+            (Some(limit), Some(idle)) if idle >= limit => break,
+            (Some(limit), idle) => Some(limit - idle.unwrap_or_default()),
+            (None, _) => None,
+        };
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = place.activity.close.notified() => break,
+            () = tokio::time::sleep(idle_left.unwrap_or_default()), if idle_left.is_some() => {}
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// The TLS session, or `None` when the handshake fails or the client spoke plain HTTP; that one is
+/// told so in plain HTTP, as Go's and nginx's servers do, rather than left with a closed socket.
+async fn handshake(tls: &TlsAcceptor, mut stream: TcpStream) -> Option<TlsStream<TcpStream>> {
+    let mut first = [0u8];
+    // Every TLS connection opens with a handshake record, content type 22.
+    if stream.peek(&mut first).await.ok()? == 1 && first[0] != 22 {
+        let _ = stream.write_all(PLAIN_HTTP_ON_TLS).await;
+        let _ = stream.shutdown().await;
+        // Read what the client sent, so that closing does not reset the connection (and the
+        // answer with it) before the client has read it.
+        let _ = tokio::io::copy(&mut (&mut stream).take(MAX_HEADER_BYTES as u64), &mut tokio::io::sink()).await;
+        return None;
+    }
+    tls.accept(stream).await.ok()
+}
+
+const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\
+    content-length: 52\r\n\r\nThis server speaks HTTPS: use an https:// endpoint.\n";
 
 /// The next connection with its place among the open ones (at the cap, once the connection idle
 /// for longest has made room).

@@ -64,6 +64,8 @@ impl Store {
 pub struct Server {
     child: Child,
     pub address: String,
+    /// `http`, or `https` when it serves TLS.
+    pub scheme: String,
 }
 
 impl Server {
@@ -77,14 +79,17 @@ impl Server {
         let mut child = command.args(extra).stderr(Stdio::piped()).spawn().expect("dynabox starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
         let mut line = String::new();
-        let address = loop {
+        let (scheme, address) = loop {
             line.clear();
             if stderr.read_line(&mut line).expect("read stderr") == 0 {
                 panic!("dynabox exited before listening");
             }
-            if let Some(rest) = line.strip_prefix("dynabox listening on http://") {
-                break rest.split_whitespace().next().expect("address").to_string();
+            if let Some(rest) = line.strip_prefix("dynabox listening on ") {
+                let url = rest.split_whitespace().next().expect("URL");
+                let (scheme, address) = url.split_once("://").expect("scheme://address");
+                break (scheme.to_string(), address.to_string());
             }
+            eprint!("[server] {line}");
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -94,11 +99,11 @@ impl Server {
                 sink.clear();
             }
         });
-        Server { child, address }
+        Server { child, address, scheme }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     pub fn client(&self) -> Client {
@@ -122,6 +127,12 @@ impl Server {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
         line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).expect("kB") / 1024
+    }
+
+    /// Sends SIGHUP (the server reads its certificate files again).
+    pub fn hang_up(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc_kill(self.child.id() as i32, 1) };
     }
 
     /// Sends SIGTERM and waits; returns whether the process exited successfully.

@@ -2,18 +2,19 @@
 //! connection idle for longest makes room for a new client. Otherwise clients that keep
 //! connections alive without using them would make a new client wait for their idle timeout.
 //!
-//! A request marks its connection busy and idle again with one atomic store; the registry's lock
-//! is taken only when a connection opens or closes and when room must be made.
+//! A request marks its connection busy and idle again with one atomic update (HTTP/2 runs several
+//! at once, so the state counts them); the registry's lock is taken only when a connection opens
+//! or closes and when room must be made.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// `Activity::idle_since` while a request runs.
-const BUSY: u64 = u64::MAX - 1;
+/// `Activity::idle_since` while requests run: `BUSY + n` for `n` requests.
+const BUSY: u64 = u64::MAX - (1 << 32);
 /// `Activity::idle_since` once the connection was asked to close; it stays so.
 const CLOSING: u64 = u64::MAX;
 
@@ -30,7 +31,8 @@ pub struct Connections {
 
 /// What one connection is doing, shared by its requests and the registry.
 pub struct Activity {
-    /// Microseconds since `Connections::started` at which it turned idle, or [`BUSY`], [`CLOSING`].
+    /// Microseconds since `Connections::started` at which it turned idle, or from [`BUSY`] on the
+    /// requests in progress, or [`CLOSING`].
     idle_since: AtomicU64,
     /// Asks the connection to close: at once when idle, after its request otherwise.
     pub close: Notify,
@@ -42,6 +44,14 @@ pub struct Place {
     pub activity: Arc<Activity>,
     connections: Arc<Connections>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Place {
+    /// How long the connection has been idle; `None` while a request runs or once it is closing.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let since = self.activity.idle_since.load(Ordering::Acquire);
+        (since < BUSY).then(|| Duration::from_micros(self.connections.now().saturating_sub(since)))
+    }
 }
 
 impl Drop for Place {
@@ -93,7 +103,7 @@ impl Connections {
         for activity in open.values() {
             match activity.idle_since.load(Ordering::Acquire) {
                 CLOSING => return true,
-                BUSY => {}
+                BUSY.. => {}
                 since if longest_idle.is_none_or(|(earliest, _)| since < earliest) => {
                     longest_idle = Some((since, activity));
                 }
@@ -111,7 +121,7 @@ impl Connections {
 
     /// Marks the connection busy for a request's duration.
     pub fn busy(self: &Arc<Self>, activity: &Arc<Activity>) -> Busy {
-        activity.set(BUSY);
+        activity.update(|state| if state >= BUSY { state + 1 } else { BUSY + 1 });
         Busy { connections: self.clone(), activity: activity.clone() }
     }
 
@@ -127,9 +137,10 @@ impl Connections {
 
 impl Activity {
     /// A connection asked to close stays closing.
-    fn set(&self, state: u64) {
-        let _ =
-            self.idle_since.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now != CLOSING).then_some(state));
+    fn update(&self, next: impl Fn(u64) -> u64) {
+        let _ = self
+            .idle_since
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| (state != CLOSING).then(|| next(state)));
     }
 }
 
@@ -142,7 +153,8 @@ pub struct Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.activity.set(self.connections.now());
+        let now = self.connections.now();
+        self.activity.update(|state| if state > BUSY + 1 { state - 1 } else { now });
         self.connections.turned_idle.notify_one();
     }
 }
