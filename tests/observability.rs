@@ -61,7 +61,11 @@ async fn metrics_follow_requests_by_table_and_operation_and_pass_promtool() {
         .send()
         .await;
     assert_eq!(refused.err().unwrap().code(), Some("ConditionalCheckFailedException"));
-    let query = client.query().table_name(&music).key_condition_expression("pk = :a").expression_attribute_values(":a", item("a"));
+    let query = client
+        .query()
+        .table_name(&music)
+        .key_condition_expression("pk = :a")
+        .expression_attribute_values(":a", item("a"));
     assert_eq!(query.send().await.unwrap().count(), 1);
     let missing = client.get_item().table_name("no-such-table").key("pk", item("a")).send().await;
     assert_eq!(missing.err().unwrap().code(), Some("ResourceNotFoundException"));
@@ -171,7 +175,8 @@ fn json_logs_carry_the_request_id_the_client_saw_and_never_a_secret_a_signature_
     let (put, signature) = send("PutItem", item);
     assert_eq!(put.status, 200, "{}", put.body);
     let request_id = put.header("x-amzn-requestid").expect("a request id").to_string();
-    let conditional = r#"{"TableName":"logged","Item":{"pk":{"S":"key-7f3a"}},"ConditionExpression":"attribute_not_exists(pk)"}"#;
+    let conditional =
+        r#"{"TableName":"logged","Item":{"pk":{"S":"key-7f3a"}},"ConditionExpression":"attribute_not_exists(pk)"}"#;
     let (refused, _) = send("PutItem", conditional);
     assert_eq!(refused.status, 400);
 

@@ -147,7 +147,10 @@ mod tests {
         report.failed(&ApiError::new(ErrorKind::ConditionalCheckFailed, "The conditional request failed"));
         assert_eq!(report.error.as_deref(), Some("ConditionalCheckFailedException"));
         assert!(!report.transaction_conflict);
-        report.failed(&ApiError::transaction_canceled(vec![json!({"Code": "None"}), json!({"Code": "TransactionConflict"})]));
+        report.failed(&ApiError::transaction_canceled(vec![
+            json!({"Code": "None"}),
+            json!({"Code": "TransactionConflict"}),
+        ]));
         assert!(report.transaction_conflict);
         report.failed(&ApiError::transaction_canceled(vec![json!({"Code": "ConditionalCheckFailed"})]));
         assert!(!report.transaction_conflict);

@@ -6,8 +6,8 @@
 //! `dynabox healthcheck` asks a running server's `/ready`, for container health checks.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -73,7 +73,8 @@ impl Readiness {
 /// `dynabox healthcheck`: asks the server at `address` whether it is ready; Ok with its answer.
 pub async fn check(address: SocketAddr, timeout: Duration) -> anyhow::Result<String> {
     let asked = async {
-        let stream = tokio::net::TcpStream::connect(address).await.with_context(|| format!("connecting to {address}"))?;
+        let stream =
+            tokio::net::TcpStream::connect(address).await.with_context(|| format!("connecting to {address}"))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         let request = hyper::Request::get("/ready").header("host", address.to_string()).body(Empty::<Bytes>::new())?;
@@ -84,7 +85,9 @@ pub async fn check(address: SocketAddr, timeout: Duration) -> anyhow::Result<Str
         anyhow::ensure!(status == hyper::StatusCode::OK, "{address} answered {status}: {body}");
         Ok(body)
     };
-    tokio::time::timeout(timeout, asked).await.map_err(|_| anyhow::anyhow!("{address} did not answer within {timeout:?}"))?
+    tokio::time::timeout(timeout, asked)
+        .await
+        .map_err(|_| anyhow::anyhow!("{address} did not answer within {timeout:?}"))?
 }
 
 /// Where a server listening on `listen` is reached from this machine: its unspecified address

@@ -10,6 +10,10 @@
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
+/// The target of the start-up lines (`dynabox listening on http://ADDR`), which scripts read:
+/// logged whatever the level.
+pub const START: &str = "dynabox::start";
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// One line of text per event.
@@ -25,6 +29,7 @@ pub fn init(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
     let from_env = std::env::var("RUST_LOG").ok().filter(|directives| !directives.is_empty());
     let directives = level.map(str::to_owned).or(from_env).unwrap_or_else(|| "info".into());
     let filter = EnvFilter::builder().parse(&directives).with_context(|| format!("log level {directives:?}"))?;
+    let filter = filter.add_directive(format!("{START}=info").parse()?);
     let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => log.init(),

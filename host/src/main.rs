@@ -10,7 +10,7 @@ use clap::Parser;
 use dynabox::accounts::{AccountCommand, SealingKey, load_or_create_key};
 use dynabox::auth::Authenticator;
 use dynabox::health::{self, Readiness};
-use dynabox::logging::{self, LogFormat};
+use dynabox::logging::{self, LogFormat, START};
 use dynabox::metrics::{DEFAULT_TABLE_LABELS, Metrics};
 use dynabox::runtime::{Limits, Runtime};
 use dynabox::server::{Telemetry, Transport};
@@ -210,20 +210,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let admin = match args.admin_listen {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?,
-        ),
+        Some(address) => {
+            Some(tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?)
+        }
         None => None,
     };
     let address = listener.local_addr()?;
-    tracing::info!(%address, "dynabox listening on http://{address} with the {store}, --auth {mode}");
+    tracing::info!(target: START, %address, "dynabox listening on http://{address} with the {store}, --auth {mode}");
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let ttl_interval = Duration::from_secs(args.ttl_interval);
     let watcher = tokio::spawn(readiness.watch(backend.clone()));
     let admin = match admin {
         Some(admin) => {
             let address = admin.local_addr()?;
-            tracing::info!(%address, "dynabox admin paths on http://{address}: /ready, /metrics");
+            tracing::info!(target: START, %address, "dynabox admin paths on http://{address}: /ready, /metrics");
             let telemetry = Telemetry { metrics: true, ..telemetry.clone() };
             Some(tokio::spawn(dynabox::server::serve_admin(admin, telemetry)))
         }

@@ -153,25 +153,74 @@ impl Metrics {
         let r = &mut self.registry;
         let d = "dynabox";
         let name = |n: &str| format!("{d}_{n}");
-        r.register(name("consumed_read_capacity_units"), "Read capacity units consumed (CloudWatch ConsumedReadCapacityUnits)", self.consumed_read.clone());
-        r.register(name("consumed_write_capacity_units"), "Write capacity units consumed (CloudWatch ConsumedWriteCapacityUnits)", self.consumed_write.clone());
+        r.register(
+            name("consumed_read_capacity_units"),
+            "Read capacity units consumed (CloudWatch ConsumedReadCapacityUnits)",
+            self.consumed_read.clone(),
+        );
+        r.register(
+            name("consumed_write_capacity_units"),
+            "Write capacity units consumed (CloudWatch ConsumedWriteCapacityUnits)",
+            self.consumed_write.clone(),
+        );
         r.register_with_unit(name("successful_request_latency"), "Time to answer a successful request, from its body read to its answer (CloudWatch SuccessfulRequestLatency)", Unit::Seconds, self.latency.clone());
         r.register(name("user_errors"), "Requests refused with an HTTP 400 error other than a conditional check failure, a transaction conflict or throttling (CloudWatch UserErrors)", self.user_errors.clone());
-        r.register(name("system_errors"), "Requests answered with an HTTP 500 error (CloudWatch SystemErrors)", self.system_errors.clone());
-        r.register(name("throttled_requests"), "Requests refused with a throttling error (CloudWatch ThrottledRequests)", self.throttled.clone());
-        r.register(name("conditional_check_failed_requests"), "Conditional writes whose condition failed (CloudWatch ConditionalCheckFailedRequests)", self.conditional_check_failed.clone());
+        r.register(
+            name("system_errors"),
+            "Requests answered with an HTTP 500 error (CloudWatch SystemErrors)",
+            self.system_errors.clone(),
+        );
+        r.register(
+            name("throttled_requests"),
+            "Requests refused with a throttling error (CloudWatch ThrottledRequests)",
+            self.throttled.clone(),
+        );
+        r.register(
+            name("conditional_check_failed_requests"),
+            "Conditional writes whose condition failed (CloudWatch ConditionalCheckFailedRequests)",
+            self.conditional_check_failed.clone(),
+        );
         r.register(name("transaction_conflicts"), "Transactions cancelled for conflicting with concurrent writes, per table they name (CloudWatch TransactionConflict)", self.transaction_conflicts.clone());
-        r.register(name("returned_items"), "Items returned by Query and Scan (CloudWatch ReturnedItemCount)", self.returned_items.clone());
-        r.register(name("time_to_live_deleted_items"), "Items deleted because their time to live ended (CloudWatch TimeToLiveDeletedItemCount)", self.time_to_live_deleted.clone());
+        r.register(
+            name("returned_items"),
+            "Items returned by Query and Scan (CloudWatch ReturnedItemCount)",
+            self.returned_items.clone(),
+        );
+        r.register(
+            name("time_to_live_deleted_items"),
+            "Items deleted because their time to live ended (CloudWatch TimeToLiveDeletedItemCount)",
+            self.time_to_live_deleted.clone(),
+        );
         r.register(name("online_index_percentage_progress"), "Progress of filling a global secondary index being created, as this server counts it (CloudWatch OnlineIndexPercentageProgress)", self.index_progress.clone());
         r.register(name("requests_in_flight"), "Requests running in a sandbox now", self.in_flight.clone());
-        r.register(name("requests_waiting"), "Requests waiting now for their access key's share or a sandbox slot", self.waiting.clone());
+        r.register(
+            name("requests_waiting"),
+            "Requests waiting now for their access key's share or a sandbox slot",
+            self.waiting.clone(),
+        );
         r.register(name("sandbox_instantiations"), "Sandbox instances made, by purpose", self.instantiations.clone());
         r.register(name("sandbox_traps"), "Sandbox runs that ended in a trap, by cause", self.traps.clone());
-        r.register_with_unit(name("write_turn_wait"), "Time a single-item write waited for its turn at the key", Unit::Seconds, self.write_turn_wait.clone());
-        r.register(name("write_turn_timeouts"), "Writes that gave up waiting for their turn at a key and went ahead without it", self.write_turn_timeouts.clone());
-        r.register(name("stream_records_trimmed"), "Stream records deleted past their 24 hours", self.stream_records_trimmed.clone());
-        r.register(name("ready"), "1 while the store answers and the server is not shutting down (what GET /ready says)", self.ready.clone());
+        r.register_with_unit(
+            name("write_turn_wait"),
+            "Time a single-item write waited for its turn at the key",
+            Unit::Seconds,
+            self.write_turn_wait.clone(),
+        );
+        r.register(
+            name("write_turn_timeouts"),
+            "Writes that gave up waiting for their turn at a key and went ahead without it",
+            self.write_turn_timeouts.clone(),
+        );
+        r.register(
+            name("stream_records_trimmed"),
+            "Stream records deleted past their 24 hours",
+            self.stream_records_trimmed.clone(),
+        );
+        r.register(
+            name("ready"),
+            "1 while the store answers and the server is not shutting down (what GET /ready says)",
+            self.ready.clone(),
+        );
         self
     }
 
@@ -390,7 +439,10 @@ mod tests {
         assert!(!text.contains("third") && !text.contains("nope"), "{text}");
         assert!(text.contains(r#"dynabox_conditional_check_failed_requests_total{table="first"} 1"#), "{text}");
         assert!(text.contains(r#"dynabox_user_errors_total{operation="GetItem"} 1"#), "{text}");
-        assert!(text.contains(r#"dynabox_successful_request_latency_seconds_count{table="first",operation="GetItem"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"dynabox_successful_request_latency_seconds_count{table="first",operation="GetItem"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

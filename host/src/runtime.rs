@@ -176,7 +176,13 @@ impl Runtime {
 
     /// Runs one step of filling a global index, in a fresh instance bound to `account` (the host
     /// chose the work, so no request authenticates it); the step says whether the index needs more.
-    pub async fn backfill(&self, account: &str, table: &str, index: &str, budget: u32) -> anyhow::Result<native_report::Step> {
+    pub async fn backfill(
+        &self,
+        account: &str,
+        table: &str,
+        index: &str,
+        budget: u32,
+    ) -> anyhow::Result<native_report::Step> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let mut store = self.new_store(true);
         store.data_mut().account = Some(account.to_string());
@@ -190,7 +196,13 @@ impl Runtime {
     /// Runs one step of the expiry sweep of a table, in a fresh instance bound to `account`: deletes
     /// at most `budget` items whose time to live ended by `now` (seconds since the epoch); the
     /// step says how many, and whether anything expired is left.
-    pub async fn expire(&self, account: &str, table: &str, now: u64, budget: u32) -> anyhow::Result<native_report::Step> {
+    pub async fn expire(
+        &self,
+        account: &str,
+        table: &str,
+        now: u64,
+        budget: u32,
+    ) -> anyhow::Result<native_report::Step> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let mut store = self.new_store(true);
         store.data_mut().account = Some(account.to_string());

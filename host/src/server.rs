@@ -18,8 +18,6 @@ use bytes::Bytes;
 use dynabox_handler::front_door::{self, Reply, Step};
 use dynabox_handler::http::{Request, Response};
 use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, known_operation, request_id, request_too_large};
-use tracing::Instrument;
-use tracing::field::Empty;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
@@ -27,6 +25,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::health::Readiness;
 use crate::metrics::{self, Metrics};
@@ -240,7 +240,7 @@ async fn answer(
             status = response.status,
             error = error.as_deref(),
             bytes = response.body.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0,
         );
     }
     response

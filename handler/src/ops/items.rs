@@ -321,14 +321,13 @@ fn execute<S: Storage>(cx: &mut Context<'_, S>, mut plan: WritePlan<'_>) -> ApiR
         plan.members.return_values != ReturnValues::None || plan.members.capacity != ReturnConsumedCapacity::None;
     let account = &cx.principal.account_id;
     let (old, new) =
-        apply(cx.storage, account, &mut plan.table, &plan.key, plan.condition.as_ref(), &plan.change, wants_old).map_err(
-            |mut error| {
+        apply(cx.storage, account, &mut plan.table, &plan.key, plan.condition.as_ref(), &plan.change, wants_old)
+            .map_err(|mut error| {
                 if !plan.members.old_item_on_failure {
                     error.item = None;
                 }
                 error
-            },
-        )?;
+            })?;
 
     let attributes = match plan.members.return_values {
         ReturnValues::None => None,

@@ -7,12 +7,12 @@ use serde_json::{Map, Value, json};
 
 use super::{items::stored_item, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units};
-use crate::report::Report;
 use crate::catalog::{Index, IndexStatus, KeyAttribute, Projection, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Operand, Path, PathElement, Substitutions, legacy};
 use crate::input::{Input, Violations};
 use crate::model::{Item, item_from_json, item_to_json, key, size::item_size};
+use crate::report::Report;
 use crate::storage::{ItemKey, Keyspace, Page, Storage, StorageError};
 
 /// DynamoDB stops a page once it has read 1 MB of items.

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dynabox::auth::{Authenticator, LOCAL_ACCOUNT_ID};
+use dynabox::health::Readiness;
 use dynabox::runtime::{Limits, Phases, Runtime};
+use dynabox::server::Telemetry;
 use dynabox::storage::{DEFAULT_WAIT_TIMEOUT, Store, postgres, sqlite};
 use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::http::Request;
@@ -307,9 +309,12 @@ impl BenchServer {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), async {
-            let _ = stopped.await;
-        }));
+        // As `dynabox` serves by default: metrics counted, no access log.
+        let telemetry = Telemetry { readiness: Readiness::new(), metrics: true, access_log: false, slow_request: None };
+        let server =
+            rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), telemetry, async {
+                let _ = stopped.await;
+            }));
         Ok(BenchServer { rt, backend, runtime, address, stop, server })
     }
 
@@ -473,7 +478,9 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
     let create = format!(
         r#"{{"TableName":"{name}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"N"}}]}}"#
     );
-    anyhow::ensure!(server.rt.block_on(server.runtime.handle(request("CreateTable", create), request_id())).response.status == 200);
+    anyhow::ensure!(
+        server.rt.block_on(server.runtime.handle(request("CreateTable", create), request_id())).response.status == 200
+    );
     let query = |i: usize| {
         let body = format!(
             r#"{{"TableName":"{SCALE_TABLE}-{}","KeyConditionExpression":"pk = :p","ExpressionAttributeValues":{{":p":{{"S":"p{}"}}}}}}"#,
@@ -508,7 +515,9 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
         rates[2].1 / rates[0].1,
         rates[3].1 / rates[1].1
     );
-    server.rt.block_on(server.runtime.handle(request("DeleteTable", format!(r#"{{"TableName":"{name}"}}"#)), request_id()));
+    server
+        .rt
+        .block_on(server.runtime.handle(request("DeleteTable", format!(r#"{{"TableName":"{name}"}}"#)), request_id()));
     server.stop()?;
     Ok(rates)
 }
