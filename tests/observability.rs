@@ -299,10 +299,8 @@ async fn prometheus_scrapes_a_running_server() {
 
     let dir = temp_dir("prometheus");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = format!(
-        "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: dynabox\n    static_configs: [{{targets: [\"{}\"]}}]\n",
-        server.address
-    );
+    let targets = format!("static_configs: [{{targets: [\"{}\"]}}]", server.address);
+    let config = format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: dynabox\n    {targets}\n");
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let mut prometheus = Command::new("prometheus")
         .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))

@@ -6,11 +6,11 @@
 //! turns, background work, the store's readiness) are counted where they happen.
 //!
 //! Table names are user input, so the `table` label is capped: the first `--metrics-max-tables`
-//! names of tables a request succeeded on get a series of their own, every other name counts as
-//! `table="_other"`. A name that never answered a request successfully (a table that does not
-//! exist) takes no place. Requests that name no table (ListTables, or refused before their body
-//! was read) have `table=""`. Names are not qualified by account: under `--auth sigv4` two
-//! accounts' tables of one name add up in one series.
+//! names of tables a request succeeded on (or failed a condition or a transaction conflict on:
+//! the table exists) get a series of their own, every other name counts as `table="_other"`. A
+//! name of a table that does not exist takes no place. Requests that name no table (ListTables,
+//! or refused before their body was read) have `table=""`. Names are not qualified by account:
+//! under `--auth sigv4` two accounts' tables of one name add up in one series.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -163,8 +163,17 @@ impl Metrics {
             "Write capacity units consumed (CloudWatch ConsumedWriteCapacityUnits)",
             self.consumed_write.clone(),
         );
-        r.register_with_unit(name("successful_request_latency"), "Time to answer a successful request, from its body read to its answer (CloudWatch SuccessfulRequestLatency)", Unit::Seconds, self.latency.clone());
-        r.register(name("user_errors"), "Requests refused with an HTTP 400 error other than a conditional check failure, a transaction conflict or throttling (CloudWatch UserErrors)", self.user_errors.clone());
+        r.register_with_unit(
+            name("successful_request_latency"),
+            "Time from a successful request's body read to its answer (CloudWatch SuccessfulRequestLatency)",
+            Unit::Seconds,
+            self.latency.clone(),
+        );
+        r.register(
+            name("user_errors"),
+            "HTTP 400 refusals but failed conditions, conflicts and throttling (CloudWatch UserErrors)",
+            self.user_errors.clone(),
+        );
         r.register(
             name("system_errors"),
             "Requests answered with an HTTP 500 error (CloudWatch SystemErrors)",
@@ -180,7 +189,11 @@ impl Metrics {
             "Conditional writes whose condition failed (CloudWatch ConditionalCheckFailedRequests)",
             self.conditional_check_failed.clone(),
         );
-        r.register(name("transaction_conflicts"), "Transactions cancelled for conflicting with concurrent writes, per table they name (CloudWatch TransactionConflict)", self.transaction_conflicts.clone());
+        r.register(
+            name("transaction_conflicts"),
+            "Transactions cancelled for a conflict, per table named (CloudWatch TransactionConflict)",
+            self.transaction_conflicts.clone(),
+        );
         r.register(
             name("returned_items"),
             "Items returned by Query and Scan (CloudWatch ReturnedItemCount)",
@@ -191,7 +204,11 @@ impl Metrics {
             "Items deleted because their time to live ended (CloudWatch TimeToLiveDeletedItemCount)",
             self.time_to_live_deleted.clone(),
         );
-        r.register(name("online_index_percentage_progress"), "Progress of filling a global secondary index being created, as this server counts it (CloudWatch OnlineIndexPercentageProgress)", self.index_progress.clone());
+        r.register(
+            name("online_index_percentage_progress"),
+            "Progress of filling a new global index (CloudWatch OnlineIndexPercentageProgress)",
+            self.index_progress.clone(),
+        );
         r.register(name("requests_in_flight"), "Requests running in a sandbox now", self.in_flight.clone());
         r.register(
             name("requests_waiting"),
@@ -243,7 +260,8 @@ impl Metrics {
     pub fn request(&self, operation: &'static str, report: &Report, status: u16, elapsed: Duration) {
         let error = report.error.as_deref();
         let conditional = error == Some("ConditionalCheckFailedException");
-        let admit = error.is_none() || conditional;
+        // A failed condition or a transaction conflict found the table there too.
+        let admit = error.is_none() || conditional || report.transaction_conflict;
         let mut tables: Vec<Arc<str>> = report.tables.iter().map(|t| self.tables.label(&t.name, admit)).collect();
         for (table, usage) in tables.iter().zip(&report.tables) {
             let label = TableLabel { table: table.clone() };
