@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{Server, Store, raw_request};
+use support::{Outage, Server, Store, raw_request};
 
 /// Whether the server closes `stream` within `within` (reading until end of stream).
 fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
@@ -122,51 +122,6 @@ fn http_conventions_hold() {
     let padding = "x".repeat(100 * 1024);
     let oversized = raw_request(&server.address, "GET", &[("x-padding", &padding)], b"");
     assert_eq!(oversized.status, 431, "headers over the limit are refused");
-}
-
-/// A TCP proxy to PostgreSQL that the test can cut and restore: a database outage without
-/// touching the shared server.
-struct Outage {
-    address: String,
-    up: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Outage {
-    fn start(upstream: &str) -> Outage {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let (up, open) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::<TcpStream>::new())));
-        let (upstream, accepting, tracked) = (upstream.to_string(), up.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if !accepting.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused
-                }
-                let Ok(server) = TcpStream::connect(&upstream) else { continue };
-                tracked.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
-                {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Outage { address, up, open }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::error::ApiResult;
 use crate::input::{Input, Violations};
 
-const READ_UNIT_BYTES: usize = 4 * 1024;
+pub const READ_UNIT_BYTES: usize = 4 * 1024;
 const WRITE_UNIT_BYTES: usize = 1024;
 
 /// The request's `ReturnConsumedCapacity`.

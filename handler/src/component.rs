@@ -14,45 +14,56 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
+use dynabox::service::report::TableUsage;
 use dynabox::service::{auth as wit_auth, storage as wit};
 
 struct Component;
 
 impl Guest for Component {
-    fn handle(context: Context, request: Request) -> Response {
+    fn handle(context: Context, request: Request) -> (Response, Report) {
         let mut auth = HostAuth { checks_signatures: context.checks_signatures };
-        enter(context);
+        let request_id = enter(context);
         let request = crate::http::Request {
             method: request.method,
             path: request.path,
             headers: request.headers,
             body: request.body,
         };
-        let crate::http::Response { status, headers, body } = crate::handle(&request, &mut HostStorage, &mut auth);
-        Response { status, headers, body }
+        let (response, report) = crate::handle_reporting(&request, request_id, &mut HostStorage, &mut auth);
+        let crate::http::Response { status, headers, body } = response;
+        let crate::report::Report { tables, error, transaction_conflict, returned_items } = report;
+        let tables = tables
+            .into_iter()
+            .map(|t| TableUsage { name: t.name, read_units: t.read_units, write_units: t.write_units })
+            .collect();
+        (Response { status, headers, body }, Report { tables, error, transaction_conflict, returned_items })
     }
 
-    fn expire(context: Context, account: String, table: String, budget: u32) -> Result<bool, String> {
+    fn expire(context: Context, account: String, table: String, budget: u32) -> Result<Step, String> {
         let now = context.now_ms / 1000;
         enter(context);
         crate::ops::expire_step(&mut HostStorage, &account, &table, now, budget)
+            .map(|step| Step { done: step.done, count: step.count })
             .map_err(|e| format!("{}: {}", e.kind.type_name(), e.message))
     }
 
-    fn backfill(context: Context, account: String, table: String, index: String, budget: u32) -> Result<bool, String> {
+    fn backfill(context: Context, account: String, table: String, index: String, budget: u32) -> Result<Step, String> {
         enter(context);
         crate::index::backfill_step(&mut HostStorage, &account, &table, &index, budget)
+            .map(|step| Step { done: step.done, count: step.count })
             .map_err(|e| format!("{}: {}", e.kind.type_name(), e.message))
     }
 }
 
 export!(Component);
 
-/// Makes the host's time and randomness this instance's (see `crate::time`, `crate::random`).
-fn enter(context: Context) {
+/// Makes the host's time and randomness this instance's (see `crate::time`, `crate::random`);
+/// the id the host gave the call.
+fn enter(context: Context) -> String {
     let (a, b, c, d) = context.seed;
     crate::time::enter(context.now_ms);
     crate::random::enter([a, b, c, d]);
+    context.request_id
 }
 
 /// The host's store, reached through the `storage` import: every operation crosses it encoded

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::model::key::{encode, index_entry_key};
 use crate::model::size::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, value_size};
 use crate::model::{AttributeValue, Item, item_from_json, item_to_json};
+use crate::report::Step;
 use crate::storage::{Expect, Failure, ItemKey, Request, ScanRequest, Storage, StorageError, TableChange, Write};
 
 /// An index entry: its key in the index's keyspace and its document.
@@ -137,16 +138,16 @@ pub fn maintenance(table: &Table, key: &ItemKey, old: Option<&Item>, new: Option
 /// Steps are idempotent and may be repeated after a failure; two workers on the same index do not
 /// corrupt it (a step whose progress was overtaken saves nothing).
 ///
-/// `Ok(true)`: nothing is left to do (the index is ACTIVE, or the index or the table is gone);
-/// `Ok(false)`: call again.
+/// `done`: nothing is left to do (the index is ACTIVE, or the index or the table is gone);
+/// otherwise call again. `count`: the items this step read.
 pub fn backfill_step(
     storage: &mut impl Storage,
     account: &str,
     table_name: &str,
     index_name: &str,
     budget: u32,
-) -> ApiResult<bool> {
-    let Some((table, index)) = creating_index(storage, account, table_name, index_name)? else { return Ok(true) };
+) -> ApiResult<Step> {
+    let Some((table, index)) = creating_index(storage, account, table_name, index_name)? else { return Ok(Step::DONE) };
     let request = ScanRequest {
         keyspace: table.keyspace(),
         segment: 0,
@@ -156,9 +157,10 @@ pub fn backfill_step(
         byte_budget: u32::MAX,
     };
     let page = match storage.ask(account, Request::scan(&request)) {
-        Err(StorageError::NoSuchKeyspace) => return Ok(true),
+        Err(StorageError::NoSuchKeyspace) => return Ok(Step::DONE),
         page => page?,
     };
+    let count = page.items.len() as u32;
     for stored in &page.items {
         let document = serde_json::from_slice(&stored.document);
         let item = document.map_err(|e| ApiError::internal(e.to_string())).and_then(|d| item_from_json(&d))?;
@@ -181,7 +183,7 @@ pub fn backfill_step(
         ];
         match storage.ask(account, Request::write(&writes)) {
             Ok(_) | Err(Failure::GuardFailed(_)) => {}
-            Err(Failure::Storage(StorageError::NoSuchKeyspace)) => return Ok(true),
+            Err(Failure::Storage(StorageError::NoSuchKeyspace)) => return Ok(Step { done: true, count }),
             Err(Failure::Storage(e)) => return Err(e.into()),
         }
     }
@@ -191,10 +193,10 @@ pub fn backfill_step(
     // the index is still the one this step read and no other step moved it on.
     loop {
         let Some((mut table, current)) = creating_index(storage, account, table_name, index_name)? else {
-            return Ok(true);
+            return Ok(Step { done: true, count });
         };
         if current != index {
-            return Ok(false);
+            return Ok(Step { done: false, count });
         }
         let saved = table.indexes.iter_mut().find(|i| i.index_name == index_name).expect("found above");
         if done {
@@ -207,9 +209,9 @@ pub fn backfill_step(
         match storage
             .ask(account, Request::update_table(table_name, table.version, &TableChange::record_only(&description)))
         {
-            Ok(Some(_)) => return Ok(done),
+            Ok(Some(_)) => return Ok(Step { done, count }),
             Ok(None) => continue,
-            Err(StorageError::NoSuchKeyspace) => return Ok(true),
+            Err(StorageError::NoSuchKeyspace) => return Ok(Step { done: true, count }),
             Err(e) => return Err(e.into()),
         }
     }

@@ -19,6 +19,7 @@ mod ops;
 pub use ops::expire_step;
 pub mod protocol;
 pub mod random;
+pub mod report;
 pub mod sigv4;
 pub mod storage;
 pub mod stream;
@@ -30,4 +31,4 @@ mod component;
 #[cfg(any(test, all(target_arch = "wasm32", feature = "component")))]
 mod allocator;
 
-pub use protocol::handle;
+pub use protocol::{handle, handle_reporting};

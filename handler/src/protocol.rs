@@ -8,8 +8,8 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::{Request, Response};
 use crate::input::Input;
 use crate::ops::{self, Context};
-use crate::random;
 pub use crate::random::request_id;
+use crate::report::Report;
 use crate::sigv4;
 use crate::storage::Storage;
 
@@ -21,18 +21,34 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Answers one HTTP request: the whole life of a request inside the sandbox.
 pub fn handle(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -> Response {
-    let request_id = random::request_id();
+    handle_reporting(request, request_id(), storage, auth).0
+}
+
+/// [`handle`] under the request id the host chose (the one its log shows), with what the host's
+/// metrics and log need to know of the request.
+pub fn handle_reporting(
+    request: &Request,
+    request_id: String,
+    storage: &mut impl Storage,
+    auth: &mut impl Auth,
+) -> (Response, Report) {
+    let mut report = Report::default();
     if request.method == "GET" && request.path == "/" {
-        return Response {
+        let response = Response {
             status: 200,
             headers: vec![("content-type".into(), "text/plain".into()), ("x-amzn-requestid".into(), request_id)],
             body: b"healthy: dynabox".to_vec(),
         };
+        return (response, report);
     }
-    match answer(request, storage, auth) {
+    let response = match answer(request, storage, auth, &mut report) {
         Ok(body) => json_response(200, &body, request_id),
-        Err(error) => error_response(&error, request_id),
-    }
+        Err(error) => {
+            report.failed(&error);
+            error_response(&error, request_id)
+        }
+    };
+    (response, report)
 }
 
 /// The operation `X-Amz-Target` names (`DynamoDB_20120810.<Operation>`), known or not, or the
@@ -46,7 +62,18 @@ pub fn target_operation(request: &Request) -> Option<&str> {
     }
 }
 
-fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -> ApiResult<Value> {
+/// The operation a request names, if this version answers it: a name from a fixed set, so the
+/// host may use it as a metric label.
+pub fn known_operation(request: &Request) -> Option<&'static str> {
+    target_operation(request).and_then(ops::known)
+}
+
+fn answer(
+    request: &Request,
+    storage: &mut impl Storage,
+    auth: &mut impl Auth,
+    report: &mut Report,
+) -> ApiResult<Value> {
     if request.body.len() > MAX_BODY_BYTES {
         return Err(request_too_large());
     }
@@ -63,8 +90,14 @@ fn answer(request: &Request, storage: &mut impl Storage, auth: &mut impl Auth) -
         Refusal::Unavailable => ApiError::internal("Internal server error"),
     })?;
     let body = Input::parse_body(&request.body)?;
-    let mut cx = Context { storage, principal: &principal, region: signed.region(), host: request.header("host") };
-    ops::dispatch(operation, &body, &mut cx)
+    report.name_tables(&body);
+    let (region, host) = (signed.region(), request.header("host"));
+    let mut cx = Context { storage, principal: &principal, region, host, report };
+    let answer = ops::dispatch(operation, &body, &mut cx)?;
+    if matches!(operation, "Query" | "Scan") {
+        cx.report.returned_items = answer["Count"].as_u64().unwrap_or(0) as u32;
+    }
+    Ok(answer)
 }
 
 fn unknown_operation() -> ApiError {

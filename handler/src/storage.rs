@@ -312,6 +312,25 @@ impl Request<'_> {
         }
     }
 
+    /// The operation's name, for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::CreateTable { .. } => "CreateTable",
+            Request::DescribeTable { .. } => "DescribeTable",
+            Request::UpdateTable { .. } => "UpdateTable",
+            Request::ListTables { .. } => "ListTables",
+            Request::DeleteTable { .. } => "DeleteTable",
+            Request::KeyspaceStats { .. } => "KeyspaceStats",
+            Request::Get { for_write: false, .. } => "Get",
+            Request::Get { for_write: true, .. } => "GetForWrite",
+            Request::Query(_) => "Query",
+            Request::Scan(_) => "Scan",
+            Request::Write(_) => "Write",
+            Request::ReadChanges { .. } => "ReadChanges",
+            Request::Expired { .. } => "Expired",
+        }
+    }
+
     /// Whether the operation creates, changes or drops a table's description.
     pub fn changes_table(&self) -> bool {
         matches!(self, Request::CreateTable { .. } | Request::UpdateTable { .. } | Request::DeleteTable { .. })

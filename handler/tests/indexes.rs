@@ -496,7 +496,7 @@ fn an_index_created_on_a_table_with_items_is_backfilled() {
     );
 
     let mut steps = 0;
-    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap() {
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap().done {
         steps += 1;
         assert!(steps < 10, "the backfill ends");
     }
@@ -514,8 +514,8 @@ fn an_index_created_on_a_table_with_items_is_backfilled() {
             json!({"pk": {"S": "e"}, "g": {"S": "5"}}),
         ]
     );
-    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap());
-    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "gone", 2).unwrap());
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 2).unwrap().done);
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "gone", 2).unwrap().done);
 }
 
 #[test]
@@ -531,7 +531,7 @@ fn a_table_goes_with_its_index_keyspaces_once_no_index_is_being_created() {
                 .to_string()
         )
     );
-    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap() {}
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap().done {}
     ok(&mut store, "DeleteTable", json!({"TableName": "plain"}));
     assert!(store.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index("plain", "byg"))).is_err());
     // A table of the same name starts without the old one's entries.
@@ -754,7 +754,7 @@ fn the_backfill_never_resurrects_a_deleted_item() {
         }
     };
     let mut store = interleaved(store, support::Call::Scanned, hook);
-    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap());
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap().done);
     assert_eq!(plain_entries(&mut store.store, "byg"), Vec::<Value>::new());
     let index = describe_plain(&mut store.store)["GlobalSecondaryIndexes"][0].clone();
     assert_eq!(index["IndexStatus"], json!("ACTIVE"));
@@ -768,7 +768,7 @@ fn an_index_being_created_may_be_deleted() {
     let delete = json!({"TableName": "plain", "GlobalSecondaryIndexUpdates": [{"Delete": {"IndexName": "byg"}}]});
     ok(&mut store, "UpdateTable", delete);
     assert_eq!(describe_plain(&mut store).get("GlobalSecondaryIndexes"), None);
-    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap());
+    assert!(dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap().done);
 }
 
 #[test]
@@ -797,7 +797,7 @@ fn the_backfill_leaves_out_items_whose_index_keys_are_too_large() {
     put_plain(&mut store, json!({"pk": {"S": "a"}, "g": {"S": "G"}}));
     put_plain(&mut store, json!({"pk": {"S": "b"}, "g": {"S": "g".repeat(2049)}}));
     ok(&mut store, "UpdateTable", create_byg());
-    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 1).unwrap() {}
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 1).unwrap().done {}
     let index = describe_plain(&mut store)["GlobalSecondaryIndexes"][0].clone();
     assert_eq!((&index["IndexStatus"], &index["ItemCount"]), (&json!("ACTIVE"), &json!(1)));
     assert_eq!(plain_entries(&mut store, "byg"), [json!({"pk": {"S": "a"}, "g": {"S": "G"}})]);
@@ -812,7 +812,7 @@ fn an_item_the_backfill_left_out_can_be_mended_or_deleted() {
         put_plain(&mut store, json!({"pk": {"S": pk}, "g": {"N": "1"}}));
     }
     ok(&mut store, "UpdateTable", create_byg());
-    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap() {}
+    while !dynabox_handler::index::backfill_step(&mut store, ACCOUNT, "plain", "byg", 10).unwrap().done {}
     assert_eq!(plain_entries(&mut store, "byg"), Vec::<Value>::new());
     let touch = json!({
         "TableName": "plain", "Key": {"pk": {"S": "a"}},

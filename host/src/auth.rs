@@ -133,7 +133,7 @@ impl Accounts {
         let account = record.and_then(|record| {
             let secrets = self.key.open_all(name, &record);
             if secrets.is_none() {
-                eprintln!("dynabox: account {name:?} has a secret sealed under another key file; refusing it");
+                tracing::warn!("account {name:?} has a secret sealed under another key file; refusing it");
             }
             Some(Arc::new(Account { id: record.account_id, secrets: secrets?, signing_keys: Mutex::default() }))
         });

@@ -1,6 +1,8 @@
 //! Storage failures as the log shows them: an outage fails every request, and a line per request
-//! buries the log (a PostgreSQL restart once wrote 2,299). The first failure is logged at once;
-//! later ones within [`INTERVAL`] are counted, and the count goes with the next line.
+//! buries the log (a PostgreSQL restart once wrote 2,299). The first failure is logged at once
+//! (in the span of the request that met it, so with its request id); later ones within
+//! [`INTERVAL`] are counted, and the count goes with the next line. Only a failure's first line
+//! is logged: a database's error may quote a key on the next (PostgreSQL's `DETAIL`).
 
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -28,8 +30,9 @@ struct Window {
 
 impl FailureLog {
     fn report(&self, detail: &str) {
-        if let Some(line) = self.note(detail, Instant::now()) {
-            eprintln!("dynabox: {line}");
+        let first_line = detail.lines().next().unwrap_or_default();
+        if let Some(line) = self.note(first_line, Instant::now()) {
+            tracing::error!("{line}");
         }
     }
 

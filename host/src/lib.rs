@@ -4,6 +4,9 @@
 pub mod accounts;
 pub mod auth;
 mod failure_log;
+pub mod health;
+pub mod logging;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod storage;

@@ -9,8 +9,11 @@ use anyhow::Context as _;
 use clap::Parser;
 use dynabox::accounts::{AccountCommand, SealingKey, load_or_create_key};
 use dynabox::auth::Authenticator;
+use dynabox::health::{self, Readiness};
+use dynabox::logging::{self, LogFormat, START};
+use dynabox::metrics::{DEFAULT_TABLE_LABELS, Metrics};
 use dynabox::runtime::{Limits, Runtime};
-use dynabox::server::Transport;
+use dynabox::server::{Telemetry, Transport};
 use dynabox::storage::{Store, postgres, sqlite};
 use dynabox::tls::{CertificateFiles, Certificates};
 
@@ -24,8 +27,31 @@ struct Args {
     #[command(flatten)]
     store: StoreArgs,
     /// Address to listen on (port 0 picks a free port; the log line says which).
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    #[arg(long, global = true, env = "DYNABOX_LISTEN", default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
+    /// Serve GET /ready and GET /metrics on this address of their own instead (and GET / there
+    /// too). Without it they are served on --listen, /metrics only under --auth open: it names
+    /// every account's tables.
+    #[arg(long, global = true, env = "DYNABOX_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Log as text lines or as JSON objects, one a line, on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// What to log: a level (error, warn, info, debug, trace) or `tracing` filter directives
+    /// (`dynabox::access=off,info`). Without it RUST_LOG, else info.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Log a line per request (target dynabox::access): method, path, status, error, size and
+    /// time, with the request's id, operation, account and tables.
+    #[arg(long)]
+    access_log: bool,
+    /// Log requests that take longer than this, in milliseconds (0: none).
+    #[arg(long, default_value_t = 1000)]
+    slow_request_ms: u64,
+    /// Table names that get a `table` label of their own in the metrics; the rest count as
+    /// `table="_other"`.
+    #[arg(long, default_value_t = DEFAULT_TABLE_LABELS)]
+    metrics_max_tables: usize,
     /// open: any credentials, one shared namespace (local development, like DynamoDB Local).
     /// sigv4: every request must be signed with the secret of an account made by
     /// `dynabox account create`, and sees only that account's tables.
@@ -120,6 +146,13 @@ struct StoreArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
+    /// Asks a running server (at --admin-listen if given, else --listen) whether it is ready:
+    /// exit status 0 if it is, 1 if not or if it does not answer. For container health checks.
+    Healthcheck {
+        /// How long to wait for the answer, in milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+    },
     /// Manages the accounts of --auth sigv4, in the store the flags name (a running server's too).
     Account {
         #[command(subcommand)]
@@ -138,7 +171,15 @@ enum AuthMode {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))
+    logging::init(args.log_format, args.log_level.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(Command::Healthcheck { timeout_ms }) = &args.command {
+        let address = health::local_address(args.admin_listen.unwrap_or(args.listen));
+        // An error exits with status 1.
+        println!("{}", runtime.block_on(health::check(address, Duration::from_millis(*timeout_ms)))?);
+        return Ok(());
+    }
+    runtime.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -176,12 +217,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let store = backend.describe();
     let mode = auth.mode();
     let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits)?);
+    Metrics::global().cap_tables(args.metrics_max_tables);
+    let readiness = Readiness::new();
+    let telemetry = Telemetry {
+        readiness: readiness.clone(),
+        metrics: args.admin_listen.is_none() && args.auth == AuthMode::Open,
+        access_log: args.access_log,
+        slow_request: (args.slow_request_ms > 0).then(|| Duration::from_millis(args.slow_request_ms)),
+    };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let admin = match args.admin_listen {
+        Some(address) => {
+            Some(tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?)
+        }
+        None => None,
+    };
+    let address = listener.local_addr()?;
     let scheme = if certificates.is_some() { "https" } else { "http" };
-    eprintln!("dynabox listening on {scheme}://{} with the {store}, --auth {mode}", listener.local_addr()?);
+    tracing::info!(target: START, %address, "dynabox listening on {scheme}://{address} with the {store}, --auth {mode}");
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let ttl_interval = Duration::from_secs(args.ttl_interval);
+    let watcher = tokio::spawn(readiness.watch(backend.clone()));
+    let admin = match admin {
+        Some(admin) => {
+            let address = admin.local_addr()?;
+            tracing::info!(target: START, %address, "dynabox admin paths on http://{address}: /ready, /metrics");
+            let telemetry = Telemetry { metrics: true, ..telemetry.clone() };
+            Some(tokio::spawn(dynabox::server::serve_admin(admin, telemetry)))
+        }
+        None => None,
+    };
     let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend, ttl_interval));
     let reloader = certificates.clone().map(|certificates| tokio::spawn(dynabox::tls::watch(certificates)));
     let transport = Transport {
@@ -191,12 +257,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         tls: certificates.map(|certificates| certificates.server_config()).transpose()?,
     };
-    dynabox::server::serve(listener, runtime, transport, shutdown_signal()).await;
+    dynabox::server::serve(listener, runtime, transport, telemetry, shutdown_signal()).await;
     worker.abort();
+    watcher.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     if let Some(reloader) = reloader {
         reloader.abort();
     }
-    eprintln!("dynabox stopped");
+    tracing::info!("dynabox stopped");
     Ok(())
 }
 
@@ -217,7 +287,7 @@ fn certificate_files(args: &Args) -> anyhow::Result<Option<CertificateFiles>> {
     let made = dynabox::tls::make_self_signed(&files, names)?;
     let path = files.cert.display();
     let state = if made { "made" } else { "kept from before" };
-    eprintln!("dynabox: self-signed certificate {path} ({state}); for clients: export AWS_CA_BUNDLE={path}");
+    tracing::info!(target: START, "self-signed certificate {path} ({state}); for clients: export AWS_CA_BUNDLE={path}");
     Ok(Some(files))
 }
 
@@ -248,5 +318,5 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    eprintln!("dynabox: shutting down, draining in-flight requests");
+    tracing::info!("shutting down, draining in-flight requests");
 }

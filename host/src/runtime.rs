@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
-use dynabox_handler::protocol::{error_response, request_id};
+use dynabox_handler::protocol::error_response;
+use dynabox_handler::report as native_report;
 use dynabox_handler::time::now_millis;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -25,6 +26,7 @@ use wasmtime::{
 };
 
 use crate::auth::Authenticator;
+use crate::metrics::{Metrics, Purpose, TrapCause};
 use crate::storage::remembered::{Remembered, RequestStorage, Stale};
 use admission::Admission;
 use memory_budget::SandboxMemory;
@@ -43,6 +45,9 @@ const HANDLER_CODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/handler.cw
 
 /// How often the epoch ticks; sandbox-time deadlines are checked at whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// What the trap of a request that spent its sandbox time says.
+const OUT_OF_TIME: &str = "the request ran out of sandbox time";
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -99,6 +104,9 @@ pub struct RequestState {
     memory: SandboxMemory,
 }
 
+// The report's types only: the interface has no functions.
+impl dynabox::service::report::Host for RequestState {}
+
 /// Measures a request's sandbox time: wall time since the store was made, minus the time its host
 /// calls spent waiting on storage.
 struct SandboxClock {
@@ -143,74 +151,104 @@ impl Runtime {
         &self.memory
     }
 
-    /// Runs one request in a fresh instance, once its access key's share and a slot allow.
-    pub async fn handle(&self, request: native::Request) -> native::Response {
+    /// Runs one request in a fresh instance, once its access key's share and a slot allow;
+    /// `request_id` is the id its response carries.
+    pub async fn handle(&self, request: native::Request, request_id: String) -> Handled {
+        let metrics = Metrics::global();
+        let waiting = metrics.waiting();
         let Some(_admitted) = self.admission.admit(&request).await else {
             let throttled = ApiError::new(ErrorKind::Throttling, "Rate of requests exceeds the allowed throughput.");
-            return error_response(&throttled, request_id());
+            return Handled::refused(&throttled, request_id);
         };
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
-        match self.run(request).await {
-            Ok(response) => response,
+        drop(waiting);
+        let _running = metrics.in_flight();
+        match self.run(request, &request_id).await {
+            Ok(handled) => handled,
             Err(trap) => {
-                let request_id = request_id();
-                eprintln!("dynabox: request {request_id} failed in the sandbox: {}", one_line(&trap));
-                error_response(&ApiError::new(ErrorKind::InternalServerError, "Internal server error"), request_id)
+                let trap = one_line(&trap);
+                metrics.trapped(if trap.contains(OUT_OF_TIME) { TrapCause::OutOfTime } else { TrapCause::Other });
+                tracing::error!("the request failed in the sandbox: {trap}");
+                Handled::refused(&ApiError::new(ErrorKind::InternalServerError, "Internal server error"), request_id)
             }
         }
     }
 
     /// Runs one step of filling a global index, in a fresh instance bound to `account` (the host
-    /// chose the work, so no request authenticates it). True when the index needs no more.
-    pub async fn backfill(&self, account: &str, table: &str, index: &str, budget: u32) -> anyhow::Result<bool> {
+    /// chose the work, so no request authenticates it); the step says whether the index needs more.
+    pub async fn backfill(
+        &self,
+        account: &str,
+        table: &str,
+        index: &str,
+        budget: u32,
+    ) -> anyhow::Result<native_report::Step> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let mut store = self.new_store(true);
         store.data_mut().account = Some(account.to_string());
+        Metrics::global().instantiated(Purpose::Backfill);
         let handler = self.pre.instantiate_async(&mut store).await?;
-        let context = self.context(now_millis() as u64);
-        handler.call_backfill(&mut store, context, account, table, index, budget).await?.map_err(anyhow::Error::msg)
+        let context = self.context(now_millis() as u64, String::new());
+        let step = handler.call_backfill(&mut store, &context, account, table, index, budget).await?;
+        step.map(native_step).map_err(anyhow::Error::msg)
     }
 
     /// Runs one step of the expiry sweep of a table, in a fresh instance bound to `account`: deletes
-    /// at most `budget` items whose time to live ended by `now` (seconds since the epoch). True
-    /// when nothing expired is left.
-    pub async fn expire(&self, account: &str, table: &str, now: u64, budget: u32) -> anyhow::Result<bool> {
+    /// at most `budget` items whose time to live ended by `now` (seconds since the epoch); the
+    /// step says how many, and whether anything expired is left.
+    pub async fn expire(
+        &self,
+        account: &str,
+        table: &str,
+        now: u64,
+        budget: u32,
+    ) -> anyhow::Result<native_report::Step> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let mut store = self.new_store(true);
         store.data_mut().account = Some(account.to_string());
+        Metrics::global().instantiated(Purpose::Expire);
         let handler = self.pre.instantiate_async(&mut store).await?;
-        let context = self.context(now.saturating_mul(1000));
-        handler.call_expire(&mut store, context, account, table, budget).await?.map_err(anyhow::Error::msg)
+        let context = self.context(now.saturating_mul(1000), String::new());
+        let step = handler.call_expire(&mut store, &context, account, table, budget).await?;
+        step.map(native_step).map_err(anyhow::Error::msg)
     }
 
     /// What the handler knows of the world besides its imports: the time, fresh randomness from
-    /// the system for its ids (it imports no WASI), and whether `auth` checks signatures.
-    fn context(&self, now_ms: u64) -> Context {
+    /// the system for its ids (it imports no WASI), whether `auth` checks signatures, and the id
+    /// of the call.
+    fn context(&self, now_ms: u64, request_id: String) -> Context {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).expect("the system has randomness");
         let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        Context { now_ms, seed: (word(0), word(1), word(2), word(3)), checks_signatures: self.auth.checks_signatures() }
+        let seed = (word(0), word(1), word(2), word(3));
+        Context { now_ms, seed, checks_signatures: self.auth.checks_signatures(), request_id }
     }
 
     /// Runs the request, and once more with every description read from the store if one it was
     /// given from memory proved stale (see `storage::remembered`): no write commits on a stale
     /// description, so the first run changed nothing.
-    async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
+    async fn run(&self, request: native::Request, request_id: &str) -> anyhow::Result<Handled> {
         let request =
             Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
         let mut fresh_descriptions = false;
         loop {
             let mut store = self.new_store(fresh_descriptions);
+            Metrics::global().instantiated(Purpose::Request);
             let handler = self.pre.instantiate_async(&mut store).await?;
-            let outcome = call(&handler, &mut store, self.context(now_millis() as u64), &request).await;
+            let context = self.context(now_millis() as u64, request_id.to_string());
+            let outcome = call(&handler, &mut store, context, &request).await;
             let state = store.data_mut();
-            let stale = match (&outcome, state.account.clone()) {
+            let account = state.account.clone();
+            let stale = match (&outcome, &account) {
                 (Err(trap), _) => trap.chain().any(|e| e.is::<Stale>()),
-                (Ok(_), Some(account)) => state.storage.finish(&account).await.is_err(),
+                (Ok(_), Some(account)) => state.storage.finish(account).await.is_err(),
                 (Ok(_), None) => false,
             };
             if !stale || fresh_descriptions {
-                return outcome;
+                return outcome.map(|(response, report)| Handled { response, report, account });
+            }
+            if outcome.is_err() {
+                Metrics::global().trapped(TrapCause::StaleDescription);
             }
             fresh_descriptions = true;
         }
@@ -239,7 +277,7 @@ impl Runtime {
             let clock = &store.data().clock;
             match clock.budget.checked_sub(clock.used()) {
                 Some(left) if !left.is_zero() => Ok(UpdateDeadline::Yield(1)),
-                _ => Err(wasmtime::format_err!("the request ran out of sandbox time ({:?})", clock.budget)),
+                _ => Err(wasmtime::format_err!("{OUT_OF_TIME} ({:?})", clock.budget)),
             }
         });
         store
@@ -256,7 +294,8 @@ impl Runtime {
         let instantiated = Instant::now();
         let request =
             Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
-        let response = call(&handler, &mut store, self.context(now_millis() as u64), &request).await?;
+        let context = self.context(now_millis() as u64, String::new());
+        let (response, _) = call(&handler, &mut store, context, &request).await?;
         let called = Instant::now();
         // The instance lives in the store: dropping the store resets and returns its pool slots.
         drop(store);
@@ -292,14 +331,48 @@ pub struct Phases {
     pub drop: Duration,
 }
 
+/// A request answered: its response, what it did (the handler's report, or the host's for the
+/// answers the host gives itself) and the account it was authenticated for.
+#[derive(Debug)]
+pub struct Handled {
+    pub response: native::Response,
+    pub report: native_report::Report,
+    pub account: Option<String>,
+}
+
+impl Handled {
+    /// The host's own answer with `error`, for a request the handler did not answer.
+    fn refused(error: &ApiError, request_id: String) -> Handled {
+        let mut report = native_report::Report::default();
+        report.failed(error);
+        Handled { response: error_response(error, request_id), report, account: None }
+    }
+}
+
 async fn call(
     handler: &Handler,
     store: &mut Store<RequestState>,
     context: Context,
     request: &Request,
-) -> anyhow::Result<native::Response> {
-    let response = handler.call_handle(store, context, request).await?;
-    Ok(native::Response { status: response.status, headers: response.headers, body: response.body })
+) -> anyhow::Result<(native::Response, native_report::Report)> {
+    let (response, report) = handler.call_handle(store, &context, request).await?;
+    let response = native::Response { status: response.status, headers: response.headers, body: response.body };
+    let tables = report.tables.into_iter().map(|t| native_report::TableUsage {
+        name: t.name,
+        read_units: t.read_units,
+        write_units: t.write_units,
+    });
+    let report = native_report::Report {
+        tables: tables.collect(),
+        error: report.error,
+        transaction_conflict: report.transaction_conflict,
+        returned_items: report.returned_items,
+    };
+    Ok((response, report))
+}
+
+fn native_step(step: Step) -> native_report::Step {
+    native_report::Step { done: step.done, count: step.count }
 }
 
 fn engine_config(limits: &Limits) -> Config {

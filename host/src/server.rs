@@ -2,7 +2,10 @@
 //! clients that ask for it): the transport's rules (timeouts for slow and idle clients and for the
 //! TLS handshake, a cap on open connections and on header size, `HEAD`, the one path, the memory
 //! budget for bodies) around the handler's front door (CORS, content codings both ways), and
-//! graceful shutdown that drains in-flight requests within a bounded time.
+//! graceful shutdown that drains in-flight requests within a bounded time. Each API request runs
+//! in a span with its request id, is counted in the metrics and may get an access log line;
+//! `GET /ready` and `GET /metrics` are answered here too (see [`Telemetry`]), or on an admin
+//! address of their own ([`serve_admin`]).
 
 mod connections;
 
@@ -10,12 +13,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dynabox_handler::front_door::{self, Reply, Step};
 use dynabox_handler::http::{Request, Response};
-use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, request_id, request_too_large};
+use dynabox_handler::protocol::{MAX_BODY_BYTES, error_response, known_operation, request_id, request_too_large};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
@@ -27,8 +30,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tracing::Instrument;
+use tracing::field::Empty;
 
-use crate::runtime::{Reservation, Runtime};
+use crate::health::Readiness;
+use crate::metrics::{self, Metrics};
+use crate::runtime::{Handled, Reservation, Runtime};
 use connections::{Connections, Place};
 
 /// The transport's limits (`dynabox --help` says what each is for).
@@ -65,11 +72,43 @@ impl Default for Transport {
 /// The most a request's headers may take.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// What a listener tells about the server besides the API: the paths it answers for operators
+/// (none of them the API's, which is `POST /`) and what it logs of each request.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// `GET /ready` answers from it.
+    pub readiness: Arc<Readiness>,
+    /// Whether `GET /metrics` is answered here.
+    pub metrics: bool,
+    /// A log line per API request (target `dynabox::access`).
+    pub access_log: bool,
+    /// API requests that take longer are logged as slow.
+    pub slow_request: Option<Duration>,
+}
+
+impl Telemetry {
+    /// The answer to a request for an operator's path, if it is one.
+    fn answer(&self, request: &Request) -> Option<Response> {
+        if request.method != "GET" && request.method != "HEAD" {
+            return None;
+        }
+        match request.path.split('?').next() {
+            Some("/ready") => Some(self.readiness.answer()),
+            Some("/metrics") if self.metrics => {
+                let headers = vec![("content-type".into(), metrics::CONTENT_TYPE.into())];
+                Some(Response { status: 200, headers, body: Metrics::global().encode().into_bytes() })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and drains open connections.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
     transport: Transport,
+    telemetry: Telemetry,
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Connections::new(transport.max_connections));
@@ -80,20 +119,20 @@ pub async fn serve(
             accepted = accept(&listener, &connections) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    eprintln!("dynabox: accept failed: {e}");
+                    tracing::warn!("accept failed: {e}");
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (runtime, connections) = (runtime.clone(), connections.clone());
+        let (runtime, connections, telemetry) = (runtime.clone(), connections.clone(), telemetry.clone());
         let body_timeout = transport.body_timeout;
         let activity = place.activity.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
-            let (runtime, busy) = (runtime.clone(), connections.busy(&activity));
+            let (runtime, telemetry, busy) = (runtime.clone(), telemetry.clone(), connections.busy(&activity));
             async move {
-                let response = answer(&runtime, request, body_timeout).await;
+                let response = answer(&runtime, &telemetry, request, body_timeout).await;
                 drop(busy);
                 Ok::<_, Infallible>(to_hyper(response))
             }
@@ -127,7 +166,7 @@ pub async fn serve(
     }
     drop(listener);
     if tokio::time::timeout(transport.drain_timeout, connections.close_all()).await.is_err() {
-        eprintln!("dynabox: gave up waiting for open connections after {:?}", transport.drain_timeout);
+        tracing::warn!("gave up waiting for open connections after {:?}", transport.drain_timeout);
     }
 }
 
@@ -178,8 +217,51 @@ async fn accept(listener: &TcpListener, connections: &Arc<Connections>) -> std::
     Ok((stream, connections.place().await))
 }
 
+/// Serves only the operators' paths of `telemetry` (`/ready`, `/metrics`) and liveness (`GET /`),
+/// forever: an address of their own, kept from the API's clients.
+pub async fn serve_admin(listener: TcpListener, telemetry: Telemetry) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("accept failed on the admin address: {e}");
+                continue;
+            }
+        };
+        let telemetry = telemetry.clone();
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+            let request = Request { method: request.method().to_string(), path, ..Request::default() };
+            let response = telemetry.answer(&request).unwrap_or_else(|| match request.path.as_str() {
+                "/" => Response { status: 200, headers: Vec::new(), body: b"healthy: dynabox".to_vec() },
+                _ => Response { status: 404, headers: Vec::new(), body: Vec::new() },
+            });
+            async move { Ok::<_, Infallible>(to_hyper(response)) }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(connection);
+    }
+}
+
+/// What answered a request: the transport or the front door by itself, or the API (in `elapsed`).
+enum Answer {
+    Transport(Response),
+    Api(Handled, Duration),
+}
+
 /// Every response leaves through the front door's last step, the transport's own answers too.
-async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeout: Duration) -> Response {
+/// A request (but an operator's) runs in its span and may get an access log line; an API request
+/// (a `POST`) is counted in the metrics.
+async fn answer(
+    runtime: &Runtime,
+    telemetry: &Telemetry,
+    request: hyper::Request<Incoming>,
+    body_timeout: Duration,
+) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers: Vec<(String, String)> = parts
         .headers
@@ -189,7 +271,57 @@ async fn answer(runtime: &Runtime, request: hyper::Request<Incoming>, body_timeo
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let request = Request { method: parts.method.to_string(), path, headers, body: Vec::new() };
     let reply = Reply::to(&request);
-    reply.finish(respond(runtime, &parts, request, body, body_timeout).await)
+    if let Some(response) = telemetry.answer(&request) {
+        return reply.finish(response);
+    }
+    let api = request.method == "POST";
+    let request_id = request_id();
+    let operation = known_operation(&request).unwrap_or("");
+    let span = tracing::info_span!("request", %request_id, operation, account = Empty, table = Empty);
+    let answered = respond(runtime, &parts, request, body, body_timeout, request_id).instrument(span.clone()).await;
+    let _entered = span.enter();
+    let (response, error) = match answered {
+        Answer::Transport(response) => (response, None),
+        Answer::Api(handled, elapsed) => {
+            if api {
+                observe(telemetry, operation, &handled, elapsed);
+            }
+            (handled.response, handled.report.error)
+        }
+    };
+    let response = reply.finish(response);
+    if telemetry.access_log {
+        tracing::info!(
+            target: "dynabox::access",
+            method = %parts.method,
+            path = parts.uri.path(),
+            status = response.status,
+            error = error.as_deref(),
+            bytes = response.body.len(),
+            elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0,
+        );
+    }
+    response
+}
+
+/// Counts an API request and notes on its span what the handler reported.
+fn observe(telemetry: &Telemetry, operation: &'static str, handled: &Handled, elapsed: Duration) {
+    let report = &handled.report;
+    Metrics::global().request(operation, report, handled.response.status, elapsed);
+    let span = tracing::Span::current();
+    if let Some(account) = &handled.account {
+        span.record("account", account.as_str());
+    }
+    if !report.tables.is_empty() {
+        let names: Vec<&str> = report.tables.iter().map(|t| t.name.as_str()).collect();
+        span.record("table", names.join(",").as_str());
+    }
+    if let Some(error) = &report.error {
+        tracing::debug!(error = error.as_str(), status = handled.response.status, "the request failed");
+    }
+    if telemetry.slow_request.is_some_and(|slow| elapsed > slow) {
+        tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, "slow request");
+    }
 }
 
 /// `request` is the head; its body is read here, unless the front door answers from the head.
@@ -199,21 +331,26 @@ async fn respond(
     mut request: Request,
     body: Incoming,
     body_timeout: Duration,
-) -> Response {
+    request_id: String,
+) -> Answer {
     let header_bytes: usize = parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return Response { status: 431, headers: vec![("x-amzn-requestid".into(), request_id())], body: Vec::new() };
+        return Answer::Transport(Response {
+            status: 431,
+            headers: vec![("x-amzn-requestid".into(), request_id)],
+            body: Vec::new(),
+        });
     }
     // Held until the request is answered: the body, as read and as decoded.
     let mut held = Reservation::default();
     if !front_door::is_preflight(&request) {
         if parts.uri.path() != "/" {
             // DynamoDB serves its API at the root only.
-            return Response {
+            return Answer::Transport(Response {
                 status: 404,
-                headers: vec![("x-amzn-requestid".into(), request_id())],
+                headers: vec![("x-amzn-requestid".into(), request_id)],
                 body: Vec::new(),
-            };
+            });
         }
         // The body is read within the server's memory budget: its announced length, or the most a
         // body may be when it comes in chunks.
@@ -222,9 +359,9 @@ async fn respond(
         // Read at most one byte past the limit: enough to know the body is too large.
         request.body = match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await {
             Ok(Ok(collected)) => collected.to_bytes().to_vec(),
-            Ok(Err(_)) => return error_response(&request_too_large(), request_id()),
+            Ok(Err(_)) => return Answer::Transport(error_response(&request_too_large(), request_id)),
             // Nothing to answer: the client stopped sending.
-            Err(_) => return Response { status: 408, headers: Vec::new(), body: Vec::new() },
+            Err(_) => return Answer::Transport(Response { status: 408, headers: Vec::new(), body: Vec::new() }),
         };
     }
     // HEAD answers as GET does, without the body (hyper leaves it out).
@@ -234,14 +371,16 @@ async fn respond(
     let sent_bytes = request.body.len();
     let request = match front_door::receive(request) {
         Step::Run(request) => request,
-        Step::Answer(response) => return response,
+        Step::Answer(response) => return Answer::Transport(response),
     };
     if request.body.len() > sent_bytes {
         // A decoded body takes the place of the bytes sent, and may be larger.
         runtime.memory_budget().reserve(&mut held, request.body.len() - sent_bytes).await;
     }
     let _large = (request.body.len() >= LARGE_BODY_BYTES).then(LargeBody::start);
-    runtime.handle(request).await
+    let started = Instant::now();
+    let handled = runtime.handle(request, request_id).await;
+    Answer::Api(handled, started.elapsed())
 }
 
 /// Bodies from this size on count as large (see [`LargeBody`]).

@@ -81,9 +81,9 @@ impl Certificates {
         match loaded {
             Ok(certified) => {
                 *self.serving.write().expect("never poisoned") = Arc::new(certified);
-                eprintln!("dynabox: TLS certificate loaded again from {}", self.files.cert.display());
+                tracing::info!("TLS certificate loaded again from {}", self.files.cert.display());
             }
-            Err(why) => eprintln!("dynabox: TLS certificate not reloaded, the previous one is still served: {why}"),
+            Err(why) => tracing::warn!("TLS certificate not reloaded, the previous one is still served: {why}"),
         }
     }
 }

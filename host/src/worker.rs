@@ -9,9 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dynabox_handler::background::{self, Backfill, ITEMS_PER_STEP, epoch_seconds};
+use dynabox_handler::report::Step;
+use dynabox_handler::storage::{Keyspace, Request};
+use tracing::Instrument;
 
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use crate::storage::Store;
+use crate::storage::{Ask, Store};
 
 /// How often the catalog is searched for indexes to fill when there are none.
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
@@ -24,8 +28,8 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
     let (mut last_sweep, mut last_trim): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         match backend.tables_with_creating_indexes().await {
-            Ok(tables) => fill_indexes(&runtime, background::backfills(tables)).await,
-            Err(e) => eprintln!("dynabox: looking for indexes to fill failed: {e:?}"),
+            Ok(tables) => fill_indexes(&runtime, backend.as_ref(), background::backfills(tables)).await,
+            Err(e) => tracing::warn!("looking for indexes to fill failed: {e:?}"),
         }
         if last_sweep.is_none_or(|at| at.elapsed() >= ttl_interval) {
             last_sweep = Some(Instant::now());
@@ -33,19 +37,33 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
         }
         if last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL) {
             last_trim = Some(Instant::now());
-            if let Err(e) = backend.trim_changes(background::trim_before(epoch_seconds())).await {
-                eprintln!("dynabox: trimming stream records failed: {e:?}");
+            match backend.trim_changes(background::trim_before(epoch_seconds())).await {
+                Ok(trimmed) => Metrics::global().stream_records_trimmed(trimmed),
+                Err(e) => tracing::warn!("trimming stream records failed: {e:?}"),
             }
         }
         tokio::time::sleep(IDLE_PAUSE.min(ttl_interval)).await;
     }
 }
 
-/// Steps through every index being created until it is done or a step fails.
-async fn fill_indexes(runtime: &Runtime, backfills: Vec<Backfill>) {
+/// Steps through every index being created until it is done or a step fails. Its progress is
+/// the items the steps read against the table's items when this server began on it.
+async fn fill_indexes(runtime: &Runtime, backend: &dyn Store, backfills: Vec<Backfill>) {
+    let metrics = Metrics::global();
     for Backfill { account, table, index } in backfills {
-        let what = format!("filling index {index} of {table}");
-        until_done(&what, || runtime.backfill(&account, &table, &index, ITEMS_PER_STEP)).await;
+        let span = tracing::info_span!("backfill", %table, %index);
+        let items = backend
+            .ask(&account, Request::keyspace_stats(&Keyspace::table(&table)))
+            .await
+            .map_or(0, |(items, _)| items);
+        let mut read = 0u64;
+        let progress = |step: Step| {
+            read += u64::from(step.count);
+            let percent = (!step.done).then(|| (100.0 * read as f64 / items.max(1) as f64).min(99.0));
+            metrics.index_progress(&table, &index, percent);
+        };
+        let steps = until_done(|| runtime.backfill(&account, &table, &index, ITEMS_PER_STEP), progress);
+        steps.instrument(span).await;
     }
 }
 
@@ -53,22 +71,31 @@ async fn fill_indexes(runtime: &Runtime, backfills: Vec<Backfill>) {
 async fn sweep_expired(runtime: &Runtime, backend: &dyn Store) {
     let tables = match backend.tables_with_time_to_live().await {
         Ok(tables) => tables,
-        Err(e) => return eprintln!("dynabox: looking for tables with time to live failed: {e:?}"),
+        Err(e) => return tracing::warn!("looking for tables with time to live failed: {e:?}"),
     };
     let now = epoch_seconds();
     for (account, table) in tables {
-        let what = format!("deleting expired items of {table}");
-        until_done(&what, || runtime.expire(&account, &table, now, ITEMS_PER_STEP)).await;
+        let span = tracing::info_span!("expire", %table);
+        let deleted = |step: Step| Metrics::global().time_to_live_deleted(&table, step.count);
+        until_done(|| runtime.expire(&account, &table, now, ITEMS_PER_STEP), deleted).instrument(span).await;
     }
 }
 
-/// Runs a background step again until it says nothing is left, or fails (logged as `what`).
-async fn until_done<Step: Future<Output = anyhow::Result<bool>>>(what: &str, mut step: impl FnMut() -> Step) {
+/// Runs a background step again until it says nothing is left, or fails (logged in the span),
+/// telling `done` of every step.
+async fn until_done<Next: Future<Output = anyhow::Result<Step>>>(
+    mut step: impl FnMut() -> Next,
+    mut done: impl FnMut(Step),
+) {
     loop {
         match step().await {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => return eprintln!("dynabox: {what} failed: {e:#}"),
+            Ok(finished) => {
+                done(finished);
+                if finished.done {
+                    return;
+                }
+            }
+            Err(e) => return tracing::warn!("background step failed: {e:#}"),
         }
     }
 }

@@ -22,8 +22,8 @@ pub fn step<C: Connection>(store: &mut Synchronous<C>) {
         while steps > 0 {
             steps -= 1;
             match backfill_step(store, &account, &table, &index, ITEMS_PER_STEP) {
-                Ok(true) => break,
-                Ok(false) => {}
+                Ok(step) if step.done => break,
+                Ok(_) => {}
                 Err(e) => {
                     eprintln!("dynabox: filling index {index} of {table} failed: {e}");
                     break;

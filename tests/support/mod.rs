@@ -4,10 +4,11 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -66,6 +67,8 @@ pub struct Server {
     pub address: String,
     /// `http`, or `https` when it serves TLS.
     pub scheme: String,
+    /// Every line the server has written to stderr (its log) so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -84,22 +87,30 @@ impl Server {
             if stderr.read_line(&mut line).expect("read stderr") == 0 {
                 panic!("dynabox exited before listening");
             }
-            if let Some(rest) = line.strip_prefix("dynabox listening on ") {
+            eprint!("[server] {line}");
+            // The start-up line, as text or as JSON.
+            if let Some((_, rest)) = line.split_once("dynabox listening on ") {
                 let url = rest.split_whitespace().next().expect("URL");
                 let (scheme, address) = url.split_once("://").expect("scheme://address");
                 break (scheme.to_string(), address.to_string());
             }
-            eprint!("[server] {line}");
         };
+        let log = Arc::new(Mutex::new(vec![line]));
         // Keep draining stderr so the server never blocks on a full pipe.
+        let kept = log.clone();
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                eprint!("[server] {sink}");
-                sink.clear();
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                eprint!("[server] {line}");
+                kept.lock().unwrap().push(std::mem::take(&mut line));
             }
         });
-        Server { child, address, scheme }
+        Server { child, address, scheme, log }
+    }
+
+    /// The server's log so far, as one text.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().concat()
     }
 
     pub fn endpoint(&self) -> String {
@@ -238,4 +249,49 @@ pub async fn create_hash_table(client: &Client, label: &str, key: &str) -> Strin
         .await
         .expect("create table");
     name
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut and restore: a database outage without
+/// touching the shared server.
+pub struct Outage {
+    pub address: String,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Outage {
+    pub fn start(upstream: &str) -> Outage {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (up, open) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::<TcpStream>::new())));
+        let (upstream, accepting, tracked) = (upstream.to_string(), up.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                tracked.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Outage { address, up, open }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
 }

@@ -184,6 +184,7 @@ pub fn batch_write_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -
             units += write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
             metrics_of_table.extend(collection_metrics);
         }
+        cx.report.consumed_write(&table.table_name, units);
         consumed.extend(capacity.consumed(&table.table_name, units));
         if !metrics_of_table.is_empty() {
             collections.insert(table.table_name.clone(), Value::Array(metrics_of_table));
@@ -315,6 +316,7 @@ pub fn batch_get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> 
             request.insert("Keys".into(), Value::Array(left));
             unprocessed.insert(read.name.to_string(), Value::Object(request));
         }
+        cx.report.consumed_read(read.name, units);
         consumed.extend(capacity.consumed(read.name, units));
     }
     let mut response = json!({"Responses": responses, "UnprocessedKeys": unprocessed});

@@ -11,7 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Context, keys, table_name};
-use crate::capacity::ReturnConsumedCapacity;
+use crate::capacity::{READ_UNIT_BYTES, ReturnConsumedCapacity};
 use crate::catalog::Table;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Path, Substitutions, Update, legacy};
@@ -140,7 +140,7 @@ pub fn put_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     index::check_item(&table, &item, &key)?;
     check_item_size(&item)?;
     let plan = WritePlan { table, key, condition, change: Change::Put(item), members: common };
-    execute(cx.storage, &cx.principal.account_id, plan)
+    execute(cx, plan)
 }
 
 pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -168,7 +168,7 @@ pub fn update_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
         change: Change::Update { update, key_item, legacy: legacy_update },
         members: common,
     };
-    execute(cx.storage, &cx.principal.account_id, plan)
+    execute(cx, plan)
 }
 
 /// An update may not touch the table's key attributes.
@@ -199,7 +199,7 @@ pub fn delete_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
     let table = Table::load(cx.storage, &cx.principal.account_id, name)?;
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
     let plan = WritePlan { table, key, condition, change: Change::Delete, members: common };
-    execute(cx.storage, &cx.principal.account_id, plan)
+    execute(cx, plan)
 }
 
 pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
@@ -216,9 +216,12 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
     let key = keys::of_request(&table, &key_item, KEY_MISMATCH)?;
     let stored = cx.storage.ask(&cx.principal.account_id, Request::get(&table.keyspace(), &key))?;
     // Charged on the item's size as DynamoDB counts it (not its stored JSON), whatever the
-    // projection keeps; decoded for that only when capacity is asked for.
+    // projection keeps. The stored JSON is never shorter than that size, so an item stored in
+    // one read unit costs one unit: it is decoded for its size only when capacity is asked for.
     let size = match &stored {
-        Some(stored) if capacity != ReturnConsumedCapacity::None => Some(item_size(&stored_item(stored)?)),
+        Some(stored) if capacity != ReturnConsumedCapacity::None || stored.document.len() > READ_UNIT_BYTES => {
+            Some(item_size(&stored_item(stored)?))
+        }
         _ => None,
     };
     let mut response = match (stored, projection) {
@@ -229,7 +232,9 @@ pub fn get_item<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiRes
             json!({"Item": item_to_json(&item)})
         }
     };
-    if let Some(consumed) = capacity.consumed(name, crate::capacity::read_units(size, consistent)) {
+    let units = crate::capacity::read_units(size, consistent);
+    cx.report.consumed_read(name, units);
+    if let Some(consumed) = capacity.consumed(name, units) {
         response["ConsumedCapacity"] = consumed;
     }
     Ok(response)
@@ -311,18 +316,18 @@ pub(super) fn expression_maps<'a>(input: Input<'a>, expression_members: &[&str])
 }
 
 /// Decides and applies one write (see the module comment).
-fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -> ApiResult<Value> {
+fn execute<S: Storage>(cx: &mut Context<'_, S>, mut plan: WritePlan<'_>) -> ApiResult<Value> {
     let wants_old =
         plan.members.return_values != ReturnValues::None || plan.members.capacity != ReturnConsumedCapacity::None;
+    let account = &cx.principal.account_id;
     let (old, new) =
-        apply(storage, account, &mut plan.table, &plan.key, plan.condition.as_ref(), &plan.change, wants_old).map_err(
-            |mut error| {
+        apply(cx.storage, account, &mut plan.table, &plan.key, plan.condition.as_ref(), &plan.change, wants_old)
+            .map_err(|mut error| {
                 if !plan.members.old_item_on_failure {
                     error.item = None;
                 }
                 error
-            },
-        )?;
+            })?;
 
     let attributes = match plan.members.return_values {
         ReturnValues::None => None,
@@ -338,7 +343,10 @@ fn execute(storage: &mut impl Storage, account: &str, mut plan: WritePlan<'_>) -
     if let Some(attributes) = attributes.filter(|a| !a.is_empty()) {
         response["Attributes"] = item_to_json(&attributes);
     }
+    // Without ReturnValues or ReturnConsumedCapacity an unconditional write reads nothing, so it
+    // is charged for the item it writes alone.
     let units = crate::capacity::write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
+    cx.report.consumed_write(&plan.table.table_name, units);
     if let Some(consumed) = plan.members.capacity.consumed(&plan.table.table_name, units) {
         response["ConsumedCapacity"] = consumed;
     }

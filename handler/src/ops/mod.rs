@@ -20,9 +20,11 @@ pub use ttl::expire_step;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
+use crate::report::Report;
 use crate::storage::Storage;
 
-/// What an operation may use besides its input: the store and who is asking.
+/// What an operation may use besides its input: the store and who is asking; and where it notes
+/// the capacity it consumed, for the host.
 pub struct Context<'a, S: Storage> {
     pub storage: &'a mut S,
     pub principal: &'a Principal,
@@ -30,6 +32,7 @@ pub struct Context<'a, S: Storage> {
     pub region: &'a str,
     /// The request's `Host`: the address the client reached.
     pub host: Option<&'a str>,
+    pub report: &'a mut Report,
 }
 
 /// Every operation this version answers.
@@ -60,7 +63,12 @@ const OPERATIONS: &[&str] = &[
 ];
 
 pub fn exists(name: &str) -> bool {
-    OPERATIONS.contains(&name) || is_streams(name)
+    known(name).is_some()
+}
+
+/// `name` as this version's own spelling of an operation it answers.
+pub fn known(name: &str) -> Option<&'static str> {
+    OPERATIONS.iter().chain(streams::OPERATIONS).find(|known| **known == name).copied()
 }
 
 /// Whether `name` is an operation of the DynamoDB Streams API, which has a target prefix of its own.

@@ -85,7 +85,7 @@ pub fn query<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult
     let keyspace = source.keyspace();
     let reading = Reading::new(source, expressions, select, &members);
     let account = cx.principal.account_id.clone();
-    reading.run(cx.storage, &account, after, |storage, limit, byte_budget, after| {
+    reading.run(cx.storage, cx.report, &account, after, |storage, limit, byte_budget, after| {
         let request = QueryRequest {
             keyspace: keyspace.clone(),
             partition: partition.clone(),

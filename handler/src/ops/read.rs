@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::expr::{self, Condition, ExpressionKind, Operand, Path, PathElement, Substitutions, legacy};
 use crate::input::{Input, Violations};
 use crate::model::{Item, item_from_json, item_to_json, key, size::item_size};
+use crate::report::Report;
 use crate::storage::{ItemKey, Keyspace, Page, Request, Storage, StorageError};
 
 /// DynamoDB stops a page once it has read 1 MB of items.
@@ -416,6 +417,7 @@ impl<'t> Reading<'t> {
     pub fn run<S: Storage>(
         &self,
         storage: &mut S,
+        report: &mut Report,
         account: &str,
         start: Option<ItemKey>,
         mut fetch: impl FnMut(&mut S, u32, u32, Option<ItemKey>) -> Result<Page, StorageError>,
@@ -475,9 +477,13 @@ impl<'t> Reading<'t> {
         // Charged for all it read, as one read of that many bytes per keyspace.
         let units = read_units(Some(bytes), self.consistent);
         let consumed = match self.source.index {
-            None => self.capacity.consumed(table, units),
+            None => {
+                report.consumed_read(table, units);
+                self.capacity.consumed(table, units)
+            }
             Some(index) => {
                 let table_units = table_bytes.map_or(0.0, |b| read_units(Some(b), self.consistent));
+                report.consumed_read(table, table_units + units);
                 self.capacity.consumed_with_index(table, table_units, &index.index_name, index.global, units)
             }
         };

@@ -73,7 +73,7 @@ pub fn scan<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<
     let keyspace = source.keyspace();
     let reading = Reading::new(source, expressions, select, &members);
     let account = cx.principal.account_id.clone();
-    reading.run(cx.storage, &account, after, |storage, limit, byte_budget, after| {
+    reading.run(cx.storage, cx.report, &account, after, |storage, limit, byte_budget, after| {
         let request =
             ScanRequest { keyspace: keyspace.clone(), segment, total_segments: total, after, limit, byte_budget };
         storage.ask(&account, Request::scan(&request))

@@ -125,6 +125,9 @@ pub fn transact_get_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>)
             (Some(item), Some(paths)) => json!({"Item": item_to_json(&expr::project(&item, paths))}),
         });
     }
+    for (name, units) in &units {
+        cx.report.consumed_read(name, *units);
+    }
     let mut response = json!({"Responses": responses});
     if capacity != ReturnConsumedCapacity::None {
         let consumed = units.into_iter().filter_map(|(name, units)| capacity.consumed(name, units));
@@ -301,14 +304,17 @@ pub fn transact_write_items<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S
         // The same request with the same token, within its lifetime: done before.
         return Ok(json!({}));
     };
+    let mut units: Vec<(&str, f64)> = Vec::new();
+    for (action, (old, new)) in plan.iter().zip(&images) {
+        // A transactional write costs twice an ordinary one.
+        let cost = 2.0 * write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
+        add_units(&mut units, &action.table.table_name, cost);
+    }
+    for (name, units) in &units {
+        cx.report.consumed_write(name, *units);
+    }
     let mut response = json!({});
     if capacity != ReturnConsumedCapacity::None {
-        let mut units: Vec<(&str, f64)> = Vec::new();
-        for (action, (old, new)) in plan.iter().zip(&images) {
-            // A transactional write costs twice an ordinary one.
-            let cost = 2.0 * write_units(old.as_ref().map(item_size), new.as_ref().map(item_size));
-            add_units(&mut units, &action.table.table_name, cost);
-        }
         let consumed = units.into_iter().filter_map(|(name, units)| capacity.consumed(name, units));
         response["ConsumedCapacity"] = Value::Array(consumed.collect());
     }

@@ -16,6 +16,7 @@ use super::{Context, table_name};
 use crate::catalog::{ExpiryBackfill, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
+use crate::report::Step;
 use crate::storage::{Expect, Failure, ItemKey, Request, ScanRequest, Storage, StorageError, StoredItem, Write};
 use crate::stream::Origin;
 
@@ -74,31 +75,32 @@ pub fn describe_time_to_live<S: Storage>(input: Input<'_>, cx: &mut Context<'_, 
 /// service's), guarded by the version read, so an item changed meanwhile is decided again on the
 /// next sweep. While the table has a backfill, the step visits the next `budget` items instead.
 ///
-/// `Ok(true)`: nothing is left for now; `Ok(false)`: call again.
-pub fn expire_step(storage: &mut impl Storage, account: &str, name: &str, now: u64, budget: u32) -> ApiResult<bool> {
+/// `done`: nothing is left for now; otherwise call again. `count`: the items it deleted.
+pub fn expire_step(storage: &mut impl Storage, account: &str, name: &str, now: u64, budget: u32) -> ApiResult<Step> {
     let table = match Table::load(storage, account, name) {
-        Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(true),
+        Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(Step::DONE),
         table => table?,
     };
     if table.time_to_live_attribute.is_none() {
-        return Ok(true);
+        return Ok(Step::DONE);
     }
     let budget = budget.max(1);
     if let Some(backfill) = &table.time_to_live_backfill {
         return visit_unswept(storage, account, &table, backfill, now, budget);
     }
     let keys = match storage.ask(account, Request::expired(&table.keyspace(), now, budget)) {
-        Err(StorageError::NoSuchKeyspace) => return Ok(true),
+        Err(StorageError::NoSuchKeyspace) => return Ok(Step::DONE),
         keys => keys?,
     };
+    let mut deleted = 0;
     for key in &keys {
         match storage.ask(account, Request::get(&table.keyspace(), key)) {
-            Ok(Some(stored)) => settle(storage, account, &table, &stored, now, true)?,
+            Ok(Some(stored)) => deleted += u32::from(settle(storage, account, &table, &stored, now, true)?),
             Ok(None) | Err(StorageError::NoSuchKeyspace) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(keys.len() < budget as usize)
+    Ok(Step { done: keys.len() < budget as usize, count: deleted })
 }
 
 /// Visits the next items of a backfill, then saves how far it got (or ends it) on the table's
@@ -110,7 +112,7 @@ fn visit_unswept(
     backfill: &ExpiryBackfill,
     now: u64,
     budget: u32,
-) -> ApiResult<bool> {
+) -> ApiResult<Step> {
     let request = ScanRequest {
         keyspace: table.keyspace(),
         segment: 0,
@@ -120,26 +122,27 @@ fn visit_unswept(
         byte_budget: u32::MAX,
     };
     let page = match storage.ask(account, Request::scan(&request)) {
-        Err(StorageError::NoSuchKeyspace) => return Ok(true),
+        Err(StorageError::NoSuchKeyspace) => return Ok(Step::DONE),
         page => page?,
     };
+    let mut deleted = 0;
     for stored in &page.items {
-        settle(storage, account, table, stored, now, false)?;
+        deleted += u32::from(settle(storage, account, table, stored, now, false)?);
     }
     let reached = page.items.last().map(|item| (item.key.partition.clone(), item.key.sort.clone()));
     loop {
         let mut current = match Table::load(storage, account, &table.table_name) {
-            Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(true),
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(Step { done: true, count: deleted }),
             current => current?,
         };
         if current.time_to_live_backfill.as_ref() != Some(backfill) {
-            return Ok(false);
+            return Ok(Step { done: false, count: deleted });
         }
         current.time_to_live_backfill = page.more.then(|| ExpiryBackfill { after: reached.clone() });
         match save_record(storage, account, &current) {
-            Ok(true) => return Ok(false),
+            Ok(true) => return Ok(Step { done: false, count: deleted }),
             Ok(false) => continue,
-            Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(true),
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => return Ok(Step { done: true, count: deleted }),
             Err(e) => return Err(e),
         }
     }
@@ -148,6 +151,7 @@ fn visit_unswept(
 /// Deletes a stored item if it has expired; otherwise stores its expiry as the table's time to
 /// live now sees it (one written before time to live was enabled, or under another attribute).
 /// `has_stored_expiry`: the store's expiry index named the item, so even no expiry is news.
+/// True when it deleted the item.
 fn settle(
     storage: &mut impl Storage,
     account: &str,
@@ -155,12 +159,13 @@ fn settle(
     stored: &StoredItem,
     now: u64,
     has_stored_expiry: bool,
-) -> ApiResult<()> {
+) -> ApiResult<bool> {
     let item = stored_item(stored)?;
     let expiry = expiry(table, &item);
     if expiry.is_none() && !has_stored_expiry {
-        return Ok(());
+        return Ok(false);
     }
+    let deletes = expiry.is_some_and(|at| at <= now);
     let expect = Expect::Version(stored.version);
     let writes = match expiry {
         Some(at) if at <= now => item_writes(table, &stored.key, Some(&item), None, expect, Origin::TimeToLive)?,
@@ -176,8 +181,9 @@ fn settle(
         ],
     };
     match storage.ask(account, Request::write(&writes)) {
+        Ok(_) => Ok(deletes),
         // A guard that failed: the item (or the table) changed, and its writer stored the expiry.
-        Ok(_) | Err(Failure::GuardFailed(_)) | Err(Failure::Storage(StorageError::NoSuchKeyspace)) => Ok(()),
+        Err(Failure::GuardFailed(_)) | Err(Failure::Storage(StorageError::NoSuchKeyspace)) => Ok(false),
         Err(Failure::Storage(e)) => Err(e.into()),
     }
 }

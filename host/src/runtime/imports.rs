@@ -15,6 +15,7 @@ use dynabox_handler::storage as native;
 use super::dynabox::service::{auth, call, http, storage};
 use super::{RequestState, SandboxClock};
 use crate::failure_log::report_storage_failure;
+use crate::metrics::Metrics;
 
 impl http::Host for RequestState {}
 
@@ -42,7 +43,9 @@ impl storage::Host for RequestState {
             let turn = self.write_turns.take(&account, keyspace, key);
             self.turn = waiting(&mut self.clock, turn).await;
         }
+        let (operation, started) = (request.name(), Instant::now());
         let answer = waiting(&mut self.clock, self.storage.call(&account, request)).await?;
+        Metrics::global().storage_call(operation, started.elapsed());
         if writes {
             // Written or not, the decision is made: the next writer of the key may read.
             self.turn = None;

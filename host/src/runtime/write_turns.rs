@@ -11,11 +11,12 @@
 //! sharing the database, and a writer that gave up waiting, simply go on optimistically.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dynabox_handler::storage::{ItemKey, Keyspace};
 
 use super::keyed::{KeyedPermit, KeyedSemaphores};
+use crate::metrics::Metrics;
 
 /// How long a writer waits for its turn before it goes ahead without one. A turn lasts one read,
 /// one decision and one write, so this is only reached when a store stalls.
@@ -39,7 +40,10 @@ impl Default for WriteTurns {
 impl WriteTurns {
     /// Waits for the turn at `key` (at most [`TURN_WAIT`]); None when the wait ran out.
     pub async fn take(&self, account: &str, keyspace: &Keyspace, key: &ItemKey) -> Option<Turn> {
-        self.0.acquire((account.to_string(), keyspace.clone(), key.clone()), Some(TURN_WAIT)).await
+        let started = Instant::now();
+        let turn = self.0.acquire((account.to_string(), keyspace.clone(), key.clone()), Some(TURN_WAIT)).await;
+        Metrics::global().write_turn(started.elapsed(), turn.is_some());
+        turn
     }
 }
 

@@ -26,10 +26,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dynabox::auth::{Authenticator, LOCAL_ACCOUNT_ID};
+use dynabox::health::Readiness;
 use dynabox::runtime::{Limits, Phases, Runtime};
+use dynabox::server::Telemetry;
 use dynabox::storage::{DEFAULT_WAIT_TIMEOUT, Store, postgres, sqlite};
 use dynabox_handler::auth::OpenPolicy;
 use dynabox_handler::http::Request;
+use dynabox_handler::protocol::request_id;
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{self, Expect, ItemKey, Keyspace, Write};
 use dynabox_testkit::reference::Reference;
@@ -216,13 +219,13 @@ fn sandbox_tax(rounds: usize, slots: u32) -> anyhow::Result<()> {
     let runtime =
         Runtime::new(backend, Arc::new(Authenticator::Open), Limits { concurrency: slots, ..Limits::default() })?;
     let get = get_request(1);
-    assert_eq!(rt.block_on(runtime.handle(get.clone())).status, 200);
+    assert_eq!(rt.block_on(runtime.handle(get.clone(), request_id())).response.status, 200);
 
     let native = time_per_call(rounds, || {
         dynabox_handler::handle(&get, &mut store, &mut OpenPolicy);
     });
     let sandboxed = time_per_call(rounds, || {
-        rt.block_on(runtime.handle(get.clone()));
+        rt.block_on(runtime.handle(get.clone(), request_id()));
     });
     println!("sandbox tax (GetItem, reference store, {rounds} calls, one thread):");
     println!("  native handler call   {:>8.1} µs", native);
@@ -306,9 +309,12 @@ impl BenchServer {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), async {
-            let _ = stopped.await;
-        }));
+        // As `dynabox` serves by default: metrics counted, no access log.
+        let telemetry = Telemetry { readiness: Readiness::new(), metrics: true, access_log: false, slow_request: None };
+        let server =
+            rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), telemetry, async {
+                let _ = stopped.await;
+            }));
         Ok(BenchServer { rt, backend, runtime, address, stop, server })
     }
 
@@ -327,7 +333,7 @@ impl BenchServer {
 fn load(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<Rates> {
     let server = BenchServer::start(open)?;
     let table = format!("bench-{}", std::process::id());
-    let handle = |request: Request| server.rt.block_on(server.runtime.handle(request));
+    let handle = |request: Request| server.rt.block_on(server.runtime.handle(request, request_id())).response;
     let create = format!(
         r#"{{"TableName":"{table}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"S"}}]}}"#
     );
@@ -472,7 +478,9 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
     let create = format!(
         r#"{{"TableName":"{name}","KeySchema":[{{"AttributeName":"pk","KeyType":"HASH"}},{{"AttributeName":"sk","KeyType":"RANGE"}}],"AttributeDefinitions":[{{"AttributeName":"pk","AttributeType":"S"}},{{"AttributeName":"sk","AttributeType":"N"}}]}}"#
     );
-    anyhow::ensure!(server.rt.block_on(server.runtime.handle(request("CreateTable", create))).status == 200);
+    anyhow::ensure!(
+        server.rt.block_on(server.runtime.handle(request("CreateTable", create), request_id())).response.status == 200
+    );
     let query = |i: usize| {
         let body = format!(
             r#"{{"TableName":"{SCALE_TABLE}-{}","KeyConditionExpression":"pk = :p","ExpressionAttributeValues":{{":p":{{"S":"p{}"}}}}}}"#,
@@ -507,7 +515,9 @@ fn scale_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result
         rates[2].1 / rates[0].1,
         rates[3].1 / rates[1].1
     );
-    server.rt.block_on(server.runtime.handle(request("DeleteTable", format!(r#"{{"TableName":"{name}"}}"#))));
+    server
+        .rt
+        .block_on(server.runtime.handle(request("DeleteTable", format!(r#"{{"TableName":"{name}"}}"#)), request_id()));
     server.stop()?;
     Ok(rates)
 }
@@ -598,7 +608,7 @@ async fn drive_outcomes(
 fn contention_part(label: &str, open: Open<'_>, duration: Duration) -> anyhow::Result<Rates> {
     const ACCOUNTS: usize = 10;
     let server = BenchServer::start(open)?;
-    let handle = |request: Request| server.rt.block_on(server.runtime.handle(request));
+    let handle = |request: Request| server.rt.block_on(server.runtime.handle(request, request_id())).response;
     let create = |table: &str| {
         request(
             "CreateTable",
