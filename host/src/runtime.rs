@@ -13,6 +13,7 @@ mod write_turns;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dynabox_handler::auth::Principal;
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::{error_response, request_id};
@@ -145,12 +146,23 @@ impl Runtime {
 
     /// Runs one request in a fresh instance, once its access key's share and a slot allow.
     pub async fn handle(&self, request: native::Request) -> native::Response {
+        self.handle_with(request, &self.auth).await
+    }
+
+    /// Runs a request the host made for a principal it authenticated itself (the console's
+    /// signed-in account) exactly as an API request, bound to that principal's account: as for
+    /// a signed request, the host decides the account, never the sandbox.
+    pub async fn handle_as(&self, request: native::Request, principal: Principal) -> native::Response {
+        self.handle_with(request, &Arc::new(Authenticator::SignedIn(principal))).await
+    }
+
+    async fn handle_with(&self, request: native::Request, auth: &Arc<Authenticator>) -> native::Response {
         let Some(_admitted) = self.admission.admit(&request).await else {
             let throttled = ApiError::new(ErrorKind::Throttling, "Rate of requests exceeds the allowed throughput.");
             return error_response(&throttled, request_id());
         };
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
-        match self.run(request).await {
+        match self.run(request, auth).await {
             Ok(response) => response,
             Err(trap) => {
                 let request_id = request_id();
@@ -195,14 +207,16 @@ impl Runtime {
     /// Runs the request, and once more with every description read from the store if one it was
     /// given from memory proved stale (see `storage::remembered`): no write commits on a stale
     /// description, so the first run changed nothing.
-    async fn run(&self, request: native::Request) -> anyhow::Result<native::Response> {
+    async fn run(&self, request: native::Request, auth: &Arc<Authenticator>) -> anyhow::Result<native::Response> {
         let request =
             Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
         let mut fresh_descriptions = false;
         loop {
             let mut store = self.new_store(fresh_descriptions);
+            store.data_mut().auth = auth.clone();
             let handler = self.pre.instantiate_async(&mut store).await?;
-            let outcome = call(&handler, &mut store, self.context(now_millis() as u64), &request).await;
+            let context = Context { checks_signatures: auth.checks_signatures(), ..self.context(now_millis() as u64) };
+            let outcome = call(&handler, &mut store, context, &request).await;
             let state = store.data_mut();
             let stale = match (&outcome, state.account.clone()) {
                 (Err(trap), _) => trap.chain().any(|e| e.is::<Stale>()),
