@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use dynabox::accounts::{AccountCommand, SealingKey, load_or_create_key};
 use dynabox::auth::Authenticator;
+use dynabox::console::{AccountAdmin, Console};
 use dynabox::runtime::{Limits, Runtime};
 use dynabox::server::Transport;
 use dynabox::storage::{Store, postgres, sqlite};
@@ -72,6 +73,14 @@ struct Args {
     /// milliseconds.
     #[arg(long, default_value_t = 10_000)]
     drain_timeout_ms: u64,
+    /// The web console at /console (tables, items, accounts): on, or off to remove it. Under
+    /// --auth open it answers only clients on this machine (loopback).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    console: Switch,
+    /// An account that may create, rotate, revoke and delete every account in the console
+    /// (--auth sigv4; repeatable). Other accounts see only their own, and rotate its secret.
+    #[arg(long = "console-admin", value_name = "ACCOUNT")]
+    console_admins: Vec<String>,
     /// How often expired items (time to live) are looked for and deleted, in seconds.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     ttl_interval: u64,
@@ -117,6 +126,12 @@ enum Command {
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum AuthMode {
     Open,
     Sigv4,
@@ -144,10 +159,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let backend = open_store(&args.store, args.pool_size).await?;
-    let auth = match args.auth {
+    let auth = Arc::new(match args.auth {
         AuthMode::Open => Authenticator::Open,
         AuthMode::Sigv4 => Authenticator::sigv4(backend.clone(), sealing_key(&args.store)?),
-    };
+    });
     let limits = Limits {
         memory_bytes: (args.request_memory_mib as usize) << 20,
         memory_budget_bytes: (args.memory_budget_mib as usize) << 20,
@@ -157,23 +172,49 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let store = backend.describe();
     let mode = auth.mode();
-    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits)?);
+    let runtime = Arc::new(Runtime::new(backend.clone(), auth.clone(), limits)?);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     eprintln!("dynabox listening on http://{} with the {store}, --auth {mode}", listener.local_addr()?);
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let ttl_interval = Duration::from_secs(args.ttl_interval);
-    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend, ttl_interval));
+    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend.clone(), ttl_interval));
     let transport = Transport {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         body_timeout: Duration::from_millis(args.body_timeout_ms),
         max_connections: args.max_connections as usize,
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
     };
-    dynabox::server::serve(listener, runtime, transport, shutdown_signal()).await;
+    let console = console(&args, &backend, &runtime, auth, transport.body_timeout)?;
+    if console.is_some() {
+        eprintln!("dynabox console at http://{}/console", listener.local_addr()?);
+    }
+    dynabox::server::serve(listener, runtime, transport, console, shutdown_signal()).await;
     worker.abort();
     eprintln!("dynabox stopped");
     Ok(())
+}
+
+/// The web console, unless `--console off`; under `--auth sigv4` with the accounts page.
+fn console(
+    args: &Args,
+    backend: &Arc<dyn Store>,
+    runtime: &Arc<Runtime>,
+    auth: Arc<Authenticator>,
+    body_timeout: Duration,
+) -> anyhow::Result<Option<Arc<Console>>> {
+    if args.console == Switch::Off {
+        return Ok(None);
+    }
+    let accounts = match args.auth {
+        AuthMode::Open => None,
+        AuthMode::Sigv4 => Some(AccountAdmin {
+            backend: backend.clone(),
+            key: sealing_key(&args.store)?,
+            admins: args.console_admins.clone(),
+        }),
+    };
+    Ok(Some(Arc::new(Console::new(runtime.clone(), auth, accounts, body_timeout))))
 }
 
 async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {

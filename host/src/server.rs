@@ -1,6 +1,6 @@
 //! HTTP/1.1 with keep-alive in front of the runtime: the transport's rules (timeouts for slow and
-//! idle clients, a cap on open connections and on header size, `HEAD`, the one path, the memory
-//! budget for bodies) around the handler's front door (CORS, content codings both ways), and
+//! idle clients, a cap on open connections and on header size, `HEAD`, the one path (and the
+//! console's, `/console/...`, handed to it), the memory budget for bodies) around the handler's front door (CORS, content codings both ways), and
 //! graceful shutdown that drains in-flight requests within a bounded time.
 
 mod connections;
@@ -23,6 +23,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::console::{self, Console};
 use crate::runtime::{Reservation, Runtime};
 use connections::{Connections, Place};
 
@@ -56,11 +57,13 @@ impl Default for Transport {
 /// The most a request's headers may take.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Serves until `shutdown` resolves, then stops accepting and drains open connections.
+/// Serves until `shutdown` resolves, then stops accepting and drains open connections. The
+/// console, when given, answers its own paths (`/console/...`); the API keeps every other.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
     transport: Transport,
+    console: Option<Arc<Console>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Connections::new(transport.max_connections));
@@ -80,10 +83,16 @@ pub async fn serve(
         let (runtime, connections) = (runtime.clone(), connections.clone());
         let body_timeout = transport.body_timeout;
         let activity = place.activity.clone();
+        let from_loopback = stream.peer_addr().is_ok_and(|peer| peer.ip().to_canonical().is_loopback());
+        let console = console.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let (runtime, busy) = (runtime.clone(), connections.busy(&activity));
+            let console = console.clone().filter(|_| console::serves(request.uri().path()));
             async move {
-                let response = answer(&runtime, request, body_timeout).await;
+                let response = match console {
+                    Some(console) => console.answer(request, from_loopback).await,
+                    None => answer(&runtime, request, body_timeout).await,
+                };
                 drop(busy);
                 Ok::<_, Infallible>(to_hyper(response))
             }

@@ -306,7 +306,7 @@ impl BenchServer {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), async {
+        let server = rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), None, async {
             let _ = stopped.await;
         }));
         Ok(BenchServer { rt, backend, runtime, address, stop, server })
