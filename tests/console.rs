@@ -4,12 +4,13 @@
 //! (scripts/test.sh, CI) makes that a failure. With DYNABOX_CONSOLE_SCREENSHOTS=DIR the
 //! README's screenshots are written there.
 //!
-//! The WebDriver client is the dozen commands below, over the tests' raw HTTP: fantoccini, the
+//! The WebDriver client is the dozen commands below, over plain HTTP: fantoccini, the
 //! crate for it, brings ICU and changes `syn`'s features, which rebuilt every procedural macro and
 //! everything after it (the whole dependency tree) for one test.
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 use support::{Server, Store, raw_request_to, stores, temp_dir, unique};
 
 /// The W3C name of an element reference in WebDriver's JSON.
-const ELEMENT: &str = "element-6066-11e4-a52f-4f735466cecf";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A headless Chromium session through chromedriver; both end when dropped.
 struct Browser {
@@ -54,33 +55,41 @@ fn chromedriver() -> Option<PathBuf> {
     found
 }
 
-/// A WebDriver command's answer (`value`), or its error as text.
+/// A WebDriver command's answer (`value`), or its error as text. chromedriver says
+/// `Connection: close` but keeps the connection open, so the body is read by its length.
 fn webdriver(address: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let response = raw_request_to(address, method, path, &[("content-type", "application/json")], body.as_bytes());
-    let text = if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        unchunk(&response.body)
-    } else {
-        response.body
-    };
-    let answer: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
-    match response.status {
+    let mut stream = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).map_err(|e| e.to_string())?;
+    let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(status_line.clone())?;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().map_err(|_| line.clone())?;
+        }
+    }
+    let mut text = vec![0; length];
+    reader.read_exact(&mut text).map_err(|e| e.to_string())?;
+    let answer: Value =
+        serde_json::from_slice(&text).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&text)))?;
+    match status {
         200 => Ok(answer["value"].clone()),
         status => Err(format!("{status}: {}", answer["value"])),
     }
-}
-
-fn unchunk(body: &str) -> String {
-    let (mut text, mut rest) = (String::new(), body);
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        text.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    text
 }
 
 fn browser() -> Option<Browser> {
@@ -112,12 +121,23 @@ impl Browser {
 
     fn find_all(&self, using: &str, selector: &str) -> Vec<Element<'_>> {
         let found = self.command("POST", "/elements", Some(json!({"using": using, "value": selector}))).unwrap();
-        let ids = found.as_array().unwrap().iter().map(|e| e[ELEMENT].as_str().unwrap().to_string());
+        let ids =
+            found.as_array().unwrap_or_else(|| panic!("{selector}: {found}")).iter().map(|e| {
+                e.get(ELEMENT).and_then(Value::as_str).unwrap_or_else(|| panic!("{selector}: {e}")).to_string()
+            });
         ids.map(|id| Element { browser: self, id }).collect()
     }
 
+    /// The first element `css` selects, waited for a while: a form's answer may still be loading.
     fn find(&self, css: &str) -> Element<'_> {
-        self.find_all("css selector", css).into_iter().next().unwrap_or_else(|| panic!("no element {css}"))
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(found) = self.find_all("css selector", css).into_iter().next() {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "no element {css}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn find_xpath(&self, xpath: &str) -> Element<'_> {
@@ -136,7 +156,6 @@ impl Element<'_> {
         self.browser.command(method, &format!("/element/{}/{what}", self.id), body).unwrap()
     }
 
-    /// Clicks, and (as chromedriver does) waits for the page a click navigates to.
     fn click(&self) {
         self.command("POST", "click", Some(json!({})));
     }
@@ -184,8 +203,19 @@ impl Console<'_> {
         !self.browser.find_all("css selector", css).is_empty()
     }
 
+    /// Clicks a link or button and waits until the page it loads has replaced this one.
     fn click(&self, css: &str) {
-        self.browser.find(css).click();
+        self.load_by(self.browser.find(css));
+    }
+
+    /// Clicks `element` and waits until the page it loads has replaced this one.
+    fn load_by(&self, element: Element<'_>) {
+        element.click();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.browser.command("GET", &format!("/element/{}/name", element.id), None).is_ok() {
+            assert!(Instant::now() < deadline, "the click loaded no page");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn fill(&self, css: &str, text: &str) {
@@ -207,6 +237,12 @@ impl Console<'_> {
 
     /// The keys (DynamoDB JSON) of the items on this page.
     fn keys_on_page(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.has("#items") {
+            assert!(!self.has("#error"), "{}", self.text("#error"));
+            assert!(Instant::now() < deadline, "no items on {}", self.path());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let boxes = self.browser.find_all("css selector", "#items input[name=key]");
         boxes.iter().map(|checkbox| checkbox.attr("value").unwrap()).collect()
     }
@@ -297,7 +333,7 @@ async fn tables_and_items(browser: &Browser, server: &Server, store: &Store) {
     console.fill("#hash", "pk");
     console.click("#create-submit");
     let error = console.text("#error");
-    assert!(error.contains("ValidationException") && error.contains("TableName"), "{error}");
+    assert!(error.contains("ValidationException") && error.contains("tableName"), "{error}");
     assert_eq!(console.browser.find("#hash").value(), "pk");
     let tables = api.list_tables().send().await.unwrap();
     assert!(!tables.table_names().contains(&"x".to_string()));
@@ -391,7 +427,7 @@ async fn tables_and_items(browser: &Browser, server: &Server, store: &Store) {
     console.click("#run");
     assert!(console.text("#error").contains("ValidationException"));
     // Scan with a filter row.
-    console.open(&format!("/console/tables/{table}/search?mode=scan"));
+    console.open(&format!("/console/tables/{table}/search?mode=scan&limit=1000"));
     console.fill("#f0_name", "score");
     console.choose("#f0_op", ">=");
     console.choose("#f0_type", "N");
@@ -401,9 +437,7 @@ async fn tables_and_items(browser: &Browser, server: &Server, store: &Store) {
 
     // Edit an item: a number of 38 digits, a string set and binary, kept exactly.
     let key = json!({"pk": {"S": "p007"}, "sk": {"N": "7"}}).to_string();
-    console
-        .open(&format!("/console/tables/{table}/item?{}", serde_urlencoded::to_string([("key", &key)]).unwrap()))
-        .await;
+    console.open(&format!("/console/tables/{table}/item?{}", serde_urlencoded::to_string([("key", &key)]).unwrap()));
     let mut item = test_item(7);
     item["big"] = json!({"N": "12345678901234567890123456789012345678"});
     item["tags"] = json!({"SS": ["red", "green"]});
@@ -437,9 +471,7 @@ async fn tables_and_items(browser: &Browser, server: &Server, store: &Store) {
     assert!(get(&api, &table, "p007", 7).await.is_some());
 
     // Delete the item, then a selection of two.
-    console
-        .open(&format!("/console/tables/{table}/item?{}", serde_urlencoded::to_string([("key", &key)]).unwrap()))
-        .await;
+    console.open(&format!("/console/tables/{table}/item?{}", serde_urlencoded::to_string([("key", &key)]).unwrap()));
     console.click("#delete");
     assert!(console.text("#notice").contains("deleted"));
     assert!(get(&api, &table, "p007", 7).await.is_none(), "{store:?}");
@@ -573,17 +605,17 @@ async fn accounts_and_sign_in(browser: &Browser, server: &Server, [admin, alice]
     console.open("/console/accounts");
     assert!(!console.has("#secret"), "a secret is shown once");
     let row = format!("//tr[td[@class='account-name' and text()='{bob}']]");
-    console.browser.find_xpath(&format!("{row}//form[contains(@action, 'rotate')]//button")).click();
+    console.load_by(console.browser.find_xpath(&format!("{row}//form[contains(@action, 'rotate')]//button")));
     let rotated = console.text("#secret");
     assert_ne!(rotated, secret);
-    console.browser.find_xpath(&format!("{row}//form[contains(@action, 'revoke-old')]//button")).click();
+    console.load_by(console.browser.find_xpath(&format!("{row}//form[contains(@action, 'revoke-old')]//button")));
     // The authenticator remembers accounts for up to 2 s.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let old = bob_api.list_tables().send().await;
     assert_eq!(old.err().unwrap().code(), Some("InvalidSignatureException"));
     server.client_as(&bob, &rotated, "us-east-1").list_tables().send().await.expect("the rotated secret works");
     console.browser.find_xpath(&format!("{row}//input[@name='confirm']")).type_text(&bob);
-    console.browser.find_xpath(&format!("{row}//form[contains(@action, 'delete')]//button")).click();
+    console.load_by(console.browser.find_xpath(&format!("{row}//form[contains(@action, 'delete')]//button")));
     assert!(!console.text("#accounts").contains(&bob));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let deleted = server.client_as(&bob, &rotated, "us-east-1").list_tables().send().await;

@@ -306,7 +306,7 @@ impl Grid {
                 }
             }
         }
-        let rows = items
+        let rows: Vec<Row> = items
             .iter()
             .map(|item| {
                 let key = Value::Object(table.key_of(item)).to_string();
@@ -365,14 +365,14 @@ mod tests {
     #[test]
     fn a_description_reads_as_the_pages_show_it() {
         let table = table();
-        assert_eq!(table.key_text(), "pk (S), sk (N)");
+        assert_eq!(table.key_text, "pk (S), sk (N)");
         let index = table.index("byG").unwrap();
         assert_eq!(
-            (index.key_text().as_str(), index.projection.as_str(), index.status.as_str()),
+            (index.key_text.as_str(), index.projection.as_str(), index.status.as_str()),
             ("g (S)", "INCLUDE (a, b)", "CREATING")
         );
         assert_eq!(table.stream.as_deref(), Some("NEW_IMAGE"));
-        assert_eq!(table.size_text(), "1.5 KB");
+        assert_eq!(table.size_text, "1.5 KB");
         assert!(!table.deletion_protection);
     }
 

@@ -68,67 +68,46 @@ pub async fn describe(console: &Console, visit: &Visit, name: &str) -> Result<(T
     Ok((TableInfo::from_description(&described["Table"]), ttl))
 }
 
-/// One row of index fields in the create form.
+/// One row of index fields in the create form, as typed.
+#[derive(Serialize)]
 struct IndexRow {
     prefix: String,
     name: String,
     hash: String,
-    hash_type: String,
     range: String,
-    range_type: String,
-    projection: String,
     attributes: String,
+    hash_types: Vec<Choice>,
+    range_types: Vec<Choice>,
+    projections: Vec<Choice>,
 }
 
-#[derive(Template)]
-#[template(path = "console/create_table.html")]
+#[derive(Serialize)]
 struct CreatePage {
     layout: Layout,
-    form: Form,
+    /// The fields as typed, by name.
+    values: BTreeMap<String, String>,
+    hash_types: Vec<Choice>,
+    range_types: Vec<Choice>,
+    billing_modes: Vec<Choice>,
+    stream_views: Vec<Choice>,
+    deletion_protection: bool,
     global: Vec<IndexRow>,
     local: Vec<IndexRow>,
     more_rows: String,
     error: Option<Failure>,
 }
 
-impl IndexRow {
-    fn hash_types(&self) -> Vec<Choice> {
-        choices(KEY_TYPES, &self.hash_type)
-    }
-
-    fn range_types(&self) -> Vec<Choice> {
-        choices(KEY_TYPES, &self.range_type)
-    }
-
-    fn projections(&self) -> Vec<Choice> {
-        choices(
-            &[("ALL", "All attributes"), ("KEYS_ONLY", "Keys only"), ("INCLUDE", "Keys and included")],
-            &self.projection,
-        )
-    }
-}
-
-impl CreatePage {
-    fn key_types(&self, field: &str) -> Vec<Choice> {
-        choices(KEY_TYPES, self.form.get(field).unwrap_or("S"))
-    }
-
-    fn billing_modes(&self) -> Vec<Choice> {
-        let modes = [("PAY_PER_REQUEST", "On demand (pay per request)"), ("PROVISIONED", "Provisioned")];
-        choices(&modes, self.form.get("billing").unwrap_or("PAY_PER_REQUEST"))
-    }
-
-    fn stream_views(&self) -> Vec<Choice> {
-        let views = [
-            ("", "off"),
-            ("KEYS_ONLY", "keys only"),
-            ("NEW_IMAGE", "new image"),
-            ("OLD_IMAGE", "old image"),
-            ("NEW_AND_OLD_IMAGES", "new and old images"),
-        ];
-        choices(&views, self.form.text("stream"))
-    }
-}
+const PROJECTIONS: &[(&str, &str)] =
+    &[("ALL", "All attributes"), ("KEYS_ONLY", "Keys only"), ("INCLUDE", "Keys and included")];
+const STREAM_VIEWS: &[(&str, &str)] = &[
+    ("", "off"),
+    ("KEYS_ONLY", "keys only"),
+    ("NEW_IMAGE", "new image"),
+    ("OLD_IMAGE", "old image"),
+    ("NEW_AND_OLD_IMAGES", "new and old images"),
+];
+const BILLING_MODES: &[(&str, &str)] =
+    &[("PAY_PER_REQUEST", "On demand (pay per request)"), ("PROVISIONED", "Provisioned")];
 
 /// Index rows the form offers unless asked for more (`?rows=N`, no script needed).
 const INDEX_ROWS: usize = 2;
