@@ -305,7 +305,7 @@ async fn get(
 /// Item `i` of the test table: the partition `p{i:03}`, sort key `i`, and the index's keys
 /// `kind` (even or odd) and `score` (`i`).
 fn test_item(i: u32) -> Value {
-    let kind = if i % 2 == 0 { "even" } else { "odd" };
+    let kind = if i.is_multiple_of(2) { "even" } else { "odd" };
     json!({"pk": {"S": format!("p{i:03}")}, "sk": {"N": i.to_string()}, "kind": {"S": kind}, "score": {"N": i.to_string()}})
 }
 
@@ -582,7 +582,7 @@ async fn accounts_and_sign_in(browser: &Browser, server: &Server, [admin, alice]
     console.open("/console/accounts");
     let names: Vec<String> =
         console.browser.find_all("css selector", ".account-name").iter().map(|c| c.text()).collect();
-    assert_eq!(&names, &[alice.0.clone()]);
+    assert_eq!(names, [alice.0.as_str()]);
     assert!(!console.has("#create-account"));
 
     // Signed out, the session is gone.
