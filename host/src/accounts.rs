@@ -11,8 +11,8 @@ use serde_json::json;
 
 use dynabox_handler::sigv4::hex;
 use dynabox_handler::storage::{Request, StorageError};
-use dynabox_sql::accounts::AccountRecord;
 pub use dynabox_sql::accounts::SealingKey;
+use dynabox_sql::accounts::{AccountListing, AccountRecord};
 
 use crate::storage::{Ask, Store};
 
@@ -61,6 +61,14 @@ pub enum AccountCommand {
     RevokeOld { name: String },
 }
 
+/// A secret just made for an account, shown once.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Issued {
+    pub name: String,
+    pub secret: String,
+    pub account_id: String,
+}
+
 /// Runs one account command against the store; what it prints, as lines or as one JSON value.
 pub async fn run(
     command: &AccountCommand,
@@ -68,24 +76,18 @@ pub async fn run(
     key: &SealingKey,
     json: bool,
 ) -> anyhow::Result<String> {
-    let secret_line = |name: &str, secret: &str, account_id: &str| {
+    let secret_line = |issued: Issued| {
         if json {
-            json!({"AccessKeyId": name, "SecretAccessKey": secret, "AccountId": account_id}).to_string()
+            json!({"AccessKeyId": issued.name, "SecretAccessKey": issued.secret, "AccountId": issued.account_id})
+                .to_string()
         } else {
-            format!("{name} {secret}")
+            format!("{} {}", issued.name, issued.secret)
         }
     };
     match command {
-        AccountCommand::Create { name } => {
-            check_name(name)?;
-            let (secret, account_id) = (random_text(SECRET_CHARS, ALPHANUMERIC), random_text(12, b"0123456789"));
-            if !backend.create_account(name, &account_id, &key.seal(name, &secret)).await.map_err(failed)? {
-                bail!("an account named {name} exists already");
-            }
-            Ok(secret_line(name, &secret, &account_id))
-        }
+        AccountCommand::Create { name } => Ok(secret_line(create(backend, key, name).await?)),
         AccountCommand::List => {
-            let accounts = backend.list_accounts().await.map_err(failed)?;
+            let accounts = list(backend).await?;
             if json {
                 let accounts: Vec<_> = accounts
                     .iter()
@@ -106,41 +108,71 @@ pub async fn run(
                 .join("\n"))
         }
         AccountCommand::Delete { name } => {
-            let record = existing(backend, name).await?;
-            let mut deleted = 0;
-            // Tables first: an account that is gone would leave them unreachable.
-            loop {
-                let tables = backend.ask(&record.account_id, Request::list_tables(None, 100)).await.map_err(failed)?;
-                if tables.is_empty() {
-                    break;
-                }
-                for table in tables {
-                    let found = backend.ask(&record.account_id, Request::delete_table(&table)).await;
-                    deleted += usize::from(found.map_err(failed)?);
-                }
-            }
-            backend.delete_account(name).await.map_err(failed)?;
+            let deleted = delete(backend, name).await?;
             Ok(if json {
                 json!({"AccessKeyId": name, "DeletedTables": deleted}).to_string()
             } else {
                 format!("deleted {name} and its {deleted} tables")
             })
         }
-        AccountCommand::Rotate { name } => {
-            let record = existing(backend, name).await?;
-            let secret = random_text(SECRET_CHARS, ALPHANUMERIC);
-            if !backend.rotate_secret(name, &key.seal(name, &secret)).await.map_err(failed)? {
-                bail!("no account named {name}");
-            }
-            Ok(secret_line(name, &secret, &record.account_id))
-        }
+        AccountCommand::Rotate { name } => Ok(secret_line(rotate(backend, key, name).await?)),
         AccountCommand::RevokeOld { name } => {
-            if !backend.revoke_previous_secret(name).await.map_err(failed)? {
-                bail!("no account named {name}");
-            }
+            revoke_old(backend, name).await?;
             Ok(if json { json!({"AccessKeyId": name}).to_string() } else { format!("{name}: previous secret revoked") })
         }
     }
+}
+
+/// Creates an account named `name` with a new secret.
+pub async fn create(backend: &dyn Store, key: &SealingKey, name: &str) -> anyhow::Result<Issued> {
+    check_name(name)?;
+    let (secret, account_id) = (random_text(SECRET_CHARS, ALPHANUMERIC), random_text(12, b"0123456789"));
+    if !backend.create_account(name, &account_id, &key.seal(name, &secret)).await.map_err(failed)? {
+        bail!("an account named {name} exists already");
+    }
+    Ok(Issued { name: name.to_string(), secret, account_id })
+}
+
+/// Every account, never with its secrets.
+pub async fn list(backend: &dyn Store) -> anyhow::Result<Vec<AccountListing>> {
+    backend.list_accounts().await.map_err(failed)
+}
+
+/// Deletes an account and its tables; how many tables.
+pub async fn delete(backend: &dyn Store, name: &str) -> anyhow::Result<usize> {
+    let record = existing(backend, name).await?;
+    let mut deleted = 0;
+    // Tables first: an account that is gone would leave them unreachable.
+    loop {
+        let tables = backend.ask(&record.account_id, Request::list_tables(None, 100)).await.map_err(failed)?;
+        if tables.is_empty() {
+            break;
+        }
+        for table in tables {
+            let found = backend.ask(&record.account_id, Request::delete_table(&table)).await;
+            deleted += usize::from(found.map_err(failed)?);
+        }
+    }
+    backend.delete_account(name).await.map_err(failed)?;
+    Ok(deleted)
+}
+
+/// Gives the account a new secret; the old one keeps working until [`revoke_old`].
+pub async fn rotate(backend: &dyn Store, key: &SealingKey, name: &str) -> anyhow::Result<Issued> {
+    let record = existing(backend, name).await?;
+    let secret = random_text(SECRET_CHARS, ALPHANUMERIC);
+    if !backend.rotate_secret(name, &key.seal(name, &secret)).await.map_err(failed)? {
+        bail!("no account named {name}");
+    }
+    Ok(Issued { name: name.to_string(), secret, account_id: record.account_id })
+}
+
+/// Stops the secret before the last rotation from working.
+pub async fn revoke_old(backend: &dyn Store, name: &str) -> anyhow::Result<()> {
+    if !backend.revoke_previous_secret(name).await.map_err(failed)? {
+        bail!("no account named {name}");
+    }
+    Ok(())
 }
 
 async fn existing(backend: &dyn Store, name: &str) -> anyhow::Result<AccountRecord> {

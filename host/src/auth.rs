@@ -29,6 +29,10 @@ pub enum Authenticator {
     Open,
     /// `--auth sigv4`: every request signed with an account's secret.
     SigV4(Accounts),
+    /// A request the host makes itself for a principal it has already authenticated (the
+    /// console's signed-in account): the signature it carries is a placeholder, never checked,
+    /// and the principal is the host's, whatever the request names. Never serves the API.
+    SignedIn(Principal),
 }
 
 /// The accounts of the store, as the server verifies signatures with them.
@@ -72,6 +76,7 @@ impl Authenticator {
         match self {
             Authenticator::Open => "open",
             Authenticator::SigV4(_) => "sigv4",
+            Authenticator::SignedIn(_) => "signed-in",
         }
     }
 
@@ -84,8 +89,36 @@ impl Authenticator {
         match self {
             Authenticator::Open => OpenPolicy.authenticate(request),
             Authenticator::SigV4(accounts) => accounts.authenticate(request).await,
+            Authenticator::SignedIn(principal) => Ok(principal.clone()),
         }
     }
+
+    /// The principal whose account name and secret these are, checked as a signature is:
+    /// against the current or previous secret, read afresh when what is remembered does not
+    /// match (the console's sign-in). Under `--auth open`, the local account, whatever is given.
+    pub async fn check_secret(&self, name: &str, secret: &str) -> Result<Option<Principal>, Refusal> {
+        let accounts = match self {
+            Authenticator::SigV4(accounts) => accounts,
+            Authenticator::Open | Authenticator::SignedIn(_) => {
+                let principal = Principal { account_id: LOCAL_ACCOUNT_ID.into(), access_key_id: name.into() };
+                return Ok(Some(principal));
+            }
+        };
+        for recheck in [false, true] {
+            if let Some(account) = accounts.account(name, recheck).await?
+                && account.secrets.iter().any(|known| same_secret(known, secret))
+            {
+                return Ok(Some(Principal { account_id: account.id.clone(), access_key_id: name.to_string() }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Compares secrets (and the console's tokens) in time that does not depend on where they differ.
+pub fn same_secret(known: &str, given: &str) -> bool {
+    let differences = known.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    known.len() == given.len() && std::hint::black_box(differences) == 0
 }
 
 impl Accounts {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod console;
 mod failure_log;
 pub mod health;
 pub mod logging;

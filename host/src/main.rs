@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use dynabox::accounts::{AccountCommand, SealingKey, load_or_create_key};
 use dynabox::auth::Authenticator;
+use dynabox::console::{AccountAdmin, Console};
 use dynabox::health::{self, Readiness};
 use dynabox::logging::{self, LogFormat, START};
 use dynabox::metrics::{DEFAULT_TABLE_LABELS, Metrics};
@@ -112,6 +113,14 @@ struct Args {
     /// milliseconds.
     #[arg(long, default_value_t = 10_000)]
     drain_timeout_ms: u64,
+    /// The web console at /console (tables, items, accounts): on, or off to remove it. Under
+    /// --auth open it answers only clients on this machine (loopback).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    console: Switch,
+    /// An account that may create, rotate, revoke and delete every account in the console
+    /// (--auth sigv4; repeatable). Other accounts see only their own, and rotate its secret.
+    #[arg(long = "console-admin", value_name = "ACCOUNT")]
+    console_admins: Vec<String>,
     /// How often expired items (time to live) are looked for and deleted, in seconds.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     ttl_interval: u64,
@@ -164,6 +173,12 @@ enum Command {
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum AuthMode {
     Open,
     Sigv4,
@@ -199,10 +214,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let backend = open_store(&args.store, args.pool_size).await?;
-    let auth = match args.auth {
+    let auth = Arc::new(match args.auth {
         AuthMode::Open => Authenticator::Open,
         AuthMode::Sigv4 => Authenticator::sigv4(backend.clone(), sealing_key(&args.store)?),
-    };
+    });
     let limits = Limits {
         memory_bytes: (args.request_memory_mib as usize) << 20,
         memory_budget_bytes: (args.memory_budget_mib as usize) << 20,
@@ -216,7 +231,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let store = backend.describe();
     let mode = auth.mode();
-    let runtime = Arc::new(Runtime::new(backend.clone(), Arc::new(auth), limits)?);
+    let runtime = Arc::new(Runtime::new(backend.clone(), auth.clone(), limits)?);
     Metrics::global().cap_tables(args.metrics_max_tables);
     let readiness = Readiness::new();
     let telemetry = Telemetry {
@@ -248,7 +263,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend, ttl_interval));
+    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend.clone(), ttl_interval));
     let reloader = certificates.clone().map(|certificates| tokio::spawn(dynabox::tls::watch(certificates)));
     let transport = Transport {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
@@ -257,7 +272,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         tls: certificates.map(|certificates| certificates.server_config()).transpose()?,
     };
-    dynabox::server::serve(listener, runtime, transport, telemetry, shutdown_signal()).await;
+    let console = console(&args, &backend, &runtime, auth, transport.body_timeout)?;
+    if console.is_some() {
+        tracing::info!(target: START, "dynabox console at {scheme}://{address}/console");
+    }
+    dynabox::server::serve(listener, runtime, transport, telemetry, console, shutdown_signal()).await;
     worker.abort();
     watcher.abort();
     if let Some(admin) = admin {
@@ -289,6 +308,28 @@ fn certificate_files(args: &Args) -> anyhow::Result<Option<CertificateFiles>> {
     let state = if made { "made" } else { "kept from before" };
     tracing::info!(target: START, "self-signed certificate {path} ({state}); for clients: export AWS_CA_BUNDLE={path}");
     Ok(Some(files))
+}
+
+/// The web console, unless `--console off`; under `--auth sigv4` with the accounts page.
+fn console(
+    args: &Args,
+    backend: &Arc<dyn Store>,
+    runtime: &Arc<Runtime>,
+    auth: Arc<Authenticator>,
+    body_timeout: Duration,
+) -> anyhow::Result<Option<Arc<Console>>> {
+    if args.console == Switch::Off {
+        return Ok(None);
+    }
+    let accounts = match args.auth {
+        AuthMode::Open => None,
+        AuthMode::Sigv4 => Some(AccountAdmin {
+            backend: backend.clone(),
+            key: sealing_key(&args.store)?,
+            admins: args.console_admins.clone(),
+        }),
+    };
+    Ok(Some(Arc::new(Console::new(runtime.clone(), auth, accounts, body_timeout))))
 }
 
 async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {

@@ -13,6 +13,7 @@ mod write_turns;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dynabox_handler::auth::Principal;
 use dynabox_handler::error::{ApiError, ErrorKind};
 use dynabox_handler::http as native;
 use dynabox_handler::protocol::error_response;
@@ -154,6 +155,18 @@ impl Runtime {
     /// Runs one request in a fresh instance, once its access key's share and a slot allow;
     /// `request_id` is the id its response carries.
     pub async fn handle(&self, request: native::Request, request_id: String) -> Handled {
+        self.handle_with(request, request_id, &self.auth).await
+    }
+
+    /// Runs a request the host made for a principal it authenticated itself (the console's
+    /// signed-in account) exactly as an API request, bound to that principal's account: as for
+    /// a signed request, the host decides the account, never the sandbox.
+    pub async fn handle_as(&self, request: native::Request, principal: Principal) -> native::Response {
+        let auth = Arc::new(Authenticator::SignedIn(principal));
+        self.handle_with(request, dynabox_handler::protocol::request_id(), &auth).await.response
+    }
+
+    async fn handle_with(&self, request: native::Request, request_id: String, auth: &Arc<Authenticator>) -> Handled {
         let metrics = Metrics::global();
         let waiting = metrics.waiting();
         let Some(_admitted) = self.admission.admit(&request).await else {
@@ -163,7 +176,7 @@ impl Runtime {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         drop(waiting);
         let _running = metrics.in_flight();
-        match self.run(request, &request_id).await {
+        match self.run(request, &request_id, auth).await {
             Ok(handled) => handled,
             Err(trap) => {
                 let trap = one_line(&trap);
@@ -227,15 +240,22 @@ impl Runtime {
     /// Runs the request, and once more with every description read from the store if one it was
     /// given from memory proved stale (see `storage::remembered`): no write commits on a stale
     /// description, so the first run changed nothing.
-    async fn run(&self, request: native::Request, request_id: &str) -> anyhow::Result<Handled> {
+    async fn run(
+        &self,
+        request: native::Request,
+        request_id: &str,
+        auth: &Arc<Authenticator>,
+    ) -> anyhow::Result<Handled> {
         let request =
             Request { method: request.method, path: request.path, headers: request.headers, body: request.body };
         let mut fresh_descriptions = false;
         loop {
             let mut store = self.new_store(fresh_descriptions);
             Metrics::global().instantiated(Purpose::Request);
+            store.data_mut().auth = auth.clone();
             let handler = self.pre.instantiate_async(&mut store).await?;
             let context = self.context(now_millis() as u64, request_id.to_string());
+            let context = Context { checks_signatures: auth.checks_signatures(), ..context };
             let outcome = call(&handler, &mut store, context, &request).await;
             let state = store.data_mut();
             let account = state.account.clone();

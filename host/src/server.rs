@@ -1,11 +1,11 @@
 //! HTTP/1.1 with keep-alive in front of the runtime, over TLS when configured (with HTTP/2 for
 //! clients that ask for it): the transport's rules (timeouts for slow and idle clients and for the
-//! TLS handshake, a cap on open connections and on header size, `HEAD`, the one path, the memory
-//! budget for bodies) around the handler's front door (CORS, content codings both ways), and
-//! graceful shutdown that drains in-flight requests within a bounded time. Each API request runs
-//! in a span with its request id, is counted in the metrics and may get an access log line;
-//! `GET /ready` and `GET /metrics` are answered here too (see [`Telemetry`]), or on an admin
-//! address of their own ([`serve_admin`]).
+//! TLS handshake, a cap on open connections and on header size, `HEAD`, the one path (and the
+//! console's, `/console/...`, handed to it), the memory budget for bodies) around the handler's
+//! front door (CORS, content codings both ways), and graceful shutdown that drains in-flight
+//! requests within a bounded time. Each API request runs in a span with its request id, is
+//! counted in the metrics and may get an access log line; `GET /ready` and `GET /metrics` are
+//! answered here too (see [`Telemetry`]), or on an admin address of their own ([`serve_admin`]).
 
 mod connections;
 
@@ -33,6 +33,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::console::{self, Console};
 use crate::health::Readiness;
 use crate::metrics::{self, Metrics};
 use crate::runtime::{Handled, Reservation, Runtime};
@@ -103,12 +104,14 @@ impl Telemetry {
     }
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and drains open connections.
+/// Serves until `shutdown` resolves, then stops accepting and drains open connections. The
+/// console, when given, answers its own paths (`/console/...`); the API keeps every other.
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
     transport: Transport,
     telemetry: Telemetry,
+    console: Option<Arc<Console>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Connections::new(transport.max_connections));
@@ -129,10 +132,16 @@ pub async fn serve(
         let (runtime, connections, telemetry) = (runtime.clone(), connections.clone(), telemetry.clone());
         let body_timeout = transport.body_timeout;
         let activity = place.activity.clone();
+        let from_loopback = stream.peer_addr().is_ok_and(|peer| peer.ip().to_canonical().is_loopback());
+        let console = console.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let (runtime, telemetry, busy) = (runtime.clone(), telemetry.clone(), connections.busy(&activity));
+            let console = console.clone().filter(|_| console::serves(request.uri().path()));
             async move {
-                let response = answer(&runtime, &telemetry, request, body_timeout).await;
+                let response = match console {
+                    Some(console) => console.answer(request, from_loopback).await,
+                    None => answer(&runtime, &telemetry, request, body_timeout).await,
+                };
                 drop(busy);
                 Ok::<_, Infallible>(to_hyper(response))
             }

@@ -309,12 +309,12 @@ impl BenchServer {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        // As `dynabox` serves by default: metrics counted, no access log.
+        // As `dynabox` serves by default: metrics counted, no access log, no console.
         let telemetry = Telemetry { readiness: Readiness::new(), metrics: true, access_log: false, slow_request: None };
-        let server =
-            rt.spawn(dynabox::server::serve(listener, runtime.clone(), Default::default(), telemetry, async {
-                let _ = stopped.await;
-            }));
+        let serve = dynabox::server::serve(listener, runtime.clone(), Default::default(), telemetry, None, async {
+            let _ = stopped.await;
+        });
+        let server = rt.spawn(serve);
         Ok(BenchServer { rt, backend, runtime, address, stop, server })
     }
 
