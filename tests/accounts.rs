@@ -11,34 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use support::{Server, Store, create_hash_table, raw_request, stores, temp_dir, unique};
-
-/// Runs `dynabox account ARGS` on the store; its standard output, which must be a success.
-fn account(store: &Store, key_file: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_dynabox"))
-        .arg("account")
-        .args(args)
-        .args(store.flags())
-        .arg("--secret-key-file")
-        .arg(key_file)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("dynabox account runs");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "dynabox account {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    stdout
-}
-
-/// Creates an account named after `label`; its name and secret.
-fn new_account(store: &Store, key_file: &Path, label: &str) -> (String, String) {
-    let name = unique(label);
-    let line = account(store, key_file, &["create", &name]);
-    let (printed, secret) = line.trim().split_once(' ').expect("NAME SECRET");
-    assert_eq!(printed, name);
-    (name, secret.to_string())
-}
+use support::{Server, Store, account, create_hash_table, new_account, raw_request, stores, temp_dir, unique};
 
 fn sigv4_server(store: &Store, key_file: &Path) -> Server {
     let key_file = key_file.to_str().unwrap();
@@ -198,18 +172,9 @@ fn list_tables_signed(server: &Server, name: &str, secret: &str, when: SystemTim
     let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
     let string_to_sign =
         format!("AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
-    let mac = |key: &[u8], data: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-        mac.update(data.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    };
-    let mut key = mac(format!("AWS4{secret}").as_bytes(), date);
-    for part in ["us-east-1", "dynamodb", "aws4_request"] {
-        key = mac(&key, part);
-    }
     let signature = match forgery {
         Forgery::ZeroSignature => "0".repeat(64),
-        _ => hex(&mac(&key, &string_to_sign)),
+        _ => support::sigv4_signature(secret, date, &string_to_sign),
     };
     let sent_body = match forgery {
         Forgery::Body(sent) => sent.as_bytes().to_vec(),

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client as Dynamo;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::{Value, json};
-use support::{Server, Store, raw_request_to, stores, temp_dir, unique};
+use support::{Server, Store, new_account, raw_request_to, stores, temp_dir, unique};
 
 /// The W3C name of an element reference in WebDriver's JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -513,28 +513,6 @@ async fn tables_and_items(browser: &Browser, server: &Server, store: &Store) {
     assert_eq!(raw_request_to(&server.address, "GET", "/console/no-such-page", &[], b"").status, 404);
     assert_eq!(raw_request_to(&server.address, "GET", "/consoles", &[], b"").status, 404);
     assert_eq!(raw_request_to(&server.address, "GET", "/", &[], b"").status, 200);
-}
-
-/// Runs `dynabox account ARGS` on the store; its standard output.
-fn account(store: &Store, key_file: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_dynabox"))
-        .arg("account")
-        .args(args)
-        .args(store.flags())
-        .arg("--secret-key-file")
-        .arg(key_file)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("dynabox account runs");
-    assert!(output.status.success(), "dynabox account {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn new_account(store: &Store, key_file: &Path, label: &str) -> (String, String) {
-    let name = unique(label);
-    let line = account(store, key_file, &["create", &name]);
-    let (_, secret) = line.trim().split_once(' ').expect("NAME SECRET");
-    (name, secret.to_string())
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use support::{Outage, Server, Store, create_hash_table, raw_request, raw_request_to, temp_dir, unique};
 
@@ -112,7 +111,7 @@ fn signed(address: &str, name: &str, secret: &str, target: &str, body: &[u8]) ->
     let output = Command::new("date").args(["-u", "-d", &format!("@{seconds}"), "+%Y%m%dT%H%M%SZ"]).output().unwrap();
     let date_time = String::from_utf8(output.stdout).unwrap().trim().to_string();
     let date = &date_time[..8];
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = support::hex;
     let canonical = format!(
         "POST\n/\n\ncontent-type:application/x-amz-json-1.0\nhost:{address}\nx-amz-date:{date_time}\n\
          x-amz-target:DynamoDB_20120810.{target}\n\ncontent-type;host;x-amz-date;x-amz-target\n{}",
@@ -120,16 +119,7 @@ fn signed(address: &str, name: &str, secret: &str, target: &str, body: &[u8]) ->
     );
     let scope = format!("{date}/us-east-1/dynamodb/aws4_request");
     let to_sign = format!("AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
-    let mac = |key: &[u8], data: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-        mac.update(data.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    };
-    let mut key = mac(format!("AWS4{secret}").as_bytes(), date);
-    for part in ["us-east-1", "dynamodb", "aws4_request"] {
-        key = mac(&key, part);
-    }
-    let signature = hex(&mac(&key, &to_sign));
+    let signature = support::sigv4_signature(secret, date, &to_sign);
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={name}/{scope}, SignedHeaders=content-type;host;x-amz-date;x-amz-target, \
          Signature={signature}"

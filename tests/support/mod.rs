@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// The storage a server under test uses.
 #[derive(Debug, Clone)]
@@ -233,6 +235,31 @@ pub fn unique(name: &str) -> String {
     format!("{name}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Runs `dynabox account ARGS` on the store; its standard output, which must be a success.
+pub fn account(store: &Store, key_file: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_dynabox"))
+        .arg("account")
+        .args(args)
+        .args(store.flags())
+        .arg("--secret-key-file")
+        .arg(key_file)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("dynabox account runs");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "dynabox account {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// Creates an account named after `label`; its name and secret.
+pub fn new_account(store: &Store, key_file: &Path, label: &str) -> (String, String) {
+    let name = unique(label);
+    let line = account(store, key_file, &["create", &name]);
+    let (printed, secret) = line.trim().split_once(' ').expect("NAME SECRET");
+    assert_eq!(printed, name);
+    (name, secret.to_string())
+}
+
 /// A new on-demand table named after `label` (see [`unique`]) with the string hash key `key`;
 /// its name.
 pub async fn create_hash_table(client: &Client, label: &str, key: &str) -> String {
@@ -294,4 +321,23 @@ impl Outage {
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// A SigV4 signature of `string_to_sign` with `secret` for us-east-1's DynamoDB on `date`
+/// (YYYYMMDD), in hex, as the SDKs compute it.
+pub fn sigv4_signature(secret: &str, date: &str, string_to_sign: &str) -> String {
+    let mac = |key: &[u8], data: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    };
+    let mut key = mac(format!("AWS4{secret}").as_bytes(), date);
+    for part in ["us-east-1", "dynamodb", "aws4_request"] {
+        key = mac(&key, part);
+    }
+    hex(&mac(&key, string_to_sign))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
