@@ -242,6 +242,18 @@ fn readiness_follows_the_database_and_healthcheck_exits_by_it() {
     let healthcheck = || dynabox(&["healthcheck", "--listen", &server.address, "--timeout-ms", "1000"]).status.code();
     assert_eq!(ready(), 200);
     assert_eq!(healthcheck(), Some(0));
+    // The pool is sampled with each readiness check: the connection it used is idle again.
+    let started = Instant::now();
+    let text = loop {
+        let text = metrics(&server.address);
+        if sample(&text, r#"dynabox_postgres_pool_connections{state="idle"}"#).is_some() {
+            break text;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the pool is sampled within seconds: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(sample(&text, r#"dynabox_postgres_pool_connections{state="idle"}"#).unwrap() >= 1.0, "{text}");
+    assert_eq!(sample(&text, "dynabox_postgres_pool_waiting"), Some(0.0), "{text}");
 
     outage.cut();
     let cut = Instant::now();

@@ -56,6 +56,9 @@ impl Readiness {
                 }
             }
             Metrics::global().set_ready(ready);
+            if let Some(pool) = store.pool_use() {
+                Metrics::global().pool(pool);
+            }
         }
     }
 

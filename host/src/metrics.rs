@@ -25,6 +25,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::storage::PoolUse;
+
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The label value of every table past the cap.
@@ -65,6 +67,11 @@ struct TableIndex {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PurposeLabel {
     purpose: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -117,6 +124,8 @@ pub struct Metrics {
     write_turn_wait: Histogram,
     write_turn_timeouts: Counter,
     storage_calls: Family<StorageOperationLabel, Histogram>,
+    pool_connections: Family<StateLabel, Gauge>,
+    pool_waiting: Gauge,
     stream_records_trimmed: Counter,
     ready: Gauge,
 }
@@ -150,6 +159,8 @@ impl Metrics {
             write_turn_wait: Histogram::new(LATENCY_BUCKETS),
             write_turn_timeouts: Counter::default(),
             storage_calls: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            pool_connections: Family::default(),
+            pool_waiting: Gauge::default(),
             stream_records_trimmed: Counter::default(),
             ready: Gauge::default(),
         };
@@ -235,6 +246,16 @@ impl Metrics {
             "Time of one storage call of a request, by storage operation",
             Unit::Seconds,
             self.storage_calls.clone(),
+        );
+        r.register(
+            name("postgres_pool_connections"),
+            "PostgreSQL connections of the pool, by state (in_use, idle)",
+            self.pool_connections.clone(),
+        );
+        r.register(
+            name("postgres_pool_waiting"),
+            "Storage calls waiting for a PostgreSQL connection of the pool",
+            self.pool_waiting.clone(),
         );
         r.register(
             name("write_turn_timeouts"),
@@ -357,6 +378,14 @@ impl Metrics {
     /// A storage call of `operation` (`Request::name`) took `took`, confirmations included.
     pub fn storage_call(&self, operation: &'static str, took: Duration) {
         self.storage_calls.get_or_create(&StorageOperationLabel { operation }).observe(took.as_secs_f64());
+    }
+
+    /// The store's pool as it is now (sampled with the readiness check, once a second).
+    pub fn pool(&self, pool: PoolUse) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.pool_connections.get_or_create(&StateLabel { state: "in_use" }).set(count(pool.in_use));
+        self.pool_connections.get_or_create(&StateLabel { state: "idle" }).set(count(pool.idle));
+        self.pool_waiting.set(count(pool.waiting));
     }
 
     pub fn time_to_live_deleted(&self, table: &str, items: u32) {

@@ -36,6 +36,11 @@ pub trait Store: Send + Sync {
         false
     }
 
+    /// How the store's connection pool is used now, if it has one (PostgreSQL).
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
+
     /// Runs one operation of the handler's contract ([`Request`]).
     async fn call(&self, account: &str, request: Request<'_>) -> Result<Answer, Failure>;
 
@@ -108,6 +113,14 @@ pub trait Ask: Store {
 
 impl<S: Store + ?Sized> Ask for S {}
 
+/// The connections of a pool: taken by calls, idle, and the calls waiting for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub in_use: usize,
+    pub idle: usize,
+    pub waiting: usize,
+}
+
 /// What a [`SqlBackend`] needs of a database: connections, and a few words about itself.
 pub trait Driver: Send + Sync {
     type Connection<'a>: Connection
@@ -118,6 +131,9 @@ pub trait Driver: Send + Sync {
     fn connect(&self) -> impl Future<Output = Result<Self::Connection<'_>, StorageError>> + Send;
     fn describe(&self) -> String;
     fn worth_remembering_descriptions(&self) -> bool;
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
 }
 
 /// The storage contract on SQL: every call takes a connection from the driver and runs the one
@@ -150,6 +166,10 @@ impl<D: Driver> Store for SqlBackend<D> {
 
     fn worth_remembering_descriptions(&self) -> bool {
         self.driver.worth_remembering_descriptions()
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        self.driver.pool_use()
     }
 
     async fn call(&self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {

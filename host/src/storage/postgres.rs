@@ -33,7 +33,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{Driver, SqlBackend};
+use super::{Driver, PoolUse, SqlBackend};
 
 pub struct PostgresDriver {
     pool: Pooled,
@@ -96,6 +96,11 @@ impl Driver for PostgresDriver {
 
     fn worth_remembering_descriptions(&self) -> bool {
         true
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        let status = self.pool.pool.status();
+        Some(PoolUse { in_use: status.size - status.available, idle: status.available, waiting: status.waiting })
     }
 }
 
