@@ -329,7 +329,8 @@ fn console(
             admins: args.console_admins.clone(),
         }),
     };
-    Ok(Some(Arc::new(Console::new(runtime.clone(), auth, accounts, body_timeout))))
+    let over_tls = args.tls_cert.is_some() || args.tls_self_signed;
+    Ok(Some(Arc::new(Console::new(runtime.clone(), auth, accounts, body_timeout, over_tls))))
 }
 
 async fn open_store(store: &StoreArgs, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {

@@ -51,6 +51,8 @@ pub struct Console {
     accounts: Option<AccountAdmin>,
     sessions: Sessions,
     body_timeout: Duration,
+    /// The server speaks only HTTPS: session cookies are `Secure`.
+    over_tls: bool,
 }
 
 /// One request to the console, once its session is known.
@@ -72,8 +74,9 @@ impl Console {
         auth: Arc<Authenticator>,
         accounts: Option<AccountAdmin>,
         body_timeout: Duration,
+        over_tls: bool,
     ) -> Console {
-        Console { runtime, auth, accounts, sessions: Sessions::default(), body_timeout }
+        Console { runtime, auth, accounts, sessions: Sessions::default(), body_timeout, over_tls }
     }
 
     /// Answers a request for a console path. Under `--auth open` (no sign-in) only a client on
@@ -120,7 +123,7 @@ impl Console {
         let mut response = self.route(&method, &path, Visit { session, query, form }).await;
         // A response that starts a session of its own (sign-in) names it itself.
         if fresh && !response.headers.iter().any(|(name, _)| name == "set-cookie") {
-            response.headers.push(("set-cookie".into(), session::cookie(&id)));
+            response.headers.push(("set-cookie".into(), session::cookie(&id, self.over_tls)));
         }
         response
     }
@@ -224,7 +227,7 @@ impl Console {
                 self.sessions.end(&visit.session.id);
                 let session = self.sessions.start(Some(session::SignedIn::new(principal, secret)));
                 let mut response = pages::redirect("/console/tables");
-                response.headers.push(("set-cookie".into(), session::cookie(&session.id)));
+                response.headers.push(("set-cookie".into(), session::cookie(&session.id, self.over_tls)));
                 response
             }
             Ok(None) => self.sign_in_page(visit, Some("No account has this name and secret.".into())),

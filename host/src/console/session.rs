@@ -94,10 +94,12 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value for a session: scripts cannot read it (`HttpOnly`), and no other site's
-/// page or link sends it (`SameSite=Strict`).
-pub fn cookie(id: &str) -> String {
-    format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict")
+/// The `Set-Cookie` value for a session: scripts cannot read it (`HttpOnly`), no other site's
+/// page or link sends it (`SameSite=Strict`), and a server on HTTPS gets it back only over HTTPS
+/// (`Secure`).
+pub fn cookie(id: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// The session id a `Cookie` header carries, if any.
@@ -120,10 +122,11 @@ mod tests {
     fn a_session_is_found_by_its_cookie_until_it_ends() {
         let sessions = Sessions::default();
         let session = sessions.start(Some(SignedIn::open()));
-        let header = format!("other=1; {}", cookie(&session.id).split(';').next().unwrap());
+        let header = format!("other=1; {}", cookie(&session.id, false).split(';').next().unwrap());
         let id = cookie_value(&header).unwrap();
         assert_eq!(sessions.find(id).unwrap().csrf, session.csrf);
-        assert!(cookie(id).contains("HttpOnly") && cookie(id).contains("SameSite=Strict"));
+        assert!(cookie(id, false).contains("HttpOnly") && cookie(id, false).contains("SameSite=Strict"));
+        assert!(!cookie(id, false).contains("Secure") && cookie(id, true).ends_with("; Secure"));
         sessions.end(id);
         assert!(sessions.find(id).is_none());
         assert_eq!(cookie_value("dynabox_consolex=1"), None);
