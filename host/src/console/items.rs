@@ -397,17 +397,24 @@ fn sent_item(visit: &Visit) -> Result<Map<String, Value>, Failure> {
     }
 }
 
+/// The item the form sent, and the description of the table it is for.
+async fn sent_item_of(
+    console: &Console,
+    visit: &Visit,
+    table: &str,
+) -> Result<(Map<String, Value>, TableInfo), Failure> {
+    let item = sent_item(visit)?;
+    let (info, _) = describe(console, visit, table).await?;
+    Ok((item, info))
+}
+
 /// Saves an edited item (PutItem of the whole item). Its key may not change: that would be
 /// another item, and this one would stay.
 pub async fn save(console: &Console, visit: &Visit, layout: Layout, table: &str) -> Response {
     let key = visit.form.text("key");
     let page = ItemPage::new(layout, table, key, visit.form.text("item").to_string());
-    let item = match sent_item(visit) {
-        Ok(item) => item,
-        Err(failure) => return page.refused(failure),
-    };
-    let info = match describe(console, visit, table).await {
-        Ok((info, _)) => info,
+    let (item, info) = match sent_item_of(console, visit, table).await {
+        Ok(sent) => sent,
         Err(failure) => return page.refused(failure),
     };
     if serde_json::from_str::<Value>(key).ok() != Some(Value::Object(info.key_of(&item))) {
@@ -436,12 +443,8 @@ pub async fn new_form(console: &Console, visit: &Visit, layout: Layout, table: &
 /// Adds an item; one that exists already is not overwritten (DynamoDB's conditional failure).
 pub async fn add(console: &Console, visit: &Visit, layout: Layout, table: &str) -> Response {
     let page = ItemPage::new(layout, table, "", visit.form.text("item").to_string());
-    let item = match sent_item(visit) {
-        Ok(item) => item,
-        Err(failure) => return page.refused(failure),
-    };
-    let info = match describe(console, visit, table).await {
-        Ok((info, _)) => info,
+    let (item, info) = match sent_item_of(console, visit, table).await {
+        Ok(sent) => sent,
         Err(failure) => return page.refused(failure),
     };
     let key = Value::Object(info.key_of(&item)).to_string();
