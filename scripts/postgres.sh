@@ -53,3 +53,12 @@ pg_ensure() {
     export DATABASE_URL="$server/postgres"
   fi
 }
+
+# Prints the URL of an empty database NAME on DATABASE_URL's server, dropping any earlier one:
+# a run that counts tables (ListTables pages at 100) must not see the tests' tables.
+pg_fresh_database() { # name
+  local server=${DATABASE_URL%/*}
+  psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >&2 &&
+    psql "$server/postgres" -qc "CREATE DATABASE $1" >&2 &&
+    echo "$server/$1"
+}
