@@ -264,7 +264,7 @@ fn old_iterators_expire_and_trimmed_records_are_refused() {
     assert!(message.starts_with("Iterator expired."), "{message}");
 
     // Everything written before a moment from now is trimmed.
-    store.trim_changes(u64::MAX);
+    store.trim_changes(u64::MAX, u64::MAX);
     let (kind, _) = fails(&mut store, "GetRecords", json!({"ShardIterator": it}));
     assert_eq!(kind, "TrimmedDataAccessException");
     let (kind, _) = fails(&mut store, "GetRecords", json!({"ShardIterator": "nonsense"}));

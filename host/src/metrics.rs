@@ -127,6 +127,7 @@ pub struct Metrics {
     pool_connections: Family<StateLabel, Gauge>,
     pool_waiting: Gauge,
     stream_records_trimmed: Counter,
+    stream_records_waiting_trim: Gauge,
     ready: Gauge,
 }
 
@@ -162,6 +163,7 @@ impl Metrics {
             pool_connections: Family::default(),
             pool_waiting: Gauge::default(),
             stream_records_trimmed: Counter::default(),
+            stream_records_waiting_trim: Gauge::default(),
             ready: Gauge::default(),
         };
         metrics.registered()
@@ -266,6 +268,11 @@ impl Metrics {
             name("stream_records_trimmed"),
             "Stream records deleted past their 24 hours",
             self.stream_records_trimmed.clone(),
+        );
+        r.register(
+            name("stream_records_waiting_trim"),
+            "Stream records past their 24 hours that the last trimming batch left for the next",
+            self.stream_records_waiting_trim.clone(),
         );
         r.register(
             name("ready"),
@@ -409,8 +416,10 @@ impl Metrics {
         }
     }
 
-    pub fn stream_records_trimmed(&self, records: u64) {
-        self.stream_records_trimmed.inc_by(records);
+    /// A trimming batch deleted `deleted` stream records and left `left` past their time.
+    pub fn stream_records_trimmed(&self, deleted: u64, left: u64) {
+        self.stream_records_trimmed.inc_by(deleted);
+        self.stream_records_waiting_trim.set(i64::try_from(left).unwrap_or(i64::MAX));
     }
 
     pub fn set_ready(&self, ready: bool) {

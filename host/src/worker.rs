@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use dynabox_handler::background::{self, Backfill, ITEMS_PER_STEP, epoch_seconds};
 use dynabox_handler::report::Step;
 use dynabox_handler::storage::{Keyspace, Request};
+use dynabox_sql::store::TrimmedChanges;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
@@ -21,6 +22,11 @@ use crate::storage::{Ask, Store};
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
 /// How often stream records past their retention are deleted.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+/// Stream records one trimming transaction deletes at most: a backlog is worked off in batches
+/// that hold no lock long.
+const TRIM_BATCH: u64 = 10_000;
+/// Batches one pass runs at most before the other background work has its turn.
+const TRIM_BATCHES_PER_PASS: usize = 50;
 
 /// Runs forever; the server drops it on shutdown. `ttl_interval`: how often expired items are
 /// looked for.
@@ -37,12 +43,26 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
         }
         if last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL) {
             last_trim = Some(Instant::now());
-            match backend.trim_changes(background::trim_before(epoch_seconds())).await {
-                Ok(trimmed) => Metrics::global().stream_records_trimmed(trimmed),
-                Err(e) => tracing::warn!("trimming stream records failed: {e:?}"),
-            }
+            trim_changes(backend.as_ref()).await;
         }
         tokio::time::sleep(IDLE_PAUSE.min(ttl_interval)).await;
+    }
+}
+
+/// Deletes the stream records past their retention, batch by batch, and reports those a full
+/// pass left behind.
+async fn trim_changes(backend: &dyn Store) {
+    let before = background::trim_before(epoch_seconds());
+    for _ in 0..TRIM_BATCHES_PER_PASS {
+        match backend.trim_changes(before, TRIM_BATCH).await {
+            Ok(TrimmedChanges { deleted, left }) => {
+                Metrics::global().stream_records_trimmed(deleted, left);
+                if left == 0 {
+                    return;
+                }
+            }
+            Err(e) => return tracing::warn!("trimming stream records failed: {e:?}"),
+        }
     }
 }
 

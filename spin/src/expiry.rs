@@ -8,6 +8,8 @@ use dynabox_sql::{Connection, Synchronous};
 
 /// Expired items one request deletes at most, per table with time to live.
 const ITEMS_PER_REQUEST: u32 = 64;
+/// Stream records past their 24 hours one request deletes at most.
+const TRIMMED_PER_REQUEST: u64 = 256;
 
 /// Whether a request to `operation` sweeps afterwards: the reads a client polls while it waits
 /// for expired items to go.
@@ -15,8 +17,8 @@ pub fn sweeps_after(operation: &str) -> bool {
     matches!(operation, "GetItem" | "BatchGetItem" | "Query" | "Scan" | "DescribeTimeToLive" | "GetRecords")
 }
 
-/// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and the
-/// stream records past their 24 hours.
+/// Deletes up to [`ITEMS_PER_REQUEST`] expired items of every table with time to live, and up to
+/// [`TRIMMED_PER_REQUEST`] stream records past their 24 hours.
 pub fn sweep<C: Connection>(store: &mut Synchronous<C>) {
     let now = epoch_seconds();
     let tables = match store.tables_with_time_to_live() {
@@ -28,7 +30,7 @@ pub fn sweep<C: Connection>(store: &mut Synchronous<C>) {
             eprintln!("dynabox: deleting expired items of {table} failed: {e}");
         }
     }
-    if let Err(e) = store.trim_changes(trim_before(now)) {
+    if let Err(e) = store.trim_changes(trim_before(now), TRIMMED_PER_REQUEST) {
         eprintln!("dynabox: trimming stream records failed: {e:?}");
     }
 }

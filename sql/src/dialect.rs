@@ -66,8 +66,11 @@ pub struct Catalog {
     pub read_changes: &'static str,
     /// table id → the last sequence number the change log gave.
     pub last_change: &'static str,
-    /// before (seconds since the epoch): deletes change records written earlier.
+    /// before (seconds since the epoch), limit: deletes up to `limit` change records written
+    /// earlier, oldest first.
     pub trim_changes: &'static str,
+    /// before → how many change records were written earlier.
+    pub stale_changes: &'static str,
     /// → account, name of every table whose description has a time-to-live attribute.
     pub time_to_live_tables: &'static str,
     /// → account, description of every table whose description mentions an index being created
@@ -114,7 +117,9 @@ const SQLITE_CATALOG: Catalog = Catalog {
     insert_change: "INSERT INTO changes (table_id, seq, record) SELECT id, changes, ?2 FROM tables WHERE id = ?1",
     read_changes: "SELECT seq, record FROM changes WHERE table_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     last_change: "SELECT changes FROM tables WHERE id = ?1",
-    trim_changes: "DELETE FROM changes WHERE created < ?1",
+    trim_changes: "DELETE FROM changes WHERE (table_id, seq) IN \
+                   (SELECT table_id, seq FROM changes WHERE created < ?1 ORDER BY created LIMIT ?2)",
+    stale_changes: "SELECT count(*) FROM changes WHERE created < ?1",
     time_to_live_tables: "SELECT account, name FROM tables WHERE description LIKE '%\"TimeToLiveAttribute\"%'",
     creating_indexes: "SELECT account, description FROM tables WHERE description LIKE '%\"Creating\"%'",
     insert_account: "INSERT INTO accounts (name, account_id, secret) VALUES (?1, ?2, ?3) \
@@ -160,7 +165,10 @@ const POSTGRES_CATALOG: Catalog = Catalog {
                     SELECT id, changes, $2::bytea FROM dynabox.tables WHERE id = $1",
     read_changes: "SELECT seq, record FROM dynabox.changes WHERE table_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     last_change: "SELECT changes FROM dynabox.tables WHERE id = $1",
-    trim_changes: "DELETE FROM dynabox.changes WHERE created < to_timestamp($1::int8)",
+    trim_changes: "DELETE FROM dynabox.changes WHERE (table_id, seq) IN \
+                   (SELECT table_id, seq FROM dynabox.changes WHERE created < to_timestamp($1::int8) \
+                    ORDER BY created LIMIT $2)",
+    stale_changes: "SELECT count(*) FROM dynabox.changes WHERE created < to_timestamp($1::int8)",
     time_to_live_tables: "SELECT account, name FROM dynabox.tables \
                           WHERE description::text LIKE '%\"TimeToLiveAttribute\"%'",
     creating_indexes: "SELECT account, description::text FROM dynabox.tables \
@@ -231,6 +239,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 2, sql: include_str!("../migrations/sqlite/0002_version_clock.sql") },
     Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_accounts_keyspaces_changes.sql") },
     Migration { version: 4, sql: include_str!("../migrations/sqlite/0004_credentials.sql") },
+    Migration { version: 5, sql: include_str!("../migrations/sqlite/0005_changes_by_age.sql") },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -239,6 +248,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../migrations/postgres/0003_json_documents.sql") },
     Migration { version: 4, sql: include_str!("../migrations/postgres/0004_accounts_keyspaces_changes.sql") },
     Migration { version: 5, sql: include_str!("../migrations/postgres/0005_credentials.sql") },
+    Migration { version: 6, sql: include_str!("../migrations/postgres/0006_changes_by_age.sql") },
 ];
 
 /// Serialises PostgreSQL migrations of processes starting together; "dynabox" in ASCII.

@@ -29,6 +29,14 @@ use crate::{
 /// SQLite versions are reserved from the persistent clock this many at a time (see [`VersionClock`]).
 const VERSION_BLOCK: i64 = 1024;
 
+/// What one batch of trimming did: the change records it deleted, and those past their time it
+/// left for the next batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrimmedChanges {
+    pub deleted: u64,
+    pub left: u64,
+}
+
 pub struct SqlStore {
     dialect: Dialect,
     /// (account, keyspace) → its entry, so item operations do not read the catalog. Safe across
@@ -441,11 +449,27 @@ impl SqlStore {
         self.read_rows(rows, |mut row| Ok((row.text(0)?, row.text(1)?)))
     }
 
-    /// Drops the change records of every table written before `before` (seconds since the
-    /// epoch); how many. Not part of the handler's contract: the host's worker trims.
-    pub async fn trim_changes(&self, conn: &mut impl Connection, before: u64) -> Result<u64, StorageError> {
+    /// Drops up to `limit` change records, of any table, written before `before` (seconds since
+    /// the epoch), oldest first. Not part of the handler's contract: the host's worker trims, a
+    /// bounded batch per transaction.
+    pub async fn trim_changes(
+        &self,
+        conn: &mut impl Connection,
+        before: u64,
+        limit: u64,
+    ) -> Result<TrimmedChanges, StorageError> {
+        let catalog = self.dialect.catalog();
         let before = Param::Int(i64::try_from(before).unwrap_or(i64::MAX));
-        conn.execute(self.dialect.catalog().trim_changes, &[before]).await.map_err(|e| self.internal(e))
+        let batch = Param::Int(i64::try_from(limit).unwrap_or(i64::MAX));
+        let deleted = conn.execute(catalog.trim_changes, &[before, batch]).await.map_err(|e| self.internal(e))?;
+        // A batch short of its limit took every record there was to take.
+        let left = if deleted >= limit {
+            let rows = conn.query(catalog.stale_changes, &[before]).await.map_err(|e| self.internal(e))?;
+            rows.into_iter().next().map_or(Ok(0), |row| row.int(0)).map_err(|e| self.internal(e))? as u64
+        } else {
+            0
+        };
+        Ok(TrimmedChanges { deleted, left })
     }
 
     /// A query's page, its first statement sent together with "the description is at
@@ -774,8 +798,8 @@ impl<C: Connection> Synchronous<C> {
     }
 
     /// See [`SqlStore::trim_changes`].
-    pub fn trim_changes(&mut self, before: u64) -> Result<u64, StorageError> {
-        ready(self.store.trim_changes(&mut self.conn, before))
+    pub fn trim_changes(&mut self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
+        ready(self.store.trim_changes(&mut self.conn, before, limit))
     }
 
     /// See [`SqlStore::find_account`].

@@ -13,6 +13,7 @@ use dynabox::storage::postgres::{self, PostgresDriver};
 use dynabox::storage::{Driver, SqlBackend, Store};
 use dynabox_handler::storage::{Answer, Failure, Request, StorageError};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
+use dynabox_sql::store::TrimmedChanges;
 use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -118,8 +119,8 @@ impl Store for PerRequest {
         self.open().await?.tables_with_time_to_live().await
     }
 
-    async fn trim_changes(&self, before: u64) -> Result<u64, StorageError> {
-        self.open().await?.trim_changes(before).await
+    async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
+        self.open().await?.trim_changes(before, limit).await
     }
 
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {

@@ -5,6 +5,7 @@ use dynabox::storage::Store;
 use dynabox_handler::storage::memory::MemoryStore;
 use dynabox_handler::storage::{Answer, Failure, Request, Storage, StorageError};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
+use dynabox_sql::store::TrimmedChanges;
 use tokio::sync::Mutex;
 
 /// The reference store behind a lock: its calls take microseconds. It keeps no accounts and has
@@ -40,8 +41,9 @@ impl Store for Reference {
         Ok(Vec::new())
     }
 
-    async fn trim_changes(&self, before: u64) -> Result<u64, StorageError> {
-        Ok(self.0.lock().await.trim_changes(before))
+    async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
+        let (deleted, left) = self.0.lock().await.trim_changes(before, limit);
+        Ok(TrimmedChanges { deleted, left })
     }
 
     async fn create_account(&self, _: &str, _: &str, _: &[u8]) -> Result<bool, StorageError> {

@@ -54,15 +54,23 @@ impl MemoryStore {
         table.and_then(|t| t.keyspaces.get_mut(&keyspace.index)).ok_or(StorageError::NoSuchKeyspace)
     }
 
-    /// Drops change records written before `before` (seconds since the epoch); how many.
-    pub fn trim_changes(&mut self, before: u64) -> u64 {
-        let mut trimmed = 0;
-        for table in self.tables.values_mut() {
-            let old = table.log.len();
-            table.log.retain(|_, (_, written)| *written >= before);
-            trimmed += (old - table.log.len()) as u64;
+    /// Drops up to `limit` change records written before `before` (seconds since the epoch),
+    /// oldest first: (how many it dropped, how many such records it left).
+    pub fn trim_changes(&mut self, before: u64, limit: u64) -> (u64, u64) {
+        let mut stale: Vec<(u64, (String, String), u64)> = self
+            .tables
+            .iter()
+            .flat_map(|(name, table)| {
+                let old = table.log.iter().filter(|(_, (_, written))| *written < before);
+                old.map(|(sequence, (_, written))| (*written, name.clone(), *sequence))
+            })
+            .collect();
+        stale.sort();
+        let dropped = stale.len().min(usize::try_from(limit).unwrap_or(usize::MAX));
+        for (_, name, sequence) in &stale[..dropped] {
+            self.tables.get_mut(name).expect("a table just listed").log.remove(sequence);
         }
-        trimmed
+        (dropped as u64, (stale.len() - dropped) as u64)
     }
 
     /// Applies every write of a group in order, each guard seeing the earlier writes; a failure

@@ -19,6 +19,7 @@ use dynabox_handler::storage::{
     Answer, Asking, CallError, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, StorageError, StoredItem,
 };
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
+use dynabox_sql::store::TrimmedChanges;
 use dynabox_sql::{Connection, SqlError, SqlStore};
 
 /// How long one storage call waits for a lock or a connection when nothing else is said.
@@ -81,9 +82,9 @@ pub trait Store: Send + Sync {
     /// (account, table name) of every table that may have time to live enabled, for the expiry
     /// sweep.
     async fn tables_with_time_to_live(&self) -> Result<Vec<(String, String)>, StorageError>;
-    /// Drops change records written before `before` (seconds since the epoch), in every table;
-    /// how many. Streams keep records 24 hours.
-    async fn trim_changes(&self, before: u64) -> Result<u64, StorageError>;
+    /// Drops up to `limit` change records written before `before` (seconds since the epoch), of
+    /// any table, oldest first. Streams keep records 24 hours.
+    async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError>;
 
     /// Records a new account with its sealed secret; false when the name is taken.
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError>;
@@ -207,8 +208,8 @@ impl<D: Driver> Store for SqlBackend<D> {
         self.sql.tables_with_time_to_live(&mut self.driver.connect().await?).await
     }
 
-    async fn trim_changes(&self, before: u64) -> Result<u64, StorageError> {
-        self.sql.trim_changes(&mut self.driver.connect().await?, before).await
+    async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
+        self.sql.trim_changes(&mut self.driver.connect().await?, before, limit).await
     }
 
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
