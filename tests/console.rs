@@ -498,6 +498,30 @@ async fn tables_and_items(browser: &Browser, server: &Server, store: &Store) {
         "{row}"
     );
 
+    // The metrics page charts the table's API requests from the server's /metrics numbers (the
+    // console's own are not counted): the batches above and a failed condition.
+    let refused = api.put_item().table_name(&table).set_item(Some(get(&api, &table, "p008", 8).await.unwrap()));
+    let refused = refused.condition_expression("attribute_not_exists(pk)").send().await.unwrap_err();
+    assert_eq!(refused.code(), Some("ConditionalCheckFailedException"));
+    let invalid = api.get_item().table_name(&table).key("pk", s("p008")).send().await.unwrap_err();
+    assert_eq!(invalid.code(), Some("ValidationException"));
+    console.click("#nav-metrics");
+    assert_eq!(console.path(), "/console/metrics");
+    if matches!(store, Store::Embedded(_)) {
+        console.screenshot("console-metrics.png");
+    }
+    let row = |class: &str| console.text(&format!("tr[data-table='{table}'] .{class}"));
+    let successful: u64 = row("requests").parse().unwrap();
+    assert!(successful >= 10, "{successful} successful requests on {table}");
+    assert!(row("conditional-check-failed").starts_with("1 "), "{}", row("conditional-check-failed"));
+    assert!(row("p99").parse::<f64>().unwrap() > 0.0, "{}", row("p99"));
+    let drawn = console.browser.find(&format!("tr[data-table='{table}'] svg polyline.successful"));
+    assert!(drawn.attr("points").is_some_and(|points| points.contains(',')), "a line is drawn");
+    let all: u64 = console.text("tr[data-table='All tables'] .requests").parse().unwrap();
+    assert!(all >= successful);
+    let user_errors: u64 = console.text("#user-errors b").parse().unwrap();
+    assert!(user_errors >= 1, "the GetItem without its sort key: {user_errors}");
+
     // Deleting a table takes its name typed again.
     console.open(&format!("/console/tables/{table}"));
     console.fill("#confirm", "not-it");
@@ -562,6 +586,11 @@ async fn accounts_and_sign_in(browser: &Browser, server: &Server, [admin, alice]
         console.browser.find_all("css selector", ".account-name").iter().map(|c| c.text()).collect();
     assert_eq!(names, [alice.0.as_str()]);
     assert!(!console.has("#create-account"));
+    // The server's metrics are every account's: not hers to see.
+    assert!(!console.has("#nav-metrics"));
+    console.open("/console/metrics");
+    assert_eq!(console.text("#title"), "Not found");
+    console.open("/console/tables");
 
     // Signed out, the session is gone.
     console.click("#sign-out");
@@ -572,6 +601,8 @@ async fn accounts_and_sign_in(browser: &Browser, server: &Server, [admin, alice]
     // The admin creates an account, whose secret is shown once and works, rotates it, revokes
     // the old one, and deletes it.
     sign_in(&console, admin.0, admin.1);
+    console.click("#nav-metrics");
+    assert!(console.text("#metrics").contains(&admins_table));
     console.open("/console/accounts");
     let bob = unique("bob");
     console.fill("#new-account", &bob);

@@ -273,17 +273,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tls: certificates.map(|certificates| certificates.server_config()).transpose()?,
     };
     let console = console(&args, &backend, &runtime, auth, transport.body_timeout)?;
-    if console.is_some() {
+    let sampler = console.clone().map(|console| {
         tracing::info!(target: START, "dynabox console at {scheme}://{address}/console");
-    }
+        tokio::spawn(async move { console.sample_metrics().await })
+    });
     dynabox::server::serve(listener, runtime, transport, telemetry, console, shutdown_signal()).await;
     worker.abort();
     watcher.abort();
     if let Some(admin) = admin {
         admin.abort();
     }
-    if let Some(reloader) = reloader {
-        reloader.abort();
+    for task in [reloader, sampler].into_iter().flatten() {
+        task.abort();
     }
     tracing::info!("dynabox stopped");
     Ok(())

@@ -1,13 +1,15 @@
-//! The web console at `/console`: server-rendered pages (askama templates in `host/templates/`,
+//! The web console at `/console`: server-rendered pages (minijinja templates in `host/templates/`,
 //! every value escaped) for tables, items and accounts, with no script at all. Every data action
 //! is a DynamoDB API request run through the sandbox like any other (`Runtime::handle_as`), bound
 //! to the signed-in account, so the console can do nothing the account cannot. Sessions live in
-//! the server's memory; every form that changes something carries the session's CSRF token.
+//! the server's memory; every form that changes something carries the session's CSRF token. The
+//! metrics page draws the server's own `/metrics` numbers.
 
 mod accounts;
 mod api;
 mod form;
 mod items;
+mod metrics;
 mod pages;
 mod session;
 mod tables;
@@ -53,6 +55,7 @@ pub struct Console {
     body_timeout: Duration,
     /// The server speaks only HTTPS: session cookies are `Secure`.
     over_tls: bool,
+    metrics: metrics::History,
 }
 
 /// One request to the console, once its session is known.
@@ -76,7 +79,13 @@ impl Console {
         body_timeout: Duration,
         over_tls: bool,
     ) -> Console {
-        Console { runtime, auth, accounts, sessions: Sessions::default(), body_timeout, over_tls }
+        let (sessions, metrics) = Default::default();
+        Console { runtime, auth, accounts, sessions, body_timeout, over_tls, metrics }
+    }
+
+    /// Reads the metrics for the metrics page every few seconds; runs until dropped.
+    pub async fn sample_metrics(&self) {
+        self.metrics.sample().await
     }
 
     /// Answers a request for a console path. Under `--auth open` (no sign-in) only a client on
@@ -194,6 +203,9 @@ impl Console {
             ("POST", ["tables", table, "delete-item"]) => items::delete(self, visit, page, table).await,
             ("POST", ["tables", table, "delete-items"]) => items::delete_selection(self, visit, table).await,
             ("GET" | "HEAD", ["accounts"]) if self.accounts.is_some() => accounts::page(self, visit, page).await,
+            ("GET" | "HEAD", ["metrics"]) if page.metrics => {
+                pages::render(200, "metrics.html", &metrics::Page { layout: page, numbers: self.metrics.page() })
+            }
             ("POST", ["accounts", action @ ("create" | "rotate" | "revoke-old" | "delete")])
                 if self.accounts.is_some() =>
             {
@@ -207,12 +219,23 @@ impl Console {
         Layout {
             account: self.accounts.as_ref().and(visit.principal()).map(|p| p.access_key_id.clone()),
             csrf: visit.session.csrf.clone(),
+            metrics: self.shows_metrics(visit),
+        }
+    }
+
+    /// The metrics are the whole server's, every account's tables: under `--auth sigv4` only a
+    /// console admin sees them.
+    fn shows_metrics(&self, visit: &Visit) -> bool {
+        match (&self.accounts, visit.principal()) {
+            (None, _) => true,
+            (Some(accounts), Some(principal)) => accounts.admins.contains(&principal.access_key_id),
+            (Some(_), None) => false,
         }
     }
 
     fn sign_in_page(&self, visit: &Visit, error: Option<String>) -> Response {
         let page = pages::SignIn {
-            layout: Layout { account: None, csrf: visit.session.csrf.clone() },
+            layout: Layout { account: None, csrf: visit.session.csrf.clone(), metrics: false },
             name: visit.form.get("name").unwrap_or_default().to_string(),
             error,
         };
@@ -250,5 +273,5 @@ impl Console {
 /// Whether the path is a page that exists for someone signed in (so a visitor who is not is sent
 /// to sign in rather than told it does not exist).
 fn known(segments: &[&str]) -> bool {
-    matches!(segments, [] | [""] | ["tables", ..] | ["accounts"])
+    matches!(segments, [] | [""] | ["tables", ..] | ["accounts"] | ["metrics"])
 }

@@ -33,7 +33,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "table.html",
         "search.html",
         "item.html",
-        "accounts.html"
+        "accounts.html",
+        "metrics.html"
     );
     templates
 });
@@ -44,6 +45,8 @@ pub struct Layout {
     /// The signed-in account's name under `--auth sigv4` (None under open: no sign-out).
     pub account: Option<String>,
     pub csrf: String,
+    /// Whether the visitor may see the server's metrics (the link in the header).
+    pub metrics: bool,
 }
 
 #[derive(Serialize)]
@@ -89,7 +92,11 @@ pub fn render(status: u16, name: &str, page: &impl Serialize) -> Response {
 
 /// A page that says one thing (a refusal, something missing), with no session of its own.
 pub fn message(status: u16, title: &str, text: &str) -> Response {
-    render(status, "message.html", &Message { layout: Layout { account: None, csrf: String::new() }, title, text })
+    render(
+        status,
+        "message.html",
+        &Message { layout: Layout { account: None, csrf: String::new(), metrics: false }, title, text },
+    )
 }
 
 pub fn not_found() -> Response {
