@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dynabox::storage::{Ask, DEFAULT_WAIT_TIMEOUT, Store as Backend, sqlite};
 use dynabox_handler::storage::{
-    Expect, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest, SortRange, StorageError, StoredItem,
-    TableChange, Write, partition_hash,
+    Expect, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest, SortRange, StorageError,
+    StoredBackup, StoredItem, TableChange, Write, partition_hash,
 };
 use dynabox_sql::store::TrimmedChanges;
 use dynabox_testkit::per_request::PerRequest;
@@ -63,6 +63,7 @@ suite!(
     checks_and_change_logs,
     expiry_is_found_on_an_index,
     accounts_are_separate,
+    backups_copy_one_moment_and_outlive_their_table,
 );
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -1286,4 +1287,71 @@ async fn accounts_are_separate(store: &Store) {
     assert_eq!(backend.ask(&unique("nobody"), Request::list_tables(None, 100)).await.unwrap(), Vec::<String>::new());
     assert_eq!(backend.ask(&other_account, Request::delete_table(&name)).await, Ok(true));
     assert_eq!(read(ACCOUNT).await, doc("mine", 1));
+}
+
+async fn backups_copy_one_moment_and_outlive_their_table(store: &Store) {
+    let backend = &store.backend.backend;
+    let name = unique("backed");
+    let arn = format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{name}/backup/1");
+    let (a, b, c) = (key(b"a", b""), key(b"b", b""), key(b"c", b""));
+    assert_eq!(backend.ask(ACCOUNT, Request::create_table(&name, &description(&name), &[])).await, Ok(true));
+    store.created.lock().unwrap().push(name.clone());
+    let writes = [put(&name, &a, doc("a", 1), Expect::Absent), put(&name, &b, doc("b", 1), Expect::Absent)];
+    backend.ask(ACCOUNT, Request::write(&writes)).await.unwrap();
+
+    // Taken only at the version the caller read.
+    let version = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap().version;
+    assert_eq!(backend.ask(ACCOUNT, Request::create_backup(&name, version + 1, &arn, b"{}")).await, Ok(false));
+    assert_eq!(backend.ask(ACCOUNT, Request::describe_backup(&arn)).await, Ok(None));
+    let record = br#"{"backup": 1}"#;
+    assert_eq!(backend.ask(ACCOUNT, Request::create_backup(&name, version, &arn, record)).await, Ok(true));
+    let missing = format!("{arn}-missing");
+    assert_eq!(backend.ask(ACCOUNT, Request::create_backup(&missing, 1, &missing, record)).await, Ok(false));
+
+    // Later writes are not in it.
+    let later = [put(&name, &c, doc("c", 1), Expect::Absent), delete(&name, &a, Expect::Anything)];
+    backend.ask(ACCOUNT, Request::write(&later)).await.unwrap();
+    let stored = StoredBackup { arn: arn.clone(), record: record.to_vec() };
+    assert_eq!(backend.ask(ACCOUNT, Request::describe_backup(&arn)).await, Ok(Some(stored.clone())));
+    assert_eq!(backend.ask("999999999999", Request::describe_backup(&arn)).await, Ok(None), "another account's");
+    let listed = backend.ask(ACCOUNT, Request::list_backups(Some(&arn[..arn.len() - 1]), 10)).await.unwrap();
+    assert_eq!(listed.first(), Some(&stored));
+    assert_eq!(
+        backend.ask(ACCOUNT, Request::list_backups(Some(&arn), 10)).await.unwrap().first(),
+        None::<&StoredBackup>
+    );
+
+    // A restore is a new table with the backup's items and empty index keyspaces; the backup
+    // outlives its table.
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_table(&name)).await, Ok(true));
+    let restored = unique("restored");
+    let indexes = ["by-a".to_string()];
+    let restored_description = description(&restored);
+    let restoring = Request::restore_backup(&arn, &restored, &restored_description, &indexes);
+    assert_eq!(backend.ask(ACCOUNT, restoring).await, Ok(true));
+    store.created.lock().unwrap().push(restored.clone());
+    let items = scan(&store.backend, &restored, None, 10, u32::MAX).await.items;
+    assert_eq!(keys(&items), [a.clone(), b.clone()]);
+    assert_eq!(items[0].document, doc("a", 1));
+    assert_eq!(backend.ask(ACCOUNT, Request::keyspace_stats(&Keyspace::index(&restored, "by-a"))).await, Ok((0, 0)));
+    // Its items take new writes as any table's do.
+    let guarded = [put(&restored, &b, doc("b", 2), Expect::Version(items[1].version))];
+    backend.ask(ACCOUNT, Request::write(&guarded)).await.unwrap();
+    // A taken name changes nothing.
+    let again = Request::restore_backup(&arn, &restored, b"{\"other\": 1}", &[]);
+    assert_eq!(backend.ask(ACCOUNT, again).await, Ok(false));
+    assert_eq!(
+        json(&backend.ask(ACCOUNT, Request::describe_table(&restored)).await.unwrap().unwrap().description),
+        json(&description(&restored))
+    );
+
+    // Deleted, it is gone: nothing to describe, list, delete or restore.
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_backup(&arn)).await, Ok(Some(stored)));
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_backup(&arn)).await, Ok(None));
+    assert_eq!(backend.ask(ACCOUNT, Request::describe_backup(&arn)).await, Ok(None));
+    let elsewhere = unique("never");
+    let elsewhere_description = description(&elsewhere);
+    let gone = Request::restore_backup(&arn, &elsewhere, &elsewhere_description, &[]);
+    assert_eq!(backend.ask(ACCOUNT, gone).await, Err(StorageError::NoSuchKeyspace));
+    assert_eq!(backend.ask(ACCOUNT, Request::describe_table(&elsewhere)).await, Ok(None));
 }

@@ -202,6 +202,7 @@ pub fn backfill_step(
         if done {
             saved.status = IndexStatus::Active;
             saved.backfill_after = None;
+            table.finish_restore_when_indexed();
         } else if reached.is_some() {
             saved.backfill_after = reached.clone();
         }

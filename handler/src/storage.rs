@@ -75,6 +75,15 @@ pub struct TableRecord {
     pub version: u64,
 }
 
+/// An on-demand backup as the store keeps it: its ARN (its name in the account) and the record
+/// the handler wrote (what DescribeBackup says of it, with the table's description).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBackup {
+    pub arn: String,
+    #[serde(with = "serde_bytes")]
+    pub record: Vec<u8>,
+}
+
 /// One page of a read: items in read order. `more` is true when the store stopped because of the
 /// limit or the byte budget, so items may follow the last one.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -292,6 +301,33 @@ pub enum Request<'a> {
     /// epoch), earliest first, at most `limit`: found on the store's expiry index, not by a scan
     /// ([`Answer::Keys`]).
     Expired { keyspace: Cow<'a, Keyspace>, now: u64, limit: u32 },
+    /// Copies the table's items (its base keyspace, as of one moment) into a new backup named
+    /// `arn` with `record`, if the table is still at `version` ([`Answer::Flag`]: false when it
+    /// is not, or is gone). The backup outlives the table.
+    CreateBackup {
+        table: Cow<'a, str>,
+        version: u64,
+        arn: Cow<'a, str>,
+        #[serde(borrow, with = "serde_bytes")]
+        record: Cow<'a, [u8]>,
+    },
+    /// The backup named `arn`, if the account has it ([`Answer::Backup`]).
+    DescribeBackup { arn: Cow<'a, str> },
+    /// The account's backups in ARN order, strictly after `start_after`, at most `limit`
+    /// ([`Answer::Backups`]).
+    ListBackups { start_after: Option<Cow<'a, str>>, limit: u32 },
+    /// Drops a backup and its items ([`Answer::Backup`]: what it was, none when there was none).
+    DeleteBackup { arn: Cow<'a, str> },
+    /// Creates table `name` as `CreateTable` does, with the backup's items in its base keyspace
+    /// (its index keyspaces start empty), atomically ([`Answer::Flag`]: false when a table of
+    /// that name exists). A backup that is gone is [`StorageError::NoSuchKeyspace`].
+    RestoreBackup {
+        arn: Cow<'a, str>,
+        name: Cow<'a, str>,
+        #[serde(borrow, with = "serde_bytes")]
+        description: Cow<'a, [u8]>,
+        indexes: Cow<'a, [String]>,
+    },
 }
 
 impl Request<'_> {
@@ -307,8 +343,13 @@ impl Request<'_> {
             }
             Request::Query(request) => Some(&request.keyspace.table),
             Request::Scan(request) => Some(&request.keyspace.table),
-            Request::ReadChanges { table, .. } => Some(table),
-            Request::ListTables { .. } | Request::Write(_) => None,
+            Request::ReadChanges { table, .. } | Request::CreateBackup { table, .. } => Some(table),
+            Request::RestoreBackup { name, .. } => Some(name),
+            Request::ListTables { .. }
+            | Request::Write(_)
+            | Request::DescribeBackup { .. }
+            | Request::ListBackups { .. }
+            | Request::DeleteBackup { .. } => None,
         }
     }
 
@@ -328,12 +369,23 @@ impl Request<'_> {
             Request::Write(_) => "Write",
             Request::ReadChanges { .. } => "ReadChanges",
             Request::Expired { .. } => "Expired",
+            Request::CreateBackup { .. } => "CreateBackup",
+            Request::DescribeBackup { .. } => "DescribeBackup",
+            Request::ListBackups { .. } => "ListBackups",
+            Request::DeleteBackup { .. } => "DeleteBackup",
+            Request::RestoreBackup { .. } => "RestoreBackup",
         }
     }
 
     /// Whether the operation creates, changes or drops a table's description.
     pub fn changes_table(&self) -> bool {
-        matches!(self, Request::CreateTable { .. } | Request::UpdateTable { .. } | Request::DeleteTable { .. })
+        matches!(
+            self,
+            Request::CreateTable { .. }
+                | Request::UpdateTable { .. }
+                | Request::DeleteTable { .. }
+                | Request::RestoreBackup { .. }
+        )
     }
 }
 
@@ -382,6 +434,8 @@ answers! {
     Committed(Committed),
     Changes(ChangePage),
     Keys(Vec<ItemKey>),
+    Backup(Option<StoredBackup>),
+    Backups(Vec<StoredBackup>),
 }
 
 /// A failed call: a guard that did not hold, or the store's own failure.
@@ -501,6 +555,36 @@ impl<'a> Request<'a> {
 
     pub fn expired(keyspace: &'a Keyspace, now: u64, limit: u32) -> Asking<'a, Vec<ItemKey>> {
         asking(Request::Expired { keyspace: Cow::Borrowed(keyspace), now, limit })
+    }
+
+    pub fn create_backup(table: &'a str, version: u64, arn: &'a str, record: &'a [u8]) -> Asking<'a, bool> {
+        asking(Request::CreateBackup { table: table.into(), version, arn: arn.into(), record: record.into() })
+    }
+
+    pub fn describe_backup(arn: &'a str) -> Asking<'a, Option<StoredBackup>> {
+        asking(Request::DescribeBackup { arn: arn.into() })
+    }
+
+    pub fn list_backups(start_after: Option<&'a str>, limit: u32) -> Asking<'a, Vec<StoredBackup>> {
+        asking(Request::ListBackups { start_after: start_after.map(Cow::Borrowed), limit })
+    }
+
+    pub fn delete_backup(arn: &'a str) -> Asking<'a, Option<StoredBackup>> {
+        asking(Request::DeleteBackup { arn: arn.into() })
+    }
+
+    pub fn restore_backup(
+        arn: &'a str,
+        name: &'a str,
+        description: &'a [u8],
+        indexes: &'a [String],
+    ) -> Asking<'a, bool> {
+        asking(Request::RestoreBackup {
+            arn: arn.into(),
+            name: name.into(),
+            description: description.into(),
+            indexes: indexes.into(),
+        })
     }
 }
 

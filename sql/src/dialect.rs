@@ -93,6 +93,16 @@ pub struct Catalog {
     pub create_storage_table: &'static str,
     /// Drops a storage table `{t}`.
     pub drop_storage_table: &'static str,
+    /// Copies every row of storage table `{from}` into `{to}`.
+    pub copy_items: &'static str,
+    /// account, ARN, record → backup id.
+    pub insert_backup: &'static str,
+    /// account, ARN → backup id, record.
+    pub find_backup: &'static str,
+    /// account, start after ('' for the first page), limit → ARN, record.
+    pub list_backups: &'static str,
+    /// account, ARN → backup id, record of the backup deleted.
+    pub delete_backup: &'static str,
 }
 
 const SQLITE_CATALOG: Catalog = Catalog {
@@ -136,6 +146,11 @@ const SQLITE_CATALOG: Catalog = Catalog {
                            CREATE INDEX {t}_segments ON {t} (h, pk, sk);
                            CREATE INDEX {t}_expiry ON {t} (expires) WHERE expires IS NOT NULL",
     drop_storage_table: "DROP TABLE IF EXISTS {t}",
+    copy_items: "INSERT INTO {to} (pk, sk, doc, version, h, expires) SELECT pk, sk, doc, version, h, expires FROM {from}",
+    insert_backup: "INSERT INTO backups (account, arn, record) VALUES (?1, ?2, ?3) RETURNING id",
+    find_backup: "SELECT id, record FROM backups WHERE account = ?1 AND arn = ?2",
+    list_backups: "SELECT arn, record FROM backups WHERE account = ?1 AND arn > ?2 ORDER BY arn LIMIT ?3",
+    delete_backup: "DELETE FROM backups WHERE account = ?1 AND arn = ?2 RETURNING id, record",
 };
 
 const POSTGRES_CATALOG: Catalog = Catalog {
@@ -187,6 +202,11 @@ const POSTGRES_CATALOG: Catalog = Catalog {
                            CREATE INDEX ON {t} (h, pk, sk);
                            CREATE INDEX ON {t} (expires) WHERE expires IS NOT NULL",
     drop_storage_table: "DROP TABLE IF EXISTS {t}",
+    copy_items: "INSERT INTO {to} (pk, sk, doc, version, h, expires) SELECT pk, sk, doc, version, h, expires FROM {from}",
+    insert_backup: "INSERT INTO dynabox.backups (account, arn, record) VALUES ($1, $2, $3::text::json) RETURNING id",
+    find_backup: "SELECT id, record::text FROM dynabox.backups WHERE account = $1 AND arn = $2",
+    list_backups: "SELECT arn, record::text FROM dynabox.backups WHERE account = $1 AND arn > $2 ORDER BY arn LIMIT $3",
+    delete_backup: "DELETE FROM dynabox.backups WHERE account = $1 AND arn = $2 RETURNING id, record::text",
 };
 
 /// Puts bind document, hash and expiry as ?3 to ?5, a put at a version the version as ?6, and
@@ -240,6 +260,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../migrations/sqlite/0003_accounts_keyspaces_changes.sql") },
     Migration { version: 4, sql: include_str!("../migrations/sqlite/0004_credentials.sql") },
     Migration { version: 5, sql: include_str!("../migrations/sqlite/0005_changes_by_age.sql") },
+    Migration { version: 6, sql: include_str!("../migrations/sqlite/0006_backups.sql") },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -249,6 +270,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../migrations/postgres/0004_accounts_keyspaces_changes.sql") },
     Migration { version: 5, sql: include_str!("../migrations/postgres/0005_credentials.sql") },
     Migration { version: 6, sql: include_str!("../migrations/postgres/0006_changes_by_age.sql") },
+    Migration { version: 7, sql: include_str!("../migrations/postgres/0007_backups.sql") },
 ];
 
 /// Serialises PostgreSQL migrations of processes starting together; "dynabox" in ASCII.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dynabox_handler::storage::{
     Answer, ChangePage, ChangeRecord, Committed, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest,
-    Storage, StorageError, StoredItem, TableChange, TableRecord, Write,
+    Storage, StorageError, StoredBackup, StoredItem, TableChange, TableRecord, Write,
 };
 
 use crate::dialect::POSTGRES_MIGRATION_LOCK;
@@ -131,6 +131,17 @@ impl SqlStore {
             Request::Expired { keyspace, now, limit } => {
                 self.expired(conn, account, &keyspace, now, limit).await?.into()
             }
+            Request::CreateBackup { table, version, arn, record } => {
+                self.create_backup(conn, account, &table, version, &arn, &record).await?.into()
+            }
+            Request::DescribeBackup { arn } => self.describe_backup(conn, account, &arn).await?.into(),
+            Request::ListBackups { start_after, limit } => {
+                self.list_backups(conn, account, start_after.as_deref(), limit).await?.into()
+            }
+            Request::DeleteBackup { arn } => self.delete_backup(conn, account, &arn).await?.into(),
+            Request::RestoreBackup { arn, name, description, indexes } => {
+                self.restore_backup(conn, account, &arn, &name, &description, &indexes).await?.into()
+            }
         })
     }
 
@@ -142,19 +153,142 @@ impl SqlStore {
         description: &[u8],
         indexes: &[String],
     ) -> Result<bool, StorageError> {
-        let description = text(description)?;
         self.changing_table(conn, account, name, async |conn| {
-            let version = self.new_table_version(conn).await?;
-            let params = [Param::Text(account), Param::Text(name), Param::Text(description), Param::Int(version)];
-            let rows = conn.query(self.dialect.catalog().insert_table, &params).await.map_err(|e| self.internal(e))?;
-            let Some(id) = rows.into_iter().next() else { return Ok(false) };
-            let id = id.int(0).map_err(|e| self.internal(e))?;
-            for index in std::iter::once("").chain(indexes.iter().map(String::as_str)) {
-                self.create_keyspace(conn, id, index).await?;
+            Ok(self.insert_table(conn, account, name, description, indexes).await?.is_some())
+        })
+        .await
+    }
+
+    /// Records a new table with its keyspaces: the base keyspace's storage table, or none when
+    /// the name is taken.
+    async fn insert_table(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<Option<String>, StorageError> {
+        let version = self.new_table_version(conn).await?;
+        let params = [Param::Text(account), Param::Text(name), Param::Text(text(description)?), Param::Int(version)];
+        let rows = conn.query(self.dialect.catalog().insert_table, &params).await.map_err(|e| self.internal(e))?;
+        let Some(id) = rows.into_iter().next() else { return Ok(None) };
+        let id = id.int(0).map_err(|e| self.internal(e))?;
+        let base = self.create_keyspace(conn, id, "").await?;
+        for index in indexes {
+            self.create_keyspace(conn, id, index).await?;
+        }
+        Ok(Some(base))
+    }
+
+    /// Copies the table's base keyspace into a new backup, in one transaction, if the table is at
+    /// `version`: false when it is not, or is gone.
+    pub async fn create_backup(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        table: &str,
+        version: u64,
+        arn: &str,
+        record: &[u8],
+    ) -> Result<bool, StorageError> {
+        let catalog = self.dialect.catalog();
+        self.changing_table(conn, account, table, async |conn| {
+            let base = match self.keyspace(conn, account, &Keyspace::table(table)).await {
+                Err(StorageError::NoSuchKeyspace) => return Ok(false),
+                base => base?,
+            };
+            let at = conn.query(catalog.table_at, &[Param::Int(base.table_id), Param::Int(version as i64)]).await;
+            if at.map_err(|e| self.internal(e))?.is_empty() {
+                return Ok(false);
             }
+            let params = [Param::Text(account), Param::Text(arn), Param::Text(text(record)?)];
+            let id = conn.query(catalog.insert_backup, &params).await.and_then(single_int);
+            let backup = self.backup_table(id.map_err(|e| self.internal(e))?);
+            let copied = async {
+                conn.batch(&catalog.create_storage_table.replace("{t}", &backup)).await?;
+                conn.execute(&catalog.copy_items.replace("{to}", &backup).replace("{from}", &base.storage_table), &[])
+                    .await
+            };
+            copied.await.map_err(|e| self.internal(e))?;
             Ok(true)
         })
         .await
+    }
+
+    pub async fn describe_backup(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        arn: &str,
+    ) -> Result<Option<StoredBackup>, StorageError> {
+        let rows = conn.query(self.dialect.catalog().find_backup, &[Param::Text(account), Param::Text(arn)]).await;
+        let backups = self.read_rows(rows.map_err(|e| self.internal(e))?, |mut row| {
+            Ok(StoredBackup { arn: arn.to_string(), record: row.bytes(1)? })
+        })?;
+        Ok(backups.into_iter().next())
+    }
+
+    pub async fn list_backups(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredBackup>, StorageError> {
+        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
+        let rows = conn.query(self.dialect.catalog().list_backups, &params).await.map_err(|e| self.internal(e))?;
+        self.read_rows(rows, |mut row| Ok(StoredBackup { arn: row.text(0)?, record: row.bytes(1)? }))
+    }
+
+    /// Drops a backup with its items: what it was, or none.
+    pub async fn delete_backup(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        arn: &str,
+    ) -> Result<Option<StoredBackup>, StorageError> {
+        let catalog = self.dialect.catalog();
+        self.transaction(conn, async |conn| {
+            let rows = conn.query(catalog.delete_backup, &[Param::Text(account), Param::Text(arn)]).await;
+            let Some(mut row) = rows.map_err(|e| self.internal(e))?.into_iter().next() else { return Ok(None) };
+            let (id, record) = row.int(0).and_then(|id| Ok((id, row.bytes(1)?))).map_err(|e| self.internal(e))?;
+            let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &self.backup_table(id))).await;
+            dropped.map_err(|e| self.internal(e))?;
+            Ok(Some(StoredBackup { arn: arn.to_string(), record }))
+        })
+        .await
+    }
+
+    /// Creates table `name` with the backup's items in its base keyspace, in one transaction:
+    /// false when the name is taken; a backup that is gone is `NoSuchKeyspace`.
+    pub async fn restore_backup(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        arn: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        let catalog = self.dialect.catalog();
+        self.changing_table(conn, account, name, async |conn| {
+            let rows = conn.query(catalog.find_backup, &[Param::Text(account), Param::Text(arn)]).await;
+            let row = rows.map_err(|e| self.internal(e))?.into_iter().next().ok_or(StorageError::NoSuchKeyspace)?;
+            let backup = self.backup_table(row.int(0).map_err(|e| self.internal(e))?);
+            let Some(base) = self.insert_table(conn, account, name, description, indexes).await? else {
+                return Ok(false);
+            };
+            let copy = catalog.copy_items.replace("{to}", &base).replace("{from}", &backup);
+            conn.execute(&copy, &[]).await.map_err(|e| self.internal(e))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The storage table of backup `id`'s items.
+    fn backup_table(&self, id: i64) -> String {
+        self.dialect.qualified(&format!("bk_{id}"))
     }
 
     pub async fn describe_table(
@@ -629,6 +763,17 @@ impl SqlStore {
         name: &str,
         work: impl AsyncFnOnce(&mut C) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
+        let done = self.transaction(conn, work).await;
+        self.forget(conn, account, name);
+        done
+    }
+
+    /// Runs `work` in a transaction of its own: committed when it succeeds, rolled back otherwise.
+    async fn transaction<C: Connection, T>(
+        &self,
+        conn: &mut C,
+        work: impl AsyncFnOnce(&mut C) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         conn.execute(self.dialect.begin(), &[]).await.map_err(|e| self.internal(e))?;
         let work = work(conn).await;
         let ended = match &work {
@@ -640,7 +785,6 @@ impl SqlStore {
             // fail harmlessly.
             let _ = conn.execute("ROLLBACK", &[]).await;
         }
-        self.forget(conn, account, name);
         ended.map_err(|e| self.internal(e))?;
         work
     }
@@ -743,19 +887,21 @@ impl SqlStore {
 
     /// Registers a keyspace of table `table_id` (`index` '' for the base) and creates its storage
     /// table, named after the keyspace's id.
+    /// Creates a keyspace of the table and its storage table, which it answers.
     async fn create_keyspace(
         &self,
         conn: &mut impl Connection,
         table_id: i64,
         index: &str,
-    ) -> Result<(), StorageError> {
+    ) -> Result<String, StorageError> {
         let catalog = self.dialect.catalog();
         let created = async {
             let id =
                 single_int(conn.query(catalog.insert_keyspace, &[Param::Int(table_id), Param::Text(index)]).await?)?;
             conn.execute(catalog.name_keyspace, &[Param::Int(id)]).await?;
             let storage_table = self.dialect.qualified(&format!("ks_{id}"));
-            conn.batch(&catalog.create_storage_table.replace("{t}", &storage_table)).await
+            conn.batch(&catalog.create_storage_table.replace("{t}", &storage_table)).await?;
+            Ok(storage_table)
         };
         created.await.map_err(|e| self.internal(e))
     }

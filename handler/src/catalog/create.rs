@@ -135,6 +135,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         time_to_live_attribute: None,
         time_to_live_backfill: None,
         streams: Vec::new(),
+        restore: None,
         version: 1,
     };
     if let Some(stream) = &stream {

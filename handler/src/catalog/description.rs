@@ -25,7 +25,11 @@ impl Table {
             .map(|k| json!({"AttributeName": k.name, "AttributeType": k.attribute_type}))
             .collect();
         let mut description = self.deleting_description(stats.table.0, stats.table.1);
-        description["TableStatus"] = json!("ACTIVE");
+        let restoring = self.restore.as_ref().is_some_and(|r| r.restore_in_progress);
+        description["TableStatus"] = json!(if restoring { "CREATING" } else { "ACTIVE" });
+        if let Some(restore) = &self.restore {
+            description["RestoreSummary"] = json!(restore);
+        }
         description["CreationDateTime"] = json!(self.creation_date_time);
         description["KeySchema"] = key_schema(&self.hash_key, self.range_key.as_ref());
         description["AttributeDefinitions"] = json!(definitions);

@@ -99,9 +99,24 @@ pub struct Table {
     /// STANDARD or STANDARD_INFREQUENT_ACCESS, once set at creation or by UpdateTable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_class: Option<String>,
+    /// Set on a table restored from a backup; in progress until its indexes are filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSummary>,
     /// The stored record's version (not part of the record itself), for guarded updates.
     #[serde(skip)]
     pub version: u64,
+}
+
+/// Where a restored table came from (DynamoDB's `RestoreSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestoreSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_backup_arn: Option<String>,
+    pub source_table_arn: String,
+    /// Seconds since the epoch.
+    pub restore_date_time: f64,
+    pub restore_in_progress: bool,
 }
 
 /// How far the expiry sweep has visited a table's items since time to live was enabled.
@@ -137,6 +152,14 @@ impl Table {
         let table: Table = serde_json::from_slice(&stored.description)
             .map_err(|e| ApiError::internal(format!("corrupt catalog entry for {name}: {e}")))?;
         Ok(Table { version: stored.version, ..table })
+    }
+
+    /// A restore is over once no index of the table is still being filled.
+    pub fn finish_restore_when_indexed(&mut self) {
+        let filling = self.indexes.iter().any(|index| index.status == IndexStatus::Creating);
+        if let Some(restore) = self.restore.as_mut().filter(|_| !filling) {
+            restore.restore_in_progress = false;
+        }
     }
 
     pub fn index(&self, name: &str) -> Option<&Index> {

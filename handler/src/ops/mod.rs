@@ -1,6 +1,7 @@
 //! DynamoDB operations, one module per family. Each takes the parsed request body and answers
 //! the JSON response body.
 
+mod backups;
 mod batch;
 mod items;
 mod keys;
@@ -58,6 +59,11 @@ const OPERATIONS: &[&str] = &[
     "DescribeLimits",
     "DescribeEndpoints",
     "DescribeContinuousBackups",
+    "CreateBackup",
+    "DescribeBackup",
+    "ListBackups",
+    "DeleteBackup",
+    "RestoreTableFromBackup",
     "UpdateTimeToLive",
     "DescribeTimeToLive",
 ];
@@ -101,6 +107,11 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "DescribeLimits" => service::describe_limits(input, cx),
         "DescribeEndpoints" => service::describe_endpoints(input, cx),
         "DescribeContinuousBackups" => tables::describe_continuous_backups(input, cx),
+        "CreateBackup" => backups::create_backup(input, cx),
+        "DescribeBackup" => backups::describe_backup(input, cx),
+        "ListBackups" => backups::list_backups(input, cx),
+        "DeleteBackup" => backups::delete_backup(input, cx),
+        "RestoreTableFromBackup" => backups::restore_table_from_backup(input, cx),
         "UpdateTimeToLive" => ttl::update_time_to_live(input, cx),
         "DescribeTimeToLive" => ttl::describe_time_to_live(input, cx),
         "ListStreams" => streams::list_streams(input, cx),

@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use super::{
     Answer, ChangePage, ChangeRecord, Committed, Expect, Failure, ItemKey, Keyspace, Page, Request, SortRange, Storage,
-    StorageError, StoredItem, TableRecord, Write, partition_hash, segment_hashes,
+    StorageError, StoredBackup, StoredItem, TableRecord, Write, partition_hash, segment_hashes,
 };
 
 type Items = BTreeMap<ItemKey, Entry>;
@@ -34,6 +34,8 @@ struct Table {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     tables: BTreeMap<(String, String), Table>,
+    /// (account, ARN) → the backup and the table's items it holds.
+    backups: BTreeMap<(String, String), (StoredBackup, Items)>,
     /// The last version given, to an item or a table description: one clock for all, so versions
     /// never repeat.
     clock: u64,
@@ -52,6 +54,28 @@ impl MemoryStore {
     fn items_mut(&mut self, account: &str, keyspace: &Keyspace) -> Result<&mut Items, StorageError> {
         let table = self.tables.get_mut(&(account.to_string(), keyspace.table.clone()));
         table.and_then(|t| t.keyspaces.get_mut(&keyspace.index)).ok_or(StorageError::NoSuchKeyspace)
+    }
+
+    /// A new table with empty keyspaces; none when the name is taken.
+    fn create_table(
+        &mut self,
+        account: &str,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Option<&mut Table> {
+        let id = (account.to_string(), name.to_string());
+        if self.tables.contains_key(&id) {
+            return None;
+        }
+        self.clock += 1;
+        let record = TableRecord { description: description.to_vec(), version: self.clock };
+        let mut table = Table { record: Some(record), ..Table::default() };
+        table.keyspaces.insert(None, Items::new());
+        for index in indexes {
+            table.keyspaces.insert(Some(index.clone()), Items::new());
+        }
+        Some(self.tables.entry(id).or_insert(table))
     }
 
     /// Drops up to `limit` change records written before `before` (seconds since the epoch),
@@ -176,19 +200,7 @@ impl Storage for MemoryStore {
     fn call(&mut self, account: &str, request: Request<'_>) -> Result<Answer, Failure> {
         Ok(match request {
             Request::CreateTable { name, description, indexes } => {
-                let id = (account.to_string(), name.into_owned());
-                if self.tables.contains_key(&id) {
-                    return Ok(false.into());
-                }
-                self.clock += 1;
-                let record = TableRecord { description: description.into_owned(), version: self.clock };
-                let mut table = Table { record: Some(record), ..Table::default() };
-                table.keyspaces.insert(None, Items::new());
-                for index in indexes.iter() {
-                    table.keyspaces.insert(Some(index.clone()), Items::new());
-                }
-                self.tables.insert(id, table);
-                true.into()
+                self.create_table(account, &name, &description, &indexes).is_some().into()
             }
             Request::DescribeTable { name } => self.table(account, &name).and_then(|t| t.record.clone()).into(),
             Request::UpdateTable { name, expected_version, change } => {
@@ -271,6 +283,35 @@ impl Storage for MemoryStore {
                     .collect();
                 expired.sort();
                 expired.into_iter().take(limit as usize).map(|(_, key)| key.clone()).collect::<Vec<_>>().into()
+            }
+            Request::CreateBackup { table, version, arn, record } => {
+                let table =
+                    self.table(account, &table).filter(|t| t.record.as_ref().is_some_and(|r| r.version == version));
+                let Some(items) = table.and_then(|t| t.keyspaces.get(&None)).cloned() else { return Ok(false.into()) };
+                let backup = StoredBackup { arn: arn.into_owned(), record: record.into_owned() };
+                self.backups.insert((account.to_string(), backup.arn.clone()), (backup, items));
+                true.into()
+            }
+            Request::DescribeBackup { arn } => {
+                self.backups.get(&(account.to_string(), arn.into_owned())).map(|(backup, _)| backup.clone()).into()
+            }
+            Request::ListBackups { start_after, limit } => {
+                let mine = self.backups.iter().filter(|((a, _), _)| a == account);
+                let after =
+                    mine.filter(|((_, arn), _)| start_after.as_deref().is_none_or(|after| arn.as_str() > after));
+                after.take(limit as usize).map(|(_, (backup, _))| backup.clone()).collect::<Vec<_>>().into()
+            }
+            Request::DeleteBackup { arn } => {
+                self.backups.remove(&(account.to_string(), arn.into_owned())).map(|(backup, _)| backup).into()
+            }
+            Request::RestoreBackup { arn, name, description, indexes } => {
+                let backup = self.backups.get(&(account.to_string(), arn.into_owned()));
+                let items = backup.ok_or(StorageError::NoSuchKeyspace)?.1.clone();
+                let Some(table) = self.create_table(account, &name, &description, &indexes) else {
+                    return Ok(false.into());
+                };
+                table.keyspaces.insert(None, items);
+                true.into()
             }
         })
     }
