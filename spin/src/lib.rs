@@ -79,7 +79,7 @@ fn answer<C: Connection>(
 ) -> dynabox_handler::http::Response {
     let operation = dynabox_handler::protocol::target_operation(request);
     // A new index is filled before DescribeTable answers (clients poll it until the index is
-    // ACTIVE) and after UpdateTable has created it.
+    // ACTIVE) and after UpdateTable or a restore has created it.
     if operation == Some("DescribeTable") {
         backfill::step(store);
     }
@@ -95,7 +95,7 @@ fn answer<C: Connection>(
             return dynabox_handler::protocol::error_response(&refusal, dynabox_handler::random::request_id());
         }
     };
-    if operation == Some("UpdateTable") {
+    if matches!(operation, Some("UpdateTable" | "RestoreTableFromBackup")) {
         backfill::step(store);
     }
     if operation.is_some_and(expiry::sweeps_after) {
