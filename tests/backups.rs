@@ -247,3 +247,58 @@ async fn backups_restore_the_moment_they_were_taken() {
         }
     }
 }
+
+/// `length` hexadecimal digits no store compresses away.
+fn noise(length: usize) -> String {
+    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut text = String::with_capacity(length + 16);
+    while text.len() < length {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        text.push_str(&format!("{state:016x}"));
+    }
+    text.truncate(length);
+    text
+}
+
+/// A backup and a restore copy the table in one statement, which takes as long as the table is
+/// large: PostgreSQL's per-statement limit (`--storage-timeout-ms`) must not cut it short.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_takes_as_long_as_its_table_needs() {
+    for store in stores() {
+        let server = Server::start_with(&store, &["--storage-timeout-ms", "100", "--slow-request-ms", "50"]);
+        let client = server.client();
+        let table = support::create_hash_table(&client, "large", "pk").await;
+        let writers = (0..8).map(|writer| {
+            let (client, table) = (client.clone(), table.clone());
+            tokio::spawn(async move {
+                for batch in 0..50 {
+                    let writes = (0..25).map(|i| {
+                        let item = HashMap::from([
+                            ("pk".to_string(), AttributeValue::S(format!("{writer}-{batch}-{i}"))),
+                            ("padding".to_string(), AttributeValue::S(noise(8_000))),
+                        ]);
+                        let put = aws_sdk_dynamodb::types::PutRequest::builder().set_item(Some(item)).build().unwrap();
+                        aws_sdk_dynamodb::types::WriteRequest::builder().put_request(put).build()
+                    });
+                    let written = client.batch_write_item().request_items(&table, writes.collect()).send().await;
+                    assert!(written.expect("batch").unprocessed_items().is_none_or(|u| u.is_empty()));
+                }
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.unwrap();
+        }
+        let backup = client.create_backup().table_name(&table).backup_name("large").send().await;
+        let arn = backup.expect("a backup of 10,000 items of 8 KB").backup_details().unwrap().backup_arn().to_string();
+        let restored = unique("large-restored");
+        client.restore_table_from_backup().target_table_name(&restored).backup_arn(&arn).send().await.expect("restore");
+        assert_eq!(active(&client, &restored).await.item_count(), Some(10_000), "{store:?}");
+        client.delete_backup().backup_arn(&arn).send().await.unwrap();
+        for name in [&table, &restored] {
+            client.delete_table().table_name(name).send().await.unwrap();
+        }
+    }
+}

@@ -95,6 +95,9 @@ pub struct Catalog {
     pub drop_storage_table: &'static str,
     /// Copies every row of storage table `{from}` into `{to}`.
     pub copy_items: &'static str,
+    /// Lifts the per-statement time limit for the rest of the transaction, for copies that take
+    /// as long as the table is large (PostgreSQL; SQLite has no such limit).
+    pub unlimited_time: Option<&'static str>,
     /// account, ARN, record → backup id.
     pub insert_backup: &'static str,
     /// account, ARN → backup id, record.
@@ -147,6 +150,7 @@ const SQLITE_CATALOG: Catalog = Catalog {
                            CREATE INDEX {t}_expiry ON {t} (expires) WHERE expires IS NOT NULL",
     drop_storage_table: "DROP TABLE IF EXISTS {t}",
     copy_items: "INSERT INTO {to} (pk, sk, doc, version, h, expires) SELECT pk, sk, doc, version, h, expires FROM {from}",
+    unlimited_time: None,
     insert_backup: "INSERT INTO backups (account, arn, record) VALUES (?1, ?2, ?3) RETURNING id",
     find_backup: "SELECT id, record FROM backups WHERE account = ?1 AND arn = ?2",
     list_backups: "SELECT arn, record FROM backups WHERE account = ?1 AND arn > ?2 ORDER BY arn LIMIT ?3",
@@ -203,6 +207,7 @@ const POSTGRES_CATALOG: Catalog = Catalog {
                            CREATE INDEX ON {t} (expires) WHERE expires IS NOT NULL",
     drop_storage_table: "DROP TABLE IF EXISTS {t}",
     copy_items: "INSERT INTO {to} (pk, sk, doc, version, h, expires) SELECT pk, sk, doc, version, h, expires FROM {from}",
+    unlimited_time: Some("SET LOCAL statement_timeout = 0"),
     insert_backup: "INSERT INTO dynabox.backups (account, arn, record) VALUES ($1, $2, $3::text::json) RETURNING id",
     find_backup: "SELECT id, record::text FROM dynabox.backups WHERE account = $1 AND arn = $2",
     list_backups: "SELECT arn, record::text FROM dynabox.backups WHERE account = $1 AND arn > $2 ORDER BY arn LIMIT $3",

@@ -205,12 +205,8 @@ impl SqlStore {
             let params = [Param::Text(account), Param::Text(arn), Param::Text(text(record)?)];
             let id = conn.query(catalog.insert_backup, &params).await.and_then(single_int);
             let backup = self.backup_table(id.map_err(|e| self.internal(e))?);
-            let copied = async {
-                conn.batch(&catalog.create_storage_table.replace("{t}", &backup)).await?;
-                conn.execute(&catalog.copy_items.replace("{to}", &backup).replace("{from}", &base.storage_table), &[])
-                    .await
-            };
-            copied.await.map_err(|e| self.internal(e))?;
+            conn.batch(&catalog.create_storage_table.replace("{t}", &backup)).await.map_err(|e| self.internal(e))?;
+            self.copy_items(conn, &base.storage_table, &backup).await?;
             Ok(true)
         })
         .await
@@ -279,11 +275,24 @@ impl SqlStore {
             let Some(base) = self.insert_table(conn, account, name, description, indexes).await? else {
                 return Ok(false);
             };
-            let copy = catalog.copy_items.replace("{to}", &base).replace("{from}", &backup);
-            conn.execute(&copy, &[]).await.map_err(|e| self.internal(e))?;
+            self.copy_items(conn, &backup, &base).await?;
             Ok(true)
         })
         .await
+    }
+
+    /// Copies every item of storage table `from` into `to`, inside the caller's transaction, with
+    /// no time limit: it takes as long as the table is large, and it is one statement, so one
+    /// moment of `from`.
+    async fn copy_items(&self, conn: &mut impl Connection, from: &str, to: &str) -> Result<(), StorageError> {
+        let catalog = self.dialect.catalog();
+        let copied = async {
+            if let Some(unlimited) = catalog.unlimited_time {
+                conn.execute(unlimited, &[]).await?;
+            }
+            conn.execute(&catalog.copy_items.replace("{to}", to).replace("{from}", from), &[]).await
+        };
+        copied.await.map(drop).map_err(|e| self.internal(e))
     }
 
     /// The storage table of backup `id`'s items.
