@@ -112,8 +112,10 @@ async fn a_rotated_secret_keeps_the_old_one_until_revoked() {
 
         let listed = account(&store, &key_file, &["list"]);
         assert!(listed.lines().any(|line| line.starts_with(&format!("{name} "))), "{listed}");
+        // Its backups go with it: nothing of a deleted account stays in the store.
+        new_client.create_backup().table_name(&table).backup_name("before-deletion").send().await.unwrap();
         let deleted = account(&store, &key_file, &["delete", &name]);
-        assert!(deleted.contains("1 tables"), "{deleted}");
+        assert!(deleted.contains("1 tables") && deleted.contains("1 backups"), "{deleted}");
         assert!(!account(&store, &key_file, &["list"]).lines().any(|line| line.starts_with(&format!("{name} "))));
         let gone = eventually(|| async {
             new_client.list_tables().send().await.err().and_then(|e| e.code().map(str::to_string))

@@ -52,7 +52,7 @@ pub enum AccountCommand {
     Create { name: String },
     /// Lists the accounts (never their secrets).
     List,
-    /// Deletes an account and all its tables.
+    /// Deletes an account with all its tables and backups.
     Delete { name: String },
     /// Gives the account a new secret; prints `NAME SECRET`. The old secret keeps working until
     /// `revoke-old`, so clients can move over without downtime.
@@ -108,11 +108,11 @@ pub async fn run(
                 .join("\n"))
         }
         AccountCommand::Delete { name } => {
-            let deleted = delete(backend, name).await?;
+            let Deleted { tables, backups } = delete(backend, name).await?;
             Ok(if json {
-                json!({"AccessKeyId": name, "DeletedTables": deleted}).to_string()
+                json!({"AccessKeyId": name, "DeletedTables": tables, "DeletedBackups": backups}).to_string()
             } else {
-                format!("deleted {name} and its {deleted} tables")
+                format!("deleted {name}, its {tables} tables and its {backups} backups")
             })
         }
         AccountCommand::Rotate { name } => Ok(secret_line(rotate(backend, key, name).await?)),
@@ -138,19 +138,36 @@ pub async fn list(backend: &dyn Store) -> anyhow::Result<Vec<AccountListing>> {
     backend.list_accounts().await.map_err(failed)
 }
 
-/// Deletes an account and its tables; how many tables.
-pub async fn delete(backend: &dyn Store, name: &str) -> anyhow::Result<usize> {
+/// What deleting an account deleted with it.
+pub struct Deleted {
+    pub tables: usize,
+    pub backups: usize,
+}
+
+/// Deletes an account with its tables and backups.
+pub async fn delete(backend: &dyn Store, name: &str) -> anyhow::Result<Deleted> {
     let record = existing(backend, name).await?;
-    let mut deleted = 0;
-    // Tables first: an account that is gone would leave them unreachable.
+    let account = &record.account_id;
+    let mut deleted = Deleted { tables: 0, backups: 0 };
+    // Tables and backups first: an account that is gone would leave them unreachable.
     loop {
-        let tables = backend.ask(&record.account_id, Request::list_tables(None, 100)).await.map_err(failed)?;
+        let tables = backend.ask(account, Request::list_tables(None, 100)).await.map_err(failed)?;
         if tables.is_empty() {
             break;
         }
         for table in tables {
-            let found = backend.ask(&record.account_id, Request::delete_table(&table)).await;
-            deleted += usize::from(found.map_err(failed)?);
+            let found = backend.ask(account, Request::delete_table(&table)).await;
+            deleted.tables += usize::from(found.map_err(failed)?);
+        }
+    }
+    loop {
+        let backups = backend.ask(account, Request::list_backups(None, 100)).await.map_err(failed)?;
+        if backups.is_empty() {
+            break;
+        }
+        for backup in backups {
+            let found = backend.ask(account, Request::delete_backup(&backup.arn)).await;
+            deleted.backups += usize::from(found.map_err(failed)?.is_some());
         }
     }
     backend.delete_account(name).await.map_err(failed)?;
