@@ -232,9 +232,11 @@ impl SqlStore {
         start_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredBackup>, StorageError> {
-        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
-        let rows = conn.query(self.dialect.catalog().list_backups, &params).await.map_err(|e| self.internal(e))?;
-        self.read_rows(rows, |mut row| Ok(StoredBackup { arn: row.text(0)?, record: row.bytes(1)? }))
+        let list = self.dialect.catalog().list_backups;
+        self.list_page(conn, list, account, start_after, limit, |mut row| {
+            Ok(StoredBackup { arn: row.text(0)?, record: row.bytes(1)? })
+        })
+        .await
     }
 
     /// Drops a backup with its items: what it was, or none.
@@ -422,9 +424,8 @@ impl SqlStore {
         start_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StorageError> {
-        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
-        let rows = conn.query(self.dialect.catalog().list_tables, &params).await.map_err(|e| self.internal(e))?;
-        self.read_rows(rows, |mut row| row.text(0))
+        let list = self.dialect.catalog().list_tables;
+        self.list_page(conn, list, account, start_after, limit, |mut row| row.text(0)).await
     }
 
     pub async fn delete_table(
@@ -760,6 +761,21 @@ impl SqlStore {
         read: impl FnMut(Row) -> Result<T, SqlError>,
     ) -> Result<Vec<T>, StorageError> {
         rows.into_iter().map(read).collect::<Result<_, SqlError>>().map_err(|e| self.internal(e))
+    }
+
+    /// One page of a listing statement (account, start after, limit), read row by row.
+    async fn list_page<T>(
+        &self,
+        conn: &mut impl Connection,
+        list: &str,
+        account: &str,
+        start_after: Option<&str>,
+        limit: u32,
+        read: impl FnMut(Row) -> Result<T, SqlError>,
+    ) -> Result<Vec<T>, StorageError> {
+        let params = [Param::Text(account), Param::Text(start_after.unwrap_or("")), Param::Int(i64::from(limit))];
+        let rows = conn.query(list, &params).await.map_err(|e| self.internal(e))?;
+        self.read_rows(rows, read)
     }
 
     /// Runs `work` on a table's catalog entry in a transaction of its own: committed when it
