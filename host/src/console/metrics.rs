@@ -222,14 +222,21 @@ impl History {
 
     /// The page's numbers: every table's, as of now.
     pub fn page(&self) -> MetricsPage {
-        let mut samples: Vec<Sample> =
-            self.samples.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
-        let now = Sample::now();
-        if samples.last().is_none_or(|last| now.at.duration_since(last.at) >= SHORTEST_INTERVAL) {
-            samples.push(now);
-        }
-        MetricsPage::from_samples(&samples)
+        let kept: Vec<Sample> = self.samples.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+        MetricsPage::from_samples(&with_reading(kept, Sample::now()))
     }
+}
+
+/// The kept readings and one taken now, which the page always shows: a reading now too close to
+/// the last kept one (an interval too short to draw) takes its place, unless that one is all
+/// there is.
+fn with_reading(mut samples: Vec<Sample>, now: Sample) -> Vec<Sample> {
+    let too_close = samples.last().is_some_and(|last| now.at.duration_since(last.at) < SHORTEST_INTERVAL);
+    if too_close && samples.len() > 1 {
+        samples.pop();
+    }
+    samples.push(now);
+    samples
 }
 
 /// The page: its layout and its numbers.
@@ -428,6 +435,20 @@ dynabox_user_errors_total{operation="PutItem"} 5
         assert_eq!((all.rate.as_str(), all.requests), ("11.0", 110));
         assert_eq!(t.rate_chart.top, "10 req/s");
         assert_eq!(t.rate_chart.lines[0].points, "0.0,0.0 300.0,0.0");
+    }
+
+    #[test]
+    fn the_page_always_shows_the_reading_taken_now() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let kept = vec![Sample::parse(at(0), BEFORE), Sample::parse(at(10_000), BEFORE)];
+        // Half a second after the last reading: the requests since then still count.
+        let samples = with_reading(kept.clone(), Sample::parse(at(10_500), AFTER));
+        assert_eq!(samples.len(), 2);
+        let t = MetricsPage::from_samples(&samples).rows.into_iter().find(|r| r.table == "t").unwrap();
+        assert_eq!((t.requests, t.conditional_check_failed), (100, 3));
+        assert_eq!(with_reading(kept.clone(), Sample::parse(at(12_000), AFTER)).len(), 3);
+        assert_eq!(with_reading(kept[..1].to_vec(), Sample::parse(at(200), AFTER)).len(), 2);
     }
 
     #[test]
