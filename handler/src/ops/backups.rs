@@ -274,9 +274,10 @@ pub fn restore_table_from_backup<S: Storage>(input: Input<'_>, cx: &mut Context<
     let placement =
         Placement { region: cx.region, account_id: &cx.principal.account_id, table_id: crate::random::uuid(), now };
     let mut table = table_from_create_request(Input::new(&request), placement)?;
-    let filling = backup.item_count > 0;
+    // Every index is filled by the backfill from the copied items: the backup's item count was
+    // read before its copy, so it cannot tell an index that may stay empty.
     for index in &mut table.indexes {
-        index.status = if filling { IndexStatus::Creating } else { IndexStatus::Active };
+        index.status = IndexStatus::Creating;
     }
     table.restore = Some(RestoreSummary {
         source_backup_arn: Some(backup.backup_arn.clone()),
@@ -284,9 +285,8 @@ pub fn restore_table_from_backup<S: Storage>(input: Input<'_>, cx: &mut Context<
         restore_date_time: now,
         restore_in_progress: true,
     });
-    let mut stored = table.clone();
-    stored.finish_restore_when_indexed();
-    let record = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+    table.finish_restore_when_indexed();
+    let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
     let indexes: Vec<String> = table.indexes.iter().map(|i| i.index_name.clone()).collect();
     match cx.storage.ask(&cx.principal.account_id, Request::restore_backup(arn, target, &record, &indexes)) {
         Ok(true) => {}
@@ -296,8 +296,10 @@ pub fn restore_table_from_backup<S: Storage>(input: Input<'_>, cx: &mut Context<
         Err(StorageError::NoSuchKeyspace) => return Err(backup_not_found(arn)),
         Err(e) => return Err(e.into()),
     }
+    // DynamoDB answers a restore as CREATING and in progress, whatever is left to do.
     let mut description = table.description(&Stats::empty(&table));
     description["TableStatus"] = json!("CREATING");
+    description["RestoreSummary"]["RestoreInProgress"] = json!(true);
     Ok(json!({"TableDescription": description}))
 }
 
