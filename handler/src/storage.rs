@@ -421,7 +421,7 @@ macro_rules! answers {
 }
 
 answers! {
-    /// Whether a table was created or dropped.
+    /// Whether the request took effect: a table or backup created, restored or dropped.
     Flag(bool),
     Table(Option<TableRecord>),
     /// A table's new description version, or none when it was not at the expected one.

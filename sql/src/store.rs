@@ -193,7 +193,8 @@ impl SqlStore {
         record: &[u8],
     ) -> Result<bool, StorageError> {
         let catalog = self.dialect.catalog();
-        self.changing_table(conn, account, table, async |conn| {
+        // The table itself is not changed: what this process remembers of it stays true.
+        self.transaction(conn, async |conn| {
             let base = match self.keyspace(conn, account, &Keyspace::table(table)).await {
                 Err(StorageError::NoSuchKeyspace) => return Ok(false),
                 base => base?,
