@@ -585,3 +585,12 @@ async fn two_servers_on_one_database_see_each_others_tables() {
     assert!(got.item().is_some(), "written through the server that remembered the sort key");
     b.delete_table().table_name(&name).send().await.unwrap();
 }
+
+/// SIGTERM as soon as the server says where it listens drains and exits cleanly: the handler is
+/// installed before that line, not when the server first waits for a signal.
+#[test]
+fn sigterm_right_after_start_up_exits_cleanly() {
+    for _ in 0..10 {
+        assert!(Server::start(&Store::InMemory).terminate());
+    }
+}

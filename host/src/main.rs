@@ -250,6 +250,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let address = listener.local_addr()?;
     let scheme = if certificates.is_some() { "https" } else { "http" };
+    // Before clients are told where to connect: from then on SIGTERM drains.
+    let shutdown = shutdown_signal();
     tracing::info!(target: START, %address, "dynabox listening on {scheme}://{address} with the {store}, --auth {mode}");
     // Dropped with the runtime when serving ends: a step cut short is redone by the next start.
     let ttl_interval = Duration::from_secs(args.ttl_interval);
@@ -277,7 +279,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(target: START, "dynabox console at {scheme}://{address}/console");
         tokio::spawn(async move { console.sample_metrics().await })
     });
-    dynabox::server::serve(listener, runtime, transport, telemetry, console, shutdown_signal()).await;
+    dynabox::server::serve(listener, runtime, transport, telemetry, console, shutdown).await;
     worker.abort();
     watcher.abort();
     if let Some(admin) = admin {
@@ -354,12 +356,17 @@ fn sealing_key(store: &StoreArgs) -> anyhow::Result<SealingKey> {
     load_or_create_key(&path.context("no --secret-key-file given and no home directory for the default")?)
 }
 
-async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+fn shutdown_signal() -> impl Future<Output = ()> {
+    // Installed now, not when the server first waits: a signal that comes earlier would
+    // otherwise end the process at once instead of draining it.
+    let handler = |kind| tokio::signal::unix::signal(kind).expect("signal handler installs");
+    let (mut interrupt, mut terminate) =
+        (handler(tokio::signal::unix::SignalKind::interrupt()), handler(tokio::signal::unix::SignalKind::terminate()));
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down, draining in-flight requests");
     }
-    tracing::info!("shutting down, draining in-flight requests");
 }
