@@ -94,24 +94,39 @@ fn webdriver(address: &str, method: &str, path: &str, body: Option<Value>) -> Re
 
 fn browser() -> Option<Browser> {
     let driver_path = chromedriver()?;
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let driver = Command::new(driver_path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        std::thread::sleep(Duration::from_millis(50));
+    // The port is free when picked, but another test's driver may take it before this one binds
+    // it (and this one then exits): a session refused that way is tried again on a new port.
+    let mut refusals = Vec::new();
+    for _ in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut driver = Command::new(&driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let args =
+            ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1360,900"];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": args}}}});
+        match webdriver(&address, "POST", "/session", Some(capabilities)) {
+            Ok(started) => {
+                let session = started["sessionId"].as_str().unwrap().to_string();
+                return Some(Browser { driver, address, session });
+            }
+            Err(refused) => {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                refusals.push(refused);
+            }
+        }
     }
-    let args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1360,900"];
-    let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": args}}}});
-    let started = webdriver(&address, "POST", "/session", Some(capabilities)).expect("a Chromium session starts");
-    let session = started["sessionId"].as_str().unwrap().to_string();
-    Some(Browser { driver, address, session })
+    panic!("no Chromium session starts: {refusals:?}")
 }
 
 impl Browser {
