@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Times on-demand backups on a running server: loads ITEMS items of about 200 bytes into a new
-table (BatchWriteItem, 8 threads), then CreateBackup and RestoreTableFromBackup (until the
-restored table is ACTIVE), and prints each step's time, items per second and the server's
-resident memory (VmRSS, and its peak VmHWM) after it. Cleans up after itself.
+"""Times backups and point-in-time recovery on a running server: loads ITEMS items of about 200
+bytes into a new table (BatchWriteItem, 8 threads), then CreateBackup, RestoreTableFromBackup
+(until the restored table is ACTIVE), enabling point-in-time recovery (which starts the table's
+history with its items) and RestoreTableToPointInTime to the latest time (until ACTIVE), and
+prints each step's time, items per second and the server's resident memory (VmRSS, and its
+peak VmHWM) after it. Cleans up after itself.
 
     python3 scripts/bench-backups.py http://127.0.0.1:8000 SERVER_PID [ITEMS]
 
@@ -41,6 +43,7 @@ def timed(label, step):
 
 table = f"bench-backups-{int(time.time())}"
 restored = table + "-restored"
+recovered = table + "-recovered"
 client.create_table(
     TableName=table,
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -80,16 +83,40 @@ def restore():
         time.sleep(0.2)
 
 
+def enable_recovery():
+    client.update_continuous_backups(
+        TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+
+
+def recover():
+    client.restore_table_to_point_in_time(
+        SourceTableName=table, TargetTableName=recovered, UseLatestRestorableTime=True
+    )
+    while client.describe_table(TableName=recovered)["Table"]["TableStatus"] != "ACTIVE":
+        time.sleep(0.2)
+
+
 try:
     timed("load (BatchWriteItem)", load)
     timed("CreateBackup", back_up)
     timed("RestoreTableFromBackup until ACTIVE", restore)
-    count = client.describe_table(TableName=restored)["Table"]["ItemCount"]
-    assert count == items, f"the restored table holds {count} items, not {items}"
+    timed("UpdateContinuousBackups (enable)", enable_recovery)
+    timed("RestoreTableToPointInTime until ACTIVE", recover)
+    for name in (restored, recovered):
+        count = client.describe_table(TableName=name)["Table"]["ItemCount"]
+        assert count == items, f"{name} holds {count} items, not {items}"
 finally:
     if arn:
         client.delete_backup(BackupArn=arn)
-    for name in (table, restored):
+    # Disabled first, so that deleting the table keeps no system backup of it.
+    try:
+        client.update_continuous_backups(
+            TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False}
+        )
+    except client.exceptions.TableNotFoundException:
+        pass
+    for name in (table, restored, recovered):
         try:
             client.delete_table(TableName=name)
         except client.exceptions.ResourceNotFoundException:

@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dynabox::storage::{Ask, DEFAULT_WAIT_TIMEOUT, Store as Backend, sqlite};
 use dynabox_handler::storage::{
-    Expect, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest, SortRange, StorageError,
-    StoredBackup, StoredItem, TableChange, Write, partition_hash,
+    Expect, Failure, HistoryChange, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest, SortRange,
+    StorageError, StoredBackup, StoredItem, TableChange, Write, partition_hash,
 };
 use dynabox_sql::store::TrimmedChanges;
 use dynabox_testkit::per_request::PerRequest;
@@ -64,6 +64,7 @@ suite!(
     expiry_is_found_on_an_index,
     accounts_are_separate,
     backups_copy_one_moment_and_outlive_their_table,
+    history_restores_every_moment_and_folds_what_is_past,
 );
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -1112,6 +1113,7 @@ async fn index_keyspaces_live_and_die_with_their_table(store: &Store) {
         description: Cow::Borrowed(b"{\"changed\": true}"),
         create_indexes: Cow::Owned(vec!["by-c".to_string()]),
         drop_indexes: Cow::Owned(vec!["by-a".to_string()]),
+        history: HistoryChange::Keep,
     };
     let updated = backend.ask(ACCOUNT, Request::update_table(&name, version, &change)).await.unwrap().unwrap();
     assert!(updated > version);
@@ -1316,10 +1318,9 @@ async fn backups_copy_one_moment_and_outlive_their_table(store: &Store) {
     assert_eq!(backend.ask("999999999999", Request::describe_backup(&arn)).await, Ok(None), "another account's");
     let listed = backend.ask(ACCOUNT, Request::list_backups(Some(&arn[..arn.len() - 1]), 10)).await.unwrap();
     assert_eq!(listed.first(), Some(&stored));
-    assert_eq!(
-        backend.ask(ACCOUNT, Request::list_backups(Some(&arn), 10)).await.unwrap().first(),
-        None::<&StoredBackup>
-    );
+    // After it, nothing of this table (other tests' backups may follow in a shared database).
+    let after = backend.ask(ACCOUNT, Request::list_backups(Some(&arn), 10)).await.unwrap();
+    assert!(after.iter().all(|b| !b.arn.starts_with(&arn[..arn.len() - 1])), "{after:?}");
 
     // A restore is a new table with the backup's items and empty index keyspaces; the backup
     // outlives its table.
@@ -1354,4 +1355,115 @@ async fn backups_copy_one_moment_and_outlive_their_table(store: &Store) {
     let gone = Request::restore_backup(&arn, &elsewhere, &elsewhere_description, &[]);
     assert_eq!(backend.ask(ACCOUNT, gone).await, Err(StorageError::NoSuchKeyspace));
     assert_eq!(backend.ask(ACCOUNT, Request::describe_table(&elsewhere)).await, Ok(None));
+}
+
+/// Milliseconds since the epoch, the stores' clock for history stamps.
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// (key, document) of every item of a table, in key order.
+async fn contents(store: &Store, table: &str) -> Vec<(ItemKey, Value)> {
+    let items = scan(&store.backend, table, None, u32::MAX, u32::MAX).await.items;
+    items.into_iter().map(|item| (item.key, json(&item.document))).collect()
+}
+
+async fn history_restores_every_moment_and_folds_what_is_past(store: &Store) {
+    let backend = &store.backend.backend;
+    let name = unique("history");
+    let (a, b, c) = (key(b"a", b""), key(b"b", b""), key(b"c", b""));
+    assert_eq!(backend.ask(ACCOUNT, Request::create_table(&name, &description(&name), &[])).await, Ok(true));
+    store.created.lock().unwrap().push(name.clone());
+    let restore = async |moment: u64| {
+        let target = unique("moment");
+        let target_description = description(&target);
+        let asked = Request::restore_moment(&name, moment, &target, &target_description, &[]);
+        let restored = backend.ask(ACCOUNT, asked).await.map(|made| {
+            assert!(made);
+            target.clone()
+        });
+        store.created.lock().unwrap().push(target);
+        restored
+    };
+    // No history yet: nothing to restore.
+    assert_eq!(restore(now_millis()).await, Err(StorageError::NoSuchKeyspace));
+    backend.ask(ACCOUNT, Request::write(&[put(&name, &a, doc("a", 0), Expect::Absent)])).await.unwrap();
+
+    // Started, the history holds the items of that moment, for every moment after.
+    let version = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap().version;
+    let start = TableChange { history: HistoryChange::Start, ..TableChange::record_only(b"{\"pitr\": 1}") };
+    backend.ask(ACCOUNT, Request::update_table(&name, version, &start)).await.unwrap().unwrap();
+    let started = now_millis();
+
+    // Groups of writes, each recorded with the table's contents right after it. The next group
+    // begins 2 ms later, so its stamp (taken during it) is after the moment recorded.
+    let recorded = |key: &ItemKey| Write::AppendHistory { table: name.clone(), key: key.clone() };
+    let groups: Vec<Vec<Write>> = vec![
+        vec![put(&name, &b, doc("b", 1), Expect::Absent), recorded(&b)],
+        vec![put(&name, &a, doc("a", 2), Expect::Anything), recorded(&a)],
+        // One group, one moment: both or neither.
+        vec![
+            delete(&name, &a, Expect::Anything),
+            put(&name, &c, doc("c", 3), Expect::Absent),
+            recorded(&a),
+            recorded(&c),
+        ],
+        vec![put(&name, &a, doc("a", 4), Expect::Absent), recorded(&a)],
+        vec![
+            put(&name, &b, doc("b", 5), Expect::Anything),
+            recorded(&b),
+            put(&name, &b, doc("b", 6), Expect::Anything),
+            recorded(&b),
+        ],
+        vec![delete(&name, &c, Expect::Anything), recorded(&c)],
+    ];
+    let mut moments = vec![(started, contents(store, &name).await)];
+    for group in &groups {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        backend.ask(ACCOUNT, Request::write(group)).await.unwrap();
+        moments.push((now_millis(), contents(store, &name).await));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    for (moment, expected) in &moments {
+        let restored = restore(*moment).await.unwrap();
+        assert_eq!(&contents(store, &restored).await, expected, "restored to {moment}");
+    }
+    // Restored items take writes as any table's do.
+    let restored = restore(now_millis()).await.unwrap();
+    let item = backend.ask(ACCOUNT, Request::get(&Keyspace::table(&restored), &b)).await.unwrap().unwrap();
+    let guarded = [put(&restored, &b, doc("b", 7), Expect::Version(item.version))];
+    backend.ask(ACCOUNT, Request::write(&guarded)).await.unwrap();
+    // A taken name changes nothing.
+    let taken = Request::restore_moment(&name, now_millis(), &restored, b"{\"other\": 1}", &[]);
+    assert_eq!(backend.ask(ACCOUNT, taken).await, Ok(false));
+
+    // Folding up to a moment forgets entries, and no moment from it on restores differently.
+    let fold_at = moments[3].0;
+    let folded = backend.fold_history(ACCOUNT, &name, fold_at, 1000).await.unwrap();
+    assert!(folded >= 2, "{} folded {folded}", store.backend.describe());
+    backend.fold_history(ACCOUNT, &name, fold_at, 1000).await.unwrap();
+    for (moment, expected) in &moments[3..] {
+        let restored = restore(*moment).await.unwrap();
+        assert_eq!(&contents(store, &restored).await, expected, "restored to {moment} after folding");
+    }
+
+    // Stopped, there is nothing to restore.
+    let version = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap().version;
+    let stop = TableChange { history: HistoryChange::Stop, ..TableChange::record_only(b"{}") };
+    backend.ask(ACCOUNT, Request::update_table(&name, version, &stop)).await.unwrap().unwrap();
+    assert_eq!(restore(now_millis()).await, Err(StorageError::NoSuchKeyspace));
+
+    // Deleted keeping a backup, the table's last items outlive it.
+    let arn = format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{name}/backup/system");
+    let expected = contents(store, &name).await;
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_table_keeping(&name, &arn, b"{}")).await, Ok(true));
+    assert_eq!(backend.ask(ACCOUNT, Request::describe_table(&name)).await, Ok(None));
+    let again = unique("kept");
+    let again_description = description(&again);
+    let restoring = Request::restore_backup(&arn, &again, &again_description, &[]);
+    assert_eq!(backend.ask(ACCOUNT, restoring).await, Ok(true));
+    store.created.lock().unwrap().push(again.clone());
+    assert_eq!(contents(store, &again).await, expected);
+    assert_eq!(backend.ask(ACCOUNT, Request::delete_table_keeping(&name, &arn, b"{}")).await, Ok(false));
+    backend.ask(ACCOUNT, Request::delete_backup(&arn)).await.unwrap();
 }

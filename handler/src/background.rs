@@ -1,6 +1,7 @@
 //! Background work, decided once for the host's worker and for the Spin component (which does it
-//! inside requests): which indexes need filling, how much one step reads, the sweep's clock, and
-//! which stream records are past their retention. When and where steps run is each one's own.
+//! inside requests): which indexes need filling, how much one step reads, the sweep's clock,
+//! which stream records are past their retention, how far a table's history can be folded and
+//! when a system backup ends. When and where steps run is each one's own.
 
 use crate::catalog::RETENTION_SECONDS;
 use crate::catalog::{IndexStatus, Table};
@@ -41,6 +42,30 @@ pub fn epoch_seconds() -> u64 {
 /// Stream records written before this (seconds since the epoch) are past their 24 hours at `now`.
 pub fn trim_before(now: u64) -> u64 {
     now.saturating_sub(RETENTION_SECONDS)
+}
+
+/// A table whose history (point-in-time recovery) may be folded up to `before` (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryFold {
+    pub account: String,
+    pub table: String,
+    pub before: u64,
+}
+
+/// The histories to fold among the tables found that may keep one (each an account, its name
+/// and its stored description), at `now` (ms): up to each one's recovery period back.
+pub fn history_folds(tables: impl IntoIterator<Item = (String, String, Vec<u8>)>, now: u64) -> Vec<HistoryFold> {
+    let recovering = tables.into_iter().filter_map(|(account, table, description)| {
+        let recovery = serde_json::from_slice::<Table>(&description).ok()?.point_in_time_recovery?;
+        Some(HistoryFold { account, table, before: recovery.horizon(now) })
+    });
+    recovering.collect()
+}
+
+/// Whether a stored backup record is a SYSTEM backup whose recovery period is over at `now`
+/// (seconds since the epoch): the worker deletes it.
+pub fn system_backup_expired(record: &[u8], now: f64) -> bool {
+    crate::ops::system_backup_expiry(record).is_some_and(|expires| expires <= now)
 }
 
 #[cfg(test)]

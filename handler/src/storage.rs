@@ -188,6 +188,15 @@ pub enum Write {
         #[serde(with = "serde_bytes")]
         record: Vec<u8>,
     },
+    /// Records the item at `key` of the table's base keyspace, as the group's earlier writes leave
+    /// it (absent: deleted), in the table's history, which must have been started (see
+    /// [`HistoryChange`]). The store stamps it with its clock in milliseconds, one stamp for the
+    /// whole group, never earlier than a stamp the table's history gave before: stamps follow
+    /// commit order, so the history as of any moment is a prefix of its commits.
+    AppendHistory {
+        table: String,
+        key: ItemKey,
+    },
 }
 
 /// One record of a table's change log.
@@ -230,15 +239,29 @@ pub struct TableChange<'a> {
     pub description: Cow<'a, [u8]>,
     pub create_indexes: Cow<'a, [String]>,
     pub drop_indexes: Cow<'a, [String]>,
+    pub history: HistoryChange,
+}
+
+/// What a table change does to the table's history of item changes (point-in-time recovery).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryChange {
+    #[default]
+    Keep,
+    /// Starts the history with every item the table holds, as of before any stamp (so a moment
+    /// at or after the change finds them), in the same transaction as the change.
+    Start,
+    /// Drops the history.
+    Stop,
 }
 
 impl<'a> TableChange<'a> {
-    /// A new description, with no index keyspace created or dropped.
+    /// A new description, with no keyspace created or dropped.
     pub fn record_only(description: &'a [u8]) -> Self {
         TableChange {
             description: description.into(),
             create_indexes: Cow::Borrowed(&[]),
             drop_indexes: Cow::Borrowed(&[]),
+            history: HistoryChange::Keep,
         }
     }
 }
@@ -274,9 +297,15 @@ pub enum Request<'a> {
     },
     /// Table names in byte order, strictly after `start_after`, at most `limit` ([`Answer::Names`]).
     ListTables { start_after: Option<Cow<'a, str>>, limit: u32 },
-    /// Drops the table with all its keyspaces and its change log ([`Answer::Flag`]: false when
-    /// there was no such table).
-    DeleteTable { name: Cow<'a, str> },
+    /// Drops the table with all its keyspaces, its change log and its history ([`Answer::Flag`]:
+    /// false when there was no such table). With `keep`, its items as of the deletion are kept
+    /// first as that backup (ARN, record), in the same transaction, so no write committed before
+    /// the deletion is missing from it.
+    DeleteTable {
+        name: Cow<'a, str>,
+        #[serde(borrow)]
+        keep: Option<(Cow<'a, str>, Cow<'a, [u8]>)>,
+    },
     /// Item count and the sum of document sizes in bytes of a keyspace ([`Answer::Stats`]).
     KeyspaceStats { keyspace: Cow<'a, Keyspace> },
     /// The item at `key` ([`Answer::Item`]). `for_write` announces that the caller decides a
@@ -328,6 +357,20 @@ pub enum Request<'a> {
         description: Cow<'a, [u8]>,
         indexes: Cow<'a, [String]>,
     },
+    /// Creates table `name` as `CreateTable` does, with the items `source`'s history holds as of
+    /// `moment` (milliseconds since the epoch, inclusive: every group stamped at or before it, no
+    /// other) in its base keyspace (its index keyspaces start empty). Afterwards `source`'s
+    /// history stamps nothing at or before `moment`. [`Answer::Flag`]: false when a table of
+    /// that name exists; a source that is gone or keeps no history is
+    /// [`StorageError::NoSuchKeyspace`].
+    RestoreMoment {
+        source: Cow<'a, str>,
+        moment: u64,
+        name: Cow<'a, str>,
+        #[serde(borrow, with = "serde_bytes")]
+        description: Cow<'a, [u8]>,
+        indexes: Cow<'a, [String]>,
+    },
 }
 
 impl Request<'_> {
@@ -337,14 +380,14 @@ impl Request<'_> {
             Request::CreateTable { name, .. }
             | Request::DescribeTable { name }
             | Request::UpdateTable { name, .. }
-            | Request::DeleteTable { name } => Some(name),
+            | Request::DeleteTable { name, .. } => Some(name),
             Request::KeyspaceStats { keyspace } | Request::Get { keyspace, .. } | Request::Expired { keyspace, .. } => {
                 Some(&keyspace.table)
             }
             Request::Query(request) => Some(&request.keyspace.table),
             Request::Scan(request) => Some(&request.keyspace.table),
             Request::ReadChanges { table, .. } | Request::CreateBackup { table, .. } => Some(table),
-            Request::RestoreBackup { name, .. } => Some(name),
+            Request::RestoreBackup { name, .. } | Request::RestoreMoment { name, .. } => Some(name),
             Request::ListTables { .. }
             | Request::Write(_)
             | Request::DescribeBackup { .. }
@@ -374,6 +417,7 @@ impl Request<'_> {
             Request::ListBackups { .. } => "ListBackups",
             Request::DeleteBackup { .. } => "DeleteBackup",
             Request::RestoreBackup { .. } => "RestoreBackup",
+            Request::RestoreMoment { .. } => "RestoreMoment",
         }
     }
 
@@ -385,6 +429,7 @@ impl Request<'_> {
                 | Request::UpdateTable { .. }
                 | Request::DeleteTable { .. }
                 | Request::RestoreBackup { .. }
+                | Request::RestoreMoment { .. }
         )
     }
 }
@@ -513,6 +558,7 @@ impl<'a> Request<'a> {
             description: Cow::Borrowed(&change.description),
             create_indexes: Cow::Borrowed(&change.create_indexes),
             drop_indexes: Cow::Borrowed(&change.drop_indexes),
+            history: change.history,
         };
         asking(Request::UpdateTable { name: name.into(), expected_version, change })
     }
@@ -522,7 +568,12 @@ impl<'a> Request<'a> {
     }
 
     pub fn delete_table(name: &'a str) -> Asking<'a, bool> {
-        asking(Request::DeleteTable { name: name.into() })
+        asking(Request::DeleteTable { name: name.into(), keep: None })
+    }
+
+    /// Deletes the table, keeping its items as backup `arn` with `record`.
+    pub fn delete_table_keeping(name: &'a str, arn: &'a str, record: &'a [u8]) -> Asking<'a, bool> {
+        asking(Request::DeleteTable { name: name.into(), keep: Some((arn.into(), record.into())) })
     }
 
     pub fn keyspace_stats(keyspace: &'a Keyspace) -> Asking<'a, (u64, u64)> {
@@ -581,6 +632,22 @@ impl<'a> Request<'a> {
     ) -> Asking<'a, bool> {
         asking(Request::RestoreBackup {
             arn: arn.into(),
+            name: name.into(),
+            description: description.into(),
+            indexes: indexes.into(),
+        })
+    }
+
+    pub fn restore_moment(
+        source: &'a str,
+        moment: u64,
+        name: &'a str,
+        description: &'a [u8],
+        indexes: &'a [String],
+    ) -> Asking<'a, bool> {
+        asking(Request::RestoreMoment {
+            source: source.into(),
+            moment,
             name: name.into(),
             description: description.into(),
             indexes: indexes.into(),
@@ -693,11 +760,13 @@ mod tests {
             Write::Check { keyspace: keyspace.clone(), key: key.clone(), expect: Expect::Anything },
             Write::TableAt { table: "t".into(), version: 3 },
             Write::AppendChange { table: "t".into(), record: vec![0; 3] },
+            Write::AppendHistory { table: "t".into(), key: key.clone() },
         ];
         let change = TableChange {
             description: b"{}".as_slice().into(),
             create_indexes: vec!["a".to_string()].into(),
             drop_indexes: Cow::Borrowed(&[]),
+            history: HistoryChange::Start,
         };
         let indexes = ["x".to_string()];
         let requests = [
@@ -706,6 +775,8 @@ mod tests {
             Request::update_table("t", 4, &change).request,
             Request::list_tables(Some("a"), 5).request,
             Request::delete_table("t").request,
+            Request::delete_table_keeping("t", "arn", b"{}").request,
+            Request::restore_moment("t", 1_700_000_000_000, "u", b"{}", &indexes).request,
             Request::keyspace_stats(&keyspace).request,
             Request::get(&keyspace, &key).request,
             Request::get_for_write(&keyspace, &key).request,

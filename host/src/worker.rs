@@ -1,6 +1,7 @@
 //! Background work the host schedules and the sandbox does: filling global secondary indexes
-//! created on tables that already hold items, deleting items whose time to live has ended, and
-//! trimming stream records older than their 24 hours. The host finds the work (tables whose
+//! created on tables that already hold items, deleting items whose time to live has ended,
+//! trimming stream records older than their 24 hours, folding tables' history (point-in-time
+//! recovery) older than their recovery period and deleting SYSTEM backups past theirs. The host finds the work (tables whose
 //! description, read with the handler's own catalog types, has an index CREATING; tables with
 //! time to live) and runs `backfill` and `expire` steps in fresh sandbox instances. Every step is
 //! idempotent and guarded by versions, so several servers on one database may do the same work.
@@ -27,6 +28,9 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 const TRIM_BATCH: u64 = 10_000;
 /// Batches one pass runs at most before the other background work has its turn.
 const TRIM_BATCHES_PER_PASS: usize = 50;
+/// History entries one folding statement forgets at most, and statements per table and pass.
+const FOLD_BATCH: u64 = 10_000;
+const FOLD_BATCHES_PER_PASS: usize = 10;
 
 /// Runs forever; the server drops it on shutdown. `ttl_interval`: how often expired items are
 /// looked for.
@@ -44,6 +48,8 @@ pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: D
         if last_trim.is_none_or(|at| at.elapsed() >= TRIM_INTERVAL) {
             last_trim = Some(Instant::now());
             trim_changes(backend.as_ref()).await;
+            fold_history(backend.as_ref()).await;
+            delete_expired_system_backups(backend.as_ref()).await;
         }
         tokio::time::sleep(IDLE_PAUSE.min(ttl_interval)).await;
     }
@@ -62,6 +68,41 @@ async fn trim_changes(backend: &dyn Store) {
                 }
             }
             Err(e) => return tracing::warn!("trimming stream records failed: {e:?}"),
+        }
+    }
+}
+
+/// Folds every history older than its table's recovery period, batch by batch.
+async fn fold_history(backend: &dyn Store) {
+    let tables = match backend.tables_with_history().await {
+        Ok(tables) => tables,
+        Err(e) => return tracing::warn!("looking for tables with point-in-time recovery failed: {e:?}"),
+    };
+    let now = dynabox_handler::time::now_millis() as u64;
+    for fold in background::history_folds(tables, now) {
+        for _ in 0..FOLD_BATCHES_PER_PASS {
+            match backend.fold_history(&fold.account, &fold.table, fold.before, FOLD_BATCH).await {
+                Ok(folded) if folded < FOLD_BATCH => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(table = %fold.table, "folding history failed: {e:?}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the SYSTEM backups (kept of deleted tables) whose recovery period is over.
+async fn delete_expired_system_backups(backend: &dyn Store) {
+    let backups = match backend.system_backups().await {
+        Ok(backups) => backups,
+        Err(e) => return tracing::warn!("looking for system backups failed: {e:?}"),
+    };
+    let now = dynabox_handler::time::now_seconds();
+    for (account, backup) in backups.into_iter().filter(|(_, b)| background::system_backup_expired(&b.record, now)) {
+        if let Err(e) = backend.ask(&account, Request::delete_backup(&backup.arn)).await {
+            tracing::warn!(arn = %backup.arn, "deleting an expired system backup failed: {e:?}");
         }
     }
 }

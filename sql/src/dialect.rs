@@ -106,6 +106,28 @@ pub struct Catalog {
     pub list_backups: &'static str,
     /// account, ARN → backup id, record of the backup deleted.
     pub delete_backup: &'static str,
+    /// table id, stamp (ms) → the history's next sequence number; its stamp becomes the later of
+    /// the one it had and `stamp`. Locks the row until the group commits, as `next_change` does.
+    pub next_history: &'static str,
+    /// table id, stamp (ms): nothing the history stamps from now on is earlier.
+    pub advance_history: &'static str,
+    /// Creates the history table `{t}_h` of base storage table `{t}`.
+    pub create_history: &'static str,
+    /// Fills the history `{t}_h` with the items of `{t}`, under sequence number 0, stamped 0.
+    pub start_history: &'static str,
+    /// table id, partition, sort: appends the item at the key in `{t}` (none: deleted) to `{t}_h`
+    /// under the number and stamp `next_history` just gave.
+    pub append_history: &'static str,
+    /// moment (ms): copies into storage table `{to}` the items history `{from}` holds then.
+    pub restore_history: &'static str,
+    /// before (ms), limit: deletes up to `limit` entries of history `{t}_h` stamped at or before
+    /// `before` that no moment after it needs (see `SqlStore::fold_history`).
+    pub fold_history: &'static str,
+    /// → account, name, description of every table whose description mentions point-in-time
+    /// recovery (the caller decides on the parsed description).
+    pub history_tables: &'static str,
+    /// → account, ARN, record of every backup whose record says it is a SYSTEM backup.
+    pub system_backups: &'static str,
 }
 
 const SQLITE_CATALOG: Catalog = Catalog {
@@ -155,6 +177,29 @@ const SQLITE_CATALOG: Catalog = Catalog {
     find_backup: "SELECT id, record FROM backups WHERE account = ?1 AND arn = ?2",
     list_backups: "SELECT arn, record FROM backups WHERE account = ?1 AND arn > ?2 ORDER BY arn LIMIT ?3",
     delete_backup: "DELETE FROM backups WHERE account = ?1 AND arn = ?2 RETURNING id, record",
+    next_history: "UPDATE tables SET history = history + 1, history_at = max(history_at, ?2) WHERE id = ?1 \
+                   RETURNING history",
+    advance_history: "UPDATE tables SET history_at = max(history_at, ?2) WHERE id = ?1",
+    create_history: "CREATE TABLE {t}_h (pk BLOB NOT NULL, sk BLOB NOT NULL, seq INTEGER NOT NULL, \
+                     at INTEGER NOT NULL, doc TEXT, version INTEGER, h INTEGER, expires INTEGER, \
+                     PRIMARY KEY (pk, sk, seq)) WITHOUT ROWID;
+                     CREATE INDEX {t}_h_at ON {t}_h (at)",
+    start_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
+                    SELECT pk, sk, 0, 0, doc, version, h, expires FROM {t}",
+    append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
+                     SELECT ?2, ?3, t.history, t.history_at, i.doc, i.version, i.h, i.expires \
+                     FROM tables AS t LEFT JOIN {t} AS i ON i.pk = ?2 AND i.sk = ?3 WHERE t.id = ?1",
+    // SQLite takes the other columns of an aggregate query with max() from the row with the max.
+    restore_history: "INSERT INTO {to} (pk, sk, doc, version, h, expires) \
+                      SELECT pk, sk, doc, version, h, expires FROM \
+                      (SELECT pk, sk, doc, version, h, expires, max(seq) FROM {from}_h WHERE at <= ?1 \
+                       GROUP BY pk, sk) WHERE doc IS NOT NULL",
+    fold_history: "DELETE FROM {t}_h WHERE (pk, sk, seq) IN (SELECT pk, sk, seq FROM {t}_h AS o WHERE at <= ?1 AND \
+                   (EXISTS (SELECT 1 FROM {t}_h AS n WHERE n.pk = o.pk AND n.sk = o.sk AND n.seq > o.seq AND n.at <= ?1) \
+                    OR (doc IS NULL AND NOT EXISTS \
+                        (SELECT 1 FROM {t}_h AS e WHERE e.pk = o.pk AND e.sk = o.sk AND e.seq < o.seq))) LIMIT ?2)",
+    history_tables: "SELECT account, name, description FROM tables WHERE description LIKE '%\"PointInTimeRecovery\"%'",
+    system_backups: "SELECT account, arn, record FROM backups WHERE record LIKE '%\"BackupType\":\"SYSTEM\"%'",
 };
 
 const POSTGRES_CATALOG: Catalog = Catalog {
@@ -212,6 +257,30 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     find_backup: "SELECT id, record::text FROM dynabox.backups WHERE account = $1 AND arn = $2",
     list_backups: "SELECT arn, record::text FROM dynabox.backups WHERE account = $1 AND arn > $2 ORDER BY arn LIMIT $3",
     delete_backup: "DELETE FROM dynabox.backups WHERE account = $1 AND arn = $2 RETURNING id, record::text",
+    next_history: "UPDATE dynabox.tables SET history = history + 1, history_at = GREATEST(history_at, $2) \
+                   WHERE id = $1 RETURNING history",
+    advance_history: "UPDATE dynabox.tables SET history_at = GREATEST(history_at, $2) WHERE id = $1",
+    create_history: "CREATE TABLE {t}_h (pk bytea NOT NULL, sk bytea NOT NULL, seq bigint NOT NULL, \
+                     at bigint NOT NULL, doc json, version bigint, h bigint, expires bigint, \
+                     PRIMARY KEY (pk, sk, seq));
+                     CREATE INDEX ON {t}_h (at)",
+    start_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
+                    SELECT pk, sk, 0, 0, doc, version, h, expires FROM {t}",
+    append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
+                     SELECT $2::bytea, $3::bytea, t.history, t.history_at, i.doc, i.version, i.h, i.expires \
+                     FROM dynabox.tables AS t LEFT JOIN {t} AS i ON i.pk = $2::bytea AND i.sk = $3::bytea WHERE t.id = $1",
+    restore_history: "INSERT INTO {to} (pk, sk, doc, version, h, expires) \
+                      SELECT pk, sk, doc, version, h, expires FROM \
+                      (SELECT DISTINCT ON (pk, sk) pk, sk, doc, version, h, expires FROM {from}_h WHERE at <= $1 \
+                       ORDER BY pk, sk, seq DESC) AS latest WHERE doc IS NOT NULL",
+    fold_history: "DELETE FROM {t}_h WHERE (pk, sk, seq) IN (SELECT pk, sk, seq FROM {t}_h AS o WHERE at <= $1 AND \
+                   (EXISTS (SELECT 1 FROM {t}_h AS n WHERE n.pk = o.pk AND n.sk = o.sk AND n.seq > o.seq AND n.at <= $1) \
+                    OR (doc IS NULL AND NOT EXISTS \
+                        (SELECT 1 FROM {t}_h AS e WHERE e.pk = o.pk AND e.sk = o.sk AND e.seq < o.seq))) LIMIT $2)",
+    history_tables: "SELECT account, name, description::text FROM dynabox.tables \
+                     WHERE description::text LIKE '%\"PointInTimeRecovery\"%'",
+    system_backups: "SELECT account, arn, record::text FROM dynabox.backups \
+                     WHERE record::text LIKE '%\"BackupType\":\"SYSTEM\"%'",
 };
 
 /// Puts bind document, hash and expiry as ?3 to ?5, a put at a version the version as ?6, and
@@ -266,6 +335,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../migrations/sqlite/0004_credentials.sql") },
     Migration { version: 5, sql: include_str!("../migrations/sqlite/0005_changes_by_age.sql") },
     Migration { version: 6, sql: include_str!("../migrations/sqlite/0006_backups.sql") },
+    Migration { version: 7, sql: include_str!("../migrations/sqlite/0007_history.sql") },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -276,6 +346,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../migrations/postgres/0005_credentials.sql") },
     Migration { version: 6, sql: include_str!("../migrations/postgres/0006_changes_by_age.sql") },
     Migration { version: 7, sql: include_str!("../migrations/postgres/0007_backups.sql") },
+    Migration { version: 8, sql: include_str!("../migrations/postgres/0008_history.sql") },
 ];
 
 /// Serialises PostgreSQL migrations of processes starting together; "dynabox" in ASCII.

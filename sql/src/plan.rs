@@ -187,15 +187,19 @@ pub fn plan<'a>(write: &'a Write, sql: &'a TableSql<String>) -> Option<Plan<'a>>
             Expect::Absent => plan(&sql.exists, None, None, Guard::NoRow),
             Expect::Version(v) => plan(&sql.exists_at, None, at(v), Guard::OneRow),
         },
-        Write::TableAt { .. } | Write::AppendChange { .. } => unreachable!("not an item write"),
+        Write::TableAt { .. } | Write::AppendChange { .. } | Write::AppendHistory { .. } => {
+            unreachable!("not an item write")
+        }
     }
 }
 
-/// The keyspace a write needs: its item's, or (table guards, change logs) its table's base keyspace,
+/// The keyspace a write needs: its item's, or (table guards, change logs, history) its table's base keyspace,
 /// which also leads to the table's id.
 pub fn write_keyspace(write: &Write) -> Cow<'_, Keyspace> {
     match write {
-        Write::TableAt { table, .. } | Write::AppendChange { table, .. } => Cow::Owned(Keyspace::table(table)),
+        Write::TableAt { table, .. } | Write::AppendChange { table, .. } | Write::AppendHistory { table, .. } => {
+            Cow::Owned(Keyspace::table(table))
+        }
         _ => Cow::Borrowed(item_write(write).expect("an item write").0),
     }
 }
@@ -206,7 +210,7 @@ pub fn item_write(write: &Write) -> Option<(&Keyspace, &ItemKey)> {
         Write::Put { keyspace, key, .. } | Write::Delete { keyspace, key, .. } | Write::Check { keyspace, key, .. } => {
             Some((keyspace, key))
         }
-        Write::TableAt { .. } | Write::AppendChange { .. } => None,
+        Write::TableAt { .. } | Write::AppendChange { .. } | Write::AppendHistory { .. } => None,
     }
 }
 

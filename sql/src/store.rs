@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dynabox_handler::storage::{
-    Answer, ChangePage, ChangeRecord, Committed, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest,
-    Storage, StorageError, StoredBackup, StoredItem, TableChange, TableRecord, Write,
+    Answer, ChangePage, ChangeRecord, Committed, Failure, HistoryChange, ItemKey, Keyspace, Page, QueryRequest,
+    Request, ScanRequest, Storage, StorageError, StoredBackup, StoredItem, TableChange, TableRecord, Write,
 };
 
 use crate::dialect::POSTGRES_MIGRATION_LOCK;
@@ -119,7 +119,10 @@ impl SqlStore {
             Request::ListTables { start_after, limit } => {
                 self.list_tables(conn, account, start_after.as_deref(), limit).await?.into()
             }
-            Request::DeleteTable { name } => self.delete_table(conn, account, &name).await?.into(),
+            Request::DeleteTable { name, keep } => {
+                let keep = keep.as_ref().map(|(arn, record)| (arn.as_ref(), record.as_ref()));
+                self.delete_table(conn, account, &name, keep).await?.into()
+            }
             Request::KeyspaceStats { keyspace } => self.keyspace_stats(conn, account, &keyspace).await?.into(),
             Request::Get { keyspace, key, .. } => self.get(conn, account, &keyspace, &key).await?.into(),
             Request::Query(request) => self.query(conn, account, &request).await?.into(),
@@ -141,6 +144,9 @@ impl SqlStore {
             Request::DeleteBackup { arn } => self.delete_backup(conn, account, &arn).await?.into(),
             Request::RestoreBackup { arn, name, description, indexes } => {
                 self.restore_backup(conn, account, &arn, &name, &description, &indexes).await?.into()
+            }
+            Request::RestoreMoment { source, moment, name, description, indexes } => {
+                self.restore_moment(conn, account, &source, moment, &name, &description, &indexes).await?.into()
             }
         })
     }
@@ -203,14 +209,28 @@ impl SqlStore {
             if at.map_err(|e| self.internal(e))?.is_empty() {
                 return Ok(false);
             }
-            let params = [Param::Text(account), Param::Text(arn), Param::Text(text(record)?)];
-            let id = conn.query(catalog.insert_backup, &params).await.and_then(single_int);
-            let backup = self.backup_table(id.map_err(|e| self.internal(e))?);
-            conn.batch(&catalog.create_storage_table.replace("{t}", &backup)).await.map_err(|e| self.internal(e))?;
-            self.copy_items(conn, &base.storage_table, &backup).await?;
+            self.insert_backup(conn, account, arn, record, &base.storage_table).await?;
             Ok(true)
         })
         .await
+    }
+
+    /// Records backup `arn` with the items of storage table `items`, inside the caller's
+    /// transaction.
+    async fn insert_backup(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        arn: &str,
+        record: &[u8],
+        items: &str,
+    ) -> Result<(), StorageError> {
+        let catalog = self.dialect.catalog();
+        let params = [Param::Text(account), Param::Text(arn), Param::Text(text(record)?)];
+        let id = conn.query(catalog.insert_backup, &params).await.and_then(single_int);
+        let backup = self.backup_table(id.map_err(|e| self.internal(e))?);
+        conn.batch(&catalog.create_storage_table.replace("{t}", &backup)).await.map_err(|e| self.internal(e))?;
+        self.copy_items(conn, items, &backup).await
     }
 
     pub async fn describe_backup(
@@ -284,18 +304,80 @@ impl SqlStore {
         .await
     }
 
+    /// Creates table `name` with the items `source`'s history holds at `moment` (ms): false when
+    /// the name is taken; a source gone or without history is `NoSuchKeyspace`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn restore_moment(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        source: &str,
+        moment: u64,
+        name: &str,
+        description: &[u8],
+        indexes: &[String],
+    ) -> Result<bool, StorageError> {
+        let catalog = self.dialect.catalog();
+        let (table_id, history) = self.base_storage_table(conn, account, source).await?;
+        // First, in a transaction of its own (the copy may take long, and writers of the source
+        // need its row): every group stamped up to `moment` holds the row until it commits, so
+        // once this has the row they are all committed, and every later group is stamped after.
+        let after = Param::Int(i64::try_from(moment.saturating_add(1)).unwrap_or(i64::MAX));
+        self.transaction(conn, async |conn| {
+            conn.execute(catalog.advance_history, &[Param::Int(table_id), after])
+                .await
+                .map(drop)
+                .map_err(|e| self.internal(e))
+        })
+        .await?;
+        self.changing_table(conn, account, name, async |conn| {
+            let Some(base) = self.insert_table(conn, account, name, description, indexes).await? else {
+                return Ok(false);
+            };
+            let moment = Param::Int(i64::try_from(moment).unwrap_or(i64::MAX));
+            let sql = catalog.restore_history.replace("{to}", &base).replace("{from}", &history);
+            self.without_time_limit(conn).await?;
+            match conn.execute(&sql, &[moment]).await {
+                Err(e) if e.is_missing_table() => Err(StorageError::NoSuchKeyspace),
+                copied => copied.map(|_| true).map_err(|e| self.internal(e)),
+            }
+        })
+        .await
+    }
+
+    /// A table's id and the storage table of its base keyspace, read from the catalog (not the
+    /// cache: the caller names it in statements that would otherwise not notice it is gone).
+    async fn base_storage_table(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        name: &str,
+    ) -> Result<(i64, String), StorageError> {
+        let params = [Param::Text(account), Param::Text(name), Param::Text("")];
+        let rows = conn.query(self.dialect.catalog().find_keyspace, &params).await.map_err(|e| self.internal(e))?;
+        let mut row = rows.into_iter().next().ok_or(StorageError::NoSuchKeyspace)?;
+        let (table_id, storage_table) = (row.int(0), row.text(1));
+        let (table_id, storage_table) =
+            table_id.and_then(|id| Ok((id, storage_table?))).map_err(|e| self.internal(e))?;
+        Ok((table_id, self.dialect.qualified(checked_storage_table(&storage_table)?)))
+    }
+
     /// Copies every item of storage table `from` into `to`, inside the caller's transaction, with
     /// no time limit: it takes as long as the table is large, and it is one statement, so one
     /// moment of `from`.
     async fn copy_items(&self, conn: &mut impl Connection, from: &str, to: &str) -> Result<(), StorageError> {
-        let catalog = self.dialect.catalog();
-        let copied = async {
-            if let Some(unlimited) = catalog.unlimited_time {
-                conn.execute(unlimited, &[]).await?;
-            }
-            conn.execute(&catalog.copy_items.replace("{to}", to).replace("{from}", from), &[]).await
-        };
-        copied.await.map(drop).map_err(|e| self.internal(e))
+        self.without_time_limit(conn).await?;
+        let copy = self.dialect.catalog().copy_items.replace("{to}", to).replace("{from}", from);
+        conn.execute(&copy, &[]).await.map(drop).map_err(|e| self.internal(e))
+    }
+
+    /// Lifts the statement time limit for the rest of the caller's transaction, for statements
+    /// that take as long as a table is large.
+    async fn without_time_limit(&self, conn: &mut impl Connection) -> Result<(), StorageError> {
+        match self.dialect.catalog().unlimited_time {
+            Some(unlimited) => conn.execute(unlimited, &[]).await.map(drop).map_err(|e| self.internal(e)),
+            None => Ok(()),
+        }
     }
 
     /// The storage table of backup `id`'s items.
@@ -413,6 +495,20 @@ impl SqlStore {
             for index in change.create_indexes.iter() {
                 self.create_keyspace(conn, id, index).await?;
             }
+            if change.history != HistoryChange::Keep {
+                let base = self.base_storage_table(conn, account, name).await?.1;
+                let history = format!("{base}_h");
+                let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &history)).await;
+                dropped.map_err(|e| self.internal(e))?;
+                if change.history == HistoryChange::Start {
+                    self.without_time_limit(conn).await?;
+                    let started = async {
+                        conn.batch(&catalog.create_history.replace("{t}", &base)).await?;
+                        conn.execute(&catalog.start_history.replace("{t}", &base), &[]).await
+                    };
+                    started.await.map_err(|e| self.internal(e))?;
+                }
+            }
             Ok(Some(new_version as u64))
         })
         .await
@@ -429,14 +525,26 @@ impl SqlStore {
         self.list_page(conn, list, account, start_after, limit, |mut row| row.text(0)).await
     }
 
+    /// Drops the table; with `keep` (ARN, record), keeps its items as that backup first.
     pub async fn delete_table(
         &self,
         conn: &mut impl Connection,
         account: &str,
         name: &str,
+        keep: Option<(&str, &[u8])>,
     ) -> Result<bool, StorageError> {
         self.changing_table(conn, account, name, async |conn| {
             let catalog = self.dialect.catalog();
+            if let Some((arn, record)) = keep {
+                // The row locked first, so that no write group commits between the copy and the
+                // deletion (PostgreSQL; SQLite's write transactions are serial).
+                let rows = conn.query(catalog.table_for_update, &[Param::Text(account), Param::Text(name)]).await;
+                if rows.map_err(|e| self.internal(e))?.is_empty() {
+                    return Ok(false);
+                }
+                let base = self.base_storage_table(conn, account, name).await?.1;
+                self.insert_backup(conn, account, arn, record, &base).await?;
+            }
             let rows = conn.query(catalog.delete_table, &[Param::Text(account), Param::Text(name)]).await;
             let Some(row) = rows.map_err(|e| self.internal(e))?.into_iter().next() else { return Ok(false) };
             let id = row.int(0).map_err(|e| self.internal(e))?;
@@ -617,6 +725,48 @@ impl SqlStore {
         Ok(TrimmedChanges { deleted, left })
     }
 
+    /// (account, name, description) of every table that may keep history, for the work that
+    /// folds what is past its recovery period. Not part of the handler's contract.
+    pub async fn tables_with_history(
+        &self,
+        conn: &mut impl Connection,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
+        let rows = conn.query(self.dialect.catalog().history_tables, &[]).await.map_err(|e| self.internal(e))?;
+        self.read_rows(rows, |mut row| Ok((row.text(0)?, row.text(1)?, row.bytes(2)?)))
+    }
+
+    /// (account, backup) of every SYSTEM backup, for the work that deletes those past their
+    /// recovery period. Not part of the handler's contract.
+    pub async fn system_backups(
+        &self,
+        conn: &mut impl Connection,
+    ) -> Result<Vec<(String, StoredBackup)>, StorageError> {
+        let rows = conn.query(self.dialect.catalog().system_backups, &[]).await.map_err(|e| self.internal(e))?;
+        self.read_rows(rows, |mut row| Ok((row.text(0)?, StoredBackup { arn: row.text(1)?, record: row.bytes(2)? })))
+    }
+
+    /// Forgets up to `limit` entries of the table's history stamped at or before `before` (ms)
+    /// that no moment after it needs: entries a later entry of their key at or before `before`
+    /// replaced, and deletions with nothing earlier of their key left to hide. Restoring to any
+    /// moment after `before` gives what it gave before. How many it forgot; a table without
+    /// history has nothing to forget. Not part of the handler's contract: the host's worker folds,
+    /// a bounded batch per transaction.
+    pub async fn fold_history(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        table: &str,
+        before: u64,
+        limit: u64,
+    ) -> Result<u64, StorageError> {
+        let base = self.base_storage_table(conn, account, table).await?.1;
+        let params = [Param::Int(i64::try_from(before).unwrap_or(i64::MAX)), Param::Int(limit as i64)];
+        match conn.execute(&self.dialect.catalog().fold_history.replace("{t}", &base), &params).await {
+            Err(e) if e.is_missing_table() => Ok(0),
+            folded => folded.map_err(|e| self.internal(e)),
+        }
+    }
+
     /// A query's page, its first statement sent together with "the description is at
     /// `confirm`" when given: whether it was (`None` when not asked).
     async fn read_query(
@@ -673,6 +823,8 @@ impl SqlStore {
             false => None,
         };
         let catalog = self.dialect.catalog();
+        // One stamp for the group's history entries (see `Write::AppendHistory`).
+        let stamp = writes.iter().any(|w| matches!(w, Write::AppendHistory { .. })).then(now_millis);
         // The statements, the write each belongs to, and which give change sequence numbers.
         let (mut statements, mut of_write, mut sequences) = (Vec::new(), Vec::new(), Vec::new());
         for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
@@ -696,6 +848,17 @@ impl SqlStore {
                         ..Statement::select(catalog.insert_change, params)
                     };
                     statements.push(append);
+                }
+                Write::AppendHistory { key, .. } => {
+                    let stamp = Param::Int(stamp.expect("the group appends history"));
+                    statements.push(Statement::select(catalog.next_history, vec![table, stamp]));
+                    let params = vec![table, Param::Bytes(&key.partition), Param::Bytes(&key.sort)];
+                    let sql = catalog.append_history.replace("{t}", &entry.storage_table);
+                    statements.push(Statement {
+                        returns_rows: false,
+                        guard: Guard::OneRow,
+                        ..Statement::select(sql, params)
+                    });
                 }
                 _ => {
                     let Some(plan) = plan(write, &entry.sql) else { continue };
@@ -940,6 +1103,12 @@ impl SqlStore {
             let storage_table = self.dialect.qualified(checked_storage_table(&storage_table)?);
             let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &storage_table)).await;
             dropped.map_err(|e| self.internal(e))?;
+            if index.is_empty() {
+                // The table's history, if it keeps one, goes with its items.
+                let history = format!("{storage_table}_h");
+                let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &history)).await;
+                dropped.map_err(|e| self.internal(e))?;
+            }
         }
         Ok(())
     }
@@ -972,6 +1141,21 @@ impl<C: Connection> Synchronous<C> {
     /// See [`SqlStore::trim_changes`].
     pub fn trim_changes(&mut self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
         ready(self.store.trim_changes(&mut self.conn, before, limit))
+    }
+
+    /// See [`SqlStore::tables_with_history`].
+    pub fn tables_with_history(&mut self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
+        ready(self.store.tables_with_history(&mut self.conn))
+    }
+
+    /// See [`SqlStore::fold_history`].
+    pub fn fold_history(&mut self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
+        ready(self.store.fold_history(&mut self.conn, account, table, before, limit))
+    }
+
+    /// See [`SqlStore::system_backups`].
+    pub fn system_backups(&mut self) -> Result<Vec<(String, StoredBackup)>, StorageError> {
+        ready(self.store.system_backups(&mut self.conn))
     }
 
     /// See [`SqlStore::find_account`].
@@ -1007,6 +1191,12 @@ fn stored_item(mut row: Row) -> Result<StoredItem, SqlError> {
 }
 
 /// The integer in the first column of the first row.
+/// The store's clock for history stamps: milliseconds since the epoch.
+fn now_millis() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 fn single_int(rows: Vec<Row>) -> Result<i64, SqlError> {
     rows.first().ok_or_else(|| SqlError::other("no row returned"))?.int(0)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dynabox::storage::postgres::{self, PostgresDriver};
 use dynabox::storage::{Driver, SqlBackend, Store};
-use dynabox_handler::storage::{Answer, Failure, Request, StorageError};
+use dynabox_handler::storage::{Answer, Failure, Request, StorageError, StoredBackup};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::store::TrimmedChanges;
 use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
@@ -121,6 +121,18 @@ impl Store for PerRequest {
 
     async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
         self.open().await?.trim_changes(before, limit).await
+    }
+
+    async fn tables_with_history(&self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
+        self.open().await?.tables_with_history().await
+    }
+
+    async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
+        self.open().await?.fold_history(account, table, before, limit).await
+    }
+
+    async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {
+        self.open().await?.system_backups().await
     }
 
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {

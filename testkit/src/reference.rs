@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use dynabox::storage::Store;
 use dynabox_handler::storage::memory::MemoryStore;
-use dynabox_handler::storage::{Answer, Failure, Request, Storage, StorageError};
+use dynabox_handler::storage::{Answer, Failure, Request, Storage, StorageError, StoredBackup};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::store::TrimmedChanges;
 use tokio::sync::Mutex;
@@ -44,6 +44,18 @@ impl Store for Reference {
     async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
         let (deleted, left) = self.0.lock().await.trim_changes(before, limit);
         Ok(TrimmedChanges { deleted, left })
+    }
+
+    async fn tables_with_history(&self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
+        Ok(self.0.lock().await.fold_history(account, table, before, limit))
+    }
+
+    async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {
+        Ok(Vec::new())
     }
 
     async fn create_account(&self, _: &str, _: &str, _: &[u8]) -> Result<bool, StorageError> {

@@ -16,8 +16,8 @@ pub use create::{
 pub use description::Stats;
 pub(crate) use description::key_schema;
 pub use record::{
-    CLIENT_TOKENS_TABLE, ExpiryBackfill, FIRST_LISTED_NAME_BOUND, Index, IndexStatus, KeyAttribute, Projection,
-    RestoreSummary, Stream, Table, Tag, Throughput,
+    CLIENT_TOKENS_TABLE, ExpiryBackfill, FIRST_LISTED_NAME_BOUND, Index, IndexStatus, KeyAttribute,
+    PointInTimeRecovery, Projection, RestoreSummary, Stream, Table, Tag, Throughput,
 };
 pub use streams::{RETENTION_SECONDS, Specification};
 pub use tags::{MAX_TAG_KEY_CHARS, check_reserved, check_tags, read_tags};

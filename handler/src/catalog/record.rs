@@ -102,6 +102,9 @@ pub struct Table {
     /// Set on a table restored from a backup; in progress until its indexes are filled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSummary>,
+    /// While point-in-time recovery is enabled: the store keeps the table's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time_recovery: Option<PointInTimeRecovery>,
     /// The stored record's version (not part of the record itself), for guarded updates.
     #[serde(skip)]
     pub version: u64,
@@ -117,6 +120,31 @@ pub struct RestoreSummary {
     /// Seconds since the epoch.
     pub restore_date_time: f64,
     pub restore_in_progress: bool,
+}
+
+/// A table's point-in-time recovery setting. Times in milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PointInTimeRecovery {
+    pub recovery_period_in_days: u32,
+    /// No earlier moment can be restored: when recovery was enabled, or how far a shorter
+    /// recovery period may have let the history be folded.
+    pub restorable_since: u64,
+}
+
+const DAY_MILLIS: u64 = 24 * 60 * 60 * 1000;
+
+impl PointInTimeRecovery {
+    /// The earliest moment that can be restored at `now`.
+    pub fn earliest(&self, now: u64) -> u64 {
+        self.restorable_since.max(self.horizon(now))
+    }
+
+    /// The moment before which the history needs nothing but what restoring to it needs: the
+    /// recovery period back from `now`.
+    pub fn horizon(&self, now: u64) -> u64 {
+        now.saturating_sub(u64::from(self.recovery_period_in_days) * DAY_MILLIS)
+    }
 }
 
 /// How far the expiry sweep has visited a table's items since time to live was enabled.

@@ -29,6 +29,9 @@ struct BackupRecord {
     size_bytes: u64,
     /// USER (CreateBackup) or SYSTEM (kept when a table with point-in-time recovery is deleted).
     backup_type: String,
+    /// Seconds since the epoch when a SYSTEM backup is deleted by the host's worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<f64>,
     /// The table's catalog record at the backup's moment.
     table: Table,
 }
@@ -41,14 +44,33 @@ impl BackupRecord {
 
     /// DynamoDB's `BackupDetails`.
     fn details(&self, status: &str) -> Value {
-        json!({
+        let mut details = json!({
             "BackupArn": self.backup_arn,
             "BackupName": self.backup_name,
             "BackupSizeBytes": self.size_bytes,
             "BackupStatus": status,
             "BackupType": self.backup_type,
             "BackupCreationDateTime": self.created,
-        })
+        });
+        if let Some(expires) = self.expires {
+            details["BackupExpiryDateTime"] = json!(expires);
+        }
+        details
+    }
+
+    /// A backup of `table` as it is at `now` (ms), named `name`.
+    fn new(table: &Table, name: &str, backup_type: &str, now: u128, (item_count, size_bytes): (u64, u64)) -> Self {
+        let arn = format!("{}/backup/{now:014}-{}", table.table_arn, &crate::random::uuid().replace('-', "")[..8]);
+        BackupRecord {
+            backup_name: name.to_string(),
+            backup_arn: arn,
+            created: now as f64 / 1000.0,
+            item_count,
+            size_bytes,
+            backup_type: backup_type.into(),
+            expires: None,
+            table: Table { restore: None, point_in_time_recovery: None, ..table.clone() },
+        }
     }
 
     /// DynamoDB's `BackupDescription`: the backup, and its table as it was.
@@ -158,20 +180,10 @@ pub fn create_backup<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> A
             ErrorKind::ResourceNotFound => ApiError::new(ErrorKind::TableNotFound, format!("Table not found: {name}")),
             _ => e,
         })?;
-        let (item_count, size_bytes) = cx.storage.ask(&account, Request::keyspace_stats(&table.keyspace()))?;
-        let now = crate::time::now_millis();
-        let arn = format!("{}/backup/{now:014}-{}", table.table_arn, &crate::random::uuid().replace('-', "")[..8]);
-        let record = BackupRecord {
-            backup_name: backup_name.to_string(),
-            backup_arn: arn.clone(),
-            created: now as f64 / 1000.0,
-            item_count,
-            size_bytes,
-            backup_type: "USER".into(),
-            table: Table { restore: None, ..table.clone() },
-        };
+        let stats = cx.storage.ask(&account, Request::keyspace_stats(&table.keyspace()))?;
+        let record = BackupRecord::new(&table, backup_name, "USER", crate::time::now_millis(), stats);
         let stored = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
-        if cx.storage.ask(&account, Request::create_backup(name, table.version, &arn, &stored))? {
+        if cx.storage.ask(&account, Request::create_backup(name, table.version, &record.backup_arn, &stored))? {
             return Ok(json!({"BackupDetails": record.details("AVAILABLE")}));
         }
     }
@@ -195,7 +207,7 @@ pub fn delete_backup<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> A
 }
 
 /// A timestamp member: epoch seconds, as the JSON protocol sends them.
-fn timestamp(input: Input<'_>, name: &str) -> ApiResult<Option<f64>> {
+pub(super) fn timestamp(input: Input<'_>, name: &str) -> ApiResult<Option<f64>> {
     match input.members().get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
@@ -262,45 +274,92 @@ pub fn list_backups<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
 }
 
 pub fn restore_table_from_backup<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let target = input.string("TargetTableName")?;
-    let mut violations = Violations::default();
-    violations.table_name(target, "targetTableName");
-    violations.finish()?;
-    let target = target.expect("a null name is a violation");
+    let target = target_table_name(input)?;
     let arn = backup_arn(input)?;
     let backup = load_backup(cx, arn)?;
-    let request = create_request(&backup.table, target, input)?;
+    let summary = |restore_date_time| RestoreSummary {
+        source_backup_arn: Some(backup.backup_arn.clone()),
+        source_table_arn: backup.table.table_arn.clone(),
+        restore_date_time,
+        restore_in_progress: true,
+    };
+    let table = restored_table(&backup.table, target, input, cx, summary)?;
+    let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
+    let indexes: Vec<String> = table.indexes.iter().map(|i| i.index_name.clone()).collect();
+    match cx.storage.ask(&cx.principal.account_id, Request::restore_backup(arn, target, &record, &indexes)) {
+        Err(StorageError::NoSuchKeyspace) => Err(backup_not_found(arn)),
+        restored => restore_answer(&table, restored),
+    }
+}
+
+/// Deletes `table` (described at `stats`), keeping its items as a SYSTEM backup for its recovery
+/// period, as DynamoDB does for a table with point-in-time recovery: whether it was there.
+pub(super) fn delete_keeping_backup<S: Storage>(
+    table: &Table,
+    stats: (u64, u64),
+    cx: &mut Context<'_, S>,
+) -> ApiResult<bool> {
+    let now = crate::time::now_millis();
+    let name = format!("{}$DeletedTableBackup", table.table_name);
+    let mut record = BackupRecord::new(table, &name, "SYSTEM", now, stats);
+    let period = table.point_in_time_recovery.as_ref().map_or(35, |p| p.recovery_period_in_days);
+    record.expires = Some(record.created + f64::from(period) * 86_400.0);
+    let stored = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
+    let keeping = Request::delete_table_keeping(&table.table_name, &record.backup_arn, &stored);
+    Ok(cx.storage.ask(&cx.principal.account_id, keeping)?)
+}
+
+/// When a SYSTEM backup's recovery period ends (seconds since the epoch), from its stored record;
+/// none for any other backup.
+pub fn system_backup_expiry(record: &[u8]) -> Option<f64> {
+    let record: BackupRecord = serde_json::from_slice(record).ok()?;
+    record.expires.filter(|_| record.backup_type == "SYSTEM")
+}
+
+/// The table a restore makes of `source` under `target`, with the request's overrides: CREATING,
+/// its restore in progress, every index to be filled by the backfill from the copied items.
+pub(super) fn restored_table<S: Storage>(
+    source: &Table,
+    target: &str,
+    input: Input<'_>,
+    cx: &Context<'_, S>,
+    summary: impl FnOnce(f64) -> RestoreSummary,
+) -> ApiResult<Table> {
+    let request = create_request(source, target, input)?;
     let now = crate::time::now_seconds();
     let placement =
         Placement { region: cx.region, account_id: &cx.principal.account_id, table_id: crate::random::uuid(), now };
     let mut table = table_from_create_request(Input::new(&request), placement)?;
-    // Every index is filled by the backfill from the copied items: the backup's item count was
-    // read before its copy, so it cannot tell an index that may stay empty.
+    // Every index is filled by the backfill: the item count read before the copy cannot tell an
+    // index that may stay empty.
     for index in &mut table.indexes {
         index.status = IndexStatus::Creating;
     }
-    table.restore = Some(RestoreSummary {
-        source_backup_arn: Some(backup.backup_arn.clone()),
-        source_table_arn: backup.table.table_arn.clone(),
-        restore_date_time: now,
-        restore_in_progress: true,
-    });
+    table.restore = Some(summary(now));
     table.finish_restore_when_indexed();
-    let record = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
-    let indexes: Vec<String> = table.indexes.iter().map(|i| i.index_name.clone()).collect();
-    match cx.storage.ask(&cx.principal.account_id, Request::restore_backup(arn, target, &record, &indexes)) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(ApiError::new(ErrorKind::TableAlreadyExists, format!("Table already exists: {target}")));
-        }
-        Err(StorageError::NoSuchKeyspace) => return Err(backup_not_found(arn)),
-        Err(e) => return Err(e.into()),
+    Ok(table)
+}
+
+/// A restore's answer, once the store has been asked to make `table`.
+pub(super) fn restore_answer(table: &Table, restored: Result<bool, StorageError>) -> ApiResult<Value> {
+    if !restored? {
+        let target = &table.table_name;
+        return Err(ApiError::new(ErrorKind::TableAlreadyExists, format!("Table already exists: {target}")));
     }
     // DynamoDB answers a restore as CREATING and in progress, whatever is left to do.
-    let mut description = table.description(&Stats::empty(&table));
+    let mut description = table.description(&Stats::empty(table));
     description["TableStatus"] = json!("CREATING");
     description["RestoreSummary"]["RestoreInProgress"] = json!(true);
     Ok(json!({"TableDescription": description}))
+}
+
+/// The request's name for a new table, checked as DynamoDB checks it.
+pub(super) fn target_table_name<'a>(input: Input<'a>) -> ApiResult<&'a str> {
+    let target = input.string("TargetTableName")?;
+    let mut violations = Violations::default();
+    violations.table_name(target, "targetTableName");
+    violations.finish()?;
+    Ok(target.expect("a null name is a violation"))
 }
 
 /// The CreateTable request that makes `source`'s schema under `target`, with the restore's

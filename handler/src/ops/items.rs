@@ -434,8 +434,9 @@ fn hot_item() -> ApiError {
 
 /// Every write that leaving `new` at `key` in place of `old` takes, for one atomic group: the item
 /// itself (a put with its expiry under the table's time to live, or a delete) guarded by `expect`,
-/// its index entries and the guard on the table's version, and last its stream record, if the
-/// table's stream records one.
+/// its index entries and the guard on the table's version, then its history entry, if the table
+/// keeps history (point-in-time recovery), and last its stream record, if the table's stream
+/// records one.
 pub(super) fn item_writes(
     table: &Table,
     key: &ItemKey,
@@ -455,6 +456,9 @@ pub(super) fn item_writes(
     };
     let mut writes = vec![item];
     writes.extend(index::maintenance(table, key, old, new)?);
+    if table.point_in_time_recovery.is_some() {
+        writes.push(Write::AppendHistory { table: table.table_name.clone(), key: key.clone() });
+    }
     writes.extend(stream::change_record(table, old, new, origin)?);
     Ok(writes)
 }

@@ -7,6 +7,7 @@ mod items;
 mod keys;
 mod query;
 mod read;
+mod recovery;
 mod scan;
 mod service;
 mod streams;
@@ -15,6 +16,7 @@ mod tags;
 mod transactions;
 mod ttl;
 
+pub use backups::system_backup_expiry;
 use serde_json::{Map, Value};
 pub use ttl::expire_step;
 
@@ -59,6 +61,8 @@ const OPERATIONS: &[&str] = &[
     "DescribeLimits",
     "DescribeEndpoints",
     "DescribeContinuousBackups",
+    "UpdateContinuousBackups",
+    "RestoreTableToPointInTime",
     "CreateBackup",
     "DescribeBackup",
     "ListBackups",
@@ -106,7 +110,9 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "ListTagsOfResource" => tags::list_tags_of_resource(input, cx),
         "DescribeLimits" => service::describe_limits(input, cx),
         "DescribeEndpoints" => service::describe_endpoints(input, cx),
-        "DescribeContinuousBackups" => tables::describe_continuous_backups(input, cx),
+        "DescribeContinuousBackups" => recovery::describe_continuous_backups(input, cx),
+        "UpdateContinuousBackups" => recovery::update_continuous_backups(input, cx),
+        "RestoreTableToPointInTime" => recovery::restore_table_to_point_in_time(input, cx),
         "CreateBackup" => backups::create_backup(input, cx),
         "DescribeBackup" => backups::describe_backup(input, cx),
         "ListBackups" => backups::list_backups(input, cx),

@@ -1,4 +1,4 @@
-//! CreateTable, DescribeTable, UpdateTable, ListTables, DeleteTable, DescribeContinuousBackups.
+//! CreateTable, DescribeTable, UpdateTable, ListTables, DeleteTable.
 
 use serde_json::{Value, json};
 
@@ -10,21 +10,7 @@ use crate::catalog::{
 };
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, as_object};
-use crate::storage::{Request, Storage, TableChange};
-
-/// DynamoDB keeps on-demand backups for every table; point-in-time recovery is not offered, so
-/// it is reported as disabled.
-pub fn describe_continuous_backups<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let name = table_name(input, true)?;
-    Table::load(cx.storage, &cx.principal.account_id, name).map_err(|e| match e.kind {
-        ErrorKind::ResourceNotFound => ApiError::new(ErrorKind::TableNotFound, format!("Table not found: {name}")),
-        _ => e,
-    })?;
-    Ok(json!({"ContinuousBackupsDescription": {
-        "ContinuousBackupsStatus": "ENABLED",
-        "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"},
-    }}))
-}
+use crate::storage::{HistoryChange, Request, Storage, TableChange};
 
 /// How many items UpdateTable backfills itself into an index it creates on a table it found
 /// empty: items written meanwhile are few, and then the index is ACTIVE at once.
@@ -376,6 +362,7 @@ pub fn update_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
             description: description.as_slice().into(),
             create_indexes: created.as_slice().into(),
             drop_indexes: dropped.as_slice().into(),
+            history: HistoryChange::Keep,
         };
         if let Some(version) = cx.storage.ask(account, Request::update_table(name, table.version, &change))? {
             new.version = version;
@@ -417,7 +404,11 @@ pub fn delete_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         ));
     }
     let (count, bytes) = cx.storage.ask(account, Request::keyspace_stats(&table.keyspace()))?;
-    if !cx.storage.ask(account, Request::delete_table(name))? {
+    let deleted = match table.point_in_time_recovery {
+        Some(_) => super::backups::delete_keeping_backup(&table, (count, bytes), cx)?,
+        None => cx.storage.ask(account, Request::delete_table(name))?,
+    };
+    if !deleted {
         return Err(table_not_found(name));
     }
     Ok(json!({"TableDescription": table.deleting_description(count, bytes)}))
@@ -450,8 +441,18 @@ pub fn list_tables<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Api
 /// Stores `table` as changed in its record only (tags, time to live, ...), guarded by the version
 /// it was loaded at: false when another change came first and the caller must decide again.
 pub(super) fn save_record(storage: &mut impl Storage, account: &str, table: &Table) -> ApiResult<bool> {
+    save_change(storage, account, table, HistoryChange::Keep)
+}
+
+/// [`save_record`], starting or stopping the table's history with the change.
+pub(super) fn save_change(
+    storage: &mut impl Storage,
+    account: &str,
+    table: &Table,
+    history: HistoryChange,
+) -> ApiResult<bool> {
     let description = serde_json::to_vec(table).map_err(|e| ApiError::internal(e.to_string()))?;
-    let change = TableChange::record_only(&description);
+    let change = TableChange { history, ..TableChange::record_only(&description) };
     Ok(storage.ask(account, Request::update_table(&table.table_name, table.version, &change))?.is_some())
 }
 

@@ -180,11 +180,11 @@ fn write_target(write: &Write) -> Option<(&Keyspace, &ItemKey)> {
     }
 }
 
-/// Every action cancelled as conflicting with other writers.
-fn change_table(write: &Write) -> &str {
+/// The table whose history or change log a write appends to.
+fn appended_table(write: &Write) -> Option<&str> {
     match write {
-        Write::AppendChange { table, .. } => table,
-        _ => "",
+        Write::AppendChange { table, .. } | Write::AppendHistory { table, .. } => Some(table),
+        _ => None,
     }
 }
 
@@ -480,13 +480,14 @@ fn write_all(
             let (changes, item): (Vec<_>, Vec<_>) =
                 items::item_writes(&action.table, &action.key, old.as_ref(), new.as_ref(), expect, Origin::Request)?
                     .into_iter()
-                    .partition(|write| matches!(write, Write::AppendChange { .. }));
+                    .partition(|write| appended_table(write).is_some());
             writes.extend(item);
             records.extend(changes);
         }
-        // Stream records go last, in table order: appending locks the table's change log until
-        // the group commits (PostgreSQL), so every group takes item rows before change logs.
-        records.sort_by(|a, b| change_table(a).cmp(change_table(b)));
+        // History entries and stream records go last, in table order: appending locks the table's
+        // row until the group commits (PostgreSQL), so every group takes item rows before tables'.
+        // The sort is stable: an item's history entry stays after its write.
+        records.sort_by(|a, b| appended_table(a).cmp(&appended_table(b)));
         writes.append(&mut records);
         if let Some((token, stored)) = &remembered {
             writes.push(token.write(stored.as_ref(), now));

@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::{
-    Answer, ChangePage, ChangeRecord, Committed, Expect, Failure, ItemKey, Keyspace, Page, Request, SortRange, Storage,
-    StorageError, StoredBackup, StoredItem, TableRecord, Write, partition_hash, segment_hashes,
+    Answer, ChangePage, ChangeRecord, Committed, Expect, Failure, HistoryChange, ItemKey, Keyspace, Page, Request,
+    SortRange, Storage, StorageError, StoredBackup, StoredItem, TableRecord, Write, partition_hash, segment_hashes,
 };
 
 type Items = BTreeMap<ItemKey, Entry>;
+
+/// (key, sequence number) → (stamp, the item then, none if deleted).
+type History = BTreeMap<(ItemKey, u64), (u64, Option<Entry>)>;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -28,6 +31,27 @@ struct Table {
     changes: u64,
     /// Sequence number → (record, seconds since the epoch when it was written).
     log: BTreeMap<u64, (Vec<u8>, u64)>,
+    /// While history is kept. The items of when it started are under sequence number 0, stamped 0.
+    history: Option<History>,
+    /// The last sequence number and the latest stamp the history gave.
+    history_sequence: u64,
+    history_stamp: u64,
+}
+
+impl Table {
+    /// The base keyspace's items as the history holds them at `moment`.
+    fn items_at(&self, moment: u64) -> Option<Items> {
+        let mut items = Items::new();
+        for ((key, _), (stamp, entry)) in self.history.as_ref()? {
+            if *stamp <= moment {
+                match entry {
+                    Some(entry) => items.insert(key.clone(), entry.clone()),
+                    None => items.remove(key),
+                };
+            }
+        }
+        Some(items)
+    }
 }
 
 /// Every account's tables, in memory.
@@ -97,13 +121,41 @@ impl MemoryStore {
         (dropped as u64, (stale.len() - dropped) as u64)
     }
 
+    /// Forgets history stamped at or before `before` (milliseconds) that no moment after it
+    /// needs: entries another entry of their key at or before it replaced, and deletions with
+    /// nothing earlier left to hide. At most `limit`; how many it forgot.
+    pub fn fold_history(&mut self, account: &str, table: &str, before: u64, limit: u64) -> u64 {
+        let Some(history) =
+            self.tables.get_mut(&(account.to_string(), table.to_string())).and_then(|t| t.history.as_mut())
+        else {
+            return 0;
+        };
+        let entries: Vec<_> =
+            history.iter().map(|((key, seq), (stamp, entry))| (key.clone(), *seq, *stamp, entry.is_none())).collect();
+        let mut forgotten = Vec::new();
+        for (i, (key, seq, stamp, deleted)) in entries.iter().enumerate() {
+            let same_key = |other: &&(ItemKey, u64, u64, bool)| other.0 == *key;
+            let replaced = entries[i + 1..].iter().take_while(same_key).any(|later| later.2 <= before);
+            let first = i == 0 || entries[i - 1].0 != *key;
+            if *stamp <= before && (replaced || (*deleted && first)) {
+                forgotten.push((key.clone(), *seq));
+            }
+        }
+        forgotten.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        for entry in &forgotten {
+            history.remove(entry);
+        }
+        forgotten.len() as u64
+    }
+
     /// Applies every write of a group in order, each guard seeing the earlier writes; a failure
     /// restores the state from before the group.
     fn write_group(&mut self, account: &str, writes: &[Write]) -> Result<Committed, Failure> {
         let before = self.clone();
         let mut committed = Committed::default();
+        let now = crate::time::now_millis() as u64;
         for (index, write) in writes.iter().enumerate() {
-            match self.apply(account, write, &mut committed) {
+            match self.apply(account, write, now, &mut committed) {
                 Ok(true) => {}
                 Ok(false) => {
                     *self = before;
@@ -118,8 +170,14 @@ impl MemoryStore {
         Ok(committed)
     }
 
-    /// Applies one write to this state; whether its guard held.
-    fn apply(&mut self, account: &str, write: &Write, committed: &mut Committed) -> Result<bool, StorageError> {
+    /// Applies one write of a group stamped `now` to this state; whether its guard held.
+    fn apply(
+        &mut self,
+        account: &str,
+        write: &Write,
+        now: u64,
+        committed: &mut Committed,
+    ) -> Result<bool, StorageError> {
         let holds = |items: &Items, key: &ItemKey, expect: Expect| {
             let current = items.get(key).map(|e| e.version);
             match expect {
@@ -157,6 +215,15 @@ impl MemoryStore {
                 table.changes += 1;
                 table.log.insert(table.changes, (record.clone(), crate::time::now_seconds() as u64));
                 committed.change_sequences.push(table.changes);
+            }
+            Write::AppendHistory { table, key } => {
+                let table = self.tables.get_mut(&(account.to_string(), table.clone()));
+                let table = table.ok_or(StorageError::NoSuchKeyspace)?;
+                let entry = table.keyspaces.get(&None).and_then(|items| items.get(key)).cloned();
+                let history = table.history.as_mut().ok_or(StorageError::NoSuchKeyspace)?;
+                table.history_sequence += 1;
+                table.history_stamp = table.history_stamp.max(now);
+                history.insert((key.clone(), table.history_sequence), (table.history_stamp, entry));
             }
         }
         Ok(true)
@@ -219,6 +286,15 @@ impl Storage for MemoryStore {
                 for index in change.create_indexes.iter() {
                     table.keyspaces.insert(Some(index.clone()), Items::new());
                 }
+                match change.history {
+                    HistoryChange::Keep => {}
+                    HistoryChange::Start => {
+                        let items = table.keyspaces.get(&None).into_iter().flatten();
+                        let start = items.map(|(key, entry)| ((key.clone(), 0), (0, Some(entry.clone()))));
+                        table.history = Some(start.collect());
+                    }
+                    HistoryChange::Stop => table.history = None,
+                }
                 Some(self.clock).into()
             }
             Request::ListTables { start_after, limit } => {
@@ -227,8 +303,16 @@ impl Storage for MemoryStore {
                     names.filter(|name| start_after.as_ref().is_none_or(|after| name.as_bytes() > after.as_bytes()));
                 names.take(limit as usize).cloned().collect::<Vec<_>>().into()
             }
-            Request::DeleteTable { name } => {
-                self.tables.remove(&(account.to_string(), name.into_owned())).is_some().into()
+            Request::DeleteTable { name, keep } => {
+                let Some(mut table) = self.tables.remove(&(account.to_string(), name.into_owned())) else {
+                    return Ok(false.into());
+                };
+                if let Some((arn, record)) = keep {
+                    let backup = StoredBackup { arn: arn.into_owned(), record: record.into_owned() };
+                    let items = table.keyspaces.remove(&None).unwrap_or_default();
+                    self.backups.insert((account.to_string(), backup.arn.clone()), (backup, items));
+                }
+                true.into()
             }
             Request::KeyspaceStats { keyspace } => {
                 let items = self.items(account, &keyspace)?;
@@ -307,6 +391,17 @@ impl Storage for MemoryStore {
             Request::RestoreBackup { arn, name, description, indexes } => {
                 let backup = self.backups.get(&(account.to_string(), arn.into_owned()));
                 let items = backup.ok_or(StorageError::NoSuchKeyspace)?.1.clone();
+                let Some(table) = self.create_table(account, &name, &description, &indexes) else {
+                    return Ok(false.into());
+                };
+                table.keyspaces.insert(None, items);
+                true.into()
+            }
+            Request::RestoreMoment { source, moment, name, description, indexes } => {
+                let source = self.tables.get_mut(&(account.to_string(), source.into_owned()));
+                let source = source.ok_or(StorageError::NoSuchKeyspace)?;
+                let items = source.items_at(moment).ok_or(StorageError::NoSuchKeyspace)?;
+                source.history_stamp = source.history_stamp.max(moment + 1);
                 let Some(table) = self.create_table(account, &name, &description, &indexes) else {
                     return Ok(false.into());
                 };

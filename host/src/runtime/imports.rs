@@ -146,7 +146,7 @@ mod tests {
             native::Request::Get { keyspace: Cow::Borrowed(&keyspace), key: Cow::Borrowed(&key), for_write: false },
             native::Request::Get { keyspace: Cow::Borrowed(&keyspace), key: Cow::Borrowed(&key), for_write: true },
             native::Request::Write(Cow::Borrowed(&[])),
-            native::Request::DeleteTable { name: "t".into() },
+            native::Request::DeleteTable { name: "t".into(), keep: None },
         ];
         for request in foreign {
             let refused = storage::Host::call(state, other.clone(), native::wire::encode(&request)).await;

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dynabox_handler::storage::{
-    Answer, Asking, CallError, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, StorageError, StoredItem,
+    Answer, Asking, CallError, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, StorageError, StoredBackup,
+    StoredItem,
 };
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::store::TrimmedChanges;
@@ -85,6 +86,15 @@ pub trait Store: Send + Sync {
     /// Drops up to `limit` change records written before `before` (seconds since the epoch), of
     /// any table, oldest first. Streams keep records 24 hours.
     async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError>;
+    /// (account, name, description) of every table that may keep history (point-in-time
+    /// recovery), for the work that folds what is past the recovery period.
+    async fn tables_with_history(&self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError>;
+    /// Forgets up to `limit` entries of a table's history stamped at or before `before` (ms) that
+    /// no later moment needs (see `SqlStore::fold_history`): how many.
+    async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError>;
+    /// (account, backup) of every SYSTEM backup, for the work that deletes those whose recovery
+    /// period is over.
+    async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError>;
 
     /// Records a new account with its sealed secret; false when the name is taken.
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError>;
@@ -210,6 +220,18 @@ impl<D: Driver> Store for SqlBackend<D> {
 
     async fn trim_changes(&self, before: u64, limit: u64) -> Result<TrimmedChanges, StorageError> {
         self.sql.trim_changes(&mut self.driver.connect().await?, before, limit).await
+    }
+
+    async fn tables_with_history(&self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
+        self.sql.tables_with_history(&mut self.driver.connect().await?).await
+    }
+
+    async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
+        self.sql.fold_history(&mut self.driver.connect().await?, account, table, before, limit).await
+    }
+
+    async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {
+        self.sql.system_backups(&mut self.driver.connect().await?).await
     }
 
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
