@@ -191,8 +191,9 @@ pub enum Write {
     /// Records the item at `key` of the table's base keyspace, as the group's earlier writes leave
     /// it (absent: deleted), in the table's history, which must have been started (see
     /// [`HistoryChange`]). The store stamps it with its clock in milliseconds, one stamp for the
-    /// whole group, never earlier than a stamp the table's history gave before: stamps follow
-    /// commit order, so the history as of any moment is a prefix of its commits.
+    /// whole group, and later than the stamp of every group it waited for (one that wrote or
+    /// checked its keys before it), so the entries up to any moment are a state the table
+    /// could pass through: each key's changes in commit order, a group's all or none.
     AppendHistory {
         table: String,
         key: ItemKey,

@@ -107,10 +107,13 @@ pub struct Catalog {
     /// account, ARN → backup id, record of the backup deleted.
     pub delete_backup: &'static str,
     /// table id, stamp (ms) → the history's next sequence number; its stamp becomes the later of
-    /// the one it had and `stamp`. Locks the row until the group commits, as `next_change` does.
-    pub next_history: &'static str,
-    /// table id, stamp (ms): nothing the history stamps from now on is earlier.
-    pub advance_history: &'static str,
+    /// the one it had and `stamp`. Locks the row until the group commits, as `next_change` does,
+    /// so stamps follow commit order. SQLite only: PostgreSQL's `append_history` numbers and
+    /// stamps by itself without a lock on the table (see its migration 0008).
+    pub next_history: Option<&'static str>,
+    /// table id, moment (ms): once it has run, every group stamped at or before `moment` has
+    /// committed, and every later one stamps after it.
+    pub settle_history: &'static str,
     /// Creates the history table `{t}_h` of base storage table `{t}`.
     pub create_history: &'static str,
     /// Fills the history `{t}_h` with the items of `{t}`, under sequence number 0, stamped 0.
@@ -177,9 +180,11 @@ const SQLITE_CATALOG: Catalog = Catalog {
     find_backup: "SELECT id, record FROM backups WHERE account = ?1 AND arn = ?2",
     list_backups: "SELECT arn, record FROM backups WHERE account = ?1 AND arn > ?2 ORDER BY arn LIMIT ?3",
     delete_backup: "DELETE FROM backups WHERE account = ?1 AND arn = ?2 RETURNING id, record",
-    next_history: "UPDATE tables SET history = history + 1, history_at = max(history_at, ?2) WHERE id = ?1 \
-                   RETURNING history",
-    advance_history: "UPDATE tables SET history_at = max(history_at, ?2) WHERE id = ?1",
+    next_history: Some(
+        "UPDATE tables SET history = history + 1, history_at = max(history_at, ?2) WHERE id = ?1 RETURNING history",
+    ),
+    // Write transactions are serial: the next stamp is simply made later than the moment.
+    settle_history: "UPDATE tables SET history_at = max(history_at, ?2 + 1) WHERE id = ?1",
     create_history: "CREATE TABLE {t}_h (pk BLOB NOT NULL, sk BLOB NOT NULL, seq INTEGER NOT NULL, \
                      at INTEGER NOT NULL, doc TEXT, version INTEGER, h INTEGER, expires INTEGER, \
                      PRIMARY KEY (pk, sk, seq)) WITHOUT ROWID;
@@ -257,9 +262,8 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     find_backup: "SELECT id, record::text FROM dynabox.backups WHERE account = $1 AND arn = $2",
     list_backups: "SELECT arn, record::text FROM dynabox.backups WHERE account = $1 AND arn > $2 ORDER BY arn LIMIT $3",
     delete_backup: "DELETE FROM dynabox.backups WHERE account = $1 AND arn = $2 RETURNING id, record::text",
-    next_history: "UPDATE dynabox.tables SET history = history + 1, history_at = GREATEST(history_at, $2) \
-                   WHERE id = $1 RETURNING history",
-    advance_history: "UPDATE dynabox.tables SET history_at = GREATEST(history_at, $2) WHERE id = $1",
+    next_history: None,
+    settle_history: "SELECT dynabox.await_history($2) FROM dynabox.tables WHERE id = $1",
     create_history: "CREATE TABLE {t}_h (pk bytea NOT NULL, sk bytea NOT NULL, seq bigint NOT NULL, \
                      at bigint NOT NULL, doc json, version bigint, h bigint, expires bigint, \
                      PRIMARY KEY (pk, sk, seq));
@@ -267,7 +271,8 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     start_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
                     SELECT pk, sk, 0, 0, doc, version, h, expires FROM {t}",
     append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
-                     SELECT $2::bytea, $3::bytea, t.history, t.history_at, i.doc, i.version, i.h, i.expires \
+                     SELECT $2::bytea, $3::bytea, nextval('dynabox.history_entries'), dynabox.history_stamp(), \
+                     i.doc, i.version, i.h, i.expires \
                      FROM dynabox.tables AS t LEFT JOIN {t} AS i ON i.pk = $2::bytea AND i.sk = $3::bytea WHERE t.id = $1",
     restore_history: "INSERT INTO {to} (pk, sk, doc, version, h, expires) \
                       SELECT pk, sk, doc, version, h, expires FROM \

@@ -319,17 +319,10 @@ impl SqlStore {
     ) -> Result<bool, StorageError> {
         let catalog = self.dialect.catalog();
         let (table_id, history) = self.base_storage_table(conn, account, source).await?;
-        // First, in a transaction of its own (the copy may take long, and writers of the source
-        // need its row): every group stamped up to `moment` holds the row until it commits, so
-        // once this has the row they are all committed, and every later group is stamped after.
-        let after = Param::Int(i64::try_from(moment.saturating_add(1)).unwrap_or(i64::MAX));
-        self.transaction(conn, async |conn| {
-            conn.execute(catalog.advance_history, &[Param::Int(table_id), after])
-                .await
-                .map(drop)
-                .map_err(|e| self.internal(e))
-        })
-        .await?;
+        // First, on its own (the copy may take long, and writers of the source go on): every
+        // group stamped up to `moment` is committed, and none later will stamp up to it.
+        let settle = [Param::Int(table_id), Param::Int(i64::try_from(moment).unwrap_or(i64::MAX))];
+        conn.execute(catalog.settle_history, &settle).await.map_err(|e| self.internal(e))?;
         self.changing_table(conn, account, name, async |conn| {
             let Some(base) = self.insert_table(conn, account, name, description, indexes).await? else {
                 return Ok(false);
@@ -823,8 +816,10 @@ impl SqlStore {
             false => None,
         };
         let catalog = self.dialect.catalog();
-        // One stamp for the group's history entries (see `Write::AppendHistory`).
-        let stamp = writes.iter().any(|w| matches!(w, Write::AppendHistory { .. })).then(now_millis);
+        // One stamp for the group's history entries (see `Write::AppendHistory`), where the store
+        // stamps them.
+        let appends = writes.iter().any(|w| matches!(w, Write::AppendHistory { .. }));
+        let stamp = (appends && catalog.next_history.is_some()).then(now_millis);
         // The statements, the write each belongs to, and which give change sequence numbers.
         let (mut statements, mut of_write, mut sequences) = (Vec::new(), Vec::new(), Vec::new());
         for (index, (write, entry)) in writes.iter().zip(&entries).enumerate() {
@@ -850,8 +845,10 @@ impl SqlStore {
                     statements.push(append);
                 }
                 Write::AppendHistory { key, .. } => {
-                    let stamp = Param::Int(stamp.expect("the group appends history"));
-                    statements.push(Statement::select(catalog.next_history, vec![table, stamp]));
+                    if let Some(next_history) = catalog.next_history {
+                        let stamp = Param::Int(stamp.expect("the group appends history"));
+                        statements.push(Statement::select(next_history, vec![table, stamp]));
+                    }
                     let params = vec![table, Param::Bytes(&key.partition), Param::Bytes(&key.sort)];
                     let sql = catalog.append_history.replace("{t}", &entry.storage_table);
                     statements.push(Statement {

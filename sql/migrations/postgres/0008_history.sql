@@ -1,7 +1,30 @@
--- Point-in-time recovery: each table's history of item changes is numbered and stamped (in
--- milliseconds) under its row, as its change log is, so stamps follow commit order. The history
--- itself is a storage table of its own, `dynabox.<base keyspace's storage table>_h`, while it is
--- kept.
-ALTER TABLE dynabox.tables
-    ADD COLUMN history bigint NOT NULL DEFAULT 0,
-    ADD COLUMN history_at bigint NOT NULL DEFAULT 0;
+-- Point-in-time recovery. A table's history is a storage table of its own,
+-- `dynabox.<base keyspace's storage table>_h`, while it is kept. Its entries are numbered by one
+-- sequence and stamped with the database's clock, in milliseconds, when a transaction appends its
+-- first entry: all of a transaction's entries share that stamp. A transaction appends after it
+-- has written (and locked) its items, so a later writer of a key, which waited for the earlier
+-- one to commit, stamps and numbers after it: no lock on the table is needed.
+CREATE SEQUENCE dynabox.history_entries;
+
+CREATE FUNCTION dynabox.history_stamp() RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    SELECT COALESCE(
+        NULLIF(current_setting('dynabox.history_stamp', true), '')::bigint,
+        set_config('dynabox.history_stamp',
+                   floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint::text, true)::bigint)
+$$;
+
+-- Returns once every transaction that stamped (or will stamp) history at or before `moment` has
+-- ended: first the clock passes the moment (at most 5 s away), so later stampers stamp after it;
+-- then every transaction running now, among them any that stamped before, is waited for.
+CREATE FUNCTION dynabox.await_history(moment bigint) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    running bigint[];
+BEGIN
+    PERFORM pg_sleep(least(5, greatest(0,
+        (moment + 1 - floor(extract(epoch FROM clock_timestamp()) * 1000)) / 1000.0)));
+    running := ARRAY(SELECT txid_snapshot_xip(txid_current_snapshot()));
+    WHILE EXISTS (SELECT 1 FROM unnest(running) AS x WHERE txid_status(x) = 'in progress') LOOP
+        PERFORM pg_sleep(0.001);
+    END LOOP;
+END
+$$;
