@@ -309,7 +309,7 @@ impl S3Endpoint {
 }
 
 /// An object's bytes as a blocking [`Read`], streamed as they are read (never held whole), to hand
-/// to a reader of its records. Read it from a blocking thread
+/// to [`ItemReader`](crate::import::ItemReader). Read it from a blocking thread
 /// (`tokio::task::spawn_blocking`), not from the runtime's own.
 pub async fn open(store: &dyn ObjectStore, location: &Path) -> Result<impl Read + Send + 'static, DestinationError> {
     let object = store.get(location).await.map_err(DestinationError::Store)?;

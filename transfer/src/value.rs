@@ -137,6 +137,13 @@ impl Number {
         Ok(Number { negative, digits: digits.to_owned(), exponent })
     }
 
+    /// The number from an Ion decimal's coefficient and exponent, within DynamoDB's limits.
+    pub(crate) fn from_ion(decimal: &ion_rs::Decimal) -> Result<Number, String> {
+        let coefficient = decimal.coefficient();
+        let sign = if coefficient.is_negative() { "-" } else { "" };
+        Number::parse(&format!("{sign}{}E{}", coefficient.magnitude(), decimal.exponent()))
+    }
+
     /// The Ion decimal of the same value; 38 digits always fit an `i128`.
     pub(crate) fn to_ion(&self) -> ion_rs::Decimal {
         let magnitude = self.digits.parse::<i128>().unwrap_or(0);
@@ -253,6 +260,17 @@ mod tests {
         for (text, ion) in [("600", "6d2"), ("103", "103."), ("-1.5", "-1.5"), ("0", "0."), ("1E125", "1d125")] {
             assert_eq!(Number::parse(text).unwrap().to_ion().to_string(), ion, "{text}");
         }
+    }
+
+    #[test]
+    fn ion_decimals_come_back_as_numbers() {
+        for text in
+            ["0", "103", "600", "-1.5", "0.000001", "12345678901234567890123456789012345678", "1E125", "-1E-130"]
+        {
+            let number = Number::parse(text).unwrap();
+            assert_eq!(Number::from_ion(&number.to_ion()), Ok(number), "{text}");
+        }
+        assert!(Number::from_ion(&ion_rs::Decimal::new(1, 126)).is_err());
     }
 
     #[test]
