@@ -1,0 +1,5 @@
+//! Exports written and read back through the import readers, in a local directory and on an
+//! S3-compatible server.
+
+mod common;
+mod local;
