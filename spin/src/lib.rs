@@ -95,7 +95,7 @@ fn answer<C: Connection>(
             return dynabox_handler::protocol::error_response(&refusal, dynabox_handler::random::request_id());
         }
     };
-    if matches!(operation, Some("UpdateTable" | "RestoreTableFromBackup")) {
+    if matches!(operation, Some("UpdateTable" | "RestoreTableFromBackup" | "RestoreTableToPointInTime")) {
         backfill::step(store);
     }
     if operation.is_some_and(expiry::sweeps_after) {
