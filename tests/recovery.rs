@@ -410,3 +410,35 @@ async fn restores_to_random_moments_under_concurrent_writes_hold_what_was_commit
         }
     }
 }
+
+/// On PostgreSQL a restore waits for the transactions that appended to the table's history, and
+/// for no others: a long transaction elsewhere (here one that holds a transaction id and stays
+/// open) does not hold it up until the storage timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_is_not_held_up_by_unrelated_transactions() {
+    for store in stores() {
+        let support::Store::Postgres(url) = &store else { continue };
+        let server = Server::start_with(&store, &["--storage-timeout-ms", "2000"]);
+        let client = server.client();
+        let table = unique("calm");
+        create_table(&client, &table, false).await;
+        enable(&client, &table, None).await;
+        let (idle, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        idle.batch_execute("BEGIN; SELECT txid_current();").await.unwrap();
+        // A write after it, so the open transaction is one of those a snapshot lists as running.
+        client.put_item().table_name(&table).set_item(Some(item("a", "single", 1))).send().await.unwrap();
+        let started = Instant::now();
+        let restored = restore_to(&client, &table, now_millis()).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "the restore waited {:?}", started.elapsed());
+        assert_eq!(contents(&client, &restored, None).await, contents(&client, &table, None).await);
+        idle.batch_execute("ROLLBACK").await.unwrap();
+        for name in [&restored, &table] {
+            client.delete_table().table_name(name).send().await.unwrap();
+        }
+        let kept = client.list_backups().table_name(&table).backup_type(BackupTypeFilter::System).send().await.unwrap();
+        for backup in kept.backup_summaries() {
+            client.delete_backup().backup_arn(backup.backup_arn().unwrap()).send().await.unwrap();
+        }
+    }
+}

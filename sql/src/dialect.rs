@@ -111,8 +111,8 @@ pub struct Catalog {
     /// so stamps follow commit order. SQLite only: PostgreSQL's `append_history` numbers and
     /// stamps by itself without a lock on the table (see its migration 0008).
     pub next_history: Option<&'static str>,
-    /// table id, moment (ms): once it has run, every group stamped at or before `moment` has
-    /// committed, and every later one stamps after it.
+    /// table id, moment (ms), on history `{t}_h`: once it has run, every group stamped at or
+    /// before `moment` has committed, and every later one stamps after it.
     pub settle_history: &'static str,
     /// Creates the history table `{t}_h` of base storage table `{t}`.
     pub create_history: &'static str,
@@ -263,7 +263,7 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     list_backups: "SELECT arn, record::text FROM dynabox.backups WHERE account = $1 AND arn > $2 ORDER BY arn LIMIT $3",
     delete_backup: "DELETE FROM dynabox.backups WHERE account = $1 AND arn = $2 RETURNING id, record::text",
     next_history: None,
-    settle_history: "SELECT dynabox.await_history($2) FROM dynabox.tables WHERE id = $1",
+    settle_history: "SELECT dynabox.await_history('{t}_h'::regclass, $2) FROM dynabox.tables WHERE id = $1",
     create_history: "CREATE TABLE {t}_h (pk bytea NOT NULL, sk bytea NOT NULL, seq bigint NOT NULL, \
                      at bigint NOT NULL, doc json, version bigint, h bigint, expires bigint, \
                      PRIMARY KEY (pk, sk, seq));

@@ -318,17 +318,20 @@ impl SqlStore {
         indexes: &[String],
     ) -> Result<bool, StorageError> {
         let catalog = self.dialect.catalog();
-        let (table_id, history) = self.base_storage_table(conn, account, source).await?;
+        let (table_id, source_items) = self.base_storage_table(conn, account, source).await?;
         // First, on its own (the copy may take long, and writers of the source go on): every
         // group stamped up to `moment` is committed, and none later will stamp up to it.
         let settle = [Param::Int(table_id), Param::Int(i64::try_from(moment).unwrap_or(i64::MAX))];
-        conn.execute(catalog.settle_history, &settle).await.map_err(|e| self.internal(e))?;
+        match conn.execute(&catalog.settle_history.replace("{t}", &source_items), &settle).await {
+            Err(e) if e.is_missing_table() => return Err(StorageError::NoSuchKeyspace),
+            settled => settled.map_err(|e| self.internal(e))?,
+        };
         self.changing_table(conn, account, name, async |conn| {
             let Some(base) = self.insert_table(conn, account, name, description, indexes).await? else {
                 return Ok(false);
             };
             let moment = Param::Int(i64::try_from(moment).unwrap_or(i64::MAX));
-            let sql = catalog.restore_history.replace("{to}", &base).replace("{from}", &history);
+            let sql = catalog.restore_history.replace("{to}", &base).replace("{from}", &source_items);
             self.without_time_limit(conn).await?;
             match conn.execute(&sql, &[moment]).await {
                 Err(e) if e.is_missing_table() => Err(StorageError::NoSuchKeyspace),

@@ -13,17 +13,20 @@ CREATE FUNCTION dynabox.history_stamp() RETURNS bigint LANGUAGE sql VOLATILE AS 
                    floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint::text, true)::bigint)
 $$;
 
--- Returns once every transaction that stamped (or will stamp) history at or before `moment` has
--- ended: first the clock passes the moment (at most 5 s away), so later stampers stamp after it;
--- then every transaction running now, among them any that stamped before, is waited for.
-CREATE FUNCTION dynabox.await_history(moment bigint) RETURNS void LANGUAGE plpgsql AS $$
+-- Returns once every transaction that stamped (or will stamp) an entry of `history` at or
+-- before `moment` has ended: first the clock passes the moment (at most 5 s away), so later
+-- appenders stamp after it; then the transactions that have appended to `history` (they hold its
+-- RowExclusiveLock to their end) are waited for, and no others: a long unrelated transaction,
+-- such as a backup's copy, does not hold a restore up.
+CREATE FUNCTION dynabox.await_history(history regclass, moment bigint) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    running bigint[];
+    appending text[];
 BEGIN
     PERFORM pg_sleep(least(5, greatest(0,
         (moment + 1 - floor(extract(epoch FROM clock_timestamp()) * 1000)) / 1000.0)));
-    running := ARRAY(SELECT txid_snapshot_xip(txid_current_snapshot()));
-    WHILE EXISTS (SELECT 1 FROM unnest(running) AS x WHERE txid_status(x) = 'in progress') LOOP
+    appending := ARRAY(SELECT virtualtransaction FROM pg_locks
+                       WHERE relation = history AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid());
+    WHILE EXISTS (SELECT 1 FROM pg_locks WHERE relation = history AND virtualtransaction = ANY(appending)) LOOP
         PERFORM pg_sleep(0.001);
     END LOOP;
 END
