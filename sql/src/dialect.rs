@@ -108,7 +108,7 @@ pub struct Catalog {
     pub delete_backup: &'static str,
     /// table id, stamp (ms) → the history's next sequence number; its stamp becomes the later of
     /// the one it had and `stamp`. Locks the row until the group commits, as `next_change` does,
-    /// so stamps follow commit order. SQLite only: PostgreSQL's `append_history` numbers and
+    /// so stamps follow commit order. SQLite only: PostgreSQL's item statement `append_history` numbers and
     /// stamps by itself without a lock on the table (see its migration 0008).
     pub next_history: Option<&'static str>,
     /// table id, moment (ms), on history `{t}_h`: once it has run, every group stamped at or
@@ -116,11 +116,10 @@ pub struct Catalog {
     pub settle_history: &'static str,
     /// Creates the history table `{t}_h` of base storage table `{t}`.
     pub create_history: &'static str,
+    /// Drops the history table of base storage table `{t}`, if it has one.
+    pub drop_history: &'static str,
     /// Fills the history `{t}_h` with the items of `{t}`, under sequence number 0, stamped 0.
     pub start_history: &'static str,
-    /// table id, partition, sort: appends the item at the key in `{t}` (none: deleted) to `{t}_h`
-    /// under the number and stamp `next_history` just gave.
-    pub append_history: &'static str,
     /// moment (ms): copies into storage table `{to}` the items history `{from}` holds then.
     pub restore_history: &'static str,
     /// before (ms), limit: deletes up to `limit` entries of history `{t}_h` stamped at or before
@@ -189,11 +188,9 @@ const SQLITE_CATALOG: Catalog = Catalog {
                      at INTEGER NOT NULL, doc TEXT, version INTEGER, h INTEGER, expires INTEGER, \
                      PRIMARY KEY (pk, sk, seq)) WITHOUT ROWID;
                      CREATE INDEX {t}_h_at ON {t}_h (at)",
+    drop_history: "DROP TABLE IF EXISTS {t}_h",
     start_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
                     SELECT pk, sk, 0, 0, doc, version, h, expires FROM {t}",
-    append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
-                     SELECT ?2, ?3, t.history, t.history_at, i.doc, i.version, i.h, i.expires \
-                     FROM tables AS t LEFT JOIN {t} AS i ON i.pk = ?2 AND i.sk = ?3 WHERE t.id = ?1",
     // SQLite takes the other columns of an aggregate query with max() from the row with the max.
     restore_history: "INSERT INTO {to} (pk, sk, doc, version, h, expires) \
                       SELECT pk, sk, doc, version, h, expires FROM \
@@ -268,12 +265,9 @@ const POSTGRES_CATALOG: Catalog = Catalog {
                      at bigint NOT NULL, doc json, version bigint, h bigint, expires bigint, \
                      PRIMARY KEY (pk, sk, seq));
                      CREATE INDEX ON {t}_h (at)",
+    drop_history: "DROP TABLE IF EXISTS {t}_h",
     start_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
                     SELECT pk, sk, 0, 0, doc, version, h, expires FROM {t}",
-    append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
-                     SELECT $2::bytea, $3::bytea, nextval('dynabox.history_entries'), dynabox.history_stamp(), \
-                     i.doc, i.version, i.h, i.expires \
-                     FROM dynabox.tables AS t LEFT JOIN {t} AS i ON i.pk = $2::bytea AND i.sk = $3::bytea WHERE t.id = $1",
     restore_history: "INSERT INTO {to} (pk, sk, doc, version, h, expires) \
                       SELECT pk, sk, doc, version, h, expires FROM \
                       (SELECT DISTINCT ON (pk, sk) pk, sk, doc, version, h, expires FROM {from}_h WHERE at <= $1 \
@@ -306,6 +300,9 @@ const SQLITE_ITEMS: TableSql<&str> = TableSql {
     // octet_length: bytes, where length() would count characters.
     stats: "SELECT count(*), coalesce(sum(octet_length(doc)), 0) FROM {t}",
     expired: "SELECT pk, sk FROM {t} WHERE expires <= ?1 ORDER BY expires LIMIT ?2",
+    append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
+                     SELECT ?2, ?3, t.history, t.history_at, i.doc, i.version, i.h, i.expires \
+                     FROM tables AS t LEFT JOIN {t} AS i ON i.pk = ?2 AND i.sk = ?3 WHERE t.id = ?1",
 };
 
 /// Puts bind document, hash and expiry as $3 to $5, and a put at a version the version as $6.
@@ -331,6 +328,10 @@ const POSTGRES_ITEMS: TableSql<&str> = TableSql {
     // the same measure as the read budget and the embedded store.
     stats: "SELECT count(*), coalesce(sum(octet_length(doc::text)), 0)::bigint FROM {t}",
     expired: "SELECT pk, sk FROM {t} WHERE expires <= $1 ORDER BY expires LIMIT $2",
+    append_history: "INSERT INTO {t}_h (pk, sk, seq, at, doc, version, h, expires) \
+                     SELECT $2::bytea, $3::bytea, nextval('dynabox.history_entries'), dynabox.history_stamp(), \
+                     i.doc, i.version, i.h, i.expires \
+                     FROM dynabox.tables AS t LEFT JOIN {t} AS i ON i.pk = $2::bytea AND i.sk = $3::bytea WHERE t.id = $1",
 };
 
 const SQLITE_MIGRATIONS: &[Migration] = &[

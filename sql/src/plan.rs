@@ -37,6 +37,10 @@ pub struct TableSql<S> {
     pub stats: S,
     /// Keys whose expiry is at or before a time, earliest first.
     pub expired: S,
+    /// table id, partition, sort: appends the item at the key (none: deleted) to the history
+    /// `{t}_h` of a base keyspace, numbered and stamped as the dialect does (see
+    /// `Catalog::next_history`).
+    pub append_history: S,
 }
 
 impl TableSql<&'static str> {
@@ -53,12 +57,13 @@ impl TableSql<&'static str> {
             delete_at: r(self.delete_at),
             stats: r(self.stats),
             expired: r(self.expired),
+            append_history: r(self.append_history),
         }
     }
 }
 
 impl TableSql<String> {
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 11] {
         [
             &self.get,
             &self.upsert,
@@ -70,6 +75,7 @@ impl TableSql<String> {
             &self.delete_at,
             &self.stats,
             &self.expired,
+            &self.append_history,
         ]
     }
 }

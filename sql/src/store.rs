@@ -229,7 +229,7 @@ impl SqlStore {
         let params = [Param::Text(account), Param::Text(arn), Param::Text(text(record)?)];
         let id = conn.query(catalog.insert_backup, &params).await.and_then(single_int);
         let backup = self.backup_table(id.map_err(|e| self.internal(e))?);
-        conn.batch(&catalog.create_storage_table.replace("{t}", &backup)).await.map_err(|e| self.internal(e))?;
+        self.ddl(conn, catalog.create_storage_table, &backup).await?;
         self.copy_items(conn, items, &backup).await
     }
 
@@ -272,8 +272,7 @@ impl SqlStore {
             let rows = conn.query(catalog.delete_backup, &[Param::Text(account), Param::Text(arn)]).await;
             let Some(mut row) = rows.map_err(|e| self.internal(e))?.into_iter().next() else { return Ok(None) };
             let (id, record) = row.int(0).and_then(|id| Ok((id, row.bytes(1)?))).map_err(|e| self.internal(e))?;
-            let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &self.backup_table(id))).await;
-            dropped.map_err(|e| self.internal(e))?;
+            self.ddl(conn, catalog.drop_storage_table, &self.backup_table(id)).await?;
             Ok(Some(StoredBackup { arn: arn.to_string(), record }))
         })
         .await
@@ -493,16 +492,12 @@ impl SqlStore {
             }
             if change.history != HistoryChange::Keep {
                 let base = self.base_storage_table(conn, account, name).await?.1;
-                let history = format!("{base}_h");
-                let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &history)).await;
-                dropped.map_err(|e| self.internal(e))?;
+                self.ddl(conn, catalog.drop_history, &base).await?;
                 if change.history == HistoryChange::Start {
+                    self.ddl(conn, catalog.create_history, &base).await?;
                     self.without_time_limit(conn).await?;
-                    let started = async {
-                        conn.batch(&catalog.create_history.replace("{t}", &base)).await?;
-                        conn.execute(&catalog.start_history.replace("{t}", &base), &[]).await
-                    };
-                    started.await.map_err(|e| self.internal(e))?;
+                    let started = conn.execute(&catalog.start_history.replace("{t}", &base), &[]).await;
+                    started.map_err(|e| self.internal(e))?;
                 }
             }
             Ok(Some(new_version as u64))
@@ -853,12 +848,8 @@ impl SqlStore {
                         statements.push(Statement::select(next_history, vec![table, stamp]));
                     }
                     let params = vec![table, Param::Bytes(&key.partition), Param::Bytes(&key.sort)];
-                    let sql = catalog.append_history.replace("{t}", &entry.storage_table);
-                    statements.push(Statement {
-                        returns_rows: false,
-                        guard: Guard::OneRow,
-                        ..Statement::select(sql, params)
-                    });
+                    let append = Statement::select(entry.sql.append_history.as_str(), params);
+                    statements.push(Statement { returns_rows: false, guard: Guard::OneRow, ..append });
                 }
                 _ => {
                     let Some(plan) = plan(write, &entry.sql) else { continue };
@@ -1101,16 +1092,18 @@ impl SqlStore {
         for mut row in rows.map_err(|e| self.internal(e))? {
             let storage_table = row.text(0).map_err(|e| self.internal(e))?;
             let storage_table = self.dialect.qualified(checked_storage_table(&storage_table)?);
-            let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &storage_table)).await;
-            dropped.map_err(|e| self.internal(e))?;
+            self.ddl(conn, catalog.drop_storage_table, &storage_table).await?;
             if index.is_empty() {
                 // The table's history, if it keeps one, goes with its items.
-                let history = format!("{storage_table}_h");
-                let dropped = conn.batch(&catalog.drop_storage_table.replace("{t}", &history)).await;
-                dropped.map_err(|e| self.internal(e))?;
+                self.ddl(conn, catalog.drop_history, &storage_table).await?;
             }
         }
         Ok(())
+    }
+
+    /// Runs the statements of `template` on storage table `table` (its `{t}`).
+    async fn ddl(&self, conn: &mut impl Connection, template: &str, table: &str) -> Result<(), StorageError> {
+        conn.batch(&template.replace("{t}", table)).await.map_err(|e| self.internal(e))
     }
 }
 
