@@ -142,6 +142,15 @@ fn index_definition(described: &Value) -> Value {
     definition
 }
 
+/// The table a backup or recovery operation names: DynamoDB calls a missing one
+/// `TableNotFoundException` here, not `ResourceNotFoundException`.
+pub(super) fn load_table<S: Storage>(cx: &mut Context<'_, S>, name: &str) -> ApiResult<Table> {
+    Table::load(cx.storage, &cx.principal.account_id, name).map_err(|e| match e.kind {
+        ErrorKind::ResourceNotFound => ApiError::new(ErrorKind::TableNotFound, format!("Table not found: {name}")),
+        _ => e,
+    })
+}
+
 fn backup_not_found(arn: &str) -> ApiError {
     ApiError::new(ErrorKind::BackupNotFound, format!("Backup not found: {arn}"))
 }
@@ -176,10 +185,7 @@ pub fn create_backup<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> A
     let backup_name = backup_name.expect("a null name is a violation");
     let account = cx.principal.account_id.clone();
     for _ in 0..COPY_ATTEMPTS {
-        let table = Table::load(cx.storage, &account, name).map_err(|e| match e.kind {
-            ErrorKind::ResourceNotFound => ApiError::new(ErrorKind::TableNotFound, format!("Table not found: {name}")),
-            _ => e,
-        })?;
+        let table = load_table(cx, name)?;
         let stats = cx.storage.ask(&account, Request::keyspace_stats(&table.keyspace()))?;
         let record = BackupRecord::new(&table, backup_name, "USER", crate::time::now_millis(), stats);
         let stored = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;

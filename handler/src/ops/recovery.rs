@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::backups::{restore_answer, restored_table, target_table_name, timestamp};
+use super::backups::{load_table, restore_answer, restored_table, target_table_name, timestamp};
 use super::tables::save_change;
 use super::{Context, table_name};
 use crate::catalog::{PointInTimeRecovery, RestoreSummary, Table};
@@ -18,17 +18,6 @@ use crate::storage::{HistoryChange, Request, Storage, StorageError};
 /// DynamoDB's recovery period when none is given, and its bounds.
 const DEFAULT_RECOVERY_DAYS: i64 = 35;
 const MAX_RECOVERY_DAYS: i64 = 35;
-
-fn table_not_found(name: &str) -> ApiError {
-    ApiError::new(ErrorKind::TableNotFound, format!("Table not found: {name}"))
-}
-
-fn load<S: Storage>(cx: &mut Context<'_, S>, name: &str) -> ApiResult<Table> {
-    Table::load(cx.storage, &cx.principal.account_id, name).map_err(|e| match e.kind {
-        ErrorKind::ResourceNotFound => table_not_found(name),
-        _ => e,
-    })
-}
 
 fn now_millis() -> u64 {
     crate::time::now_millis() as u64
@@ -57,7 +46,7 @@ fn continuous_backups(table: &Table, now: u64) -> Value {
 
 pub fn describe_continuous_backups<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
     let name = table_name(input, true)?;
-    let table = load(cx, name)?;
+    let table = load_table(cx, name)?;
     Ok(continuous_backups(&table, now_millis()))
 }
 
@@ -86,7 +75,7 @@ pub fn update_continuous_backups<S: Storage>(input: Input<'_>, cx: &mut Context<
     }
     let account = cx.principal.account_id.clone();
     loop {
-        let mut table = load(cx, name)?;
+        let mut table = load_table(cx, name)?;
         let now = now_millis();
         let (setting, history) = match (&table.point_in_time_recovery, enabled) {
             (None, false) => return Ok(continuous_backups(&table, now)),
@@ -148,7 +137,7 @@ pub fn restore_table_to_point_in_time<S: Storage>(input: Input<'_>, cx: &mut Con
             "Only one of RestoreDateTime or UseLatestRestorableTime can be specified, not both",
         ));
     }
-    let table = load(cx, source)?;
+    let table = load_table(cx, source)?;
     let Some(recovery) = &table.point_in_time_recovery else {
         return Err(ApiError::new(
             ErrorKind::PointInTimeRecoveryUnavailable,
