@@ -11,7 +11,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use dynabox_handler::sigv4::unhex;
 
 use crate::dialect::Catalog;
-use crate::{Columns, Connection, Param, Row, SqlError, SqlStore, Value};
+use crate::{Columns, Connection, Param, Row, SqlError, SqlStore};
 
 const NONCE_BYTES: usize = 12;
 
@@ -94,10 +94,7 @@ impl SqlStore {
     ) -> Result<Option<AccountRecord>, SqlError> {
         let rows = self.catalog_query(conn, |catalog| catalog.find_account, &[Param::Text(name)]).await?;
         let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
-        let previous_secret = match row.get(2) {
-            Some(Value::Null) => None,
-            _ => Some(row.bytes(2)?),
-        };
+        let previous_secret = row.optional_bytes(2)?;
         Ok(Some(AccountRecord { account_id: row.text(0)?, secret: row.bytes(1)?, previous_secret }))
     }
 

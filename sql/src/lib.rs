@@ -231,6 +231,8 @@ pub trait Columns {
     fn int(&self, column: usize) -> Result<i64, SqlError>;
     /// Bytes of a blob or of a text (documents are selected as text).
     fn bytes(&mut self, column: usize) -> Result<Vec<u8>, SqlError>;
+    /// [`Columns::bytes`] of a nullable column: none for NULL.
+    fn optional_bytes(&mut self, column: usize) -> Result<Option<Vec<u8>>, SqlError>;
     fn text(&mut self, column: usize) -> Result<String, SqlError>;
 }
 
@@ -247,6 +249,13 @@ impl Columns for Row {
             Some(Value::Bytes(value)) => Ok(value),
             Some(Value::Text(value)) => Ok(value.into_bytes()),
             other => Err(SqlError::unexpected(column, other.as_ref())),
+        }
+    }
+
+    fn optional_bytes(&mut self, column: usize) -> Result<Option<Vec<u8>>, SqlError> {
+        match self.get(column) {
+            Some(Value::Null) => Ok(None),
+            _ => self.bytes(column).map(Some),
         }
     }
 
