@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dynabox::storage::{Ask, DEFAULT_WAIT_TIMEOUT, Store as Backend, sqlite};
 use dynabox_handler::storage::{
-    Expect, Failure, HistoryChange, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest, SortRange,
-    StorageError, StoredBackup, StoredItem, TableChange, Write, partition_hash,
+    Expect, Failure, HistoryChange, HistoryEntry, ItemKey, Keyspace, Page, QueryRequest, Request, ScanRequest,
+    SortRange, StorageError, StoredBackup, StoredItem, TableChange, Write, partition_hash,
 };
 use dynabox_sql::store::TrimmedChanges;
 use dynabox_testkit::per_request::PerRequest;
@@ -65,6 +65,7 @@ suite!(
     accounts_are_separate,
     backups_copy_one_moment_and_outlive_their_table,
     history_restores_every_moment_and_folds_what_is_past,
+    history_reads_whole_moments_and_windows_in_pages,
 );
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -1368,62 +1369,80 @@ async fn contents(store: &Store, table: &str) -> Vec<(ItemKey, Value)> {
     items.into_iter().map(|item| (item.key, json(&item.document))).collect()
 }
 
+/// Restores `source` as it was at `moment` into a new table: its name.
+async fn restore_moment(store: &Store, source: &str, moment: u64) -> Result<String, StorageError> {
+    let target = unique("moment");
+    let target_description = description(&target);
+    let asked = Request::restore_moment(source, moment, &target, &target_description, &[]);
+    let restored = store.backend.backend.ask(ACCOUNT, asked).await.map(|made| {
+        assert!(made);
+        target.clone()
+    });
+    store.created.lock().unwrap().push(target);
+    restored
+}
+
+/// Starts or stops the table's history.
+async fn change_history(store: &Store, table: &str, history: HistoryChange) {
+    let backend = &store.backend.backend;
+    let version = backend.ask(ACCOUNT, Request::describe_table(table)).await.unwrap().unwrap().version;
+    let change = TableChange { history, ..TableChange::record_only(b"{}") };
+    backend.ask(ACCOUNT, Request::update_table(table, version, &change)).await.unwrap().unwrap();
+}
+
+/// Starts the table's history, then writes the groups: each moment (the start, then right after
+/// each group) with the table's contents then. The next group begins 2 ms later, so its stamp
+/// (taken during it) is after the moment recorded.
+async fn write_moments(store: &Store, table: &str, groups: &[Vec<Write>]) -> Vec<(u64, Vec<(ItemKey, Value)>)> {
+    change_history(store, table, HistoryChange::Start).await;
+    let mut moments = vec![(now_millis(), contents(store, table).await)];
+    for group in groups {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        store.backend.backend.ask(ACCOUNT, Request::write(group)).await.unwrap();
+        moments.push((now_millis(), contents(store, table).await));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    moments
+}
+
+/// The write that records `key` in the table's history as its group leaves it.
+fn recorded(table: &str, key: &ItemKey) -> Write {
+    Write::AppendHistory { table: table.to_string(), key: key.clone() }
+}
+
 async fn history_restores_every_moment_and_folds_what_is_past(store: &Store) {
     let backend = &store.backend.backend;
     let name = unique("history");
     let (a, b, c) = (key(b"a", b""), key(b"b", b""), key(b"c", b""));
     assert_eq!(backend.ask(ACCOUNT, Request::create_table(&name, &description(&name), &[])).await, Ok(true));
     store.created.lock().unwrap().push(name.clone());
-    let restore = async |moment: u64| {
-        let target = unique("moment");
-        let target_description = description(&target);
-        let asked = Request::restore_moment(&name, moment, &target, &target_description, &[]);
-        let restored = backend.ask(ACCOUNT, asked).await.map(|made| {
-            assert!(made);
-            target.clone()
-        });
-        store.created.lock().unwrap().push(target);
-        restored
-    };
+    let restore = async |moment: u64| restore_moment(store, &name, moment).await;
     // No history yet: nothing to restore.
     assert_eq!(restore(now_millis()).await, Err(StorageError::NoSuchKeyspace));
     backend.ask(ACCOUNT, Request::write(&[put(&name, &a, doc("a", 0), Expect::Absent)])).await.unwrap();
 
-    // Started, the history holds the items of that moment, for every moment after.
-    let version = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap().version;
-    let start = TableChange { history: HistoryChange::Start, ..TableChange::record_only(b"{\"pitr\": 1}") };
-    backend.ask(ACCOUNT, Request::update_table(&name, version, &start)).await.unwrap().unwrap();
-    let started = now_millis();
-
-    // Groups of writes, each recorded with the table's contents right after it. The next group
-    // begins 2 ms later, so its stamp (taken during it) is after the moment recorded.
-    let recorded = |key: &ItemKey| Write::AppendHistory { table: name.clone(), key: key.clone() };
+    // Started, the history holds the items of that moment, for every moment after; then groups
+    // of writes, each recorded with the table's contents right after it.
     let groups: Vec<Vec<Write>> = vec![
-        vec![put(&name, &b, doc("b", 1), Expect::Absent), recorded(&b)],
-        vec![put(&name, &a, doc("a", 2), Expect::Anything), recorded(&a)],
+        vec![put(&name, &b, doc("b", 1), Expect::Absent), recorded(&name, &b)],
+        vec![put(&name, &a, doc("a", 2), Expect::Anything), recorded(&name, &a)],
         // One group, one moment: both or neither.
         vec![
             delete(&name, &a, Expect::Anything),
             put(&name, &c, doc("c", 3), Expect::Absent),
-            recorded(&a),
-            recorded(&c),
+            recorded(&name, &a),
+            recorded(&name, &c),
         ],
-        vec![put(&name, &a, doc("a", 4), Expect::Absent), recorded(&a)],
+        vec![put(&name, &a, doc("a", 4), Expect::Absent), recorded(&name, &a)],
         vec![
             put(&name, &b, doc("b", 5), Expect::Anything),
-            recorded(&b),
+            recorded(&name, &b),
             put(&name, &b, doc("b", 6), Expect::Anything),
-            recorded(&b),
+            recorded(&name, &b),
         ],
-        vec![delete(&name, &c, Expect::Anything), recorded(&c)],
+        vec![delete(&name, &c, Expect::Anything), recorded(&name, &c)],
     ];
-    let mut moments = vec![(started, contents(store, &name).await)];
-    for group in &groups {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        backend.ask(ACCOUNT, Request::write(group)).await.unwrap();
-        moments.push((now_millis(), contents(store, &name).await));
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    let moments = write_moments(store, &name, &groups).await;
     for (moment, expected) in &moments {
         let restored = restore(*moment).await.unwrap();
         assert_eq!(&contents(store, &restored).await, expected, "restored to {moment}");
@@ -1448,9 +1467,7 @@ async fn history_restores_every_moment_and_folds_what_is_past(store: &Store) {
     }
 
     // Stopped, there is nothing to restore.
-    let version = backend.ask(ACCOUNT, Request::describe_table(&name)).await.unwrap().unwrap().version;
-    let stop = TableChange { history: HistoryChange::Stop, ..TableChange::record_only(b"{}") };
-    backend.ask(ACCOUNT, Request::update_table(&name, version, &stop)).await.unwrap().unwrap();
+    change_history(store, &name, HistoryChange::Stop).await;
     assert_eq!(restore(now_millis()).await, Err(StorageError::NoSuchKeyspace));
 
     // Deleted keeping a backup, the table's last items outlive it.
@@ -1466,4 +1483,105 @@ async fn history_restores_every_moment_and_folds_what_is_past(store: &Store) {
     assert_eq!(contents(store, &again).await, expected);
     assert_eq!(backend.ask(ACCOUNT, Request::delete_table_keeping(&name, &arn, b"{}")).await, Ok(false));
     backend.ask(ACCOUNT, Request::delete_backup(&arn)).await.unwrap();
+}
+
+/// Every entry of the table's history from `from` to `to`, read in pages of `limit` until an
+/// empty one, each page checked against the limit and the order.
+async fn read_history(store: &Store, table: &str, from: Option<u64>, to: u64, limit: u32) -> Vec<HistoryEntry> {
+    let mut entries: Vec<HistoryEntry> = Vec::new();
+    loop {
+        let after = entries.last().map(|entry| entry.key.clone());
+        let page = store.backend.backend.read_history(ACCOUNT, table, from, to, after, limit).await.unwrap();
+        assert!(page.len() <= limit as usize, "{} read {} entries", store.backend.describe(), page.len());
+        if page.is_empty() {
+            assert!(entries.windows(2).all(|pair| pair[0].key < pair[1].key), "{entries:?}");
+            return entries;
+        }
+        entries.extend(page);
+    }
+}
+
+/// (key, old, new) of history entries, the documents as JSON.
+fn images(entries: &[HistoryEntry]) -> Vec<(ItemKey, Option<Value>, Option<Value>)> {
+    let image = |document: &Option<Vec<u8>>| document.as_deref().map(json);
+    entries.iter().map(|entry| (entry.key.clone(), image(&entry.old), image(&entry.new))).collect()
+}
+
+async fn history_reads_whole_moments_and_windows_in_pages(store: &Store) {
+    let backend = &store.backend.backend;
+    let name = unique("exported");
+    let [a, b, c, d, e, f] = [b"a", b"b", b"c", b"d", b"e", b"f"].map(|k| key(k, b""));
+    assert_eq!(backend.ask(ACCOUNT, Request::create_table(&name, &description(&name), &[])).await, Ok(true));
+    store.created.lock().unwrap().push(name.clone());
+    // No history yet, or no table: nothing to read.
+    for table in [name.clone(), unique("missing")] {
+        let read = backend.read_history(ACCOUNT, &table, None, now_millis(), None, 10).await;
+        assert_eq!(read, Err(StorageError::NoSuchKeyspace), "{table}");
+    }
+    let before = [put(&name, &a, doc("a", 0), Expect::Absent), put(&name, &b, doc("b", 0), Expect::Absent)];
+    backend.ask(ACCOUNT, Request::write(&before)).await.unwrap();
+
+    let written = |k: &ItemKey, n: i64| vec![put(&name, k, doc("x", n), Expect::Anything), recorded(&name, k)];
+    let deleted = |k: &ItemKey| vec![delete(&name, k, Expect::Anything), recorded(&name, k)];
+    let groups: Vec<Vec<Write>> = vec![
+        [written(&c, 1), written(&a, 1)].concat(),
+        [deleted(&b), written(&d, 2)].concat(),
+        // e is made in one group and deleted in the next; a changes twice in some windows.
+        [written(&e, 3), written(&a, 3)].concat(),
+        [deleted(&e), written(&c, 4), written(&f, 4)].concat(),
+        [written(&b, 5), deleted(&d), deleted(&f)].concat(),
+    ];
+    let moments = write_moments(store, &name, &groups).await;
+
+    // A whole moment is what restoring to it makes, whatever the page size.
+    for (moment, expected) in &moments {
+        let read = read_history(store, &name, None, *moment, 2).await;
+        assert_eq!(read, read_history(store, &name, None, *moment, 1000).await);
+        let restored = restore_moment(store, &name, *moment).await.unwrap();
+        assert_eq!(&contents(store, &restored).await, expected, "restored to {moment}");
+        let items: Vec<_> = images(&read).into_iter().map(|(key, old, new)| (key, old, new.unwrap())).collect();
+        assert_eq!(items, expected.iter().map(|(key, item)| (key.clone(), None, item.clone())).collect::<Vec<_>>());
+        assert!(read.iter().all(|entry| entry.at <= *moment), "{read:?} at {moment}");
+    }
+
+    // A window (from, to] holds the keys that differ between its ends, with the items at both:
+    // untouched keys are absent, and so is e when it is made and deleted inside it.
+    for (i, (from, at_from)) in moments.iter().enumerate() {
+        for (to, at_to) in &moments[i + 1..] {
+            let read = read_history(store, &name, Some(*from), *to, 2).await;
+            let item = |items: &[(ItemKey, Value)], key: &ItemKey| {
+                items.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+            };
+            let keys: std::collections::BTreeSet<_> = at_from.iter().chain(at_to).map(|(key, _)| key.clone()).collect();
+            let changed = |key: ItemKey| {
+                let (old, new) = (item(at_from, &key), item(at_to, &key));
+                (old != new).then_some((key, old, new))
+            };
+            let expected: Vec<_> = keys.into_iter().filter_map(changed).collect();
+            assert_eq!(images(&read), expected, "from {from} to {to}");
+            // Each at the stamp of its last change, as the table as of `to` has it.
+            let whole = read_history(store, &name, None, *to, 1000).await;
+            for entry in &read {
+                assert!(*from < entry.at && entry.at <= *to, "{entry:?} in ({from}, {to}]");
+                if entry.new.is_some() {
+                    assert_eq!(whole.iter().find(|w| w.key == entry.key).map(|w| w.at), Some(entry.at));
+                }
+            }
+        }
+    }
+    let window = read_history(store, &name, Some(moments[2].0), moments[4].0, 2).await;
+    assert_eq!(window.into_iter().map(|entry| entry.key).collect::<Vec<_>>(), [a, c, f], "e is left out");
+
+    // The first page settles its moment: a write right after it is not in the table as of then.
+    let to = now_millis();
+    let settled = read_history(store, &name, None, to, 2).await;
+    backend.ask(ACCOUNT, Request::write(&written(&e, 6))).await.unwrap();
+    assert_eq!(read_history(store, &name, None, to, 2).await, settled);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert_eq!(read_history(store, &name, Some(to), now_millis(), 2).await.len(), 1);
+
+    // Stopped, there is nothing to read.
+    change_history(store, &name, HistoryChange::Stop).await;
+    let read = backend.read_history(ACCOUNT, &name, None, now_millis(), None, 10).await;
+    assert_eq!(read, Err(StorageError::NoSuchKeyspace));
 }

@@ -84,6 +84,20 @@ pub struct StoredBackup {
     pub record: Vec<u8>,
 }
 
+/// A key as a table's history tells it for a window of time, for exports: the item at its end
+/// (`new`, stamped `at`) and at its start (`old`); none where the key held no item. Not part of
+/// the contract: the host reads it (see `SqlStore::read_history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub key: ItemKey,
+    /// The stamp (ms) of the entry that left `new`.
+    pub at: u64,
+    #[serde(with = "serde_bytes")]
+    pub old: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
+    pub new: Option<Vec<u8>>,
+}
+
 /// One page of a read: items in read order. `more` is true when the store stopped because of the
 /// limit or the byte budget, so items may follow the last one.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -125,6 +125,13 @@ pub struct Catalog {
     /// before (ms), limit: deletes up to `limit` entries of history `{t}_h` stamped at or before
     /// `before` that no moment after it needs (see `SqlStore::fold_history`).
     pub fold_history: &'static str,
+    /// to (ms), from (ms; -1 reads the whole table), start pk, start sk, limit, on history
+    /// `{t}_h`: from (pk, sk) `start` on, in key order, up to `limit` keys changed in (from, to]
+    /// → key, the stamp of its latest entry at or before `to`, the documents of its latest entries
+    /// at or before `from` (old) and `to` (new), each null when absent or deleted; keys where
+    /// both are null are left out. Read on the primary key, which resumes the read at `start`
+    /// and gives each key's entries in order, so no page sorts the history.
+    pub read_history: &'static str,
     /// → account, name, description of every table whose description mentions point-in-time
     /// recovery (the caller decides on the parsed description).
     pub history_tables: &'static str,
@@ -200,6 +207,13 @@ const SQLITE_CATALOG: Catalog = Catalog {
                    (EXISTS (SELECT 1 FROM {t}_h AS n WHERE n.pk = o.pk AND n.sk = o.sk AND n.seq > o.seq AND n.at <= ?1) \
                     OR (doc IS NULL AND NOT EXISTS \
                         (SELECT 1 FROM {t}_h AS e WHERE e.pk = o.pk AND e.sk = o.sk AND e.seq < o.seq))) LIMIT ?2)",
+    // max(seq) picks the row of the other columns, as in restore_history. A key changed in the
+    // window when its latest entry is stamped after `from` (a key's stamps grow with its
+    // sequence numbers).
+    read_history: "SELECT pk, sk, at, (SELECT e.doc FROM {t}_h AS e WHERE e.pk = n.pk AND e.sk = n.sk AND e.at <= ?2 \
+                                       ORDER BY e.seq DESC LIMIT 1) AS old, doc, max(seq) \
+                   FROM {t}_h AS n WHERE at <= ?1 AND (pk, sk) >= (?3, ?4) GROUP BY pk, sk \
+                   HAVING at > ?2 AND (doc IS NOT NULL OR old IS NOT NULL) ORDER BY pk, sk LIMIT ?5",
     history_tables: "SELECT account, name, description FROM tables WHERE description LIKE '%\"PointInTimeRecovery\"%'",
     system_backups: "SELECT account, arn, record FROM backups WHERE record LIKE '%\"BackupType\":\"SYSTEM\"%'",
 };
@@ -276,6 +290,18 @@ const POSTGRES_CATALOG: Catalog = Catalog {
                    (EXISTS (SELECT 1 FROM {t}_h AS n WHERE n.pk = o.pk AND n.sk = o.sk AND n.seq > o.seq AND n.at <= $1) \
                     OR (doc IS NULL AND NOT EXISTS \
                         (SELECT 1 FROM {t}_h AS e WHERE e.pk = o.pk AND e.sk = o.sk AND e.seq < o.seq))) LIMIT $2)",
+    // Not DISTINCT ON: the page's filters would need an outer query, for which PostgreSQL plans
+    // the DISTINCT ON's sort over the whole history after `start`, every page. Nor a filter on
+    // `at`, which lets it sort the window's entries instead of reading the primary key. An entry
+    // is its key's latest at or before `to` when it has the greatest seq there, and the key
+    // changed in the window when that is not its latest at or before `from`.
+    read_history: "SELECT n.pk, n.sk, n.at, o.doc::text, n.doc::text FROM {t}_h AS n \
+                   LEFT JOIN LATERAL (SELECT e.seq, e.doc FROM {t}_h AS e \
+                                      WHERE e.pk = n.pk AND e.sk = n.sk AND e.at <= $2 ORDER BY e.seq DESC LIMIT 1) AS o \
+                   ON true WHERE (n.pk, n.sk) >= ($3, $4) \
+                   AND n.seq = (SELECT max(l.seq) FROM {t}_h AS l WHERE l.pk = n.pk AND l.sk = n.sk AND l.at <= $1) \
+                   AND o.seq IS DISTINCT FROM n.seq AND (n.doc IS NOT NULL OR o.doc IS NOT NULL) \
+                   ORDER BY n.pk, n.sk LIMIT $5",
     history_tables: "SELECT account, name, description::text FROM dynabox.tables \
                      WHERE description::text LIKE '%\"PointInTimeRecovery\"%'",
     system_backups: "SELECT account, arn, record::text FROM dynabox.backups \

@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dynabox_handler::storage::{
-    Answer, ChangePage, ChangeRecord, Committed, Failure, HistoryChange, ItemKey, Keyspace, Page, QueryRequest,
-    Request, ScanRequest, Storage, StorageError, StoredBackup, StoredItem, TableChange, TableRecord, Write,
+    Answer, ChangePage, ChangeRecord, Committed, Failure, HistoryChange, HistoryEntry, ItemKey, Keyspace, Page,
+    QueryRequest, Request, ScanRequest, Storage, StorageError, StoredBackup, StoredItem, TableChange, TableRecord,
+    Write,
 };
 
 use crate::dialect::POSTGRES_MIGRATION_LOCK;
@@ -318,13 +319,8 @@ impl SqlStore {
     ) -> Result<bool, StorageError> {
         let catalog = self.dialect.catalog();
         let (table_id, source_items) = self.base_storage_table(conn, account, source).await?;
-        // First, on its own (the copy may take long, and writers of the source go on): every
-        // group stamped up to `moment` is committed, and none later will stamp up to it.
-        let settle = [Param::Int(table_id), Param::Int(i64::try_from(moment).unwrap_or(i64::MAX))];
-        match conn.execute(&catalog.settle_history.replace("{t}", &source_items), &settle).await {
-            Err(e) if e.is_missing_table() => return Err(StorageError::NoSuchKeyspace),
-            settled => settled.map_err(|e| self.internal(e))?,
-        };
+        // First, on its own: the copy may take long, and writers of the source go on.
+        self.settle_history(conn, table_id, &source_items, moment).await?;
         self.changing_table(conn, account, name, async |conn| {
             let Some(base) = self.insert_table(conn, account, name, description, indexes).await? else {
                 return Ok(false);
@@ -338,6 +334,23 @@ impl SqlStore {
             }
         })
         .await
+    }
+
+    /// Settles `moment` in the history of table `table_id`, whose base storage table is `base`:
+    /// every group stamped up to it has committed, and none later will stamp up to it, so that
+    /// what the history holds then is final. A history that is gone is `NoSuchKeyspace`.
+    async fn settle_history(
+        &self,
+        conn: &mut impl Connection,
+        table_id: i64,
+        base: &str,
+        moment: u64,
+    ) -> Result<(), StorageError> {
+        let settle = [Param::Int(table_id), Param::Int(i64::try_from(moment).unwrap_or(i64::MAX))];
+        match conn.execute(&self.dialect.catalog().settle_history.replace("{t}", base), &settle).await {
+            Err(e) if e.is_missing_table() => Err(StorageError::NoSuchKeyspace),
+            settled => settled.map(drop).map_err(|e| self.internal(e)),
+        }
     }
 
     /// A table's id and the storage table of its base keyspace, read from the catalog (not the
@@ -756,6 +769,53 @@ impl SqlStore {
             Err(e) if e.is_missing_table() => Ok(0),
             folded => folded.map_err(|e| self.internal(e)),
         }
+    }
+
+    /// A page of the table's history for exports, in key order, strictly after `after`, at most
+    /// `limit` keys. With `from`, the keys changed in (from, to]: each with its items at `from`
+    /// and at `to`, left out when it had none at either. Without, the table as restoring it to
+    /// `to` would make it: each item with no `old`. The first page settles `to` first, as
+    /// `restore_moment` does, so the pages are exact to the millisecond. A table gone or without
+    /// history is `NoSuchKeyspace`. Not part of the handler's contract: the host's worker exports.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_history(
+        &self,
+        conn: &mut impl Connection,
+        account: &str,
+        table: &str,
+        from: Option<u64>,
+        to: u64,
+        after: Option<&ItemKey>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        let (table_id, base) = self.base_storage_table(conn, account, table).await?;
+        if after.is_none() {
+            self.settle_history(conn, table_id, &base, to).await?;
+        }
+        // The least key after `after` is its partition with its sort key and a zero byte; the
+        // least of all is empty.
+        let (partition, sort) =
+            after.map_or((&[][..], Vec::new()), |key| (&key.partition, [&key.sort[..], &[0]].concat()));
+        let millis = |ms: u64| Param::Int(i64::try_from(ms).unwrap_or(i64::MAX));
+        let params = [
+            millis(to),
+            from.map_or(Param::Int(-1), millis),
+            Param::Bytes(partition),
+            Param::Bytes(&sort),
+            Param::Int(i64::from(limit)),
+        ];
+        let rows = match conn.query(&self.dialect.catalog().read_history.replace("{t}", &base), &params).await {
+            Err(e) if e.is_missing_table() => return Err(StorageError::NoSuchKeyspace),
+            rows => rows.map_err(|e| self.internal(e))?,
+        };
+        self.read_rows(rows, |mut row| {
+            Ok(HistoryEntry {
+                key: ItemKey { partition: row.bytes(0)?, sort: row.bytes(1)? },
+                at: row.int(2)? as u64,
+                old: row.optional_bytes(3)?,
+                new: row.optional_bytes(4)?,
+            })
+        })
     }
 
     /// A query's page, its first statement sent together with "the description is at

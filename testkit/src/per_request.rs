@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dynabox::storage::postgres::{self, PostgresDriver};
 use dynabox::storage::{Driver, SqlBackend, Store};
-use dynabox_handler::storage::{Answer, Failure, Request, StorageError, StoredBackup};
+use dynabox_handler::storage::{Answer, Failure, HistoryEntry, ItemKey, Request, StorageError, StoredBackup};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::store::TrimmedChanges;
 use dynabox_sql::{Connection, Dialect, Param, Row, SqlError};
@@ -129,6 +129,18 @@ impl Store for PerRequest {
 
     async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
         self.open().await?.fold_history(account, table, before, limit).await
+    }
+
+    async fn read_history(
+        &self,
+        account: &str,
+        table: &str,
+        from: Option<u64>,
+        to: u64,
+        after: Option<ItemKey>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        self.open().await?.read_history(account, table, from, to, after, limit).await
     }
 
     async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {

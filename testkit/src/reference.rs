@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use dynabox::storage::Store;
 use dynabox_handler::storage::memory::MemoryStore;
-use dynabox_handler::storage::{Answer, Failure, Request, Storage, StorageError, StoredBackup};
+use dynabox_handler::storage::{Answer, Failure, HistoryEntry, ItemKey, Request, Storage, StorageError, StoredBackup};
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::store::TrimmedChanges;
 use tokio::sync::Mutex;
@@ -52,6 +52,18 @@ impl Store for Reference {
 
     async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
         Ok(self.0.lock().await.fold_history(account, table, before, limit))
+    }
+
+    async fn read_history(
+        &self,
+        account: &str,
+        table: &str,
+        from: Option<u64>,
+        to: u64,
+        after: Option<ItemKey>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        self.0.lock().await.read_history(account, table, from, to, after.as_ref(), limit)
     }
 
     async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {

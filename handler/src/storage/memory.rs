@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::{
-    Answer, ChangePage, ChangeRecord, Committed, Expect, Failure, HistoryChange, ItemKey, Keyspace, Page, Request,
-    SortRange, Storage, StorageError, StoredBackup, StoredItem, TableRecord, Write, partition_hash, segment_hashes,
+    Answer, ChangePage, ChangeRecord, Committed, Expect, Failure, HistoryChange, HistoryEntry, ItemKey, Keyspace, Page,
+    Request, SortRange, Storage, StorageError, StoredBackup, StoredItem, TableRecord, Write, partition_hash,
+    segment_hashes,
 };
 
 type Items = BTreeMap<ItemKey, Entry>;
@@ -51,6 +52,11 @@ impl Table {
             }
         }
         Some(items)
+    }
+
+    /// Makes the history's next stamp later than `moment`, so that what it holds then is final.
+    fn settle(&mut self, moment: u64) {
+        self.history_stamp = self.history_stamp.max(moment + 1);
     }
 }
 
@@ -146,6 +152,44 @@ impl MemoryStore {
             history.remove(entry);
         }
         forgotten.len() as u64
+    }
+
+    /// A page of the table's history for exports, in key order, strictly after `after`, at most
+    /// `limit` keys: with `from`, each key with an entry stamped in (from, to], with its items at
+    /// `from` and at `to`, left out when it had none at either; without, each item restoring to
+    /// `to` gives (see `SqlStore::read_history`). The first page settles `to`, as RestoreMoment
+    /// does.
+    pub fn read_history(
+        &mut self,
+        account: &str,
+        table: &str,
+        from: Option<u64>,
+        to: u64,
+        after: Option<&ItemKey>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        let table =
+            self.tables.get_mut(&(account.to_string(), table.to_string())).ok_or(StorageError::NoSuchKeyspace)?;
+        let history = table.history.as_ref().ok_or(StorageError::NoSuchKeyspace)?;
+        let start = after.map_or(Bound::Unbounded, |key| Bound::Excluded((key.clone(), u64::MAX)));
+        let mut keys: Vec<&ItemKey> = history.range((start, Bound::Unbounded)).map(|((key, _), _)| key).collect();
+        keys.dedup();
+        let changes = keys.into_iter().filter_map(|key| {
+            let entries = || history.range((key.clone(), 0)..=(key.clone(), u64::MAX)).map(|(_, entry)| entry);
+            let latest = |moment: u64| entries().rev().find(|(stamp, _)| *stamp <= moment);
+            let changed = from.is_none_or(|from| entries().any(|(stamp, _)| from < *stamp && *stamp <= to));
+            let (at, new) = latest(to).filter(|_| changed)?;
+            let old = from.and_then(latest).and_then(|(_, old)| old.as_ref());
+            let document = |entry: &Entry| entry.document.clone();
+            let entry =
+                HistoryEntry { key: key.clone(), at: *at, old: old.map(document), new: new.as_ref().map(document) };
+            (old.is_some() || new.is_some()).then_some(entry)
+        });
+        let page = changes.take(limit as usize).collect();
+        if after.is_none() {
+            table.settle(to);
+        }
+        Ok(page)
     }
 
     /// Applies every write of a group in order, each guard seeing the earlier writes; a failure
@@ -401,7 +445,7 @@ impl Storage for MemoryStore {
                 let source = self.tables.get_mut(&(account.to_string(), source.into_owned()));
                 let source = source.ok_or(StorageError::NoSuchKeyspace)?;
                 let items = source.items_at(moment).ok_or(StorageError::NoSuchKeyspace)?;
-                source.history_stamp = source.history_stamp.max(moment + 1);
+                source.settle(moment);
                 let Some(table) = self.create_table(account, &name, &description, &indexes) else {
                     return Ok(false.into());
                 };

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dynabox_handler::storage::{
-    Answer, Asking, CallError, Failure, ItemKey, Keyspace, Page, QueryRequest, Request, StorageError, StoredBackup,
-    StoredItem,
+    Answer, Asking, CallError, Failure, HistoryEntry, ItemKey, Keyspace, Page, QueryRequest, Request, StorageError,
+    StoredBackup, StoredItem,
 };
 use dynabox_sql::accounts::{AccountListing, AccountRecord};
 use dynabox_sql::store::TrimmedChanges;
@@ -92,6 +92,17 @@ pub trait Store: Send + Sync {
     /// Forgets up to `limit` entries of a table's history stamped at or before `before` (ms) that
     /// no later moment needs (see `SqlStore::fold_history`): how many.
     async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError>;
+    /// A page of a table's history in key order after `after`, for exports: the table as of `to`
+    /// (ms), or with `from` the keys changed in (from, to] (see `SqlStore::read_history`).
+    async fn read_history(
+        &self,
+        account: &str,
+        table: &str,
+        from: Option<u64>,
+        to: u64,
+        after: Option<ItemKey>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StorageError>;
     /// (account, backup) of every SYSTEM backup, for the work that deletes those whose recovery
     /// period is over.
     async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError>;
@@ -228,6 +239,19 @@ impl<D: Driver> Store for SqlBackend<D> {
 
     async fn fold_history(&self, account: &str, table: &str, before: u64, limit: u64) -> Result<u64, StorageError> {
         self.sql.fold_history(&mut self.driver.connect().await?, account, table, before, limit).await
+    }
+
+    async fn read_history(
+        &self,
+        account: &str,
+        table: &str,
+        from: Option<u64>,
+        to: u64,
+        after: Option<ItemKey>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        let mut conn = self.driver.connect().await?;
+        self.sql.read_history(&mut conn, account, table, from, to, after.as_ref(), limit).await
     }
 
     async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {
