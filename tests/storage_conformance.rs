@@ -63,6 +63,7 @@ suite!(
     checks_and_change_logs,
     expiry_is_found_on_an_index,
     accounts_are_separate,
+    tables_are_found_by_name_across_accounts,
     backups_copy_one_moment_and_outlive_their_table,
     history_restores_every_moment_and_folds_what_is_past,
     history_reads_whole_moments_and_windows_in_pages,
@@ -1290,6 +1291,28 @@ async fn accounts_are_separate(store: &Store) {
     assert_eq!(backend.ask(&unique("nobody"), Request::list_tables(None, 100)).await.unwrap(), Vec::<String>::new());
     assert_eq!(backend.ask(&other_account, Request::delete_table(&name)).await, Ok(true));
     assert_eq!(read(ACCOUNT).await, doc("mine", 1));
+}
+
+async fn tables_are_found_by_name_across_accounts(store: &Store) {
+    let backend = &store.backend.backend;
+    let name = unique("shared-name");
+    // Made out of order, found in order; a table of another name is not found.
+    let (a, b) = (unique("account-a"), unique("account-b"));
+    let tables = [
+        (b.as_str(), name.clone()),
+        (ACCOUNT, name.clone()),
+        (a.as_str(), name.clone()),
+        (a.as_str(), format!("{name}-other")),
+    ];
+    for (account, table) in &tables {
+        assert_eq!(backend.ask(account, Request::create_table(table, &description(table), &[])).await, Ok(true));
+    }
+    assert_eq!(backend.accounts_with_table(&name).await, Ok(vec![ACCOUNT.to_string(), a.clone(), b.clone()]));
+    assert_eq!(backend.accounts_with_table(&unique("nobody's")).await, Ok(Vec::new()));
+    for (account, table) in &tables {
+        assert_eq!(backend.ask(account, Request::delete_table(table)).await, Ok(true));
+    }
+    assert_eq!(backend.accounts_with_table(&name).await, Ok(Vec::new()));
 }
 
 async fn backups_copy_one_moment_and_outlive_their_table(store: &Store) {

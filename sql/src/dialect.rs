@@ -39,6 +39,8 @@ pub struct Catalog {
     pub update_description: &'static str,
     /// account, start after ('' for the first page), limit → name.
     pub list_tables: &'static str,
+    /// name → every account with a table of that name, in order.
+    pub accounts_with_table: &'static str,
     /// account, name → id.
     pub delete_table: &'static str,
     /// table id → index name.
@@ -148,6 +150,7 @@ const SQLITE_CATALOG: Catalog = Catalog {
     table_for_update: "SELECT id, version FROM tables WHERE account = ?1 AND name = ?2",
     update_description: "UPDATE tables SET description = ?2, version = ?3 WHERE id = ?1",
     list_tables: "SELECT name FROM tables WHERE account = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    accounts_with_table: "SELECT account FROM tables WHERE name = ?1 ORDER BY account",
     delete_table: "DELETE FROM tables WHERE account = ?1 AND name = ?2 RETURNING id",
     table_indexes: "SELECT index_name FROM keyspaces WHERE table_id = ?1",
     delete_changes: "DELETE FROM changes WHERE table_id = ?1",
@@ -227,6 +230,7 @@ const POSTGRES_CATALOG: Catalog = Catalog {
     table_for_update: "SELECT id, version FROM dynabox.tables WHERE account = $1 AND name = $2 FOR UPDATE",
     update_description: "UPDATE dynabox.tables SET description = $2::text::json, version = $3 WHERE id = $1",
     list_tables: "SELECT name FROM dynabox.tables WHERE account = $1 AND name > $2 ORDER BY name LIMIT $3",
+    accounts_with_table: "SELECT account FROM dynabox.tables WHERE name = $1 ORDER BY account",
     delete_table: "DELETE FROM dynabox.tables WHERE account = $1 AND name = $2 RETURNING id",
     table_indexes: "SELECT index_name FROM dynabox.keyspaces WHERE table_id = $1",
     delete_changes: "DELETE FROM dynabox.changes WHERE table_id = $1",

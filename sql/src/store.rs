@@ -739,6 +739,17 @@ impl SqlStore {
         self.read_rows(rows, |mut row| Ok((row.text(0)?, row.text(1)?, row.bytes(2)?)))
     }
 
+    /// The accounts that have a table named `name`, in order: background jobs are known by the
+    /// name of a table they keep, not by its account. Not part of the handler's contract.
+    pub async fn accounts_with_table(
+        &self,
+        conn: &mut impl Connection,
+        name: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let rows = conn.query(self.dialect.catalog().accounts_with_table, &[Param::Text(name)]).await;
+        self.read_rows(rows.map_err(|e| self.internal(e))?, |mut row| row.text(0))
+    }
+
     /// (account, backup) of every SYSTEM backup, for the work that deletes those past their
     /// recovery period. Not part of the handler's contract.
     pub async fn system_backups(

@@ -147,6 +147,10 @@ impl Store for PerRequest {
         self.open().await?.system_backups().await
     }
 
+    async fn accounts_with_table(&self, name: &str) -> Result<Vec<String>, StorageError> {
+        self.open().await?.accounts_with_table(name).await
+    }
+
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
         self.open().await?.create_account(name, account_id, secret).await
     }

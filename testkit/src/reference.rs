@@ -70,6 +70,10 @@ impl Store for Reference {
         Ok(Vec::new())
     }
 
+    async fn accounts_with_table(&self, name: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.0.lock().await.accounts_with_table(name))
+    }
+
     async fn create_account(&self, _: &str, _: &str, _: &[u8]) -> Result<bool, StorageError> {
         no_accounts()
     }

@@ -108,6 +108,11 @@ impl MemoryStore {
         Some(self.tables.entry(id).or_insert(table))
     }
 
+    /// The accounts that have a table named `name`, in order (see `SqlStore::accounts_with_table`).
+    pub fn accounts_with_table(&self, name: &str) -> Vec<String> {
+        self.tables.keys().filter(|(_, table)| table == name).map(|(account, _)| account.clone()).collect()
+    }
+
     /// Drops up to `limit` change records written before `before` (seconds since the epoch),
     /// oldest first: (how many it dropped, how many such records it left).
     pub fn trim_changes(&mut self, before: u64, limit: u64) -> (u64, u64) {

@@ -106,6 +106,9 @@ pub trait Store: Send + Sync {
     /// (account, backup) of every SYSTEM backup, for the work that deletes those whose recovery
     /// period is over.
     async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError>;
+    /// The accounts that have a table named `name`, in order, for background jobs known by the
+    /// name of a table they keep.
+    async fn accounts_with_table(&self, name: &str) -> Result<Vec<String>, StorageError>;
 
     /// Records a new account with its sealed secret; false when the name is taken.
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError>;
@@ -256,6 +259,10 @@ impl<D: Driver> Store for SqlBackend<D> {
 
     async fn system_backups(&self) -> Result<Vec<(String, StoredBackup)>, StorageError> {
         self.sql.system_backups(&mut self.driver.connect().await?).await
+    }
+
+    async fn accounts_with_table(&self, name: &str) -> Result<Vec<String>, StorageError> {
+        self.sql.accounts_with_table(&mut self.driver.connect().await?, name).await
     }
 
     async fn create_account(&self, name: &str, account_id: &str, secret: &[u8]) -> Result<bool, StorageError> {
