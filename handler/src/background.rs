@@ -24,6 +24,10 @@ pub fn backfills(tables: impl IntoIterator<Item = (String, Vec<u8>)>) -> Vec<Bac
     let mut backfills = Vec::new();
     for (account, description) in tables {
         let Ok(table) = serde_json::from_slice::<Table>(&description) else { continue };
+        // An import's items come first: an index filled meanwhile would miss those put behind it.
+        if table.importing.is_some() {
+            continue;
+        }
         let creating = table.indexes.iter().filter(|index| index.status == IndexStatus::Creating);
         backfills.extend(creating.map(|index| Backfill {
             account: account.clone(),

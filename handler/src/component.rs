@@ -75,6 +75,10 @@ impl Storage for HostStorage {
         let answer = wit::call(account, &wire::encode(&request));
         wire::decode(&answer).unwrap_or_else(|e| Err(StorageError::Internal(e).into()))
     }
+
+    fn runs_transfers(&self) -> bool {
+        true
+    }
 }
 
 /// The host's authenticator, reached through the `auth` import.

@@ -16,7 +16,7 @@ pub mod index;
 mod input;
 pub mod model;
 mod ops;
-pub use ops::expire_step;
+pub use ops::{expire_step, import_put, imported};
 pub mod protocol;
 pub mod random;
 pub mod report;

@@ -683,6 +683,13 @@ pub trait Storage {
     {
         Asking::<T, E>::expect(self.call(account, asking.request))
     }
+
+    /// Whether a worker beside this store takes up exports and imports (jobs the handler records
+    /// for it), which need a bucket the handler cannot reach: the host's worker does; under Spin,
+    /// nothing does.
+    fn runs_transfers(&self) -> bool {
+        false
+    }
 }
 
 /// The encoding of requests and answers across the WIT boundary: postcard, a compact serde

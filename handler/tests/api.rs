@@ -502,3 +502,36 @@ fn time_to_live_is_enabled_described_and_disabled_as_dynamodb_does() {
     let missing = json!({"TableName": "nope", "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "t"}});
     assert_eq!(fails(&mut store, "UpdateTimeToLive", missing).0, "ResourceNotFoundException");
 }
+
+// ---- Exports and imports where no worker reaches a bucket (Spin) ----------------------------
+
+#[test]
+fn exports_and_imports_say_clearly_that_no_bucket_is_reachable() {
+    let mut store = store();
+    let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tab";
+    let message = validation(&mut store, "ExportTableToPointInTime", json!({"TableArn": arn, "S3Bucket": "exports"}));
+    assert!(message.contains("no destination for S3 buckets"), "{message}");
+    let import = json!({
+        "S3BucketSource": {"S3Bucket": "exports"},
+        "InputFormat": "DYNAMODB_JSON",
+        "TableCreationParameters": {
+            "TableName": "imported", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        },
+    });
+    let message = validation(&mut store, "ImportTable", import);
+    assert!(message.contains("no destination for S3 buckets"), "{message}");
+    let (kind, _) = fails(&mut store, "DescribeTable", json!({"TableName": "imported"}));
+    assert_eq!(kind, "ResourceNotFoundException", "a refused import makes no table");
+    // The request's own mistakes come first, as DynamoDB checks them.
+    let message = validation(&mut store, "ExportTableToPointInTime", json!({"TableArn": arn, "S3Bucket": "-bad-"}));
+    assert!(message.contains("s3Bucket"), "{message}");
+    let message = validation(&mut store, "ImportTable", json!({"InputFormat": "XML"}));
+    assert!(message.starts_with("3 validation errors detected"), "{message}");
+    let listed = ok(&mut store, "ListExports", json!({}));
+    assert_eq!(listed["ExportSummaries"], json!([]));
+    let (kind, _) =
+        fails(&mut store, "DescribeImport", json!({"ImportArn": format!("{arn}/import/01700000000000-deadbeef")}));
+    assert_eq!(kind, "ImportNotFoundException");
+}

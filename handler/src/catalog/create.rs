@@ -136,6 +136,7 @@ pub fn table_from_create_request(input: Input<'_>, placement: Placement<'_>) -> 
         time_to_live_backfill: None,
         streams: Vec::new(),
         restore: None,
+        importing: None,
         point_in_time_recovery: None,
         version: 1,
     };

@@ -26,7 +26,8 @@ impl Table {
             .collect();
         let mut description = self.deleting_description(stats.table.0, stats.table.1);
         let restoring = self.restore.as_ref().is_some_and(|r| r.restore_in_progress);
-        description["TableStatus"] = json!(if restoring { "CREATING" } else { "ACTIVE" });
+        let creating = restoring || self.importing.is_some();
+        description["TableStatus"] = json!(if creating { "CREATING" } else { "ACTIVE" });
         if let Some(restore) = &self.restore {
             description["RestoreSummary"] = json!(restore);
         }

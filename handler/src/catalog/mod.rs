@@ -4,6 +4,7 @@
 
 mod create;
 mod description;
+mod jobs;
 mod record;
 mod streams;
 mod tags;
@@ -15,6 +16,10 @@ pub use create::{
 };
 pub use description::Stats;
 pub(crate) use description::key_schema;
+pub use jobs::{
+    ExportJob, Failure, ImportJob, IncrementalWindow, JOBS_TABLE, Job, JobStatus, LEASE_MILLIS, Lease, job_key,
+    jobs_keyspace,
+};
 pub use record::{
     CLIENT_TOKENS_TABLE, ExpiryBackfill, FIRST_LISTED_NAME_BOUND, Index, IndexStatus, KeyAttribute,
     PointInTimeRecovery, Projection, RestoreSummary, Stream, Table, Tag, Throughput,

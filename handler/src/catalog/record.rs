@@ -102,6 +102,10 @@ pub struct Table {
     /// Set on a table restored from a backup; in progress until its indexes are filled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSummary>,
+    /// While an import (ImportTable, by this ARN) loads the table's items: the table is CREATING
+    /// and its indexes wait for the import to end before they are filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importing: Option<String>,
     /// While point-in-time recovery is enabled: the store keeps the table's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point_in_time_recovery: Option<PointInTimeRecovery>,

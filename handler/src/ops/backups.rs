@@ -69,7 +69,7 @@ impl BackupRecord {
             size_bytes,
             backup_type: backup_type.into(),
             expires: None,
-            table: Table { restore: None, point_in_time_recovery: None, ..table.clone() },
+            table: Table { restore: None, importing: None, point_in_time_recovery: None, ..table.clone() },
         }
     }
 

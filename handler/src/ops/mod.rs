@@ -3,7 +3,10 @@
 
 mod backups;
 mod batch;
+mod exports;
+mod imports;
 mod items;
+mod jobs;
 mod keys;
 mod query;
 mod read;
@@ -17,6 +20,7 @@ mod transactions;
 mod ttl;
 
 pub use backups::system_backup_expiry;
+pub use imports::{import_put, imported};
 use serde_json::{Map, Value};
 pub use ttl::expire_step;
 
@@ -68,6 +72,12 @@ const OPERATIONS: &[&str] = &[
     "ListBackups",
     "DeleteBackup",
     "RestoreTableFromBackup",
+    "ExportTableToPointInTime",
+    "DescribeExport",
+    "ListExports",
+    "ImportTable",
+    "DescribeImport",
+    "ListImports",
     "UpdateTimeToLive",
     "DescribeTimeToLive",
 ];
@@ -118,6 +128,12 @@ pub fn dispatch<S: Storage>(name: &str, body: &Map<String, Value>, cx: &mut Cont
         "ListBackups" => backups::list_backups(input, cx),
         "DeleteBackup" => backups::delete_backup(input, cx),
         "RestoreTableFromBackup" => backups::restore_table_from_backup(input, cx),
+        "ExportTableToPointInTime" => exports::export_table_to_point_in_time(input, cx),
+        "DescribeExport" => exports::describe_export(input, cx),
+        "ListExports" => exports::list_exports(input, cx),
+        "ImportTable" => imports::import_table(input, cx),
+        "DescribeImport" => imports::describe_import(input, cx),
+        "ListImports" => imports::list_imports(input, cx),
         "UpdateTimeToLive" => ttl::update_time_to_live(input, cx),
         "DescribeTimeToLive" => ttl::describe_time_to_live(input, cx),
         "ListStreams" => streams::list_streams(input, cx),

@@ -23,7 +23,7 @@ fn now_millis() -> u64 {
     crate::time::now_millis() as u64
 }
 
-fn seconds(millis: u64) -> f64 {
+pub(super) fn seconds(millis: u64) -> f64 {
     millis as f64 / 1000.0
 }
 
@@ -103,7 +103,7 @@ pub fn update_continuous_backups<S: Storage>(input: Input<'_>, cx: &mut Context<
 }
 
 /// The source table's name in a table ARN of this region and account.
-fn table_of_arn<'a, S: Storage>(arn: &'a str, cx: &Context<'_, S>) -> Option<&'a str> {
+pub(super) fn table_of_arn<'a, S: Storage>(arn: &'a str, cx: &Context<'_, S>) -> Option<&'a str> {
     let prefix = format!("arn:aws:dynamodb:{}:{}:table/", cx.region, cx.principal.account_id);
     arn.strip_prefix(&prefix).filter(|name| !name.contains('/'))
 }

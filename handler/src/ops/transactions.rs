@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use super::items::{self, Change, KEY_MISMATCH};
+use super::jobs::digest;
 use super::{Context, keys};
 use crate::capacity::{ReturnConsumedCapacity, read_units, write_units};
 use crate::catalog::{CLIENT_TOKENS_TABLE, Table};
@@ -355,11 +356,7 @@ struct Token {
 
 impl Token {
     fn new(token: &str, input: Input<'_>) -> Token {
-        use sha2::{Digest, Sha256};
-        let mut members = input.members().clone();
-        members.remove("ClientRequestToken");
-        let digest = Sha256::digest(Value::Object(members).to_string().as_bytes());
-        let digest = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let digest = digest(input, "ClientRequestToken");
         Token { key: ItemKey { partition: token.as_bytes().to_vec(), sort: Vec::new() }, digest }
     }
 
