@@ -136,9 +136,19 @@ impl LocalDirectory {
         let dir = self.root.join(name);
         let refused = |e: io::Error| DestinationError::Refused(format!("bucket directory {}: {e}", dir.display()));
         ensure_directory(&dir).map_err(refused)?;
-        let store = LocalFileSystem::new_with_prefix(&dir).map_err(DestinationError::Store)?;
-        Ok(Arc::new(LocalBucket { guard: Guard { store: Arc::new(store), root: dir } }))
+        guarded(dir)
     }
+
+    /// The directory itself as one bucket (`dynabox export TABLE DIR`), kept as safe as a bucket.
+    pub fn whole(&self) -> Result<Arc<dyn ObjectStore>, DestinationError> {
+        guarded(self.root.clone())
+    }
+}
+
+/// The directory `dir` as a bucket that follows no symbolic link below it.
+fn guarded(dir: PathBuf) -> Result<Arc<dyn ObjectStore>, DestinationError> {
+    let store = LocalFileSystem::new_with_prefix(&dir).map_err(DestinationError::Store)?;
+    Ok(Arc::new(LocalBucket { guard: Guard { store: Arc::new(store), root: dir } }))
 }
 
 /// Makes `dir` if it is missing; fails if it is (or has become) anything but a directory,
