@@ -12,4 +12,5 @@ pub mod runtime;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod transfers;
 pub mod worker;

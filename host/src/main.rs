@@ -17,6 +17,9 @@ use dynabox::runtime::{Limits, Runtime};
 use dynabox::server::{Telemetry, Transport};
 use dynabox::storage::{Store, postgres, sqlite};
 use dynabox::tls::{CertificateFiles, Certificates};
+use dynabox::transfers::Transfers;
+use dynabox::transfers::command::{self, ExportArgs, ImportArgs};
+use dynabox_transfer::destination::{Destination, LocalDirectory, S3Endpoint};
 
 /// A DynamoDB-compatible server. Point any DynamoDB client's endpoint at it.
 ///
@@ -124,8 +127,51 @@ struct Args {
     /// How often expired items (time to live) are looked for and deleted, in seconds.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     ttl_interval: u64,
+    #[command(flatten)]
+    buckets: BucketArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Where exports go and imports come from (ExportTableToPointInTime, ImportTable).
+#[derive(clap::Args, Debug)]
+struct BucketArgs {
+    /// The directory whose subdirectories are the buckets: bucket B is DIR/B (made when first
+    /// used; no path in it may leave it, through `..` or a symbolic link). Made if missing.
+    #[arg(long, env = "DYNABOX_EXPORT_DIR", default_value = "dynabox-exports")]
+    export_dir: PathBuf,
+    /// An S3-compatible store for the buckets instead of --export-dir (http://127.0.0.1:9000,
+    /// https://s3.eu-west-1.amazonaws.com).
+    #[arg(long, env = "DYNABOX_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    #[arg(long, env = "DYNABOX_S3_REGION", default_value = "us-east-1")]
+    s3_region: String,
+    #[arg(long, env = "DYNABOX_S3_ACCESS_KEY_ID", requires = "s3_endpoint")]
+    s3_access_key_id: Option<String>,
+    #[arg(long, env = "DYNABOX_S3_SECRET_ACCESS_KEY", hide_env_values = true, requires = "s3_endpoint")]
+    s3_secret_access_key: Option<String>,
+    /// Address buckets as BUCKET.HOST rather than HOST/BUCKET (what AWS prefers; local servers
+    /// mostly want the path style).
+    #[arg(long, requires = "s3_endpoint")]
+    s3_virtual_hosted_style: bool,
+}
+
+impl BucketArgs {
+    fn destination(&self) -> anyhow::Result<Destination> {
+        if let Some(endpoint) = &self.s3_endpoint {
+            return Ok(Destination::S3(S3Endpoint {
+                endpoint: endpoint.clone(),
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone().unwrap_or_default(),
+                secret_access_key: self.s3_secret_access_key.clone().unwrap_or_default(),
+                virtual_hosted_style: self.s3_virtual_hosted_style,
+            }));
+        }
+        let dir = &self.export_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("making --export-dir {}", dir.display()))?;
+        let local = LocalDirectory::new(dir).map_err(anyhow::Error::msg);
+        Ok(Destination::Local(local.with_context(|| format!("--export-dir {}", dir.display()))?))
+    }
 }
 
 /// Which store, for the server and for `dynabox account` alike.
@@ -170,6 +216,12 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Exports a table to a directory in DynamoDB's export layout, as ExportTableToPointInTime
+    /// does, in the store the flags name (a running server's too).
+    Export(ExportArgs),
+    /// Imports a directory of DynamoDB JSON, Ion or CSV files (an export's folder too) into a new
+    /// table, as ImportTable does, in the store the flags name.
+    Import(ImportArgs),
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +257,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             println!("{printed}");
         }
         return Ok(());
+    }
+    if let Some(Command::Export(_) | Command::Import(_)) = &args.command {
+        return transfer_command(&args).await;
     }
     if args.auth == AuthMode::Open && !args.listen.ip().is_loopback() && !args.allow_open_non_loopback {
         anyhow::bail!(
@@ -265,7 +320,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend.clone(), ttl_interval));
+    let transfers = Transfers::new(backend.clone(), args.buckets.destination()?);
+    let worker = tokio::spawn(dynabox::worker::run(runtime.clone(), backend.clone(), transfers, ttl_interval));
     let reloader = certificates.clone().map(|certificates| tokio::spawn(dynabox::tls::watch(certificates)));
     let transport = Transport {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
@@ -289,6 +345,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         task.abort();
     }
     tracing::info!("dynabox stopped");
+    Ok(())
+}
+
+/// `dynabox export` or `dynabox import`: the request through a sandbox, as the server runs it, and
+/// the job done here.
+async fn transfer_command(args: &Args) -> anyhow::Result<()> {
+    let backend = open_store(&args.store, 2).await?;
+    let runtime = Runtime::new(backend.clone(), Arc::new(Authenticator::Open), Limits::default())?;
+    // The command's directory is its one bucket.
+    let dir = match &args.command {
+        Some(Command::Export(export)) => &export.dir,
+        Some(Command::Import(import)) => &import.dir,
+        _ => unreachable!("called for export and import only"),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    let local = LocalDirectory::new(dir).map_err(anyhow::Error::msg)?;
+    let transfers = Transfers::new(backend.clone(), Destination::Local(local));
+    let done = match &args.command {
+        Some(Command::Export(export)) => command::export(export, backend, &runtime, &transfers).await?,
+        Some(Command::Import(import)) => command::import(import, backend, &runtime, &transfers).await?,
+        _ => unreachable!("called for export and import only"),
+    };
+    println!("{done}");
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Background work the host schedules and the sandbox does: filling global secondary indexes
 //! created on tables that already hold items, deleting items whose time to live has ended,
 //! trimming stream records older than their 24 hours, folding tables' history (point-in-time
-//! recovery) older than their recovery period and deleting SYSTEM backups past theirs. The host finds the work (tables whose
+//! recovery) older than their recovery period, deleting SYSTEM backups past theirs, and taking up
+//! exports and imports (`crate::transfers`, each job in a task of its own). The host finds the work (tables whose
 //! description, read with the handler's own catalog types, has an index CREATING; tables with
 //! time to live) and runs `backfill` and `expire` steps in fresh sandbox instances. Every step is
 //! idempotent and guarded by versions, so several servers on one database may do the same work.
@@ -18,9 +19,12 @@ use tracing::Instrument;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::storage::{Ask, Store};
+use crate::transfers::Transfers;
 
 /// How often the catalog is searched for indexes to fill when there are none.
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
+/// How often the jobs tables are searched for exports and imports to take up.
+const JOBS_INTERVAL: Duration = Duration::from_secs(1);
 /// How often stream records past their retention are deleted.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 /// Stream records one trimming transaction deletes at most: a backlog is worked off in batches
@@ -34,9 +38,14 @@ const FOLD_BATCHES_PER_PASS: usize = 10;
 
 /// Runs forever; the server drops it on shutdown. `ttl_interval`: how often expired items are
 /// looked for.
-pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, ttl_interval: Duration) {
-    let (mut last_sweep, mut last_trim): (Option<Instant>, Option<Instant>) = (None, None);
+pub async fn run(runtime: Arc<Runtime>, backend: Arc<dyn Store>, transfers: Arc<Transfers>, ttl_interval: Duration) {
+    let (mut last_sweep, mut last_trim, mut last_jobs): (Option<Instant>, Option<Instant>, Option<Instant>) =
+        (None, None, None);
     loop {
+        if last_jobs.is_none_or(|at| at.elapsed() >= JOBS_INTERVAL) {
+            last_jobs = Some(Instant::now());
+            transfers.look().await;
+        }
         match backend.tables_with_creating_indexes().await {
             Ok(tables) => fill_indexes(&runtime, backend.as_ref(), background::backfills(tables)).await,
             Err(e) => tracing::warn!("looking for indexes to fill failed: {e:?}"),

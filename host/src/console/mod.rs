@@ -6,7 +6,7 @@
 //! metrics page draws the server's own `/metrics` numbers.
 
 mod accounts;
-mod api;
+pub(crate) mod api;
 mod form;
 mod items;
 mod metrics;
