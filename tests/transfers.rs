@@ -9,6 +9,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
@@ -19,6 +20,11 @@ use aws_sdk_dynamodb::types::{
     InputCompressionType, InputFormat, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection,
     ProjectionType, S3BucketSource, ScalarAttributeType, TableCreationParameters, TableStatus,
 };
+use dynabox::storage::{postgres, sqlite};
+use dynabox::transfers::{Transfers, Unwatched};
+use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
+use dynabox_handler::catalog::{ExportJob, IncrementalWindow, JobStatus};
+use dynabox_transfer::destination::{Destination, LocalDirectory};
 use serde_json::Value;
 use support::{Server, Store, stores, temp_dir, unique};
 
@@ -36,7 +42,7 @@ fn item(i: u32, version: u32) -> Item {
         ("id".to_string(), AttributeValue::S(format!("item-{i:03}"))),
         ("kind".to_string(), AttributeValue::S(if i.is_multiple_of(2) { "even" } else { "odd" }.into())),
         ("version".to_string(), AttributeValue::N(version.to_string())),
-        ("ratio".to_string(), AttributeValue::N(format!("{i}.25e-3"))),
+        ("ratio".to_string(), AttributeValue::N(format!("0.0{i}25"))),
         ("raw".to_string(), AttributeValue::B(Blob::new(vec![0, 1, i as u8, 255]))),
         ("tags".to_string(), AttributeValue::Ss(vec!["a".into(), format!("t{i}")])),
         (
@@ -479,7 +485,8 @@ async fn an_export_left_by_a_stopped_server_is_done_by_the_next() {
     }
 }
 
-/// `dynabox export` and `dynabox import` against the store a server runs on.
+/// `dynabox export` and `dynabox import` against the store a server runs on, in Ion (the
+/// import tells the format from the files' names).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_command_line_exports_and_imports() {
     for store in stores() {
@@ -510,7 +517,7 @@ async fn the_command_line_exports_and_imports() {
             assert!(output.status.success(), "{args:?}: {stdout} {stderr}");
             (stdout, stderr)
         };
-        let (stdout, stderr) = run(&["export", &table, dir.to_str().unwrap()]);
+        let (stdout, stderr) = run(&["export", &table, dir.to_str().unwrap(), "--format", "ion"]);
         assert!(stdout.starts_with("exported 50 items"), "{stdout}");
         assert!(stderr.contains("exported 50 items"), "plain progress lines off a terminal: {stderr}");
         let copy = unique("cli-copy");
@@ -520,5 +527,104 @@ async fn the_command_line_exports_and_imports() {
         let client = server.client();
         active(&client, &copy).await;
         assert_eq!(contents(&client, &copy, None).await, expected);
+    }
+}
+
+/// The store a server ran on, opened by this process.
+async fn open(store: &Store) -> Arc<dyn dynabox::storage::Store> {
+    let timeout = Duration::from_secs(5);
+    match store {
+        Store::Embedded(dir) => Arc::new(sqlite::open(Some(dir), timeout).await.unwrap()),
+        Store::Postgres(url) => Arc::new(postgres::connect(url, 2, timeout).await.unwrap()),
+        Store::InMemory => unreachable!("an in-memory store is not shared"),
+    }
+}
+
+/// An incremental export holds each key its window changed, once, with the images at the
+/// window's ends. The API asks for windows of 15 minutes at least, so the window's writes are
+/// made through the server and the export is run by the worker's own code on the same store.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incremental_export_holds_each_change_of_its_window() {
+    for store in stores() {
+        let server = Server::start(&store);
+        let client = server.client();
+        let table = unique("changes");
+        create_table(&client, &table).await;
+        for i in 0..3 {
+            put(&client, &table, item(i, 1)).await;
+        }
+        let described = client.describe_table().table_name(&table).send().await.unwrap();
+        let (arn, id) = (described.table().unwrap().table_arn().unwrap(), described.table().unwrap().table_id().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let from = now_millis() as u64;
+        put(&client, &table, item(0, 2)).await;
+        client.delete_item().table_name(&table).key("id", AttributeValue::S("item-001".into())).send().await.unwrap();
+        put(&client, &table, item(7, 1)).await;
+        put(&client, &table, item(8, 1)).await;
+        client.delete_item().table_name(&table).key("id", AttributeValue::S("item-008".into())).send().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let to = now_millis() as u64;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        put(&client, &table, item(2, 2)).await;
+        if let Store::Embedded(_) = store {
+            assert!(server.terminate());
+        }
+
+        let backend = open(&store).await;
+        let dir = temp_dir("incremental");
+        let local = LocalDirectory::new(&dir).unwrap();
+        let transfers = Transfers::new(backend, Destination::Local(local.clone()));
+        let job = ExportJob {
+            export_arn: format!("{arn}/export/01700000000000-0000abcd"),
+            status: JobStatus::InProgress,
+            table_name: table.clone(),
+            table_arn: arn.to_string(),
+            table_id: id.to_string(),
+            export_time: to,
+            incremental: Some(IncrementalWindow { from, to, view_type: "NEW_AND_OLD_IMAGES".into() }),
+            export_format: "DYNAMODB_JSON".into(),
+            s3_bucket: BUCKET.into(),
+            s3_bucket_owner: None,
+            s3_prefix: None,
+            s3_sse_algorithm: None,
+            s3_sse_kms_key_id: None,
+            client_token: None,
+            request_digest: String::new(),
+            start_time: to,
+            end_time: None,
+            item_count: None,
+            billed_size_bytes: None,
+            export_manifest: None,
+            failure: None,
+            lease: None,
+        };
+        let bucket = local.bucket(BUCKET).unwrap();
+        let done = transfers.export(LOCAL_ACCOUNT_ID, job, bucket, None, &Unwatched).await.unwrap();
+        assert_eq!((done.status, done.item_count), (JobStatus::Completed, Some(3)));
+
+        // Each line: the key, its images at the window's ends, when it was written.
+        let export_dir = dir.join(BUCKET).join("AWSDynamoDB/01700000000000-0000abcd");
+        let mut changes = Vec::new();
+        for file in std::fs::read_to_string(export_dir.join("manifest-files.json")).unwrap().lines() {
+            let file: Value = serde_json::from_str(file).unwrap();
+            let mut text = String::new();
+            let data = std::fs::File::open(dir.join(BUCKET).join(file["dataFileS3Key"].as_str().unwrap())).unwrap();
+            use std::io::Read;
+            flate2::read::GzDecoder::new(data).read_to_string(&mut text).unwrap();
+            changes.extend(text.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()));
+        }
+        changes.sort_by(|a, b| a["Keys"]["id"]["S"].as_str().cmp(&b["Keys"]["id"]["S"].as_str()));
+        let ids: Vec<&str> = changes.iter().map(|c| c["Keys"]["id"]["S"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["item-000", "item-001", "item-007"], "item-008 came and went, item-002 changed later");
+        assert_eq!(changes[0]["NewImage"], as_json(&item(0, 2)));
+        assert_eq!(changes[0]["OldImage"], as_json(&item(0, 1)));
+        assert_eq!(changes[1].get("NewImage"), None, "deleted");
+        assert_eq!(changes[1]["OldImage"], as_json(&item(1, 1)));
+        assert_eq!(changes[2]["NewImage"], as_json(&item(7, 1)));
+        assert_eq!(changes[2].get("OldImage"), None, "created");
+        for change in &changes {
+            let micros: u64 = change["Metadata"]["WriteTimestampMicros"]["N"].as_str().unwrap().parse().unwrap();
+            assert!((from * 1000..to * 1000).contains(&micros), "{change}");
+        }
     }
 }
