@@ -7,7 +7,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -554,7 +554,8 @@ async fn an_incremental_export_holds_each_change_of_its_window() {
             put(&client, &table, item(i, 1)).await;
         }
         let described = client.describe_table().table_name(&table).send().await.unwrap();
-        let (arn, id) = (described.table().unwrap().table_arn().unwrap(), described.table().unwrap().table_id().unwrap());
+        let (arn, id) =
+            (described.table().unwrap().table_arn().unwrap(), described.table().unwrap().table_id().unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
         let from = now_millis() as u64;
         put(&client, &table, item(0, 2)).await;
@@ -626,5 +627,63 @@ async fn an_incremental_export_holds_each_change_of_its_window() {
             let micros: u64 = change["Metadata"]["WriteTimestampMicros"]["N"].as_str().unwrap().parse().unwrap();
             assert!((from * 1000..to * 1000).contains(&micros), "{change}");
         }
+    }
+}
+
+/// With `--s3-endpoint`, buckets are an S3-compatible store's (moto's here): an export goes there
+/// and imports back from there.
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_and_imports_go_through_an_s3_compatible_store() {
+    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
+    let moto = tokio::task::spawn_blocking(move || dynabox_testkit::moto::start(&home)).await.unwrap();
+    moto.create_bucket("ddb-exports");
+    for store in stores() {
+        let endpoint = moto.endpoint();
+        let flags = ["--s3-endpoint", &endpoint, "--s3-access-key-id", "testing", "--s3-secret-access-key", "testing"];
+        let server = Server::start_with(&store, &flags);
+        let client = server.client();
+        let table = unique("s3");
+        create_table(&client, &table).await;
+        for i in 0..30 {
+            put(&client, &table, item(i, 1)).await;
+        }
+        let expected = contents(&client, &table, None).await;
+        let arn = table_arn(&client, &table).await;
+        let export = client.export_table_to_point_in_time().table_arn(&arn).s3_bucket("ddb-exports").s3_prefix(&table);
+        let export_arn = export.send().await.unwrap().export_description().unwrap().export_arn().unwrap().to_string();
+        let export = exported(&client, &export_arn).await;
+        assert_eq!(export.export_status(), Some(&ExportStatus::Completed), "{export:?}\n{}", moto.log());
+        assert_eq!(export.item_count(), Some(30));
+
+        let copy = unique("s3-copy");
+        let parameters = TableCreationParameters::builder()
+            .table_name(&copy)
+            .key_schema(key("id", KeyType::Hash))
+            .attribute_definitions(definition("id"))
+            .billing_mode(BillingMode::PayPerRequest)
+            .build()
+            .unwrap();
+        let prefix = format!("{table}/AWSDynamoDB/{}/data", export_arn.rsplit('/').next().unwrap());
+        let source = S3BucketSource::builder().s3_bucket("ddb-exports").s3_key_prefix(prefix).build().unwrap();
+        let import = client
+            .import_table()
+            .s3_bucket_source(source)
+            .input_format(InputFormat::DynamodbJson)
+            .input_compression_type(InputCompressionType::Gzip)
+            .table_creation_parameters(parameters)
+            .send()
+            .await
+            .expect("import");
+        let import = imported(&client, import.import_table_description().unwrap().import_arn().unwrap()).await;
+        assert_eq!((import.imported_item_count(), import.error_count()), (30, 0), "{import:?}");
+        active(&client, &copy).await;
+        assert_eq!(contents(&client, &copy, None).await, expected);
+
+        // A bucket the store does not have: the export fails and says so.
+        let missing = client.export_table_to_point_in_time().table_arn(&arn).s3_bucket("no-such-bucket");
+        let missing_arn = missing.send().await.unwrap().export_description().unwrap().export_arn().unwrap().to_string();
+        let failed = exported(&client, &missing_arn).await;
+        assert_eq!(failed.export_status(), Some(&ExportStatus::Failed));
+        assert!(failed.failure_message().is_some_and(|m| !m.is_empty()), "{failed:?}");
     }
 }

@@ -8,6 +8,8 @@
 //! - [`per_request::PerRequest`]: the Spin component's storage code run natively: a fresh
 //!   `SqlStore` per call, its statements sent one at a time, on a SQLite file or on PostgreSQL,
 //!   which is what Spin's interfaces are on Spin's side.
+//! - [`moto`]: moto's S3-compatible server, where exports go and imports come from in tests.
 
+pub mod moto;
 pub mod per_request;
 pub mod reference;
