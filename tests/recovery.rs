@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
     KeyType, PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Projection, ProjectionType, Put,
     ScalarAttributeType, TableStatus, TransactWriteItem,
 };
-use support::{Server, stores, unique};
+use support::{Server, contents, stores, unique};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -69,22 +69,6 @@ async fn enable(client: &Client, table: &str, days: Option<i32>) {
         .expect("enable point-in-time recovery");
     let recovery = answer.continuous_backups_description().unwrap().point_in_time_recovery_description().unwrap();
     assert_eq!(recovery.point_in_time_recovery_status(), Some(&PointInTimeRecoveryStatus::Enabled));
-}
-
-/// Every item of the table (or of its index), by id.
-async fn contents(client: &Client, table: &str, index: Option<&str>) -> Vec<Item> {
-    let (mut items, mut start) = (Vec::new(), None);
-    loop {
-        let scan = client.scan().table_name(table).set_index_name(index.map(str::to_string));
-        let page = scan.set_exclusive_start_key(start).send().await.expect("scan");
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
-    items.sort_by(|a, b| a["id"].as_s().unwrap().cmp(b["id"].as_s().unwrap()));
-    items
 }
 
 async fn active(client: &Client, table: &str) {

@@ -26,7 +26,7 @@ use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
 use dynabox_handler::catalog::{ExportJob, IncrementalWindow, JobStatus};
 use dynabox_transfer::destination::{Destination, LocalDirectory};
 use serde_json::Value;
-use support::{Server, Store, stores, temp_dir, unique};
+use support::{Server, Store, contents, stores, temp_dir, unique};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -100,22 +100,6 @@ async fn put(client: &Client, table: &str, item: Item) {
     client.put_item().table_name(table).set_item(Some(item)).send().await.expect("put");
 }
 
-/// Every item of the table or its index, by id.
-async fn contents(client: &Client, table: &str, index: Option<&str>) -> Vec<Item> {
-    let (mut items, mut start) = (Vec::new(), None);
-    loop {
-        let scan = client.scan().table_name(table).set_index_name(index.map(str::to_string));
-        let page = scan.set_exclusive_start_key(start).send().await.expect("scan");
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
-    items.sort_by(|a, b| a["id"].as_s().unwrap().cmp(b["id"].as_s().unwrap()));
-    items
-}
-
 /// Waits until the table and every index of it are ACTIVE.
 async fn active(client: &Client, table: &str) {
     let started = Instant::now();
@@ -165,6 +149,50 @@ async fn imported(client: &Client, arn: &str) -> aws_sdk_dynamodb::types::Import
         assert!(started.elapsed() < Duration::from_secs(90), "{arn} is still in progress");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The TableCreationParameters of a table keyed by `id` (S), with the index `byKind` if `indexed`.
+fn creation(name: &str, indexed: bool) -> TableCreationParameters {
+    let mut parameters = TableCreationParameters::builder()
+        .table_name(name)
+        .key_schema(key("id", KeyType::Hash))
+        .attribute_definitions(definition("id"))
+        .billing_mode(BillingMode::PayPerRequest);
+    if indexed {
+        parameters = parameters.attribute_definitions(definition("kind")).global_secondary_indexes(by_kind());
+    }
+    parameters.build().unwrap()
+}
+
+/// ImportTable of the files under `prefix` of `bucket` into the table `parameters` makes.
+fn import_request(
+    client: &Client,
+    (bucket, prefix): (&str, &str),
+    format: InputFormat,
+    compression: InputCompressionType,
+    parameters: TableCreationParameters,
+) -> aws_sdk_dynamodb::operation::import_table::builders::ImportTableFluentBuilder {
+    let source = S3BucketSource::builder().s3_bucket(bucket).s3_key_prefix(prefix).build().unwrap();
+    client
+        .import_table()
+        .s3_bucket_source(source)
+        .input_format(format)
+        .input_compression_type(compression)
+        .table_creation_parameters(parameters)
+}
+
+/// Imports as [`import_request`] says and waits for the import to end; its ARN and description.
+async fn import_and_wait(
+    client: &Client,
+    source: (&str, &str),
+    format: InputFormat,
+    compression: InputCompressionType,
+    parameters: TableCreationParameters,
+) -> (String, aws_sdk_dynamodb::types::ImportTableDescription) {
+    let started = import_request(client, source, format, compression, parameters).send().await.expect("import");
+    let arn = started.import_table_description().unwrap().import_arn().unwrap().to_string();
+    let ended = imported(client, &arn).await;
+    (arn, ended)
 }
 
 /// The items of an export's data files, read as AWS's readers read them: a JSON line
@@ -298,28 +326,16 @@ async fn an_operator_backs_up_restores_exports_and_imports() {
 
         // Import the export into a new table with the index, and compare.
         let copy = unique("imported");
-        let parameters = TableCreationParameters::builder()
-            .table_name(&copy)
-            .key_schema(key("id", KeyType::Hash))
-            .attribute_definitions(definition("id"))
-            .attribute_definitions(definition("kind"))
-            .billing_mode(BillingMode::PayPerRequest)
-            .global_secondary_indexes(by_kind())
-            .build()
-            .unwrap();
-        let source = S3BucketSource::builder()
-            .s3_bucket(BUCKET)
-            .s3_key_prefix(format!("nightly/orders/AWSDynamoDB/{export_id}"));
-        let import = client
-            .import_table()
-            .s3_bucket_source(source.build().unwrap())
-            .input_format(InputFormat::DynamodbJson)
-            .input_compression_type(InputCompressionType::Gzip)
-            .table_creation_parameters(parameters)
-            .send()
-            .await
-            .expect("import");
-        let import_arn = import.import_table_description().unwrap().import_arn().unwrap().to_string();
+        let prefix = format!("nightly/orders/AWSDynamoDB/{export_id}");
+        let started = import_request(
+            &client,
+            (BUCKET, &prefix),
+            InputFormat::DynamodbJson,
+            InputCompressionType::Gzip,
+            creation(&copy, true),
+        );
+        let started = started.send().await.expect("import");
+        let import_arn = started.import_table_description().unwrap().import_arn().unwrap().to_string();
         let described = client.describe_table().table_name(&copy).send().await.unwrap();
         assert_eq!(described.table().unwrap().table_status(), Some(&TableStatus::Creating));
         let import = imported(&client, &import_arn).await;
@@ -336,22 +352,14 @@ async fn an_operator_backs_up_restores_exports_and_imports() {
         let missing = format!("{arn}/export/01700000000000-deadbeef");
         let refused = client.describe_export().export_arn(&missing).send().await.unwrap_err();
         assert_eq!(refused.code(), Some("ExportNotFoundException"));
-        let refused = client
-            .import_table()
-            .s3_bucket_source(S3BucketSource::builder().s3_bucket(BUCKET).build().unwrap())
-            .input_format(InputFormat::DynamodbJson)
-            .table_creation_parameters(
-                TableCreationParameters::builder()
-                    .table_name(&table)
-                    .key_schema(key("id", KeyType::Hash))
-                    .attribute_definitions(definition("id"))
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap_err();
+        let taken = import_request(
+            &client,
+            (BUCKET, "x"),
+            InputFormat::DynamodbJson,
+            InputCompressionType::None,
+            creation(&table, false),
+        );
+        let refused = taken.send().await.unwrap_err();
         assert_eq!(refused.code(), Some("ResourceInUseException"));
         let early = client.export_table_to_point_in_time().table_arn(&arn).s3_bucket(BUCKET);
         let refused = early.export_time(DateTime::from_millis(moment - 3_600_000)).send().await.unwrap_err();
@@ -381,23 +389,14 @@ async fn a_malformed_line_is_counted_and_skipped() {
         let server = Server::start_with(&store, &["--export-dir", exports.to_str().unwrap()]);
         let client = server.client();
         let table = unique("loaded");
-        let parameters = TableCreationParameters::builder()
-            .table_name(&table)
-            .key_schema(key("id", KeyType::Hash))
-            .attribute_definitions(definition("id"))
-            .billing_mode(BillingMode::PayPerRequest)
-            .build()
-            .unwrap();
-        let import = client
-            .import_table()
-            .s3_bucket_source(S3BucketSource::builder().s3_bucket(BUCKET).s3_key_prefix("load").build().unwrap())
-            .input_format(InputFormat::DynamodbJson)
-            .table_creation_parameters(parameters.clone())
-            .send()
-            .await
-            .expect("import");
-        let arn = import.import_table_description().unwrap().import_arn().unwrap().to_string();
-        let import = imported(&client, &arn).await;
+        let (_, import) = import_and_wait(
+            &client,
+            (BUCKET, "load"),
+            InputFormat::DynamodbJson,
+            InputCompressionType::None,
+            creation(&table, false),
+        )
+        .await;
         assert_eq!(import.import_status(), Some(&ImportStatus::Completed), "{import:?}");
         assert_eq!((import.processed_item_count(), import.imported_item_count(), import.error_count()), (16, 12, 4));
         active(&client, &table).await;
@@ -410,22 +409,14 @@ async fn a_malformed_line_is_counted_and_skipped() {
         // CSV: the key takes its defined type, every other column is a string.
         write_file(&exports, "csv/rows.csv", &["id,name,count".into(), "a,Ann,3".into(), "b,\"B, Jr.\",4".into()]);
         let csv_table = unique("csv");
-        let parameters = TableCreationParameters::builder()
-            .table_name(&csv_table)
-            .key_schema(key("id", KeyType::Hash))
-            .attribute_definitions(definition("id"))
-            .billing_mode(BillingMode::PayPerRequest)
-            .build()
-            .unwrap();
-        let import = client
-            .import_table()
-            .s3_bucket_source(S3BucketSource::builder().s3_bucket(BUCKET).s3_key_prefix("csv").build().unwrap())
-            .input_format(InputFormat::Csv)
-            .table_creation_parameters(parameters)
-            .send()
-            .await
-            .expect("import csv");
-        let import = imported(&client, import.import_table_description().unwrap().import_arn().unwrap()).await;
+        let (_, import) = import_and_wait(
+            &client,
+            (BUCKET, "csv"),
+            InputFormat::Csv,
+            InputCompressionType::None,
+            creation(&csv_table, false),
+        )
+        .await;
         assert_eq!(import.imported_item_count(), 2, "{import:?}");
         let rows = contents(&client, &csv_table, None).await;
         assert_eq!(rows[1]["name"], AttributeValue::S("B, Jr.".into()));
@@ -433,24 +424,15 @@ async fn a_malformed_line_is_counted_and_skipped() {
 
         // Nothing under the prefix: the import fails, and its table goes.
         let empty = unique("empty");
-        let parameters = TableCreationParameters::builder()
-            .table_name(&empty)
-            .key_schema(key("id", KeyType::Hash))
-            .attribute_definitions(definition("id"))
-            .billing_mode(BillingMode::PayPerRequest)
-            .build()
-            .unwrap();
-        let import = client
-            .import_table()
-            .s3_bucket_source(
-                S3BucketSource::builder().s3_bucket(BUCKET).s3_key_prefix("nothing-here").build().unwrap(),
-            )
-            .input_format(InputFormat::DynamodbJson)
-            .table_creation_parameters(parameters)
-            .send()
-            .await
-            .expect("import nothing");
-        let import = imported(&client, import.import_table_description().unwrap().import_arn().unwrap()).await;
+        let nothing = (BUCKET, "nothing-here");
+        let (_, import) = import_and_wait(
+            &client,
+            nothing,
+            InputFormat::DynamodbJson,
+            InputCompressionType::None,
+            creation(&empty, false),
+        )
+        .await;
         assert_eq!(import.import_status(), Some(&ImportStatus::Failed));
         assert!(import.failure_code().is_some());
         let gone = client.describe_table().table_name(&empty).send().await.unwrap_err();
@@ -656,25 +638,16 @@ async fn exports_and_imports_go_through_an_s3_compatible_store() {
         assert_eq!(export.item_count(), Some(30));
 
         let copy = unique("s3-copy");
-        let parameters = TableCreationParameters::builder()
-            .table_name(&copy)
-            .key_schema(key("id", KeyType::Hash))
-            .attribute_definitions(definition("id"))
-            .billing_mode(BillingMode::PayPerRequest)
-            .build()
-            .unwrap();
         let prefix = format!("{table}/AWSDynamoDB/{}/data", export_arn.rsplit('/').next().unwrap());
-        let source = S3BucketSource::builder().s3_bucket("ddb-exports").s3_key_prefix(prefix).build().unwrap();
-        let import = client
-            .import_table()
-            .s3_bucket_source(source)
-            .input_format(InputFormat::DynamodbJson)
-            .input_compression_type(InputCompressionType::Gzip)
-            .table_creation_parameters(parameters)
-            .send()
-            .await
-            .expect("import");
-        let import = imported(&client, import.import_table_description().unwrap().import_arn().unwrap()).await;
+        let source = ("ddb-exports", prefix.as_str());
+        let (_, import) = import_and_wait(
+            &client,
+            source,
+            InputFormat::DynamodbJson,
+            InputCompressionType::Gzip,
+            creation(&copy, false),
+        )
+        .await;
         assert_eq!((import.imported_item_count(), import.error_count()), (30, 0), "{import:?}");
         active(&client, &copy).await;
         assert_eq!(contents(&client, &copy, None).await, expected);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -340,4 +343,20 @@ pub fn sigv4_signature(secret: &str, date: &str, string_to_sign: &str) -> String
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every item of the table (or of its index), by their `id` attribute, read with Scan.
+pub async fn contents(client: &Client, table: &str, index: Option<&str>) -> Vec<HashMap<String, AttributeValue>> {
+    let (mut items, mut start) = (Vec::new(), None);
+    loop {
+        let scan = client.scan().table_name(table).set_index_name(index.map(str::to_string));
+        let page = scan.set_exclusive_start_key(start).send().await.expect("scan");
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    items.sort_by(|a, b| a["id"].as_s().unwrap().cmp(b["id"].as_s().unwrap()));
+    items
 }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::storage::{ItemKey, Keyspace, StoredItem};
+use crate::storage::{ItemKey, Keyspace, ScanRequest, StoredItem};
 
 /// The account's jobs: internal, like [`super::CLIENT_TOKENS_TABLE`].
 pub const JOBS_TABLE: &str = "#jobs";
@@ -324,6 +324,11 @@ pub fn job_key(arn: &str) -> ItemKey {
 
 pub fn jobs_keyspace() -> Keyspace {
     Keyspace::table(JOBS_TABLE)
+}
+
+/// A page of the account's jobs, in ARN order, after `after`.
+pub fn jobs_scan(after: Option<ItemKey>) -> ScanRequest {
+    ScanRequest { keyspace: jobs_keyspace(), segment: 0, total_segments: 1, after, limit: 1000, byte_budget: u32::MAX }
 }
 
 fn seconds(millis: u64) -> f64 {

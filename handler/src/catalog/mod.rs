@@ -18,7 +18,7 @@ pub use description::Stats;
 pub(crate) use description::key_schema;
 pub use jobs::{
     ExportJob, Failure, ImportJob, IncrementalWindow, JOBS_TABLE, Job, JobStatus, LEASE_MILLIS, Lease, job_key,
-    jobs_keyspace,
+    jobs_keyspace, jobs_scan,
 };
 pub use record::{
     CLIENT_TOKENS_TABLE, ExpiryBackfill, FIRST_LISTED_NAME_BOUND, Index, IndexStatus, KeyAttribute,

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Context, table_name};
+use super::{Context, arn_member, table_name};
 use crate::catalog::{IndexStatus, Placement, RestoreSummary, Stats, Table, table_from_create_request};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations, mismatch};
@@ -157,13 +157,7 @@ fn backup_not_found(arn: &str) -> ApiError {
 
 /// The request's BackupArn, checked as DynamoDB checks it.
 fn backup_arn<'a>(input: Input<'a>) -> ApiResult<&'a str> {
-    let arn = input.string("BackupArn")?;
-    let mut violations = Violations::default();
-    if let Some(arn) = violations.not_null(arn, "backupArn") {
-        violations.length(arn, "backupArn", 37, 1024);
-    }
-    violations.finish()?;
-    Ok(arn.expect("a null ARN is a violation"))
+    arn_member(input, "BackupArn", "backupArn")
 }
 
 fn load_backup<S: Storage>(cx: &mut Context<'_, S>, arn: &str) -> ApiResult<BackupRecord> {

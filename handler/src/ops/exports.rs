@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::jobs::{check_bucket, digest, find_by_token, jobs, load_job, record_job};
+use super::jobs::{check_bucket, digest, find_by_token, jobs, load_job, page, record_job};
 use super::recovery::{seconds, table_of_arn};
-use super::{Context, backups::timestamp};
+use super::{Context, arn_member, backups::timestamp};
 use crate::catalog::{ExportJob, IncrementalWindow, Job, JobStatus, Table};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::input::{Input, Violations};
@@ -188,19 +188,8 @@ fn incremental_window(from: Option<f64>, to: Option<f64>, earliest: u64, now: u6
     Ok((from as u64, to as u64))
 }
 
-/// The request's ExportArn, checked as DynamoDB checks it.
-fn export_arn<'a>(input: Input<'a>) -> ApiResult<&'a str> {
-    let arn = input.string("ExportArn")?;
-    let mut violations = Violations::default();
-    if let Some(arn) = violations.not_null(arn, "exportArn") {
-        violations.length(arn, "exportArn", 37, 1024);
-    }
-    violations.finish()?;
-    Ok(arn.expect("checked"))
-}
-
 pub fn describe_export<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let arn = export_arn(input)?;
+    let arn = arn_member(input, "ExportArn", "exportArn")?;
     match load_job(cx, arn)? {
         Some(Job::Export(job)) => Ok(json!({"ExportDescription": job.description()})),
         _ => Err(ApiError::new(ErrorKind::ExportNotFound, format!("Export not found: {arn}"))),
@@ -223,10 +212,7 @@ pub fn list_exports<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         Job::Export(job) if table_arn.is_none_or(|arn| job.table_arn == arn) => Some(job),
         _ => None,
     });
-    let after = next.unwrap_or_default();
-    let mut page: Vec<ExportJob> = exports.filter(|job| job.export_arn.as_str() > after).collect();
-    let more = page.len() > max.unwrap_or(25) as usize;
-    page.truncate(max.unwrap_or(25) as usize);
+    let (page, more) = page(exports, |job| &job.export_arn, next.unwrap_or_default(), max.unwrap_or(25));
     let mut response = json!({"ExportSummaries": page.iter().map(ExportJob::summary).collect::<Vec<_>>()});
     if more && let Some(last) = page.last() {
         response["NextToken"] = json!(last.export_arn);

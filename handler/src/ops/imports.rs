@@ -7,8 +7,8 @@
 use serde_json::{Map, Value, json};
 
 use super::exports::no_transfers;
-use super::jobs::{check_bucket, digest, find_by_token, forget_job, jobs, load_job, record_job};
-use super::{Context, items, keys};
+use super::jobs::{check_bucket, digest, find_by_token, forget_job, jobs, load_job, page, record_job};
+use super::{Context, arn_member, items, keys};
 use crate::catalog::{ImportJob, IndexStatus, Job, JobStatus, Placement, Table, table_from_create_request};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::index;
@@ -146,19 +146,8 @@ pub fn import_table<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
     Ok(json!({"ImportTableDescription": job.description()}))
 }
 
-/// The request's ImportArn, checked as DynamoDB checks it.
-fn import_arn<'a>(input: Input<'a>) -> ApiResult<&'a str> {
-    let arn = input.string("ImportArn")?;
-    let mut violations = Violations::default();
-    if let Some(arn) = violations.not_null(arn, "importArn") {
-        violations.length(arn, "importArn", 37, 1024);
-    }
-    violations.finish()?;
-    Ok(arn.expect("checked"))
-}
-
 pub fn describe_import<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let arn = import_arn(input)?;
+    let arn = arn_member(input, "ImportArn", "importArn")?;
     match load_job(cx, arn)? {
         Some(Job::Import(job)) => Ok(json!({"ImportTableDescription": job.description()})),
         _ => Err(ApiError::new(ErrorKind::ImportNotFound, format!("Import not found: {arn}"))),
@@ -180,17 +169,12 @@ pub fn list_imports<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> Ap
         violations.length(next, "nextToken", 112, 1024);
     }
     violations.finish()?;
-    let size = page_size.unwrap_or(25) as usize;
     let after = next.map(decode_token).transpose()?.unwrap_or_default();
-    let mut page: Vec<ImportJob> = jobs(cx)?
-        .into_iter()
-        .filter_map(|job| match job {
-            Job::Import(job) if table_arn.is_none_or(|arn| job.table_arn == arn) && job.import_arn > after => Some(job),
-            _ => None,
-        })
-        .collect();
-    let more = page.len() > size;
-    page.truncate(size);
+    let imports = jobs(cx)?.into_iter().filter_map(|job| match job {
+        Job::Import(job) if table_arn.is_none_or(|arn| job.table_arn == arn) => Some(job),
+        _ => None,
+    });
+    let (page, more) = page(imports, |job| &job.import_arn, &after, page_size.unwrap_or(25));
     let mut response = json!({"ImportSummaryList": page.iter().map(ImportJob::summary).collect::<Vec<_>>()});
     if more && let Some(last) = page.last() {
         response["NextToken"] = json!(encode_token(&last.import_arn));

@@ -5,13 +5,10 @@
 use serde_json::Value;
 
 use super::Context;
-use crate::catalog::{JOBS_TABLE, Job, job_key, jobs_keyspace};
+use crate::catalog::{JOBS_TABLE, Job, job_key, jobs_keyspace, jobs_scan};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Input, Violations};
-use crate::storage::{Expect, Failure, Request, ScanRequest, Storage, StorageError, Write};
-
-/// Jobs read per page when the account's jobs are listed.
-const PAGE: u32 = 1000;
+use crate::storage::{Expect, Failure, Request, Storage, StorageError, Write};
 
 /// A digest of the request's members but its idempotency token (JSON of sorted members), so the
 /// same request sent again matches whatever its formatting.
@@ -65,15 +62,7 @@ pub(super) fn jobs<S: Storage>(cx: &mut Context<'_, S>) -> ApiResult<Vec<Job>> {
     let mut jobs = Vec::new();
     let mut after = None;
     loop {
-        let request = ScanRequest {
-            keyspace: jobs_keyspace(),
-            segment: 0,
-            total_segments: 1,
-            after,
-            limit: PAGE,
-            byte_budget: u32::MAX,
-        };
-        let page = match cx.storage.ask(&cx.principal.account_id, Request::scan(&request)) {
+        let page = match cx.storage.ask(&cx.principal.account_id, Request::scan(&jobs_scan(after))) {
             Err(StorageError::NoSuchKeyspace) => return Ok(jobs),
             page => page?,
         };
@@ -85,6 +74,20 @@ pub(super) fn jobs<S: Storage>(cx: &mut Context<'_, S>) -> ApiResult<Vec<Job>> {
             return Ok(jobs);
         }
     }
+}
+
+/// The jobs after the ARN `after` (in ARN order, as [`jobs`] lists them), at most `size`, and
+/// whether more follow: a page of ListExports or ListImports.
+pub(super) fn page<T>(
+    jobs: impl Iterator<Item = T>,
+    arn: impl Fn(&T) -> &String,
+    after: &str,
+    size: i64,
+) -> (Vec<T>, bool) {
+    let mut page: Vec<T> = jobs.filter(|job| arn(job).as_str() > after).collect();
+    let more = page.len() > size as usize;
+    page.truncate(size as usize);
+    (page, more)
 }
 
 /// The job a ClientToken was used for, if any.

@@ -152,6 +152,18 @@ fn reject_unsupported(input: Input<'_>, members: &[&str]) -> ApiResult<()> {
     }
 }
 
+/// The request's ARN member `member` (a backup's, an export's, an import's), checked as DynamoDB
+/// checks those; `path` is its name in violation messages.
+fn arn_member<'a>(input: Input<'a>, member: &str, path: &str) -> ApiResult<&'a str> {
+    let arn = input.string(member)?;
+    let mut violations = Violations::default();
+    if let Some(arn) = violations.not_null(arn, path) {
+        violations.length(arn, path, 37, 1024);
+    }
+    violations.finish()?;
+    Ok(arn.expect("a null ARN is a violation"))
+}
+
 /// The request's `TableName`, checked against DynamoDB's naming rules. `required`: the table
 /// operations (DescribeTable, DeleteTable) refuse a missing name before anything else.
 fn table_name(input: Input<'_>, required: bool) -> ApiResult<&str> {

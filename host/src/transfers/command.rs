@@ -110,7 +110,6 @@ pub async fn export(
     transfers: &Transfers,
 ) -> anyhow::Result<String> {
     let principal = principal(backend.as_ref(), args.account.as_deref()).await?;
-    let bucket = LocalDirectory::new(&args.dir).and_then(|dir| dir.whole()).map_err(anyhow::Error::msg)?;
     let described = call(runtime, &principal, "DescribeTable", json!({"TableName": args.table})).await?;
     let mut request = json!({
         "TableArn": described["Table"]["TableArn"],
@@ -122,10 +121,7 @@ pub async fn export(
     }
     let answer = call(runtime, &principal, "ExportTableToPointInTime", request).await?;
     let arn = answer["ExportDescription"]["ExportArn"].as_str().context("no ExportArn in the answer")?;
-    let display = Display::new("exported", "items");
-    let ended = transfers.do_here(&principal.account_id, arn, bucket, &display).await?;
-    display.finish();
-    match ended {
+    match do_job(transfers, &principal, arn, &args.dir, Display::new("exported", "items")).await? {
         Some(Job::Export(job)) if job.status == JobStatus::Completed => Ok(format!(
             "exported {} items ({} bytes) of {} to {}",
             job.item_count.unwrap_or_default(),
@@ -145,7 +141,6 @@ pub async fn import(
     transfers: &Transfers,
 ) -> anyhow::Result<String> {
     let principal = principal(backend.as_ref(), args.account.as_deref()).await?;
-    let bucket = LocalDirectory::new(&args.dir).and_then(|dir| dir.whole()).map_err(anyhow::Error::msg)?;
     let (guessed_format, guessed_compression) = guess(&args.dir)?;
     let format = match args.input_format.unwrap_or(guessed_format) {
         FileFormat::DynamodbJson => "DYNAMODB_JSON",
@@ -174,10 +169,7 @@ pub async fn import(
     });
     let answer = call(runtime, &principal, "ImportTable", request).await?;
     let arn = answer["ImportTableDescription"]["ImportArn"].as_str().context("no ImportArn in the answer")?;
-    let display = Display::new("imported", "bytes");
-    let ended = transfers.do_here(&principal.account_id, arn, bucket, &display).await?;
-    display.finish();
-    match ended {
+    match do_job(transfers, &principal, arn, &args.dir, Display::new("imported", "bytes")).await? {
         Some(Job::Import(job)) if job.status == JobStatus::Completed => Ok(format!(
             "imported {} items into {} ({} lines read, {} skipped as malformed, {} bytes)",
             job.imported_item_count, args.table, job.processed_item_count, job.error_count, job.processed_size_bytes
@@ -185,6 +177,21 @@ pub async fn import(
         Some(Job::Import(job)) => bail!("the import failed: {:?}", job.failure),
         _ => bail!("a running server took the import up: follow it with DescribeImport {arn}"),
     }
+}
+
+/// Does the job `arn` in this process, `dir` its bucket, shown on `display`: how it ended, or none
+/// when a running server took it up first.
+async fn do_job(
+    transfers: &Transfers,
+    principal: &Principal,
+    arn: &str,
+    dir: &Path,
+    display: Display,
+) -> anyhow::Result<Option<Job>> {
+    let bucket = LocalDirectory::new(dir).and_then(|dir| dir.whole()).map_err(anyhow::Error::msg)?;
+    let ended = transfers.do_here(&principal.account_id, arn, bucket, &display).await;
+    display.finish();
+    ended
 }
 
 /// `NAME:TYPE` as a KeySchema element and its attribute definition.

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynabox_handler::catalog::{
     ExportJob, Failure, ImportJob, JOBS_TABLE, Job, JobStatus, LEASE_MILLIS, Lease, Table, job_key, jobs_keyspace,
+    jobs_scan,
 };
-use dynabox_handler::storage::{Expect, ItemKey, Request, ScanRequest, StorageError, TableChange, Write};
+use dynabox_handler::storage::{Expect, ItemKey, Request, StorageError, TableChange, Write};
 use dynabox_transfer::Item;
 use dynabox_transfer::destination::{self, Destination, DestinationError};
 use dynabox_transfer::export::{
@@ -212,15 +213,7 @@ impl Transfers {
     async fn waiting_jobs(&self, account: &str) -> Result<Vec<Job>, StorageError> {
         let (now, mut waiting, mut after) = (now_millis(), Vec::new(), None);
         loop {
-            let request = ScanRequest {
-                keyspace: jobs_keyspace(),
-                segment: 0,
-                total_segments: 1,
-                after,
-                limit: 1000,
-                byte_budget: u32::MAX,
-            };
-            let page = self.backend.ask(account, Request::scan(&request)).await?;
+            let page = self.backend.ask(account, Request::scan(&jobs_scan(after))).await?;
             for stored in &page.items {
                 match Job::read(stored) {
                     Ok(job) if job.wants_worker(now) => waiting.push(job),
