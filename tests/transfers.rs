@@ -660,3 +660,46 @@ async fn exports_and_imports_go_through_an_s3_compatible_store() {
         assert!(failed.failure_message().is_some_and(|m| !m.is_empty()), "{failed:?}");
     }
 }
+
+/// Under `--auth sigv4` each account has buckets of its own below `--export-dir`: what one
+/// exports, another cannot import by naming the same bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_do_not_share_local_buckets() {
+    for store in stores() {
+        let (exports, keys) = (temp_dir("exports"), temp_dir("keys"));
+        let key_file = keys.join("secret.key");
+        let (alice, alice_secret) = support::new_account(&store, &key_file, "alice");
+        let (bob, bob_secret) = support::new_account(&store, &key_file, "bob");
+        let flags = [
+            "--auth",
+            "sigv4",
+            "--secret-key-file",
+            key_file.to_str().unwrap(),
+            "--export-dir",
+            exports.to_str().unwrap(),
+        ];
+        let server = Server::start_with(&store, &flags);
+        let (alice, bob) =
+            (server.client_as(&alice, &alice_secret, "us-east-1"), server.client_as(&bob, &bob_secret, "us-east-1"));
+        let table = unique("private");
+        create_table(&alice, &table).await;
+        put(&alice, &table, item(1, 1)).await;
+        let arn = table_arn(&alice, &table).await;
+        let export = alice.export_table_to_point_in_time().table_arn(&arn).s3_bucket(BUCKET).s3_prefix("mine");
+        let export_arn = export.send().await.unwrap().export_description().unwrap().export_arn().unwrap().to_string();
+        assert_eq!(exported(&alice, &export_arn).await.export_status(), Some(&ExportStatus::Completed));
+        let account_id = arn.split(':').nth(4).unwrap();
+        assert!(exports.join(account_id).join(BUCKET).join("mine/AWSDynamoDB").is_dir());
+
+        let (_, import) = import_and_wait(
+            &bob,
+            (BUCKET, "mine"),
+            InputFormat::DynamodbJson,
+            InputCompressionType::Gzip,
+            creation(&unique("stolen"), false),
+        )
+        .await;
+        assert_eq!(import.import_status(), Some(&ImportStatus::Failed), "{import:?}");
+        assert_eq!(import.imported_item_count(), 0);
+    }
+}

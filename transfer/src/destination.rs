@@ -139,6 +139,18 @@ impl LocalDirectory {
         guarded(dir)
     }
 
+    /// The subdirectory `name` (one path segment of letters, digits, `-` and `_`), made if missing,
+    /// as a directory of buckets of its own: an account's, so that accounts do not share buckets.
+    pub fn within(&self, name: &str) -> Result<LocalDirectory, DestinationError> {
+        let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain {
+            return Err(DestinationError::Refused(format!("{name:?} is not a plain directory name")));
+        }
+        let root = self.root.join(name);
+        ensure_directory(&root).map_err(|e| DestinationError::Refused(format!("{}: {e}", root.display())))?;
+        Ok(LocalDirectory { root })
+    }
+
     /// The directory itself as one bucket (`dynabox export TABLE DIR`), kept as safe as a bucket.
     pub fn whole(&self) -> Result<Arc<dyn ObjectStore>, DestinationError> {
         guarded(self.root.clone())
@@ -330,6 +342,20 @@ pub async fn open(store: &dyn ObjectStore, location: &Path) -> Result<impl Read 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_within_is_a_plain_directory_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalDirectory::new(dir.path()).unwrap();
+        let within = local.within("123456789012").unwrap();
+        within.bucket("exports").unwrap();
+        assert!(dir.path().join("123456789012/exports").is_dir());
+        for bad in ["", "..", "a/b", ".", "a b"] {
+            assert!(local.within(bad).is_err(), "{bad:?}");
+        }
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+        assert!(local.within("link").is_err(), "a symbolic link is not followed");
+    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
 use dynabox_handler::catalog::{
     ExportJob, Failure, ImportJob, JOBS_TABLE, Job, JobStatus, LEASE_MILLIS, Lease, Table, job_key, jobs_keyspace,
     jobs_scan,
@@ -277,7 +278,7 @@ impl Transfers {
         }
         let bucket = |name: &str| match &bucket {
             Some(bucket) => Ok(bucket.clone()),
-            None => self.destination.bucket(name),
+            None => self.bucket(account, name),
         };
         let mut ended = match job {
             Job::Export(job) => {
@@ -324,6 +325,16 @@ impl Transfers {
             anyhow::bail!("another server took the job over");
         }
         Ok(Some(ended))
+    }
+
+    /// The bucket `name` of `account`. Local buckets of an account but the local one are below a
+    /// directory of its own (DIR/ACCOUNT/NAME), so accounts never read each other's exports; an
+    /// S3-compatible store's buckets are the operator's, shared by every account.
+    fn bucket(&self, account: &str, name: &str) -> Result<Arc<dyn ObjectStore>, DestinationError> {
+        match &self.destination {
+            Destination::Local(dir) if account != LOCAL_ACCOUNT_ID => dir.within(account)?.bucket(name),
+            destination => destination.bucket(name),
+        }
     }
 
     /// Writes the export `job` into `bucket`: the job as completed, or why it failed.
