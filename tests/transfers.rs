@@ -9,7 +9,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
@@ -31,6 +31,14 @@ use support::{Server, Store, contents, stores, temp_dir, unique};
 type Item = HashMap<String, AttributeValue>;
 
 const BUCKET: &str = "exports";
+
+/// The `--export-dir` of every server these tests start. Servers on one database take up each
+/// other's jobs, and these tests run at once on one PostgreSQL database, so they all name the
+/// same buckets, as the README asks of an operator.
+fn exports_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| temp_dir("exports"))
+}
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
@@ -245,7 +253,7 @@ fn as_json(item: &Item) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_backs_up_restores_exports_and_imports() {
     for store in stores() {
-        let exports = temp_dir("exports");
+        let exports = exports_dir();
         let server = Server::start_with(&store, &["--export-dir", exports.to_str().unwrap()]);
         let client = server.client();
         let table = unique("orders");
@@ -377,21 +385,22 @@ fn write_file(dir: &Path, name: &str, lines: &[String]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_line_is_counted_and_skipped() {
     for store in stores() {
-        let exports = temp_dir("imports");
+        let exports = exports_dir();
+        let (load, csv, nothing) = (unique("load"), unique("csv"), unique("nothing"));
         let good = |i: u32| format!(r#"{{"Item":{{"id":{{"S":"g{i}"}},"n":{{"N":"{i}"}}}}}}"#);
         let mut lines: Vec<String> = (0..10).map(good).collect();
         lines.insert(3, "{not json".into());
         lines.insert(5, r#"{"Item":{"other":{"S":"no key"}}}"#.into());
         lines.insert(7, r#"{"Item":{"id":{"N":"1"}}}"#.into());
         lines.insert(9, r#"{"Item":{"id":{"S":"bad"},"x":{"Q":"unknown type"}}}"#.into());
-        write_file(&exports, "load/part-1.json", &lines);
-        write_file(&exports, "load/part-2.json", &[good(10), good(11)]);
+        write_file(exports, &format!("{load}/part-1.json"), &lines);
+        write_file(exports, &format!("{load}/part-2.json"), &[good(10), good(11)]);
         let server = Server::start_with(&store, &["--export-dir", exports.to_str().unwrap()]);
         let client = server.client();
         let table = unique("loaded");
         let (_, import) = import_and_wait(
             &client,
-            (BUCKET, "load"),
+            (BUCKET, &load),
             InputFormat::DynamodbJson,
             InputCompressionType::None,
             creation(&table, false),
@@ -407,11 +416,15 @@ async fn a_malformed_line_is_counted_and_skipped() {
         assert_eq!(ids, expected);
 
         // CSV: the key takes its defined type, every other column is a string.
-        write_file(&exports, "csv/rows.csv", &["id,name,count".into(), "a,Ann,3".into(), "b,\"B, Jr.\",4".into()]);
+        write_file(
+            exports,
+            &format!("{csv}/rows.csv"),
+            &["id,name,count".into(), "a,Ann,3".into(), "b,\"B, Jr.\",4".into()],
+        );
         let csv_table = unique("csv");
         let (_, import) = import_and_wait(
             &client,
-            (BUCKET, "csv"),
+            (BUCKET, &csv),
             InputFormat::Csv,
             InputCompressionType::None,
             creation(&csv_table, false),
@@ -424,7 +437,7 @@ async fn a_malformed_line_is_counted_and_skipped() {
 
         // Nothing under the prefix: the import fails, and its table goes.
         let empty = unique("empty");
-        let nothing = (BUCKET, "nothing-here");
+        let nothing = (BUCKET, nothing.as_str());
         let (_, import) = import_and_wait(
             &client,
             nothing,
@@ -445,7 +458,7 @@ async fn a_malformed_line_is_counted_and_skipped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_left_by_a_stopped_server_is_done_by_the_next() {
     for store in stores() {
-        let exports = temp_dir("exports");
+        let exports = exports_dir();
         let flags = ["--export-dir", exports.to_str().unwrap()];
         let server = Server::start_with(&store, &flags);
         let client = server.client();
@@ -666,7 +679,7 @@ async fn exports_and_imports_go_through_an_s3_compatible_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_do_not_share_local_buckets() {
     for store in stores() {
-        let (exports, keys) = (temp_dir("exports"), temp_dir("keys"));
+        let (exports, keys) = (exports_dir(), temp_dir("keys"));
         let key_file = keys.join("secret.key");
         let (alice, alice_secret) = support::new_account(&store, &key_file, "alice");
         let (bob, bob_secret) = support::new_account(&store, &key_file, "bob");
