@@ -815,7 +815,9 @@ impl SqlStore {
             Param::Bytes(&sort),
             Param::Int(i64::from(limit)),
         ];
-        let rows = match conn.query(&self.dialect.catalog().read_history.replace("{t}", &base), &params).await {
+        let catalog = self.dialect.catalog();
+        let sql = catalog.read_history.replace("{t}", &base);
+        let rows = match self.query_with_settings(conn, catalog.read_history_settings, &sql, &params).await {
             Err(e) if e.is_missing_table() => return Err(StorageError::NoSuchKeyspace),
             rows => rows.map_err(|e| self.internal(e))?,
         };
@@ -827,6 +829,28 @@ impl SqlStore {
                 new: row.optional_bytes(4)?,
             })
         })
+    }
+
+    /// Runs a query, under `settings` (`SET LOCAL` statements) in a transaction of its own when
+    /// there are any.
+    async fn query_with_settings(
+        &self,
+        conn: &mut impl Connection,
+        settings: Option<&str>,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, SqlError> {
+        let Some(settings) = settings else { return conn.query(sql, params).await };
+        conn.execute("BEGIN", &[]).await?;
+        let rows = match conn.batch(settings).await {
+            Ok(()) => conn.query(sql, params).await,
+            Err(e) => Err(e),
+        };
+        // Read only: the end of the transaction changes nothing either way.
+        let ended = conn.execute(if rows.is_ok() { "COMMIT" } else { "ROLLBACK" }, &[]).await;
+        let rows = rows?;
+        ended?;
+        Ok(rows)
     }
 
     /// A query's page, its first statement sent together with "the description is at
