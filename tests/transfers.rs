@@ -9,7 +9,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
@@ -31,14 +31,6 @@ use support::{Server, Store, contents, stores, temp_dir, unique};
 type Item = HashMap<String, AttributeValue>;
 
 const BUCKET: &str = "exports";
-
-/// The `--export-dir` of every server these tests start. Servers on one database take up each
-/// other's jobs, and these tests run at once on one PostgreSQL database, so they all name the
-/// same buckets, as the README asks of an operator.
-fn exports_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| temp_dir("exports"))
-}
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
@@ -253,7 +245,7 @@ fn as_json(item: &Item) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_backs_up_restores_exports_and_imports() {
     for store in stores() {
-        let exports = exports_dir();
+        let exports = support::export_dir();
         let server = Server::start_with(&store, &["--export-dir", exports.to_str().unwrap()]);
         let client = server.client();
         let table = unique("orders");
@@ -353,7 +345,7 @@ async fn an_operator_backs_up_restores_exports_and_imports() {
         active(&client, &copy).await;
         assert_eq!(contents(&client, &copy, None).await, at_moment);
         assert_eq!(contents(&client, &copy, Some("byKind")).await, at_moment);
-        let listed = client.list_imports().send().await.unwrap();
+        let listed = client.list_imports().table_arn(table_arn(&client, &copy).await).send().await.unwrap();
         assert!(listed.import_summary_list().iter().any(|s| s.import_arn() == Some(import_arn.as_str())));
 
         // DynamoDB's errors.
@@ -385,7 +377,7 @@ fn write_file(dir: &Path, name: &str, lines: &[String]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_line_is_counted_and_skipped() {
     for store in stores() {
-        let exports = exports_dir();
+        let exports = support::export_dir();
         let (load, csv, nothing) = (unique("load"), unique("csv"), unique("nothing"));
         let good = |i: u32| format!(r#"{{"Item":{{"id":{{"S":"g{i}"}},"n":{{"N":"{i}"}}}}}}"#);
         let mut lines: Vec<String> = (0..10).map(good).collect();
@@ -458,7 +450,7 @@ async fn a_malformed_line_is_counted_and_skipped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_left_by_a_stopped_server_is_done_by_the_next() {
     for store in stores() {
-        let exports = exports_dir();
+        let exports = support::export_dir();
         let flags = ["--export-dir", exports.to_str().unwrap()];
         let server = Server::start_with(&store, &flags);
         let client = server.client();
@@ -625,6 +617,16 @@ async fn an_incremental_export_holds_each_change_of_its_window() {
     }
 }
 
+/// A fresh database `name` on the server of `url`; its URL.
+async fn database_of_its_own(url: &str, name: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (server, _) = url.rsplit_once('/').expect("a database in the URL");
+    format!("{server}/{name}")
+}
+
 /// With `--s3-endpoint`, buckets are an S3-compatible store's (moto's here): an export goes there
 /// and imports back from there.
 #[tokio::test(flavor = "multi_thread")]
@@ -633,6 +635,12 @@ async fn exports_and_imports_go_through_an_s3_compatible_store() {
     let moto = tokio::task::spawn_blocking(move || dynabox_testkit::moto::start(&home)).await.unwrap();
     moto.create_bucket("ddb-exports");
     for store in stores() {
+        // Servers on one database take up each other's jobs, and the other tests' servers name
+        // other buckets: on PostgreSQL this one gets a database of its own.
+        let store = match store {
+            Store::Postgres(url) => Store::Postgres(database_of_its_own(&url, "dynabox_test_s3").await),
+            store => store,
+        };
         let endpoint = moto.endpoint();
         let flags = ["--s3-endpoint", &endpoint, "--s3-access-key-id", "testing", "--s3-secret-access-key", "testing"];
         let server = Server::start_with(&store, &flags);
@@ -679,7 +687,7 @@ async fn exports_and_imports_go_through_an_s3_compatible_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_do_not_share_local_buckets() {
     for store in stores() {
-        let (exports, keys) = (exports_dir(), temp_dir("keys"));
+        let (exports, keys) = (support::export_dir(), temp_dir("keys"));
         let key_file = keys.join("secret.key");
         let (alice, alice_secret) = support::new_account(&store, &key_file, "alice");
         let (bob, bob_secret) = support::new_account(&store, &key_file, "bob");

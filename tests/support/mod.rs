@@ -66,6 +66,14 @@ impl Store {
     }
 }
 
+/// The buckets' directory (`--export-dir`) of every server a test process starts. Servers on one
+/// database take up each other's exports and imports, and a test binary's tests run at once on
+/// one PostgreSQL database, so they all name the same buckets, as the README asks of operators.
+pub fn export_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| temp_dir("exports"))
+}
+
 /// A running `dynabox` process; killed when dropped.
 pub struct Server {
     child: Child,
@@ -84,6 +92,8 @@ impl Server {
     pub fn start_with(store: &Store, extra: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dynabox"));
         command.args(["--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL").args(store.flags());
+        // Not the default, which is relative to the working directory: the checkout.
+        command.env("DYNABOX_EXPORT_DIR", export_dir());
         let mut child = command.args(extra).stderr(Stdio::piped()).spawn().expect("dynabox starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
         let mut line = String::new();
