@@ -535,3 +535,100 @@ fn exports_and_imports_say_clearly_that_no_bucket_is_reachable() {
         fails(&mut store, "DescribeImport", json!({"ImportArn": format!("{arn}/import/01700000000000-deadbeef")}));
     assert_eq!(kind, "ImportNotFoundException");
 }
+
+/// The reference store with a worker beside it, as the host's component has: exports and imports
+/// are recorded as jobs (no worker runs them here).
+struct WithWorker(MemoryStore);
+
+impl dynabox_handler::storage::Storage for WithWorker {
+    fn call(
+        &mut self,
+        account: &str,
+        request: dynabox_handler::storage::Request<'_>,
+    ) -> Result<dynabox_handler::storage::Answer, dynabox_handler::storage::Failure> {
+        self.0.call(account, request)
+    }
+
+    fn runs_transfers(&self) -> bool {
+        true
+    }
+}
+
+fn with_worker(store: &mut WithWorker, operation: &str, body: Value) -> (u16, Value) {
+    let request = support::request(operation, body.to_string().into_bytes());
+    let response = dynabox_handler::handle(&request, store, &mut support::AcceptAll);
+    (response.status, serde_json::from_slice(&response.body).unwrap())
+}
+
+#[test]
+fn exports_and_imports_are_recorded_listed_in_pages_and_kept_to_their_client_tokens() {
+    let mut store = WithWorker(store());
+    let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tab";
+    let export = json!({"TableArn": arn, "S3Bucket": "exports"});
+    let (status, answer) = with_worker(&mut store, "ExportTableToPointInTime", export.clone());
+    assert_eq!(
+        (status, answer["__type"].as_str().unwrap_or_default()),
+        (400, "com.amazonaws.dynamodb.v20120810#PointInTimeRecoveryUnavailableException")
+    );
+    let enable = json!({"TableName": "tab", "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true}});
+    assert_eq!(with_worker(&mut store, "UpdateContinuousBackups", enable).0, 200);
+
+    let mut arns = Vec::new();
+    for token in ["a", "b", "c"] {
+        let mut request = export.clone();
+        request["ClientToken"] = json!(token);
+        let (status, answer) = with_worker(&mut store, "ExportTableToPointInTime", request.clone());
+        assert_eq!(status, 200, "{answer}");
+        let described = &answer["ExportDescription"];
+        assert_eq!(described["ExportStatus"], "IN_PROGRESS");
+        assert_eq!(described["ExportType"], "FULL_EXPORT");
+        arns.push(described["ExportArn"].as_str().unwrap().to_string());
+        // The same request under its token is the same export; another request is refused.
+        let again = with_worker(&mut store, "ExportTableToPointInTime", request.clone()).1;
+        assert_eq!(again["ExportDescription"]["ExportArn"], described["ExportArn"]);
+        request["ExportFormat"] = json!("ION");
+        let (status, refused) = with_worker(&mut store, "ExportTableToPointInTime", request);
+        assert_eq!(
+            (status, refused["__type"].as_str().unwrap()),
+            (400, "com.amazonaws.dynamodb.v20120810#ExportConflictException")
+        );
+    }
+    arns.sort();
+    let first = with_worker(&mut store, "ListExports", json!({"TableArn": arn, "MaxResults": 2})).1;
+    let listed: Vec<&str> =
+        first["ExportSummaries"].as_array().unwrap().iter().map(|s| s["ExportArn"].as_str().unwrap()).collect();
+    assert_eq!(listed, [&arns[0], &arns[1]]);
+    let next = first["NextToken"].clone();
+    let second = with_worker(&mut store, "ListExports", json!({"TableArn": arn, "MaxResults": 2, "NextToken": next})).1;
+    assert_eq!(second["ExportSummaries"].as_array().unwrap().len(), 1);
+    assert_eq!(second.get("NextToken"), None);
+    let described = with_worker(&mut store, "DescribeExport", json!({"ExportArn": arns[2]})).1;
+    assert_eq!(described["ExportDescription"]["S3Bucket"], "exports");
+
+    for name in ["first", "second"] {
+        let import = json!({
+            "S3BucketSource": {"S3Bucket": "exports", "S3KeyPrefix": "in"},
+            "InputFormat": "DYNAMODB_JSON",
+            "TableCreationParameters": {
+                "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            },
+        });
+        let (status, answer) = with_worker(&mut store, "ImportTable", import);
+        assert_eq!(
+            (status, &answer["ImportTableDescription"]["ImportStatus"]),
+            (200, &json!("IN_PROGRESS")),
+            "{answer}"
+        );
+        let table = with_worker(&mut store, "DescribeTable", json!({"TableName": name})).1;
+        assert_eq!(table["Table"]["TableStatus"], "CREATING");
+    }
+    let first = with_worker(&mut store, "ListImports", json!({"PageSize": 1})).1;
+    assert_eq!(first["ImportSummaryList"].as_array().unwrap().len(), 1);
+    let next = first["NextToken"].clone();
+    let second = with_worker(&mut store, "ListImports", json!({"PageSize": 1, "NextToken": next})).1;
+    assert_eq!(second["ImportSummaryList"].as_array().unwrap().len(), 1);
+    assert_ne!(first["ImportSummaryList"][0]["ImportArn"], second["ImportSummaryList"][0]["ImportArn"]);
+    assert_eq!(second.get("NextToken"), None);
+}

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::jobs::{check_bucket, digest, find_by_token, jobs, load_job, page, record_job};
+use super::jobs::{check_bucket, digest, find_by_token, jobs, list_members, load_job, page, record_job};
 use super::recovery::{seconds, table_of_arn};
 use super::{Context, arn_member, backups::timestamp};
 use crate::catalog::{ExportJob, IncrementalWindow, Job, JobStatus, Table};
@@ -197,22 +197,12 @@ pub fn describe_export<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) ->
 }
 
 pub fn list_exports<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let table_arn = input.string("TableArn")?;
-    let max = input.integer("MaxResults")?;
-    let next = input.string("NextToken")?;
-    let mut violations = Violations::default();
-    if let Some(arn) = table_arn {
-        violations.length(arn, "tableArn", 1, 1024);
-    }
-    if let Some(max) = max {
-        violations.range(max, "maxResults", 1, 25);
-    }
-    violations.finish()?;
+    let (table_arn, max, next) = list_members(input, ("MaxResults", "maxResults"), |_| {})?;
     let exports = jobs(cx)?.into_iter().filter_map(|job| match job {
         Job::Export(job) if table_arn.is_none_or(|arn| job.table_arn == arn) => Some(job),
         _ => None,
     });
-    let (page, more) = page(exports, |job| &job.export_arn, next.unwrap_or_default(), max.unwrap_or(25));
+    let (page, more) = page(exports, |job| &job.export_arn, next.unwrap_or_default(), max);
     let mut response = json!({"ExportSummaries": page.iter().map(ExportJob::summary).collect::<Vec<_>>()});
     if more && let Some(last) = page.last() {
         response["NextToken"] = json!(last.export_arn);

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::exports::no_transfers;
-use super::jobs::{check_bucket, digest, find_by_token, forget_job, jobs, load_job, page, record_job};
+use super::jobs::{check_bucket, digest, find_by_token, forget_job, jobs, list_members, load_job, page, record_job};
 use super::{Context, arn_member, items, keys};
 use crate::catalog::{ImportJob, IndexStatus, Job, JobStatus, Placement, Table, table_from_create_request};
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -155,26 +155,14 @@ pub fn describe_import<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) ->
 }
 
 pub fn list_imports<S: Storage>(input: Input<'_>, cx: &mut Context<'_, S>) -> ApiResult<Value> {
-    let table_arn = input.string("TableArn")?;
-    let page_size = input.integer("PageSize")?;
-    let next = input.string("NextToken")?;
-    let mut violations = Violations::default();
-    if let Some(arn) = table_arn {
-        violations.length(arn, "tableArn", 1, 1024);
-    }
-    if let Some(size) = page_size {
-        violations.range(size, "pageSize", 1, 25);
-    }
-    if let Some(next) = next {
-        violations.length(next, "nextToken", 112, 1024);
-    }
-    violations.finish()?;
+    let next_length = |(violations, next): (&mut Violations, &str)| violations.length(next, "nextToken", 112, 1024);
+    let (table_arn, page_size, next) = list_members(input, ("PageSize", "pageSize"), next_length)?;
     let after = next.map(decode_token).transpose()?.unwrap_or_default();
     let imports = jobs(cx)?.into_iter().filter_map(|job| match job {
         Job::Import(job) if table_arn.is_none_or(|arn| job.table_arn == arn) => Some(job),
         _ => None,
     });
-    let (page, more) = page(imports, |job| &job.import_arn, &after, page_size.unwrap_or(25));
+    let (page, more) = page(imports, |job| &job.import_arn, &after, page_size);
     let mut response = json!({"ImportSummaryList": page.iter().map(ImportJob::summary).collect::<Vec<_>>()});
     if more && let Some(last) = page.last() {
         response["NextToken"] = json!(encode_token(&last.import_arn));

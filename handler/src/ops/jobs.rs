@@ -76,6 +76,30 @@ pub(super) fn jobs<S: Storage>(cx: &mut Context<'_, S>) -> ApiResult<Vec<Job>> {
     }
 }
 
+/// ListExports' and ListImports' members, checked: TableArn, the page size (its member and path;
+/// 1 to 25, 25 when not given) and NextToken, which `check_next` may hold to more rules.
+pub(super) fn list_members<'a>(
+    input: Input<'a>,
+    (size_member, size_path): (&str, &str),
+    check_next: impl FnOnce((&mut Violations, &str)),
+) -> ApiResult<(Option<&'a str>, i64, Option<&'a str>)> {
+    let table_arn = input.string("TableArn")?;
+    let size = input.integer(size_member)?;
+    let next = input.string("NextToken")?;
+    let mut violations = Violations::default();
+    if let Some(arn) = table_arn {
+        violations.length(arn, "tableArn", 1, 1024);
+    }
+    if let Some(size) = size {
+        violations.range(size, size_path, 1, 25);
+    }
+    if let Some(next) = next {
+        check_next((&mut violations, next));
+    }
+    violations.finish()?;
+    Ok((table_arn, size.unwrap_or(25), next))
+}
+
 /// The jobs after the ARN `after` (in ARN order, as [`jobs`] lists them), at most `size`, and
 /// whether more follow: a page of ListExports or ListImports.
 pub(super) fn page<T>(
