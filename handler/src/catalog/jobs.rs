@@ -291,16 +291,23 @@ impl Job {
         }
     }
 
-    /// Whether a worker should take the job up at `now` (ms): in progress, not held, and older
-    /// than [`REQUESTER_FIRST_MILLIS`].
-    pub fn wants_worker(&self, now: u64) -> bool {
+    /// From when a worker should take the job up (seconds since the epoch, rounded up): once it
+    /// is [`REQUESTER_FIRST_MILLIS`] old and no lease holds it. None once it has ended. Stored as
+    /// the job's expiry, so the worker finds the jobs due on the store's expiry index
+    /// (`Request::Expired`) rather than by reading every job there ever was.
+    pub fn due(&self) -> Option<u64> {
         let start_time = match self {
             Job::Export(job) => job.start_time,
             Job::Import(job) => job.start_time,
         };
-        self.status() == JobStatus::InProgress
-            && Lease::claimable(self.lease(), now)
-            && start_time + REQUESTER_FIRST_MILLIS <= now
+        let free = self.lease().map_or(0, |lease| lease.until);
+        let due = (start_time + REQUESTER_FIRST_MILLIS).max(free);
+        (self.status() == JobStatus::InProgress).then_some(due.div_ceil(1000))
+    }
+
+    /// Whether a worker should take the job up at `now` (ms).
+    pub fn wants_worker(&self, now: u64) -> bool {
+        self.due().is_some_and(|due| due * 1000 <= now)
     }
 
     /// The job read back from the store, or why it cannot be.
@@ -345,5 +352,23 @@ mod tests {
         let lease = Lease { holder: "a".into(), until: 10 };
         assert!(!Lease::claimable(Some(&lease), 9));
         assert!(Lease::claimable(Some(&lease), 10));
+    }
+
+    #[test]
+    fn a_job_is_due_once_its_requester_had_its_turn_and_no_lease_holds_it() {
+        let export = |lease: Option<Lease>, status| {
+            let job: ExportJob = serde_json::from_value(serde_json::json!({
+                "ExportArn": "a", "Status": status, "TableName": "t", "TableArn": "a", "TableId": "i",
+                "ExportTime": 0, "ExportFormat": "ION", "S3Bucket": "b", "RequestDigest": "", "StartTime": 10_000,
+            }))
+            .unwrap();
+            Job::Export(ExportJob { lease, ..job })
+        };
+        assert_eq!(export(None, "IN_PROGRESS").due(), Some(12));
+        let held = Lease { holder: "h".into(), until: 40_500 };
+        assert_eq!(export(Some(held.clone()), "IN_PROGRESS").due(), Some(41));
+        assert!(!export(Some(held.clone()), "IN_PROGRESS").wants_worker(40_999));
+        assert!(export(Some(held), "IN_PROGRESS").wants_worker(41_000));
+        assert_eq!(export(None, "COMPLETED").due(), None);
     }
 }

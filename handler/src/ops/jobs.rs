@@ -133,7 +133,7 @@ pub(super) fn record_job<S: Storage>(cx: &mut Context<'_, S>, job: &Job) -> ApiR
         key: job.key(),
         document: job.document(),
         expect: Expect::Absent,
-        expires_at: None,
+        expires_at: job.due(),
     }];
     for _ in 0..2 {
         match cx.storage.ask(&account, Request::write(&writes)) {

@@ -15,12 +15,11 @@ pub mod command;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use dynabox_handler::auth::LOCAL_ACCOUNT_ID;
 use dynabox_handler::catalog::{
     ExportJob, Failure, ImportJob, JOBS_TABLE, Job, JobStatus, LEASE_MILLIS, Lease, Table, job_key, jobs_keyspace,
-    jobs_scan,
 };
 use dynabox_handler::storage::{Expect, ItemKey, Request, StorageError, TableChange, Write};
 use dynabox_transfer::Item;
@@ -38,6 +37,8 @@ use tracing::Instrument;
 
 use crate::storage::{Ask, Store};
 
+/// Jobs of an account one look takes up at most.
+const JOBS_PER_LOOK: u32 = 100;
 /// History entries an export reads per call, and items an import puts per write group.
 const EXPORT_PAGE: u32 = 1000;
 const IMPORT_GROUP: usize = 100;
@@ -114,7 +115,7 @@ impl std::fmt::Display for JobFailure {
 impl std::error::Error for JobFailure {}
 
 fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+    dynabox_handler::time::now_millis() as u64
 }
 
 /// A job this process holds: renews and saves it under its lease.
@@ -160,7 +161,7 @@ impl Claim<'_> {
             key,
             document: job.document(),
             expect: Expect::Version(stored.version),
-            expires_at: None,
+            expires_at: job.due(),
         }];
         match self.backend.ask(self.account, Request::write(&writes)).await {
             Ok(_) => {
@@ -210,23 +211,21 @@ impl Transfers {
         }
     }
 
-    /// The account's jobs that want a worker now.
+    /// The account's jobs that want a worker now: found on the store's expiry index, where each
+    /// job in progress is due (`Job::due`), and read again to be sure.
     async fn waiting_jobs(&self, account: &str) -> Result<Vec<Job>, StorageError> {
-        let (now, mut waiting, mut after) = (now_millis(), Vec::new(), None);
-        loop {
-            let page = self.backend.ask(account, Request::scan(&jobs_scan(after))).await?;
-            for stored in &page.items {
-                match Job::read(stored) {
-                    Ok(job) if job.wants_worker(now) => waiting.push(job),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(%account, "{e}"),
-                }
-            }
-            after = page.items.last().map(|stored| stored.key.clone());
-            if !page.more {
-                return Ok(waiting);
+        let now = now_millis();
+        let jobs = jobs_keyspace();
+        let mut waiting = Vec::new();
+        for key in self.backend.ask(account, Request::expired(&jobs, now / 1000, JOBS_PER_LOOK)).await? {
+            let Some(stored) = self.backend.ask(account, Request::get(&jobs, &key)).await? else { continue };
+            match Job::read(&stored) {
+                Ok(job) if job.wants_worker(now) => waiting.push(job),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%account, "{e}"),
             }
         }
+        Ok(waiting)
     }
 
     /// Claims `job`, does it and records how it ended (the worker's way: its bucket from the
