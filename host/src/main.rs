@@ -136,8 +136,9 @@ struct Args {
 /// Where exports go and imports come from (ExportTableToPointInTime, ImportTable).
 #[derive(clap::Args, Debug)]
 struct BucketArgs {
-    /// The directory whose subdirectories are the buckets: bucket B is DIR/B (made when first
-    /// used; no path in it may leave it, through `..` or a symbolic link). Made if missing.
+    /// The directory whose subdirectories are the buckets: bucket B is DIR/B, or DIR/ACCOUNT/B
+    /// for an account under --auth sigv4 (made when first used; no path in it may leave it,
+    /// through `..` or a symbolic link). Made if missing.
     #[arg(long, env = "DYNABOX_EXPORT_DIR", default_value = "dynabox-exports")]
     export_dir: PathBuf,
     /// An S3-compatible store for the buckets instead of --export-dir (http://127.0.0.1:9000,
